@@ -1,0 +1,1079 @@
+//! Configuration file: loading, strict validation and human-readable summary.
+//!
+//! The file is YAML. It is first parsed into a small, location-annotated tree
+//! (`Node`) and then validated key by key, so that every error can name the
+//! offending key and point at the exact line and column of the offending value
+//! (or of the key itself, for unknown and duplicate keys).
+//!
+//! To add a setting: add a field to [`Config`], a `*_SETTING` constant with its
+//! default and limits in the "Defaults and limits" section, a name in `KEYS`,
+//! an arm in `Validator::config`, and a line in [`Config::summary`].
+
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{Location, MessageFormatter as _, Spanned};
+
+/// Config file used when none is given on the command line.
+pub const DEFAULT_CONFIG_FILE: &str = "ssm-association-exporter.yaml";
+
+// ---------------------------------------------------------------------------
+// Defaults and limits (the only place where they are defined)
+// ---------------------------------------------------------------------------
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(60 * 60);
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A duration setting: default and inclusive bounds. The `*_text` fields are
+/// the bounds as shown in error messages.
+struct DurationSetting {
+    default: Duration,
+    min: Duration,
+    min_text: &'static str,
+    max: Option<(Duration, &'static str)>,
+}
+
+/// An integer setting: default and inclusive bounds.
+struct IntSetting {
+    default: u64,
+    min: u64,
+    max: u64,
+}
+
+/// A number setting: default, exclusive lower bound 0 and inclusive upper bound.
+struct RateSetting {
+    default: f64,
+    max: f64,
+}
+
+const POLL_INTERVAL_SETTING: DurationSetting = DurationSetting {
+    default: MINUTE,
+    min: SECOND,
+    min_text: "1s",
+    max: None,
+};
+const INITIAL_LOOKBACK_SETTING: DurationSetting = DurationSetting {
+    default: HOUR,
+    min: SECOND,
+    min_text: "1s",
+    max: Some((Duration::from_secs(90 * 24 * 60 * 60), "90d")),
+};
+const LATE_VISIBILITY_WINDOW_SETTING: DurationSetting = DurationSetting {
+    default: Duration::from_secs(10 * 60),
+    min: Duration::ZERO,
+    min_text: "0s",
+    max: Some((DAY, "24h")),
+};
+const REQUEST_TIMEOUT_SETTING: DurationSetting = DurationSetting {
+    default: Duration::from_secs(10),
+    min: Duration::from_millis(100),
+    min_text: "100ms",
+    max: Some((Duration::from_secs(5 * 60), "5m")),
+};
+const API_REQUESTS_PER_SECOND_SETTING: RateSetting = RateSetting {
+    default: 5.0,
+    max: 10_000.0,
+};
+const MAX_CONCURRENT_REQUESTS_SETTING: IntSetting = IntSetting {
+    default: 4,
+    min: 1,
+    max: 256,
+};
+const API_MAX_ATTEMPTS_SETTING: IntSetting = IntSetting {
+    default: 3,
+    min: 1,
+    max: 10,
+};
+
+/// Every accepted top-level key, in documentation order.
+const KEYS: &[&str] = &[
+    "associations",
+    "poll_interval",
+    "initial_lookback",
+    "late_visibility_window",
+    "api_requests_per_second",
+    "max_concurrent_requests",
+    "request_timeout",
+    "api_max_attempts",
+    "region",
+];
+
+const EXAMPLE_ASSOCIATION_ID: &str = "8dfe3659-4309-493a-8755-0123456789ab";
+
+// ---------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------
+
+/// Validated exporter configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Associations to watch, in file order; IDs are normalized to lower case.
+    pub associations: Vec<AssociationConfig>,
+    /// Time between two polls.
+    pub poll_interval: Duration,
+    /// How far back the first poll reaches when there is no saved state.
+    pub initial_lookback: Duration,
+    /// How far behind the newest `CreatedTime` seen each poll re-reads.
+    pub late_visibility_window: Duration,
+    /// Rate of the single token bucket shared by all SSM calls.
+    pub api_requests_per_second: f64,
+    /// Maximum number of SSM requests in flight.
+    pub max_concurrent_requests: usize,
+    /// Timeout of one SSM request attempt.
+    pub request_timeout: Duration,
+    /// Attempts per SSM request (first try included).
+    pub api_max_attempts: u32,
+    /// AWS region; `None` means "from the AWS config chain".
+    pub region: Option<String>,
+    /// The config file name as given, for messages and the landing page.
+    pub source: String,
+}
+
+/// One watched State Manager association.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssociationConfig {
+    /// Association ID, lower case.
+    pub id: String,
+}
+
+/// A config error, displayed as `{file}:{line}:{column}: {key}: {message}`.
+///
+/// Parts that do not apply are left out: `{file}: {message}` when there is no
+/// location (unreadable or empty file), `{file}:{line}:{column}: {message}`
+/// when no key applies (YAML syntax errors, a document that is not a mapping).
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// The config file name as given.
+    pub file: String,
+    /// 1-based line of the offending value or key.
+    pub line: Option<u64>,
+    /// 1-based column of the offending value or key.
+    pub column: Option<u64>,
+    /// Path of the offending key, e.g. `poll_interval` or `associations[1].id`.
+    pub key: Option<String>,
+    /// Lower-case description of the problem.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl ConfigError {
+    /// An error without location or key.
+    fn whole_file(file: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            line: None,
+            column: None,
+            key: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error at `location`; `key` is `None` when no key applies.
+    fn at(file: &str, location: Location, key: Option<String>, message: impl Into<String>) -> Self {
+        let known = location.line() > 0;
+        Self {
+            file: file.to_owned(),
+            line: known.then(|| location.line()),
+            column: known.then(|| location.column()),
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Loading and parsing
+// ---------------------------------------------------------------------------
+
+/// Reads and parses the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path)
+        .map_err(|err| ConfigError::whole_file(&file, format!("cannot read config file: {err}")))?;
+    let text = String::from_utf8(bytes).map_err(|err| {
+        ConfigError::whole_file(
+            &file,
+            format!(
+                "config file is not valid UTF-8 (invalid byte at offset {})",
+                err.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
+    parse(&text, &file)
+}
+
+/// Parses and validates config text; `file` is used in messages and as [`Config::source`].
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let options = serde_saphyr::options! {
+        // Repeated keys are reported by the validator, with both positions.
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+        // `.inf`/`.nan` reach the validator, which names the key.
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
+        // A tag such as `!secret` would otherwise be silently ignored.
+        reject_unsupported_tags: true,
+        with_snippet: false,
+    };
+    let root: Node =
+        serde_saphyr::from_str_with_options(text, options).map_err(|err| yaml_error(file, &err))?;
+    Validator { file, text }.config(root)
+}
+
+fn yaml_error(file: &str, err: &serde_saphyr::Error) -> ConfigError {
+    let err = err.without_snippet();
+    let text = serde_saphyr::UserMessageFormatter.format_message(err);
+    let message = format!("invalid YAML: {}", one_line(&text));
+    match err.location() {
+        Some(location) => ConfigError::at(file, location, None, message),
+        None => ConfigError::whole_file(file, message),
+    }
+}
+
+/// Escapes control characters so that a message stays on one line.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Location-annotated YAML tree
+// ---------------------------------------------------------------------------
+
+type Node = Spanned<Raw>;
+
+/// A YAML value as resolved by the YAML core schema, with located children.
+#[derive(Debug)]
+enum Raw {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = Raw;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a YAML scalar, list or mapping")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Raw, D::Error> {
+        Raw::deserialize(deserializer)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Raw, E> {
+        Ok(Raw::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Raw, E> {
+        Ok(Raw::Int(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Raw, E> {
+        Ok(Raw::Int(v.into()))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Raw, E> {
+        Ok(Raw::Int(v))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Raw, E> {
+        // Beyond i128: only used for messages and range errors, so a float is enough.
+        Ok(i128::try_from(v).map_or(Raw::Float(v as f64), Raw::Int))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Raw, E> {
+        Ok(Raw::Float(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
+        Ok(Raw::Str(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Raw, E> {
+        Ok(Raw::Str(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Raw::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key()? {
+            let value = map.next_value()?;
+            entries.push((key, value));
+        }
+        Ok(Raw::Map(entries))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------
+
+struct Validator<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+/// A map entry's key name, position, and value.
+struct Entry<'n> {
+    name: String,
+    key: &'n Node,
+    value: &'n Node,
+}
+
+impl Validator<'_> {
+    fn error(&self, node: &Node, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::at(self.file, node.referenced, Some(key.to_owned()), message)
+    }
+
+    fn config(&self, root: Node) -> Result<Config, ConfigError> {
+        let entries = match &root.value {
+            Raw::Map(entries) => entries,
+            Raw::Null => {
+                return Err(ConfigError::whole_file(
+                    self.file,
+                    "the config file is empty; it must be a mapping with at least the key associations",
+                ));
+            }
+            _ => {
+                return Err(ConfigError::at(
+                    self.file,
+                    root.referenced,
+                    None,
+                    format!(
+                        "the config file must be a mapping of settings (key: value), got {}",
+                        self.describe(&root)
+                    ),
+                ));
+            }
+        };
+
+        let mut config = Config {
+            associations: Vec::new(),
+            poll_interval: POLL_INTERVAL_SETTING.default,
+            initial_lookback: INITIAL_LOOKBACK_SETTING.default,
+            late_visibility_window: LATE_VISIBILITY_WINDOW_SETTING.default,
+            api_requests_per_second: API_REQUESTS_PER_SECOND_SETTING.default,
+            max_concurrent_requests: MAX_CONCURRENT_REQUESTS_SETTING.default as usize,
+            request_timeout: REQUEST_TIMEOUT_SETTING.default,
+            api_max_attempts: API_MAX_ATTEMPTS_SETTING.default as u32,
+            region: None,
+            source: self.file.to_owned(),
+        };
+
+        let mut has_associations = false;
+        for Entry { name, key, value } in self.entries(entries, "", KEYS)? {
+            match name.as_str() {
+                "associations" => {
+                    config.associations = self.associations(value)?;
+                    has_associations = true;
+                }
+                "poll_interval" => {
+                    config.poll_interval = self.duration(&name, value, &POLL_INTERVAL_SETTING)?;
+                }
+                "initial_lookback" => {
+                    config.initial_lookback =
+                        self.duration(&name, value, &INITIAL_LOOKBACK_SETTING)?;
+                }
+                "late_visibility_window" => {
+                    config.late_visibility_window =
+                        self.duration(&name, value, &LATE_VISIBILITY_WINDOW_SETTING)?;
+                }
+                "api_requests_per_second" => {
+                    config.api_requests_per_second =
+                        self.rate(&name, value, &API_REQUESTS_PER_SECOND_SETTING)?;
+                }
+                "max_concurrent_requests" => {
+                    let n = self.integer(&name, value, &MAX_CONCURRENT_REQUESTS_SETTING)?;
+                    config.max_concurrent_requests = usize::try_from(n)
+                        .map_err(|_| self.error(value, &name, "value is too large"))?;
+                }
+                "request_timeout" => {
+                    config.request_timeout =
+                        self.duration(&name, value, &REQUEST_TIMEOUT_SETTING)?;
+                }
+                "api_max_attempts" => {
+                    let n = self.integer(&name, value, &API_MAX_ATTEMPTS_SETTING)?;
+                    config.api_max_attempts = u32::try_from(n)
+                        .map_err(|_| self.error(value, &name, "value is too large"))?;
+                }
+                "region" => config.region = Some(self.region(&name, value)?),
+                // `entries` only yields names listed in KEYS.
+                _ => return Err(self.unknown_key(key, &name, "", KEYS)),
+            }
+        }
+
+        if !has_associations {
+            return Err(self.error(&root, "associations", "required key is missing"));
+        }
+        Ok(config)
+    }
+
+    /// Checks a mapping's keys in document order (unknown and repeated keys
+    /// are errors) and returns its entries. `prefix` is prepended to key names.
+    fn entries<'n>(
+        &self,
+        entries: &'n [(Node, Node)],
+        prefix: &str,
+        known: &[&str],
+    ) -> Result<Vec<Entry<'n>>, ConfigError> {
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        let mut result = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let name = self.key_name(key);
+            if !known.contains(&name.as_str()) {
+                return Err(self.unknown_key(key, &name, prefix, known));
+            }
+            if let Some(first_line) = seen.get(&name) {
+                return Err(self.error(
+                    key,
+                    &format!("{prefix}{name}"),
+                    format!("duplicate key (first set at line {first_line})"),
+                ));
+            }
+            seen.insert(name.clone(), key.referenced.line());
+            result.push(Entry { name, key, value });
+        }
+        Ok(result)
+    }
+
+    fn unknown_key(&self, key: &Node, name: &str, prefix: &str, known: &[&str]) -> ConfigError {
+        let mut message = if known.len() == 1 {
+            format!("unknown key; expected {}", known[0])
+        } else {
+            format!("unknown key; expected one of {}", known.join(", "))
+        };
+        if let Some(suggestion) = suggest(name, known) {
+            let _ = write!(message, " (did you mean {suggestion}?)");
+        }
+        self.error(key, &format!("{prefix}{name}"), message)
+    }
+
+    /// The name of a mapping key as written (non-string keys included).
+    fn key_name(&self, key: &Node) -> String {
+        match &key.value {
+            Raw::Str(s) => s.clone(),
+            Raw::Seq(_) => "[...]".to_owned(),
+            Raw::Map(_) => "{...}".to_owned(),
+            _ => self.describe(key),
+        }
+    }
+
+    /// The source text of a scalar, as written.
+    fn source_text(&self, node: &Node) -> Option<&str> {
+        let span = node.defined.span();
+        let start = usize::try_from(span.byte_offset()?).ok()?;
+        let len = usize::try_from(span.byte_len()?).ok()?;
+        let text = self.text.get(start..start.checked_add(len)?)?.trim();
+        (!text.is_empty() && !text.contains('\n')).then_some(text)
+    }
+
+    /// A short description of a value for "got ..." messages.
+    fn describe(&self, node: &Node) -> String {
+        match &node.value {
+            Raw::Str(s) => format!("{s:?}"),
+            Raw::Seq(_) => "a list".to_owned(),
+            Raw::Map(_) => "a mapping".to_owned(),
+            Raw::Null => "an empty value".to_owned(),
+            scalar => self.source_text(node).map_or_else(
+                || match scalar {
+                    Raw::Bool(b) => b.to_string(),
+                    Raw::Int(n) => n.to_string(),
+                    Raw::Float(x) => x.to_string(),
+                    _ => String::new(),
+                },
+                str::to_owned,
+            ),
+        }
+    }
+
+    fn duration(
+        &self,
+        key: &str,
+        node: &Node,
+        setting: &DurationSetting,
+    ) -> Result<Duration, ConfigError> {
+        let (text, shown) = match &node.value {
+            Raw::Str(s) => (s.as_str(), format!("{s:?}")),
+            Raw::Int(_) | Raw::Float(_) => {
+                let shown = self.describe(node);
+                let text = self.source_text(node).unwrap_or(&shown).to_owned();
+                let message = match parse_duration(&text) {
+                    Err(err) => format!("invalid duration {shown}: {err}"),
+                    Ok(_) => format!("invalid duration {shown}: expected a string such as 60s"),
+                };
+                return Err(self.error(node, key, message));
+            }
+            Raw::Null => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "missing value; expected a duration such as 1m30s, or remove the key to use the default ({})",
+                        format_duration(setting.default)
+                    ),
+                ));
+            }
+            _ => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "expected a duration such as 1m30s, got {}",
+                        self.describe(node)
+                    ),
+                ));
+            }
+        };
+        let value = parse_duration(text)
+            .map_err(|err| self.error(node, key, format!("invalid duration {shown}: {err}")))?;
+        if value < setting.min {
+            return Err(self.error(
+                node,
+                key,
+                format!("must be at least {}, got {text}", setting.min_text),
+            ));
+        }
+        if let Some((max, max_text)) = setting.max {
+            if value > max {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!("must be at most {max_text}, got {text}"),
+                ));
+            }
+        }
+        Ok(value)
+    }
+
+    fn integer(&self, key: &str, node: &Node, setting: &IntSetting) -> Result<u64, ConfigError> {
+        let range = format!("between {} and {}", setting.min, setting.max);
+        match &node.value {
+            Raw::Int(n) => u64::try_from(*n)
+                .ok()
+                .filter(|n| (setting.min..=setting.max).contains(n))
+                .ok_or_else(|| {
+                    self.error(
+                        node,
+                        key,
+                        format!("must be {range}, got {}", self.describe(node)),
+                    )
+                }),
+            Raw::Null => Err(self.error(
+                node,
+                key,
+                format!(
+                    "missing value; expected a whole number {range}, or remove the key to use the default ({})",
+                    setting.default
+                ),
+            )),
+            _ => Err(self.error(
+                node,
+                key,
+                format!(
+                    "expected a whole number {range}, got {}",
+                    self.describe(node)
+                ),
+            )),
+        }
+    }
+
+    fn rate(&self, key: &str, node: &Node, setting: &RateSetting) -> Result<f64, ConfigError> {
+        let expected = format!("a number greater than 0 and at most {}", setting.max);
+        // i128 to f64: rounding is fine for a rate.
+        let value = match &node.value {
+            Raw::Int(n) => *n as f64,
+            Raw::Float(x) => *x,
+            Raw::Null => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "missing value; expected {expected}, or remove the key to use the default ({})",
+                        setting.default
+                    ),
+                ));
+            }
+            _ => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!("expected {expected}, got {}", self.describe(node)),
+                ));
+            }
+        };
+        let got = self.describe(node);
+        if !value.is_finite() {
+            Err(self.error(node, key, format!("must be {expected}, got {got}")))
+        } else if value <= 0.0 {
+            Err(self.error(node, key, format!("must be greater than 0, got {got}")))
+        } else if value > setting.max {
+            Err(self.error(
+                node,
+                key,
+                format!("must be at most {}, got {got}", setting.max),
+            ))
+        } else {
+            Ok(value)
+        }
+    }
+
+    fn region(&self, key: &str, node: &Node) -> Result<String, ConfigError> {
+        const EXAMPLES: &str = "e.g. us-east-1, eu-central-2 or us-gov-west-1";
+        match &node.value {
+            Raw::Str(s) if is_region(s) => Ok(s.clone()),
+            Raw::Str(s) => Err(self.error(
+                node,
+                key,
+                format!(
+                    "{s:?} is not a valid AWS region (expected lowercase letters, digits and dashes, {EXAMPLES})"
+                ),
+            )),
+            Raw::Null => Err(self.error(
+                node,
+                key,
+                "missing value; expected an AWS region such as us-east-1, or remove the key to use the AWS config chain",
+            )),
+            _ => Err(self.error(
+                node,
+                key,
+                format!(
+                    "expected an AWS region ({EXAMPLES}), got {}",
+                    self.describe(node)
+                ),
+            )),
+        }
+    }
+
+    fn associations(&self, node: &Node) -> Result<Vec<AssociationConfig>, ConfigError> {
+        const KEY: &str = "associations";
+        let items = match &node.value {
+            Raw::Seq(items) => items,
+            Raw::Null => {
+                return Err(self.error(
+                    node,
+                    KEY,
+                    "missing value; expected a list of association IDs",
+                ));
+            }
+            _ => {
+                return Err(self.error(
+                    node,
+                    KEY,
+                    format!(
+                        "expected a list of association IDs, got {}",
+                        self.describe(node)
+                    ),
+                ));
+            }
+        };
+        if items.is_empty() {
+            return Err(self.error(
+                node,
+                KEY,
+                "the list is empty; name at least one association ID",
+            ));
+        }
+
+        // Lower-case ID -> (line, ID as written) of its first occurrence.
+        let mut first_seen: HashMap<String, (u64, &str)> = HashMap::new();
+        let mut associations = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let item_key = format!("{KEY}[{index}]");
+            let (id_node, id_key) = self.association_id_node(item, &item_key)?;
+            let id = match &id_node.value {
+                Raw::Str(s) if is_association_id(s) => s.as_str(),
+                Raw::Null => {
+                    return Err(self.error(
+                        id_node,
+                        &id_key,
+                        "missing value; expected an association ID",
+                    ));
+                }
+                _ => {
+                    return Err(self.error(
+                        id_node,
+                        &id_key,
+                        format!(
+                            "{} is not a valid association ID (expected 8-4-4-4-12 hexadecimal characters, e.g. {EXAMPLE_ASSOCIATION_ID})",
+                            self.describe(id_node)
+                        ),
+                    ));
+                }
+            };
+            let normalized = id.to_ascii_lowercase();
+            if let Some((line, first)) = first_seen.get(&normalized) {
+                let message = if *first == id {
+                    format!("duplicate association ID {id} (first listed at line {line})")
+                } else {
+                    format!(
+                        "duplicate association ID {id} (first listed at line {line} as {first}; IDs are compared case-insensitively)"
+                    )
+                };
+                return Err(self.error(id_node, &id_key, message));
+            }
+            first_seen.insert(normalized.clone(), (id_node.referenced.line(), id));
+            associations.push(AssociationConfig { id: normalized });
+        }
+        Ok(associations)
+    }
+
+    /// Returns the node holding an entry's ID and that node's key path:
+    /// the entry itself for a plain ID, its `id` value for the map form.
+    fn association_id_node<'n>(
+        &self,
+        item: &'n Node,
+        item_key: &str,
+    ) -> Result<(&'n Node, String), ConfigError> {
+        match &item.value {
+            Raw::Map(entries) => {
+                let prefix = format!("{item_key}.");
+                let entries = self.entries(entries, &prefix, &["id"])?;
+                let id_key = format!("{prefix}id");
+                match entries.first() {
+                    Some(entry) => Ok((entry.value, id_key)),
+                    None => Err(self.error(item, &id_key, "required key is missing")),
+                }
+            }
+            Raw::Seq(_) => Err(self.error(
+                item,
+                item_key,
+                format!(
+                    "expected an association ID or a mapping with the key id, got {}",
+                    self.describe(item)
+                ),
+            )),
+            _ => Ok((item, item_key.to_owned())),
+        }
+    }
+}
+
+/// Whether `s` matches SSM's association ID pattern (8-4-4-4-12 hex digits).
+fn is_association_id(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// Whether `s` looks like an AWS region name: a lowercase letter prefix,
+/// one or more lowercase alphanumeric parts, and a numeric suffix, joined by
+/// dashes (`us-east-1`, `us-gov-west-1`).
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return false;
+    };
+    s.len() <= 64
+        && first.len() >= 2
+        && first.bytes().all(|b| b.is_ascii_lowercase())
+        && !middle.is_empty()
+        && middle.iter().all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && !last.is_empty()
+        && last.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The known name closest to `name`, if it is close enough to be a likely typo.
+fn suggest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|candidate| (edit_distance(name, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance > 0 && *distance <= candidate.len().div_ceil(4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = Vec::with_capacity(b.len() + 1);
+        current.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+// ---------------------------------------------------------------------------
+// Summary
+// ---------------------------------------------------------------------------
+
+impl Config {
+    /// Human-readable multi-line summary for `--config.check` and logs: the
+    /// config file, the associations, and every setting with its effective value.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = writeln!(out, "config file: {}", self.source);
+        let _ = writeln!(out, "associations: {}", self.associations.len());
+        for association in &self.associations {
+            let _ = writeln!(out, "  - {}", association.id);
+        }
+        let _ = writeln!(
+            out,
+            "poll_interval: {}",
+            format_duration(self.poll_interval)
+        );
+        let _ = writeln!(
+            out,
+            "initial_lookback: {}",
+            format_duration(self.initial_lookback)
+        );
+        let _ = writeln!(
+            out,
+            "late_visibility_window: {}",
+            format_duration(self.late_visibility_window)
+        );
+        let _ = writeln!(
+            out,
+            "api_requests_per_second: {}",
+            self.api_requests_per_second
+        );
+        let _ = writeln!(
+            out,
+            "max_concurrent_requests: {}",
+            self.max_concurrent_requests
+        );
+        let _ = writeln!(
+            out,
+            "request_timeout: {}",
+            format_duration(self.request_timeout)
+        );
+        let _ = writeln!(out, "api_max_attempts: {}", self.api_max_attempts);
+        let _ = write!(
+            out,
+            "region: {}",
+            self.region
+                .as_deref()
+                .unwrap_or("from the AWS config chain")
+        );
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Durations (Prometheus syntax)
+// ---------------------------------------------------------------------------
+
+const MS_PER_SECOND: u64 = 1_000;
+const MS_PER_MINUTE: u64 = 60 * MS_PER_SECOND;
+const MS_PER_HOUR: u64 = 60 * MS_PER_MINUTE;
+const MS_PER_DAY: u64 = 24 * MS_PER_HOUR;
+
+/// Accepted units in the required (descending) order, with their size in milliseconds.
+const DURATION_UNITS: [(&str, u64); 7] = [
+    ("y", 365 * MS_PER_DAY),
+    ("w", 7 * MS_PER_DAY),
+    ("d", MS_PER_DAY),
+    ("h", MS_PER_HOUR),
+    ("m", MS_PER_MINUTE),
+    ("s", MS_PER_SECOND),
+    ("ms", 1),
+];
+const UNIT_LIST: &str = "ms, s, m, h, d, w, y";
+
+/// Formats a duration in Prometheus syntax using days, hours, minutes, seconds
+/// and milliseconds (`1h30m`, `500ms`, `90d`); zero is `0s`. Sub-millisecond
+/// parts are dropped.
+pub fn format_duration(d: Duration) -> String {
+    let mut rest = d.as_millis();
+    if rest == 0 {
+        return "0s".to_owned();
+    }
+    let mut out = String::new();
+    for (unit, size) in DURATION_UNITS.iter().skip(2) {
+        let size = u128::from(*size);
+        let count = rest / size;
+        if count > 0 {
+            let _ = write!(out, "{count}{unit}");
+            rest %= size;
+        }
+    }
+    out
+}
+
+/// Parses a Prometheus-style duration: one or more `<integer><unit>` parts with
+/// units `y`, `w`, `d`, `h`, `m`, `s`, `ms` in descending order, each at most
+/// once (`1h30m`, `500ms`, `0s`). A year is 365 days. The error is a
+/// lower-case explanation without the input itself.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.is_empty() {
+        return Err("empty duration; expected e.g. 60s or 1h30m".to_owned());
+    }
+    if s.starts_with('-') {
+        return Err("negative durations are not allowed".to_owned());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("a unit is required, e.g. {s}s"));
+    }
+    if s.contains('.') {
+        return Err(
+            "fractions are not allowed; use a smaller unit instead, e.g. 1500ms rather than 1.5s"
+                .to_owned(),
+        );
+    }
+
+    let mut rest = s;
+    let mut total: u64 = 0;
+    let mut previous: Option<usize> = None;
+    while !rest.is_empty() {
+        let digits_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (digits, after_digits) = rest.split_at(digits_end);
+        let unit_end = after_digits
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after_digits.len());
+        let (unit, after_unit) = after_digits.split_at(unit_end);
+
+        if unit.is_empty() {
+            return Err(match after_digits.chars().next() {
+                None => format!("missing unit after {digits}; expected one of {UNIT_LIST}"),
+                Some(c) => format!("unexpected character {c:?}"),
+            });
+        }
+        if digits.is_empty() {
+            return Err(format!("expected a number before the unit {unit:?}"));
+        }
+        let Some(index) = DURATION_UNITS.iter().position(|(name, _)| *name == unit) else {
+            return Err(format!(
+                "unknown unit {unit:?}; expected one of {UNIT_LIST}"
+            ));
+        };
+        if let Some(previous) = previous {
+            if index <= previous {
+                return Err(format!(
+                    "units must appear at most once and in descending order (y, w, d, h, m, s, ms), but {unit:?} follows {:?}",
+                    DURATION_UNITS[previous].0
+                ));
+            }
+        }
+        let too_large = || "duration is too large".to_owned();
+        let count: u64 = digits.parse().map_err(|_| too_large())?;
+        total = count
+            .checked_mul(DURATION_UNITS[index].1)
+            .and_then(|ms| total.checked_add(ms))
+            .filter(|ms| i64::try_from(*ms).is_ok())
+            .ok_or_else(too_large)?;
+        previous = Some(index);
+        rest = after_unit;
+    }
+    Ok(Duration::from_millis(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "cn-northwest-1",
+            "us-isob-east-1",
+        ] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "us",
+            "us-east",
+            "US-EAST-1",
+            "us_east_1",
+            "us--1",
+            "us-east-1a",
+            "-us-east-1",
+            "u-east-1",
+        ] {
+            assert!(!is_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn association_ids() {
+        assert!(is_association_id(EXAMPLE_ASSOCIATION_ID));
+        assert!(is_association_id("8DFE3659-4309-493A-8755-0123456789AB"));
+        assert!(!is_association_id("8dfe3659-4309-493a-8755-0123456789a"));
+        assert!(!is_association_id("8dfe3659x4309-493a-8755-0123456789ab"));
+        assert!(!is_association_id("8dfe3659-4309-493a-8755-0123456789ag"));
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("pol_interval", KEYS), Some("poll_interval"));
+        assert_eq!(suggest("regoin", KEYS), Some("region"));
+        assert_eq!(suggest("name", &["id"]), None);
+        assert_eq!(suggest("completely_different", KEYS), None);
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(one_line("a\nb\tc"), "a\\nb\\tc");
+    }
+}

@@ -1,0 +1,644 @@
+//! Tests of config loading, validation, error messages and durations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ssm_association_exporter::config::{
+    format_duration, load, parse, parse_duration, AssociationConfig, Config, ConfigError,
+    DEFAULT_CONFIG_FILE,
+};
+
+const ID_A: &str = "8dfe3659-4309-493a-8755-0123456789ab";
+const ID_B: &str = "0b1f2e3d-4c5b-4a69-8877-66554433aabb";
+const KEY_LIST: &str = "associations, poll_interval, initial_lookback, late_visibility_window, \
+                        api_requests_per_second, max_concurrent_requests, request_timeout, \
+                        api_max_attempts, region";
+const ID_HINT: &str =
+    "(expected 8-4-4-4-12 hexadecimal characters, e.g. 8dfe3659-4309-493a-8755-0123456789ab)";
+
+fn fixture(name: &str) -> String {
+    format!("tests/fixtures/config/{name}")
+}
+
+fn load_fixture(name: &str) -> Result<Config, ConfigError> {
+    load(Path::new(&fixture(name)))
+}
+
+/// Loads an invalid fixture and returns the full error string.
+fn error(name: &str) -> String {
+    match load_fixture(name) {
+        Ok(config) => panic!("{name} should be invalid, got {config:?}"),
+        Err(err) => err.to_string(),
+    }
+}
+
+/// Asserts the exact error of an invalid fixture; `rest` follows the file name.
+fn assert_error(name: &str, rest: &str) {
+    assert_eq!(error(name), format!("{}{rest}", fixture(name)));
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+// --- valid files -----------------------------------------------------------
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let config = load_fixture("valid_minimal.yaml").unwrap();
+    assert_eq!(
+        config,
+        Config {
+            associations: vec![AssociationConfig { id: ID_A.into() }],
+            poll_interval: secs(60),
+            initial_lookback: secs(3600),
+            late_visibility_window: secs(600),
+            api_requests_per_second: 5.0,
+            max_concurrent_requests: 4,
+            request_timeout: secs(10),
+            api_max_attempts: 3,
+            region: None,
+            source: fixture("valid_minimal.yaml"),
+        }
+    );
+}
+
+#[test]
+fn full_config_sets_every_key() {
+    let config = load_fixture("valid_full.yaml").unwrap();
+    assert_eq!(
+        config,
+        Config {
+            // The map-form ID is written in upper case and normalized.
+            associations: vec![
+                AssociationConfig { id: ID_A.into() },
+                AssociationConfig { id: ID_B.into() },
+            ],
+            poll_interval: secs(120),
+            initial_lookback: secs(36 * 3600),
+            late_visibility_window: Duration::ZERO,
+            api_requests_per_second: 2.5,
+            max_concurrent_requests: 16,
+            request_timeout: Duration::from_millis(1500),
+            api_max_attempts: 5,
+            region: Some("eu-central-2".into()),
+            source: fixture("valid_full.yaml"),
+        }
+    );
+}
+
+#[test]
+fn example_configs_parse() {
+    let minimal = load(Path::new("config/minimal.yaml")).unwrap();
+    let example = load(Path::new("config/example.yaml")).unwrap();
+    // example.yaml documents the defaults: apart from the extra association
+    // and the region it must match what minimal.yaml gets by default.
+    assert_eq!(
+        example,
+        Config {
+            associations: vec![
+                AssociationConfig { id: ID_A.into() },
+                AssociationConfig { id: ID_B.into() },
+            ],
+            region: Some("us-east-1".into()),
+            source: "config/example.yaml".into(),
+            ..minimal.clone()
+        }
+    );
+    assert_eq!(
+        minimal.associations,
+        vec![AssociationConfig { id: ID_A.into() }]
+    );
+}
+
+#[test]
+fn parse_uses_given_file_name() {
+    let config = parse(&format!("associations: [{ID_A}]\n"), "inline.yaml").unwrap();
+    assert_eq!(config.source, "inline.yaml");
+}
+
+#[test]
+fn boundary_values_are_accepted() {
+    let text = format!(
+        "associations: [{ID_A}]\npoll_interval: 1s\ninitial_lookback: 90d\n\
+         late_visibility_window: 24h\napi_requests_per_second: 10000\n\
+         max_concurrent_requests: 256\nrequest_timeout: 100ms\napi_max_attempts: 10\n"
+    );
+    let config = parse(&text, "bounds.yaml").unwrap();
+    assert_eq!(config.poll_interval, secs(1));
+    assert_eq!(config.initial_lookback, secs(90 * 86_400));
+    assert_eq!(config.late_visibility_window, secs(86_400));
+    assert_eq!(config.api_requests_per_second, 10_000.0);
+    assert_eq!(config.max_concurrent_requests, 256);
+    assert_eq!(config.request_timeout, Duration::from_millis(100));
+    assert_eq!(config.api_max_attempts, 10);
+
+    let text = format!(
+        "associations: [{ID_A}]\ninitial_lookback: 1s\nrequest_timeout: 5m\n\
+         api_requests_per_second: 0.01\nmax_concurrent_requests: 1\napi_max_attempts: 1\n"
+    );
+    let config = parse(&text, "bounds.yaml").unwrap();
+    assert_eq!(config.request_timeout, secs(300));
+    assert_eq!(config.api_requests_per_second, 0.01);
+}
+
+#[test]
+fn summary_lists_effective_values() {
+    let config = load_fixture("valid_minimal.yaml").unwrap();
+    assert_eq!(
+        config.summary(),
+        format!(
+            "config file: tests/fixtures/config/valid_minimal.yaml\n\
+             associations: 1\n  - {ID_A}\n\
+             poll_interval: 1m\ninitial_lookback: 1h\nlate_visibility_window: 10m\n\
+             api_requests_per_second: 5\nmax_concurrent_requests: 4\nrequest_timeout: 10s\n\
+             api_max_attempts: 3\nregion: from the AWS config chain"
+        )
+    );
+    let full = load_fixture("valid_full.yaml").unwrap().summary();
+    assert!(full.contains("initial_lookback: 1d12h\n"), "{full}");
+    assert!(full.contains("late_visibility_window: 0s\n"), "{full}");
+    assert!(full.contains("api_requests_per_second: 2.5\n"), "{full}");
+    assert!(full.ends_with("region: eu-central-2"), "{full}");
+}
+
+#[test]
+fn default_config_file_name() {
+    assert_eq!(DEFAULT_CONFIG_FILE, "ssm-association-exporter.yaml");
+}
+
+// --- invalid files: exact messages -------------------------------------------
+
+#[test]
+fn unknown_top_level_key() {
+    assert_error(
+        "unknown_key.yaml",
+        &format!(
+            ":3:1: pol_interval: unknown key; expected one of {KEY_LIST} (did you mean poll_interval?)"
+        ),
+    );
+}
+
+#[test]
+fn unknown_key_in_entry() {
+    assert_error(
+        "unknown_entry_key.yaml",
+        ":4:5: associations[1].name: unknown key; expected id",
+    );
+}
+
+#[test]
+fn duplicate_top_level_key() {
+    assert_error(
+        "duplicate_key.yaml",
+        ":4:1: poll_interval: duplicate key (first set at line 3)",
+    );
+}
+
+#[test]
+fn malformed_duration() {
+    assert_error(
+        "duration_malformed.yaml",
+        ":3:16: poll_interval: invalid duration \"5x\": unknown unit \"x\"; expected one of ms, s, m, h, d, w, y",
+    );
+}
+
+#[test]
+fn bare_number_duration() {
+    assert_error(
+        "duration_bare_number.yaml",
+        ":3:16: poll_interval: invalid duration 60: a unit is required, e.g. 60s",
+    );
+}
+
+#[test]
+fn fractional_duration() {
+    assert_error(
+        "duration_fraction.yaml",
+        ":3:18: request_timeout: invalid duration \"1.5s\": fractions are not allowed; use a smaller unit instead, e.g. 1500ms rather than 1.5s",
+    );
+}
+
+#[test]
+fn duration_without_value() {
+    assert_error(
+        "duration_missing_value.yaml",
+        ":3:14: poll_interval: missing value; expected a duration such as 1m30s, or remove the key to use the default (1m)",
+    );
+}
+
+#[test]
+fn poll_interval_too_small() {
+    assert_error(
+        "poll_interval_too_small.yaml",
+        ":3:16: poll_interval: must be at least 1s, got 500ms",
+    );
+}
+
+#[test]
+fn initial_lookback_out_of_range() {
+    assert_error(
+        "initial_lookback_too_small.yaml",
+        ":3:19: initial_lookback: must be at least 1s, got 0s",
+    );
+    assert_error(
+        "initial_lookback_too_large.yaml",
+        ":3:19: initial_lookback: must be at most 90d, got 91d",
+    );
+}
+
+#[test]
+fn late_visibility_window_too_large() {
+    assert_error(
+        "late_visibility_window_too_large.yaml",
+        ":3:25: late_visibility_window: must be at most 24h, got 1d1m",
+    );
+}
+
+#[test]
+fn request_timeout_out_of_range() {
+    assert_error(
+        "request_timeout_too_small.yaml",
+        ":3:18: request_timeout: must be at least 100ms, got 50ms",
+    );
+    assert_error(
+        "request_timeout_too_large.yaml",
+        ":3:18: request_timeout: must be at most 5m, got 6m",
+    );
+}
+
+#[test]
+fn invalid_id_plain() {
+    assert_error(
+        "id_invalid_plain.yaml",
+        &format!(":3:5: associations[1]: \"not-an-id\" is not a valid association ID {ID_HINT}"),
+    );
+}
+
+#[test]
+fn invalid_id_map_form() {
+    assert_error(
+        "id_invalid_map.yaml",
+        &format!(
+            ":3:9: associations[1].id: \"8dfe3659-4309-493a-8755-0123456789\" is not a valid association ID {ID_HINT}"
+        ),
+    );
+}
+
+#[test]
+fn duplicate_ids() {
+    assert_error(
+        "id_duplicate.yaml",
+        &format!(
+            ":4:9: associations[2].id: duplicate association ID {ID_B} (first listed at line 3)"
+        ),
+    );
+}
+
+#[test]
+fn duplicate_ids_differing_case() {
+    assert_error(
+        "id_duplicate_case.yaml",
+        &format!(
+            ":4:5: associations[2]: duplicate association ID 8DFE3659-4309-493A-8755-0123456789AB \
+             (first listed at line 2 as {ID_A}; IDs are compared case-insensitively)"
+        ),
+    );
+}
+
+#[test]
+fn entry_without_id() {
+    assert_error(
+        "entry_missing_id.yaml",
+        ":3:5: associations[1].id: required key is missing",
+    );
+}
+
+#[test]
+fn empty_association_list() {
+    assert_error(
+        "associations_empty.yaml",
+        ":1:15: associations: the list is empty; name at least one association ID",
+    );
+}
+
+#[test]
+fn missing_association_list() {
+    assert_error(
+        "associations_missing.yaml",
+        ":2:1: associations: required key is missing",
+    );
+}
+
+#[test]
+fn association_list_of_wrong_type() {
+    assert_error(
+        "associations_not_list.yaml",
+        &format!(":1:15: associations: expected a list of association IDs, got \"{ID_A}\""),
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_error(
+        "wrong_type.yaml",
+        ":3:26: max_concurrent_requests: expected a whole number between 1 and 256, got \"many\"",
+    );
+}
+
+#[test]
+fn yaml_syntax_error() {
+    assert_error(
+        "yaml_syntax.yaml",
+        ":4:7: invalid YAML: illegal placement of ':' indicator",
+    );
+}
+
+#[test]
+fn empty_file() {
+    let message =
+        ": the config file is empty; it must be a mapping with at least the key associations";
+    assert_error("empty.yaml", message);
+    assert_error("comments_only.yaml", message);
+}
+
+#[test]
+fn document_not_a_mapping() {
+    assert_error(
+        "not_mapping.yaml",
+        ":1:1: the config file must be a mapping of settings (key: value), got a list",
+    );
+}
+
+#[test]
+fn requests_per_second_not_positive() {
+    assert_error(
+        "rate_zero.yaml",
+        ":3:26: api_requests_per_second: must be greater than 0, got 0",
+    );
+    assert_error(
+        "rate_negative.yaml",
+        ":3:26: api_requests_per_second: must be greater than 0, got -2.5",
+    );
+}
+
+#[test]
+fn requests_per_second_too_large() {
+    assert_error(
+        "rate_too_large.yaml",
+        ":3:26: api_requests_per_second: must be at most 10000, got 20000",
+    );
+}
+
+#[test]
+fn max_concurrent_requests_zero() {
+    assert_error(
+        "max_concurrent_requests_zero.yaml",
+        ":3:26: max_concurrent_requests: must be between 1 and 256, got 0",
+    );
+}
+
+#[test]
+fn api_max_attempts_too_large() {
+    assert_error(
+        "api_max_attempts_too_large.yaml",
+        ":3:19: api_max_attempts: must be between 1 and 10, got 11",
+    );
+}
+
+#[test]
+fn invalid_region() {
+    assert_error(
+        "region_invalid.yaml",
+        ":3:9: region: \"US-East-1\" is not a valid AWS region (expected lowercase letters, digits and dashes, e.g. us-east-1, eu-central-2 or us-gov-west-1)",
+    );
+}
+
+#[test]
+fn missing_file() {
+    let err = load_fixture("does_not_exist.yaml").unwrap_err();
+    assert_eq!(err.file, fixture("does_not_exist.yaml"));
+    assert_eq!(
+        (err.line, err.column, err.key.as_deref()),
+        (None, None, None)
+    );
+    let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+    let expected = std::fs::read("tests/fixtures/config/does_not_exist.yaml").unwrap_err();
+    assert_eq!(expected.kind(), io.kind());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: cannot read config file: {expected}",
+            fixture("does_not_exist.yaml")
+        )
+    );
+}
+
+#[test]
+fn error_fields() {
+    let err = load_fixture("poll_interval_too_small.yaml").unwrap_err();
+    assert_eq!(err.file, fixture("poll_interval_too_small.yaml"));
+    assert_eq!(err.line, Some(3));
+    assert_eq!(err.column, Some(16));
+    assert_eq!(err.key.as_deref(), Some("poll_interval"));
+    assert_eq!(err.message, "must be at least 1s, got 500ms");
+}
+
+#[test]
+fn inline_edge_cases() {
+    let cases = [
+        (
+            "associations: [ID]\napi_requests_per_second: .inf\n",
+            "x.yaml:2:26: api_requests_per_second: must be a number greater than 0 and at most 10000, got .inf",
+        ),
+        (
+            "associations: [ID]\napi_max_attempts: 2.0\n",
+            "x.yaml:2:19: api_max_attempts: expected a whole number between 1 and 10, got 2.0",
+        ),
+        (
+            "associations: [ID]\nregion: 5\n",
+            "x.yaml:2:9: region: expected an AWS region (e.g. us-east-1, eu-central-2 or us-gov-west-1), got 5",
+        ),
+        (
+            "associations: [ID]\npoll_interval: [30s]\n",
+            "x.yaml:2:16: poll_interval: expected a duration such as 1m30s, got a list",
+        ),
+        (
+            "associations:\n  - 12345\n",
+            &format!("x.yaml:2:5: associations[0]: 12345 is not a valid association ID {ID_HINT}"),
+        ),
+        (
+            "associations:\n  - [ID]\n",
+            "x.yaml:2:5: associations[0]: expected an association ID or a mapping with the key id, got a list",
+        ),
+        (
+            "associations:\n  - id:\n",
+            "x.yaml:2:7: associations[0].id: missing value; expected an association ID",
+        ),
+        (
+            "associations:\n  - id: ID\n    id: ID\n",
+            "x.yaml:3:5: associations[0].id: duplicate key (first set at line 2)",
+        ),
+        (
+            "associations:\n",
+            "x.yaml:1:13: associations: missing value; expected a list of association IDs",
+        ),
+        (
+            "associations: [ID]\nregion:\n",
+            "x.yaml:2:7: region: missing value; expected an AWS region such as us-east-1, or remove the key to use the AWS config chain",
+        ),
+        (
+            "associations: [ID]\n---\nregion: us-east-1\n",
+            "x.yaml:3:1: invalid YAML: only single YAML document expected but multiple found",
+        ),
+        (
+            "associations: [ID]\nregion: !secret us-east-1\n",
+            "x.yaml:2:17: invalid YAML: unsupported tag `!secret`",
+        ),
+        (
+            "hello\n",
+            "x.yaml:1:1: the config file must be a mapping of settings (key: value), got \"hello\"",
+        ),
+        ("~\n", "x.yaml: the config file is empty; it must be a mapping with at least the key associations"),
+        (
+            "associations: [ID]\n1: x\n",
+            &format!("x.yaml:2:1: 1: unknown key; expected one of {KEY_LIST}"),
+        ),
+        (
+            "associations: [ID]\nregoin: us-east-1\n",
+            &format!("x.yaml:2:1: regoin: unknown key; expected one of {KEY_LIST} (did you mean region?)"),
+        ),
+        (
+            "\u{feff}associations: [ID]\npoll_interval: 30\n",
+            "x.yaml:2:16: poll_interval: invalid duration 30: a unit is required, e.g. 30s",
+        ),
+        (
+            "associations: [ID]\r\npoll_interval: 1m1h\r\n",
+            "x.yaml:2:16: poll_interval: invalid duration \"1m1h\": units must appear at most once and in descending order (y, w, d, h, m, s, ms), but \"h\" follows \"m\"",
+        ),
+    ];
+    for (text, expected) in cases {
+        let text = text.replace("ID", ID_A);
+        let err = parse(&text, "x.yaml").expect_err(&text);
+        assert_eq!(err.to_string(), expected, "input: {text:?}");
+    }
+}
+
+#[test]
+fn error_display_without_location_or_key() {
+    let err = ConfigError {
+        file: "f.yaml".into(),
+        line: Some(2),
+        column: Some(3),
+        key: None,
+        message: "invalid YAML: x".into(),
+    };
+    assert_eq!(err.to_string(), "f.yaml:2:3: invalid YAML: x");
+    let err = ConfigError {
+        file: "f.yaml".into(),
+        line: None,
+        column: None,
+        key: Some("region".into()),
+        message: "m".into(),
+    };
+    assert_eq!(err.to_string(), "f.yaml: region: m");
+}
+
+// --- durations -------------------------------------------------------------
+
+#[test]
+fn parse_duration_accepts_prometheus_syntax() {
+    let cases = [
+        ("0s", Duration::ZERO),
+        ("0ms", Duration::ZERO),
+        ("500ms", Duration::from_millis(500)),
+        ("1s", secs(1)),
+        ("90s", secs(90)),
+        ("1m", secs(60)),
+        ("1h30m", secs(5400)),
+        ("2d", secs(2 * 86_400)),
+        ("1w", secs(7 * 86_400)),
+        ("1y", secs(365 * 86_400)),
+        (
+            "1y2w3d4h5m6s7ms",
+            Duration::from_millis(((((365 + 14 + 3) * 24 + 4) * 60 + 5) * 60 + 6) * 1000 + 7),
+        ),
+        ("01m", secs(60)),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse_duration(text), Ok(expected), "{text}");
+    }
+}
+
+#[test]
+fn parse_duration_rejects_invalid_input() {
+    let cases = [
+        ("", "empty duration; expected e.g. 60s or 1h30m"),
+        ("60", "a unit is required, e.g. 60s"),
+        ("1m1h", "units must appear at most once and in descending order (y, w, d, h, m, s, ms), but \"h\" follows \"m\""),
+        ("1m1m", "units must appear at most once and in descending order (y, w, d, h, m, s, ms), but \"m\" follows \"m\""),
+        ("m", "expected a number before the unit \"m\""),
+        ("1hm", "unknown unit \"hm\"; expected one of ms, s, m, h, d, w, y"),
+        ("h1m", "expected a number before the unit \"h\""),
+        ("-1s", "negative durations are not allowed"),
+        ("1.5s", "fractions are not allowed; use a smaller unit instead, e.g. 1500ms rather than 1.5s"),
+        ("5x", "unknown unit \"x\"; expected one of ms, s, m, h, d, w, y"),
+        ("5S", "unknown unit \"S\"; expected one of ms, s, m, h, d, w, y"),
+        ("1h30", "missing unit after 30; expected one of ms, s, m, h, d, w, y"),
+        ("1h 30m", "unexpected character ' '"),
+        ("+1s", "unexpected character '+'"),
+        ("99999999999999999999s", "duration is too large"),
+        ("300000000y", "duration is too large"),
+        ("9223372036854775807ms1ms", "units must appear at most once and in descending order (y, w, d, h, m, s, ms), but \"ms\" follows \"ms\""),
+        ("9223372036854775s808ms", "duration is too large"),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse_duration(text), Err(expected.to_owned()), "{text:?}");
+    }
+    // The largest accepted value: i64::MAX milliseconds, as in Prometheus.
+    assert_eq!(
+        parse_duration("9223372036854775807ms"),
+        Ok(Duration::from_millis(i64::MAX as u64))
+    );
+}
+
+#[test]
+fn format_duration_uses_prometheus_syntax() {
+    let cases = [
+        (Duration::ZERO, "0s"),
+        (Duration::from_micros(1), "0s"),
+        (Duration::from_millis(500), "500ms"),
+        (Duration::from_millis(1500), "1s500ms"),
+        (secs(60), "1m"),
+        (secs(5400), "1h30m"),
+        (secs(86_400), "1d"),
+        (secs(90 * 86_400), "90d"),
+        (secs(2 * 86_400 + 1), "2d1s"),
+    ];
+    for (duration, expected) in cases {
+        assert_eq!(format_duration(duration), expected, "{duration:?}");
+    }
+}
+
+#[test]
+fn durations_round_trip() {
+    for text in ["1h30m", "500ms", "2d", "0s", "1m", "1d2h3m4s5ms", "90d"] {
+        let duration = parse_duration(text).unwrap();
+        assert_eq!(format_duration(duration), text);
+        assert_eq!(parse_duration(&format_duration(duration)), Ok(duration));
+    }
+    // Weeks and years are accepted but printed in days.
+    for (text, printed) in [("2w", "14d"), ("1y", "365d"), ("1w1d", "8d")] {
+        let duration = parse_duration(text).unwrap();
+        assert_eq!(format_duration(duration), printed);
+        assert_eq!(parse_duration(printed), Ok(duration));
+    }
+    for millis in [1, 999, 1000, 61_001, 3_600_000, 86_399_999, 31_536_000_000] {
+        let duration = Duration::from_millis(millis);
+        assert_eq!(
+            parse_duration(&format_duration(duration)),
+            Ok(duration),
+            "{millis}"
+        );
+    }
+}
