@@ -1,0 +1,196 @@
+//! The `ssm-association-exporter` binary: flags, logging, `--config.check`, `--demo`, wiring
+//! and exit codes. Everything else is the library's `run`.
+//!
+//! Exit codes: 0 after a clean shutdown or a valid `--config.check`; 2 for invalid flags or
+//! configuration (nothing is started); 1 when the listen address cannot be bound or the
+//! exporter fails to start.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ssm_association_exporter::config::{self, Config, DEFAULT_CONFIG_FILE};
+use ssm_association_exporter::logging::{self, LogFormat};
+use ssm_association_exporter::simulator::Simulator;
+use ssm_association_exporter::ssm::ClientSettings;
+use ssm_association_exporter::{run, Options, DEFAULT_TELEMETRY_PATH};
+use tokio::net::TcpListener;
+
+/// The built-in configuration of `--demo`, polling the in-process simulated SSM endpoint.
+const DEMO_CONFIG: &str = include_str!("../config/demo.yaml");
+
+/// Prometheus exporter for AWS Systems Manager State Manager association executions.
+#[derive(Debug, Parser)]
+#[command(name = "ssm-association-exporter", version, about)]
+struct Flags {
+    /// Path to the YAML configuration file.
+    #[arg(long = "config.file", value_name = "PATH", default_value = DEFAULT_CONFIG_FILE)]
+    config_file: PathBuf,
+    /// Address to listen on for HTTP (":9832" means every IPv4 interface).
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = ":9832"
+    )]
+    listen_address: String,
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = DEFAULT_TELEMETRY_PATH)]
+    telemetry_path: String,
+    /// Only log messages with the given severity or above (RUST_LOG, when set, wins).
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info",
+          value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    log_format: LogFormat,
+    /// Validate the configuration file, print a summary and exit (0 valid, 2 invalid).
+    #[arg(long = "config.check")]
+    config_check: bool,
+    /// Run against a built-in simulated SSM endpoint with demo associations (no AWS access).
+    #[arg(long)]
+    demo: bool,
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    if flags.config_check {
+        return match config::load(&flags.config_file) {
+            Ok(config) => {
+                println!(
+                    "{} is valid\n{}",
+                    flags.config_file.display(),
+                    config.summary()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if let Err(error) = logging::init(&flags.log_level, flags.log_format) {
+        eprintln!("{error}");
+        return ExitCode::from(2);
+    }
+    if let Err(message) = check_telemetry_path(&flags.telemetry_path) {
+        tracing::error!("--web.telemetry-path: {message}");
+        return ExitCode::from(2);
+    }
+    let config = if flags.demo {
+        config::parse(DEMO_CONFIG, "config/demo.yaml (built in)")
+    } else {
+        config::load(&flags.config_file)
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "invalid configuration; nothing started");
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "starting the async runtime failed");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(flags, config))
+}
+
+async fn serve(flags: Flags, config: Config) -> ExitCode {
+    let address = listen_address(&flags.listen_address);
+    // Bind before anything starts, so a bad address fails at once.
+    let listener = match TcpListener::bind(&address).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, address, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut options = Options {
+        telemetry_path: flags.telemetry_path.clone(),
+        client: ClientSettings::default(),
+    };
+    let mut simulator = None;
+    if flags.demo {
+        let sim = match Simulator::start().await {
+            Ok(sim) => sim,
+            Err(error) => {
+                tracing::error!(%error, "starting the simulated SSM endpoint failed");
+                return ExitCode::FAILURE;
+            }
+        };
+        sim.start_demo_activity();
+        tracing::info!(endpoint = %sim.endpoint_url(), "demo mode: polling the built-in simulated SSM endpoint with fake credentials");
+        options.client = ClientSettings {
+            endpoint_url: Some(sim.endpoint_url()),
+            fake_credentials: true,
+        };
+        simulator = Some(sim);
+    }
+    if let Ok(local) = listener.local_addr() {
+        tracing::info!(address = %local, telemetry_path = %flags.telemetry_path, "listening");
+    }
+    let result = run(config, options, listener, shutdown_signal()).await;
+    if let Some(sim) = simulator {
+        sim.shutdown();
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "exporter failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `:9832` (Prometheus style) means every IPv4 interface.
+fn listen_address(flag: &str) -> String {
+    if flag.starts_with(':') {
+        format!("0.0.0.0{flag}")
+    } else {
+        flag.to_string()
+    }
+}
+
+fn check_telemetry_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.len() < 2 {
+        return Err(format!("{path:?} must start with / and name a path"));
+    }
+    if matches!(path, "/healthz" | "/readyz") {
+        return Err(format!("{path:?} is taken by the exporter's own endpoint"));
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("received SIGTERM"),
+                    _ = int.recv() => tracing::info!("received SIGINT"),
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

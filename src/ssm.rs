@@ -1,0 +1,406 @@
+//! The only module that touches `aws_sdk_ssm`: client set-up, one page of executions, one
+//! association description, retries, and the mapping to the project's own types.
+//!
+//! The SDK's own retries are switched off (`max_attempts = 1`): every attempt goes through
+//! the process-wide rate limit and concurrency cap ([`crate::scheduler::Budget`]) and is
+//! counted in `ssm_association_exporter_api_requests_total` with its result code, so throttling
+//! is visible even when a retry succeeds. Throttling, 5xx, timeouts and connection errors are
+//! retried here, up to `api_max_attempts`, with exponential backoff and full jitter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::types::{
+    AssociationExecutionFilter, AssociationExecutionFilterKey, AssociationFilterOperatorType,
+};
+use rand::Rng;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::scheduler::Budget;
+use crate::tracker::{Execution, TriggeredAlarm};
+
+/// Page size asked for: the API's maximum.
+pub const MAX_RESULTS: i32 = 50;
+
+/// Where the client gets its endpoint and credentials from, beyond the standard AWS chain.
+#[derive(Clone, Debug, Default)]
+pub struct ClientSettings {
+    /// Endpoint override (as `AWS_ENDPOINT_URL_SSM` would give); `None` uses the standard chain.
+    pub endpoint_url: Option<String>,
+    /// Use fixed fake credentials (for the simulated endpoint) instead of the credential chain.
+    pub fake_credentials: bool,
+}
+
+/// A failed SSM call, reduced to what the exporter acts on.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    /// The AWS error code (`ThrottlingException`, `AssociationDoesNotExist`, ...) or one of our
+    /// own stable codes (`Timeout`, `ConnectionError`, `CredentialsError`, `ResponseError`,
+    /// `ConstructionFailure`, `InvalidResponse`). Used as a metric label.
+    pub code: String,
+    pub message: String,
+    /// Whether trying again soon may help (throttling, 5xx, timeouts, connection errors).
+    pub retryable: bool,
+}
+
+/// One page of `DescribeAssociationExecutions`.
+#[derive(Debug, Default)]
+pub struct ExecutionPage {
+    pub executions: Vec<Execution>,
+    pub next_token: Option<String>,
+    /// Entries without an ExecutionId or CreatedTime (never seen in practice), skipped.
+    pub malformed: usize,
+}
+
+/// What `DescribeAssociation` says about an association, for the info metric.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AssociationInfo {
+    pub name: String,
+    pub document_name: String,
+    pub schedule_expression: String,
+}
+
+/// The SSM client with the exporter's rate limit, retries and request metrics.
+#[derive(Clone)]
+pub struct Ssm {
+    client: aws_sdk_ssm::Client,
+    budget: Arc<Budget>,
+    metrics: Arc<Metrics>,
+    max_attempts: u32,
+}
+
+impl Ssm {
+    /// Builds the client from the standard AWS configuration chain (environment, profile/SSO,
+    /// web identity, ECS task role, instance metadata), with the config's region if set.
+    pub async fn new(
+        config: &Config,
+        settings: &ClientSettings,
+        budget: Arc<Budget>,
+        metrics: Arc<Metrics>,
+    ) -> Ssm {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+                    .operation_attempt_timeout(config.request_timeout)
+                    .build(),
+            );
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if settings.fake_credentials {
+            loader = loader.test_credentials();
+            if config.region.is_none() {
+                loader = loader.region(Region::from_static("us-east-1"));
+            }
+        }
+        let sdk_config = loader.load().await;
+        Ssm {
+            client: aws_sdk_ssm::Client::new(&sdk_config),
+            budget,
+            metrics,
+            max_attempts: config.api_max_attempts.max(1),
+        }
+    }
+
+    /// The region the client ended up with, for the landing page and logs.
+    pub fn region(&self) -> Option<String> {
+        self.client.config().region().map(|r| r.to_string())
+    }
+
+    /// Reads one page of executions created after `since_ms`. `first_sent` is set to the time
+    /// the first attempt went out, if it is still `None`.
+    pub async fn execution_page(
+        &self,
+        association_id: &str,
+        since_ms: i64,
+        next_token: Option<String>,
+        first_sent: &mut Option<Instant>,
+    ) -> Result<ExecutionPage, ApiError> {
+        let filter = AssociationExecutionFilter::builder()
+            .key(AssociationExecutionFilterKey::CreatedTime)
+            .value(format_filter_time(since_ms))
+            .r#type(AssociationFilterOperatorType::GreaterThan)
+            .build()
+            .map_err(|e| ApiError {
+                code: "ConstructionFailure".into(),
+                message: e.to_string(),
+                retryable: false,
+            })?;
+        let output = self
+            .call("DescribeAssociationExecutions", first_sent, || {
+                self.client
+                    .describe_association_executions()
+                    .association_id(association_id)
+                    .filters(filter.clone())
+                    .max_results(MAX_RESULTS)
+                    .set_next_token(next_token.clone())
+                    .send()
+            })
+            .await?;
+        let mut page = ExecutionPage {
+            next_token: output.next_token().map(str::to_string),
+            ..ExecutionPage::default()
+        };
+        for e in output.association_executions() {
+            let (Some(id), Some(created)) = (e.execution_id(), e.created_time()) else {
+                page.malformed += 1;
+                continue;
+            };
+            page.executions.push(Execution {
+                id: id.to_string(),
+                status: e.status().unwrap_or_default().to_string(),
+                created_ms: round_to_millis(created),
+                ended_ms: e.last_execution_date().map(round_to_millis),
+                resource_counts: e.resource_count_by_status().map(str::to_string),
+                triggered_alarms: e
+                    .triggered_alarms()
+                    .iter()
+                    .map(|a| TriggeredAlarm {
+                        name: a.name().to_string(),
+                        state: a.state().as_str().to_string(),
+                    })
+                    .collect(),
+            });
+        }
+        Ok(page)
+    }
+
+    /// Reads the association's name, document and schedule.
+    pub async fn describe_association(
+        &self,
+        association_id: &str,
+        first_sent: &mut Option<Instant>,
+    ) -> Result<AssociationInfo, ApiError> {
+        let output = self
+            .call("DescribeAssociation", first_sent, || {
+                self.client
+                    .describe_association()
+                    .association_id(association_id)
+                    .send()
+            })
+            .await?;
+        let d = output.association_description().ok_or_else(|| ApiError {
+            code: "InvalidResponse".into(),
+            message: "DescribeAssociation returned no AssociationDescription".into(),
+            retryable: false,
+        })?;
+        Ok(AssociationInfo {
+            name: d.association_name().unwrap_or_default().to_string(),
+            document_name: d.name().unwrap_or_default().to_string(),
+            schedule_expression: d.schedule_expression().unwrap_or_default().to_string(),
+        })
+    }
+
+    /// Runs one SSM operation with the rate limit, concurrency cap, metrics and retries.
+    async fn call<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        first_sent: &mut Option<Instant>,
+        mut send: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<
+            Output = Result<T, SdkError<E, aws_sdk_ssm::config::http::HttpResponse>>,
+        >,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let permit = self.budget.acquire().await;
+            first_sent.get_or_insert_with(Instant::now);
+            let started = Instant::now();
+            let result = send().await;
+            drop(permit);
+            self.metrics
+                .api_request_duration_seconds
+                .with_label_values(&[operation])
+                .observe(started.elapsed().as_secs_f64());
+            let error = match result {
+                Ok(output) => {
+                    self.metrics
+                        .api_requests_total
+                        .with_label_values(&[operation, "ok"])
+                        .inc();
+                    return Ok(output);
+                }
+                Err(e) => map_error(&e),
+            };
+            self.metrics
+                .api_requests_total
+                .with_label_values(&[operation, &error.code])
+                .inc();
+            if !error.retryable || attempt >= self.max_attempts {
+                return Err(error);
+            }
+            tracing::debug!(operation, code = %error.code, attempt, "retrying SSM request");
+            tokio::time::sleep(backoff(attempt, is_throttle(&error.code))).await;
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: throttling starts at 1 s, other errors at 100 ms; the
+/// ceiling is 20 s, as in the SDK's standard retry mode.
+fn backoff(attempt: u32, throttled: bool) -> Duration {
+    let base_ms: u64 = if throttled { 1_000 } else { 100 };
+    let ceiling = base_ms.saturating_mul(1 << attempt.min(10)).min(20_000);
+    Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling))
+}
+
+fn is_throttle(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException"
+            | "Throttling"
+            | "ThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+    )
+}
+
+/// Reduces an SDK error to a stable code (a metric label) and whether to retry.
+fn map_error<E>(error: &SdkError<E, aws_sdk_ssm::config::http::HttpResponse>) -> ApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = error_chain(error);
+    let (code, retryable) = match error {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = error
+                .code()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("HTTP{status}"));
+            let retryable = is_throttle(&code)
+                || status >= 500
+                || matches!(
+                    code.as_str(),
+                    "InternalServerError" | "ServiceUnavailable" | "InternalFailure"
+                );
+            (code, retryable)
+        }
+        SdkError::TimeoutError(_) => ("Timeout".to_string(), true),
+        SdkError::DispatchFailure(failure) => {
+            if failure.is_timeout() {
+                ("Timeout".to_string(), true)
+            } else if failure.is_io() {
+                ("ConnectionError".to_string(), true)
+            } else if message.to_ascii_lowercase().contains("credential") {
+                ("CredentialsError".to_string(), false)
+            } else {
+                ("DispatchFailure".to_string(), true)
+            }
+        }
+        SdkError::ResponseError(_) => ("ResponseError".to_string(), true),
+        SdkError::ConstructionFailure(_) => ("ConstructionFailure".to_string(), false),
+        _ => ("Unknown".to_string(), true),
+    };
+    ApiError {
+        code,
+        message,
+        retryable,
+    }
+}
+
+/// The error and its sources on one line (the SDK's top-level message alone is often just
+/// "dispatch failure").
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The SDK parses timestamps through an `f64`, so `1550505827.119` can arrive as
+/// `...118999958` ns: round to the nearest millisecond.
+pub fn round_to_millis(t: &aws_sdk_ssm::primitives::DateTime) -> i64 {
+    let nanos = t.as_nanos();
+    (nanos + 500_000).div_euclid(1_000_000) as i64
+}
+
+/// Formats epoch milliseconds as the filter value SSM documents: `2026-11-26T07:00:00.123Z`.
+pub fn format_filter_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            millis
+        ),
+        Err(_) => "1970-01-01T00:00:00.000Z".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ssm::primitives::DateTime;
+
+    #[test]
+    fn filter_time_has_exactly_three_fraction_digits() {
+        assert_eq!(format_filter_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_filter_time(1_550_505_827_119),
+            "2019-02-18T16:03:47.119Z"
+        );
+        assert_eq!(
+            format_filter_time(1_795_676_400_005),
+            "2026-11-26T07:00:00.005Z"
+        );
+    }
+
+    #[test]
+    fn created_time_read_through_f64_rounds_to_the_right_millisecond() {
+        // What the SDK's JSON parser does with 1550505827.119.
+        let t = DateTime::from_secs_f64(1_550_505_827.119);
+        assert_eq!(round_to_millis(&t), 1_550_505_827_119);
+        for ms in [
+            1_795_676_400_001i64,
+            1_795_676_400_999,
+            1_700_000_000_000,
+            1_234_567_890_123,
+        ] {
+            let t = DateTime::from_secs_f64(ms as f64 / 1000.0);
+            assert_eq!(round_to_millis(&t), ms);
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let d = backoff(attempt, true);
+            assert!(d <= Duration::from_secs(20));
+            assert!(d >= Duration::from_millis(1_000));
+        }
+        assert!(backoff(1, false) <= Duration::from_millis(200));
+    }
+}

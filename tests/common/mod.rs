@@ -1,0 +1,401 @@
+//! Shared test harness: the exporter's `run()` against the simulated SSM endpoint over
+//! 127.0.0.1, plus a tiny HTTP client and a parser for the text exposition format.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ssm_association_exporter::config::{AssociationConfig, Config};
+use ssm_association_exporter::simulator::{SimAssociation, Simulator};
+use ssm_association_exporter::ssm::ClientSettings;
+use ssm_association_exporter::{run, Options};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Association IDs for tests (valid SSM format).
+pub fn assoc_id(n: u32) -> String {
+    format!("{n:08x}-0000-4000-8000-{n:012x}")
+}
+
+pub fn now_ms() -> i64 {
+    ssm_association_exporter::now_ms()
+}
+
+/// A config for tests: fast polling, generous rate limit, no SDK-level waiting.
+pub fn test_config(ids: &[String]) -> Config {
+    Config {
+        associations: ids
+            .iter()
+            .map(|id| AssociationConfig { id: id.clone() })
+            .collect(),
+        poll_interval: Duration::from_millis(300),
+        initial_lookback: Duration::from_secs(3600),
+        late_visibility_window: Duration::from_secs(600),
+        api_requests_per_second: 500.0,
+        max_concurrent_requests: 4,
+        request_timeout: Duration::from_secs(5),
+        api_max_attempts: 1,
+        region: Some("us-east-1".to_string()),
+        source: "test".to_string(),
+    }
+}
+
+/// A simulator with `n` associations.
+pub async fn simulator_with(n: u32) -> (Simulator, Vec<String>) {
+    let sim = Simulator::start().await.expect("simulator starts");
+    let ids: Vec<String> = (1..=n).map(assoc_id).collect();
+    for (i, id) in ids.iter().enumerate() {
+        sim.add_association(
+            id,
+            SimAssociation {
+                name: Some(format!("assoc-{i}")),
+                document_name: "AWS-RunPatchBaseline".to_string(),
+                schedule_expression: Some("rate(30 minutes)".to_string()),
+                alarms: Vec::new(),
+            },
+        );
+    }
+    (sim, ids)
+}
+
+/// A running exporter (`run()` in this process) and how to stop it.
+pub struct Exporter {
+    pub address: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Exporter {
+    pub async fn start(config: Config, sim: &Simulator) -> Exporter {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = Options {
+            client: ClientSettings {
+                endpoint_url: Some(sim.endpoint_url()),
+                fake_credentials: true,
+            },
+            ..Options::default()
+        };
+        let task = tokio::spawn(async move {
+            run(config, options, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("exporter runs");
+        });
+        Exporter {
+            address,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> HttpResponse {
+        http_request(&self.address, "GET", path).await
+    }
+
+    pub async fn metrics(&self) -> Metrics {
+        let response = self.get("/metrics").await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        Metrics::parse(&response.body)
+    }
+
+    /// Waits until `/readyz` says 200.
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.get("/readyz").await.status == 200 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "exporter never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the scraped metrics satisfy `check` (returning `Err(reason)` while not).
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        check: impl Fn(&Metrics) -> Result<(), String>,
+    ) -> Metrics {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let metrics = self.metrics().await;
+            match check(&metrics) {
+                Ok(()) => return metrics,
+                Err(reason) if tokio::time::Instant::now() > deadline => {
+                    panic!("timed out waiting for {what}: {reason}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("run() returns promptly after shutdown")
+                .expect("run() task did not panic");
+        }
+    }
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; reads the whole response.
+pub async fn http_request(address: &str, method: &str, path: &str) -> HttpResponse {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("response within 10s")
+        .unwrap();
+    let text = String::from_utf8(raw).expect("utf-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// Samples of one scrape: `name{label="v",...}` (labels sorted) -> value.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub samples: BTreeMap<String, f64>,
+    pub text: String,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        let mut samples = BTreeMap::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("sample line");
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v.parse().expect("numeric value"),
+            };
+            samples.insert(normalise(series), value);
+        }
+        Metrics {
+            samples,
+            text: text.to_string(),
+        }
+    }
+
+    /// The value of `name` with exactly these labels, if present.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples.get(&key(name, labels)).copied()
+    }
+
+    /// The value, or 0 when the series does not exist.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels).unwrap_or(0.0)
+    }
+
+    /// Every series of `name` whose labels include `filter`, as (labels, value).
+    pub fn series(
+        &self,
+        name: &str,
+        filter: &[(&str, &str)],
+    ) -> Vec<(BTreeMap<String, String>, f64)> {
+        self.samples
+            .iter()
+            .filter_map(|(k, v)| {
+                let (n, labels) = split_key(k);
+                if n != name {
+                    return None;
+                }
+                filter
+                    .iter()
+                    .all(|(fk, fv)| labels.get(*fk).map(String::as_str) == Some(*fv))
+                    .then_some((labels, *v))
+            })
+            .collect()
+    }
+}
+
+fn key(name: &str, labels: &[(&str, &str)]) -> String {
+    let mut labels: Vec<_> = labels.to_vec();
+    labels.sort();
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    if inner.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{}}}", inner.join(","))
+    }
+}
+
+fn split_key(series: &str) -> (String, BTreeMap<String, String>) {
+    let Some((name, rest)) = series.split_once('{') else {
+        return (series.to_string(), BTreeMap::new());
+    };
+    let rest = rest.trim_end_matches('}');
+    let mut labels = BTreeMap::new();
+    // Label values in these tests never contain `",`.
+    for part in rest.split("\",") {
+        if let Some((k, v)) = part.split_once("=\"") {
+            labels.insert(k.to_string(), v.trim_end_matches('"').to_string());
+        }
+    }
+    (name.to_string(), labels)
+}
+
+fn normalise(series: &str) -> String {
+    let (name, labels) = split_key(series);
+    let pairs: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    key(&name, &pairs)
+}
+
+/// Checks that every `ssm_association_executions_total` series equals the simulator's ground
+/// truth (missing series count as 0), along with in-progress, alarms and histogram counts.
+pub fn matches_ground_truth(
+    metrics: &Metrics,
+    truth: &ssm_association_exporter::simulator::GroundTruth,
+    ids: &[String],
+) -> Result<(), String> {
+    for id in ids {
+        let statuses = ["Success", "Failed", "TimedOut", "Cancelled", "Skipped"];
+        for status in statuses {
+            let want = truth
+                .executions
+                .get(id)
+                .and_then(|m| m.get(status))
+                .copied()
+                .unwrap_or(0) as f64;
+            let got = metrics.value(
+                "ssm_association_executions_total",
+                &[("association_id", id), ("status", status)],
+            );
+            if got != want {
+                return Err(format!("{id} {status}: exported {got}, truth {want}"));
+            }
+        }
+        let exported_sum: f64 = metrics
+            .series(
+                "ssm_association_executions_total",
+                &[("association_id", id)],
+            )
+            .iter()
+            .map(|(_, v)| v)
+            .sum();
+        let truth_sum: u64 = truth
+            .executions
+            .get(id)
+            .map(|m| m.values().sum())
+            .unwrap_or(0);
+        if exported_sum != truth_sum as f64 {
+            return Err(format!("{id}: total {exported_sum}, truth {truth_sum}"));
+        }
+        let want_in_progress = truth.in_progress.get(id).copied().unwrap_or(0) as f64;
+        let got_in_progress = metrics.value(
+            "ssm_association_executions_in_progress",
+            &[("association_id", id)],
+        );
+        if got_in_progress != want_in_progress {
+            return Err(format!(
+                "{id}: in progress {got_in_progress}, truth {want_in_progress}"
+            ));
+        }
+        let alarms = truth.triggered_alarms.get(id).cloned().unwrap_or_default();
+        for ((name, state), count) in &alarms {
+            let got = metrics.value(
+                "ssm_association_triggered_alarms_total",
+                &[
+                    ("association_id", id),
+                    ("alarm_name", name),
+                    ("state", state),
+                ],
+            );
+            if got != *count as f64 {
+                return Err(format!(
+                    "{id} alarm {name}/{state}: exported {got}, truth {count}"
+                ));
+            }
+        }
+        let exported_alarm_series = metrics
+            .series(
+                "ssm_association_triggered_alarms_total",
+                &[("association_id", id)],
+            )
+            .len();
+        if exported_alarm_series != alarms.len() {
+            return Err(format!(
+                "{id}: {exported_alarm_series} alarm series, truth {}",
+                alarms.len()
+            ));
+        }
+        let without_end = truth.without_end_time.get(id).copied().unwrap_or(0);
+        let exported_without_end: f64 = metrics
+            .series(
+                "ssm_association_executions_without_end_time_total",
+                &[("association_id", id)],
+            )
+            .iter()
+            .map(|(_, v)| v)
+            .sum();
+        if exported_without_end != without_end as f64 {
+            return Err(format!(
+                "{id}: without end time {exported_without_end}, truth {without_end}"
+            ));
+        }
+        let durations: f64 = metrics
+            .series(
+                "ssm_association_execution_duration_seconds_count",
+                &[("association_id", id)],
+            )
+            .iter()
+            .map(|(_, v)| v)
+            .sum();
+        if durations != (truth_sum - without_end) as f64 {
+            return Err(format!(
+                "{id}: {durations} durations observed, truth {}",
+                truth_sum - without_end
+            ));
+        }
+    }
+    Ok(())
+}
