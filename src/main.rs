@@ -49,10 +49,23 @@ struct Flags {
     /// Run against a built-in simulated SSM endpoint with demo associations (no AWS access).
     #[arg(long)]
     demo: bool,
+    /// GET /healthz of the exporter at --web.listen-address and exit 0 (healthy) or 1: a
+    /// container HEALTHCHECK for images without a shell or curl.
+    #[arg(long)]
+    healthcheck: bool,
 }
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
+    if flags.healthcheck {
+        return match healthcheck(&flags.listen_address) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("healthcheck failed: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if flags.config_check {
         return match config::load(&flags.config_file) {
             Ok(config) => {
@@ -156,6 +169,53 @@ fn listen_address(flag: &str) -> String {
         format!("0.0.0.0{flag}")
     } else {
         flag.to_string()
+    }
+}
+
+/// GETs `/healthz` on the local exporter; `Ok` on 200. Wildcard listen addresses are probed on
+/// loopback.
+fn healthcheck(flag: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+
+    let address = listen_address(flag);
+    let mut target: SocketAddr = address
+        .to_socket_addrs()
+        .map_err(|e| format!("{address}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{address}: no address"))?;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let timeout = Duration::from_secs(3);
+    let mut stream =
+        TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("{target}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .take(4096)
+        .read_to_end(&mut response)
+        .map_err(|e| e.to_string())?;
+    let status_line = String::from_utf8_lossy(&response);
+    let status_line = status_line.lines().next().unwrap_or_default();
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        Err(format!("{target}: {status_line:?}"))
     }
 }
 

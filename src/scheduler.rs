@@ -83,9 +83,15 @@ impl Readiness {
     }
 
     fn first_poll_done(&self) {
-        let _ = self
+        let before = self
             .remaining
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            tracing::info!(
+                associations = self.total,
+                "first round of polls done; ready"
+            );
+        }
     }
 
     /// Marks the start of shutdown.

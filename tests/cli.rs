@@ -170,6 +170,18 @@ fn an_address_in_use_is_exit_code_1() {
 }
 
 #[test]
+fn healthcheck_fails_when_nothing_listens() {
+    let port = free_port();
+    let out = run_to_end(
+        exporter()
+            .arg("--healthcheck")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("healthcheck failed"));
+}
+
+#[test]
 fn bad_flags_are_exit_code_2() {
     let out = run_to_end(exporter().arg("--log.level=loud"));
     assert_eq!(out.status.code(), Some(2));
@@ -224,6 +236,17 @@ async fn the_binary_honours_aws_endpoint_url_ssm_and_stops_cleanly_on_sigterm() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let health = run_to_end(
+        exporter()
+            .arg("--healthcheck")
+            .arg(format!("--web.listen-address=:{port}")),
+    );
+    assert_eq!(
+        health.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
     signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
