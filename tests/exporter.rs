@@ -749,6 +749,7 @@ async fn a_real_scrape_passes_promtool_check_metrics() {
             .with_resource_count_by_status("{Failed=1}")
             .with_triggered_alarm("alarm-1", "ALARM"),
     );
+    sim.add_execution(&ids[0], SimExecution::new("m0", "Success", minutes_ago(8)));
     sim.add_execution(
         &ids[1],
         SimExecution::new("m2", "InProgress", minutes_ago(2)),
@@ -761,6 +762,21 @@ async fn a_real_scrape_passes_promtool_check_metrics() {
     let exporter = Exporter::start(test_config(&ids), &sim).await;
     exporter.wait_ready().await;
     let body = exporter.get("/metrics").await.body;
+    // The README's metric table and a real scrape name the same metrics.
+    let mut documented = documented_metrics();
+    documented.sort();
+    let mut exported: Vec<String> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("ssm_association"))
+        .map(str::to_string)
+        .collect();
+    exported.sort();
+    assert_eq!(
+        exported, documented,
+        "README metric table vs. a real scrape"
+    );
     let Some(promtool) = promtool() else { return };
     let mut child = std::process::Command::new(promtool)
         .args(["check", "metrics"])

@@ -184,14 +184,39 @@ pub async fn http_request(address: &str, method: &str, path: &str) -> HttpRespon
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .expect("status line");
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
+    let chunked = headers.iter().any(|(k, v): &(String, String)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     HttpResponse {
         status,
         headers,
-        body: body.to_string(),
+        body,
+    }
+}
+
+/// Decodes a `Transfer-Encoding: chunked` body (Prometheus' API uses it).
+fn dechunk(mut raw: &str) -> String {
+    let mut body = String::new();
+    loop {
+        let Some((size, rest)) = raw.split_once("\r\n") else {
+            return body;
+        };
+        let size =
+            usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).expect("chunk size");
+        if size == 0 {
+            return body;
+        }
+        body.push_str(&rest[..size]);
+        raw = &rest[size + 2..];
     }
 }
 
@@ -398,4 +423,17 @@ pub fn matches_ground_truth(
         }
     }
     Ok(())
+}
+
+/// Metric names documented in the README's metric table.
+pub fn documented_metrics() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .filter(|name| name.starts_with("ssm_association"))
+        .map(str::to_string)
+        .collect()
 }
