@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -101,7 +101,7 @@ fn handle(request: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
         return response;
     }
     match route {
-        Route::Metrics => metrics(state),
+        Route::Metrics => metrics(state, accepts_gzip(request)),
         Route::Health => text(StatusCode::OK, "ok\n"),
         Route::Ready => match state.readiness.check() {
             Ok(()) => text(StatusCode::OK, "ready\n"),
@@ -121,7 +121,7 @@ fn handle(request: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
     }
 }
 
-fn metrics(state: &HttpState) -> Response<Full<Bytes>> {
+fn metrics(state: &HttpState, gzip: bool) -> Response<Full<Bytes>> {
     let encoder = TextEncoder::new();
     let mut body = Vec::with_capacity(64 * 1024);
     if let Err(error) = encoder.encode(&state.registry.gather(), &mut body) {
@@ -131,12 +131,52 @@ fn metrics(state: &HttpState) -> Response<Full<Bytes>> {
             "encoding metrics failed\n",
         );
     }
+    let (body, gzipped) = match gzip.then(|| compress(&body)).flatten() {
+        Some(compressed) => (compressed, true),
+        None => (body, false),
+    };
     let mut response = Response::new(Full::new(Bytes::from(body)));
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
+    headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzipped {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     response
+}
+
+/// Whether the client takes gzip (Prometheus sends `Accept-Encoding: gzip`); `gzip;q=0` refuses.
+fn accepts_gzip(request: &Request<Incoming>) -> bool {
+    request
+        .headers()
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// Gzips a scrape body at the fastest level: text metrics compress about tenfold even so.
+fn compress(body: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body).ok()?;
+    encoder.finish().ok()
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {

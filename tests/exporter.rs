@@ -856,3 +856,49 @@ async fn the_rate_limit_spaces_requests() {
     );
     exporter.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_gzipped_when_the_scraper_accepts_it() {
+    let (sim, ids) = simulator_with(3).await;
+    for id in &ids {
+        sim.add_execution(
+            id,
+            SimExecution::new("z1", "Success", minutes_ago(5))
+                .with_last_execution_ms(minutes_ago(4)),
+        );
+    }
+    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    exporter.wait_ready().await;
+    let raw = http_exchange(
+        &exporter.address,
+        "GET",
+        "/metrics",
+        &[("Accept-Encoding", "gzip")],
+    )
+    .await;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    let mut text = String::new();
+    use std::io::Read;
+    flate2::read::GzDecoder::new(&raw[split + 4..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let m = Metrics::parse(&text);
+    matches_ground_truth(&m, &sim.ground_truth(), &ids).unwrap();
+    assert!(raw.len() - split < text.len() / 4, "gzip shrinks the body");
+
+    for refused in ["gzip;q=0", "identity", "br"] {
+        let plain = http_request_with(
+            &exporter.address,
+            "GET",
+            "/metrics",
+            &[("Accept-Encoding", refused)],
+        )
+        .await;
+        assert_eq!(plain.header("content-encoding"), None, "{refused}");
+        assert!(plain.body.contains("ssm_association_executions_total"));
+    }
+    exporter.stop().await;
+}

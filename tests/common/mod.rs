@@ -167,16 +167,46 @@ impl HttpResponse {
 
 /// One HTTP/1.1 request with `Connection: close`; reads the whole response.
 pub async fn http_request(address: &str, method: &str, path: &str) -> HttpResponse {
+    http_request_with(address, method, path, &[]).await
+}
+
+/// [`http_request`] with extra request headers.
+pub async fn http_request_with(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
+    let raw = http_exchange(address, method, path, headers).await;
+    let text = String::from_utf8(raw).expect("utf-8 response");
+    parse_response(&text)
+}
+
+/// Sends one request and returns the raw response bytes.
+pub async fn http_exchange(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Vec<u8> {
     let mut stream = TcpStream::connect(address).await.expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{extra}\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
         .await
         .expect("response within 10s")
         .unwrap();
-    let text = String::from_utf8(raw).expect("utf-8 response");
+    raw
+}
+
+/// Parses a whole HTTP/1.1 response (status, headers, de-chunked body).
+pub fn parse_response(text: &str) -> HttpResponse {
     let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
     let mut lines = head.lines();
     let status = lines
