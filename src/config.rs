@@ -89,6 +89,12 @@ const API_MAX_ATTEMPTS_SETTING: IntSetting = IntSetting {
     min: 1,
     max: 10,
 };
+const STATE_SAVE_INTERVAL_SETTING: DurationSetting = DurationSetting {
+    default: Duration::from_secs(5),
+    min: Duration::from_millis(100),
+    min_text: "100ms",
+    max: Some((HOUR, "1h")),
+};
 
 /// Every accepted top-level key, in documentation order.
 const KEYS: &[&str] = &[
@@ -101,6 +107,8 @@ const KEYS: &[&str] = &[
     "request_timeout",
     "api_max_attempts",
     "region",
+    "state_file",
+    "state_save_interval",
 ];
 
 const EXAMPLE_ASSOCIATION_ID: &str = "8dfe3659-4309-493a-8755-0123456789ab";
@@ -130,6 +138,11 @@ pub struct Config {
     pub api_max_attempts: u32,
     /// AWS region; `None` means "from the AWS config chain".
     pub region: Option<String>,
+    /// Where to persist per-association state across restarts; `None` keeps it in memory only.
+    /// A relative path is relative to the config file's directory.
+    pub state_file: Option<std::path::PathBuf>,
+    /// How often changed state is written to `state_file` (and then published on /metrics).
+    pub state_save_interval: Duration,
     /// The config file name as given, for messages and the landing page.
     pub source: String,
 }
@@ -411,6 +424,8 @@ impl Validator<'_> {
             request_timeout: REQUEST_TIMEOUT_SETTING.default,
             api_max_attempts: API_MAX_ATTEMPTS_SETTING.default as u32,
             region: None,
+            state_file: None,
+            state_save_interval: STATE_SAVE_INTERVAL_SETTING.default,
             source: self.file.to_owned(),
         };
 
@@ -451,6 +466,11 @@ impl Validator<'_> {
                         .map_err(|_| self.error(value, &name, "value is too large"))?;
                 }
                 "region" => config.region = Some(self.region(&name, value)?),
+                "state_file" => config.state_file = Some(self.path(&name, value)?),
+                "state_save_interval" => {
+                    config.state_save_interval =
+                        self.duration(&name, value, &STATE_SAVE_INTERVAL_SETTING)?;
+                }
                 // `entries` only yields names listed in KEYS.
                 _ => return Err(self.unknown_key(key, &name, "", KEYS)),
             }
@@ -668,6 +688,28 @@ impl Validator<'_> {
             ))
         } else {
             Ok(value)
+        }
+    }
+
+    /// A file path; relative paths are relative to the config file's directory.
+    fn path(&self, key: &str, node: &Node) -> Result<std::path::PathBuf, ConfigError> {
+        match &node.value {
+            Raw::Str(s) if !s.trim().is_empty() => {
+                let path = std::path::Path::new(s);
+                if path.is_relative() {
+                    let base = std::path::Path::new(self.file)
+                        .parent()
+                        .unwrap_or(std::path::Path::new(""));
+                    Ok(base.join(path))
+                } else {
+                    Ok(path.to_path_buf())
+                }
+            }
+            _ => Err(self.error(
+                node,
+                key,
+                format!("expected a file path, got {}", self.describe(node)),
+            )),
         }
     }
 
@@ -910,6 +952,20 @@ impl Config {
             self.region
                 .as_deref()
                 .unwrap_or("from the AWS config chain")
+        );
+        let _ = write!(
+            out,
+            "\nstate_file: {}",
+            self.state_file
+                .as_ref()
+                .map_or("none (state is kept in memory only)".to_string(), |p| p
+                    .display()
+                    .to_string())
+        );
+        let _ = write!(
+            out,
+            "\nstate_save_interval: {}",
+            format_duration(self.state_save_interval)
         );
         out
     }

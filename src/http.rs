@@ -1,22 +1,33 @@
 //! The HTTP endpoints: the metrics path, `/healthz`, `/readyz` and a landing page; nothing else.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use hyper::header::{
+    HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
+    TRANSFER_ENCODING, VARY,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::Registry;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::scheduler::Readiness;
+use crate::state::Store;
+use crate::{Options, ReloadRequest};
+
+/// Default `--web.max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// Request heads larger than this are refused (431): no route takes more than a short line.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// A client gets this long to send its request headers (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,18 +36,55 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What the handlers read: all of it in memory, so a scrape never waits on AWS.
 pub struct HttpState {
-    pub registry: Registry,
-    pub readiness: Arc<Readiness>,
-    pub telemetry_path: String,
-    /// The landing page, rendered once at start.
-    pub landing_page: String,
+    registry: Registry,
+    store: Arc<Store>,
+    readiness: Arc<Readiness>,
+    telemetry_path: String,
+    /// The landing page, rendered at start and after each reload.
+    landing_page: RwLock<String>,
+    reload: Option<mpsc::Sender<ReloadRequest>>,
+    max_connections: usize,
+}
+
+impl HttpState {
+    pub fn new(
+        registry: Registry,
+        store: Arc<Store>,
+        readiness: Arc<Readiness>,
+        options: &Options,
+        summary: &str,
+        reload: Option<mpsc::Sender<ReloadRequest>>,
+    ) -> HttpState {
+        HttpState {
+            registry,
+            store,
+            readiness,
+            landing_page: RwLock::new(landing_page(&options.telemetry_path, summary)),
+            telemetry_path: options.telemetry_path.clone(),
+            reload,
+            max_connections: options.max_connections.max(1),
+        }
+    }
+
+    /// Re-renders the landing page after a reload.
+    pub fn set_summary(&self, summary: &str) {
+        *self.landing_page.write().unwrap_or_else(|e| e.into_inner()) =
+            landing_page(&self.telemetry_path, summary);
+    }
 }
 
 /// Serves until `shutdown` fires, then stops accepting and lets in-flight responses finish
 /// (for at most [`SHUTDOWN_GRACE`]).
 pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) {
     let graceful = GracefulShutdown::new();
+    // At most this many connections at once: beyond it, new ones wait in the listen backlog.
+    // Slow clients are cut off by the header read timeout, so they cannot hold slots forever.
+    let slots = Arc::new(Semaphore::new(state.max_connections));
     loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => permit.expect("never closed"),
+        };
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -51,18 +99,20 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
         };
         let state = state.clone();
         let service = service_fn(move |request: Request<Incoming>| {
-            let response = handle(&request, &state);
-            async move { Ok::<_, Infallible>(response) }
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(handle(request, &state).await) }
         });
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEAD_BYTES)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "HTTP connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
@@ -79,9 +129,10 @@ enum Route {
     Health,
     Ready,
     Landing,
+    Reload,
 }
 
-fn handle(request: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
+async fn handle(request: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     let route = if path == state.telemetry_path {
         Route::Metrics
@@ -90,18 +141,35 @@ fn handle(request: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
             "/healthz" => Route::Health,
             "/readyz" => Route::Ready,
             "/" => Route::Landing,
+            "/-/reload" => Route::Reload,
             _ => return text(StatusCode::NOT_FOUND, "404 page not found\n"),
         }
     };
-    if request.method() != Method::GET && request.method() != Method::HEAD {
+    let allowed: &[Method] = match route {
+        Route::Reload => &[Method::POST, Method::PUT],
+        _ => &[Method::GET, Method::HEAD],
+    };
+    if !allowed.contains(request.method()) {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n");
+        let allow = if allowed[0] == Method::GET {
+            "GET, HEAD"
+        } else {
+            "POST, PUT"
+        };
         response
             .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            .insert(ALLOW, HeaderValue::from_static(allow));
         return response;
     }
+    // No route takes a body: refuse one rather than read it.
+    if has_body(&request) {
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "413 request bodies are not accepted\n",
+        );
+    }
     match route {
-        Route::Metrics => metrics(state, accepts_gzip(request)),
+        Route::Metrics => metrics(state, accepts_gzip(&request)),
         Route::Health => text(StatusCode::OK, "ok\n"),
         Route::Ready => match state.readiness.check() {
             Ok(()) => text(StatusCode::OK, "ready\n"),
@@ -110,8 +178,14 @@ fn handle(request: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
                 &format!("not ready: {reason}\n"),
             ),
         },
+        Route::Reload => reload(state).await,
         Route::Landing => {
-            let mut response = Response::new(Full::new(Bytes::from(state.landing_page.clone())));
+            let page = state
+                .landing_page
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let mut response = Response::new(Full::new(Bytes::from(page)));
             response.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
@@ -121,16 +195,44 @@ fn handle(request: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
     }
 }
 
-fn metrics(state: &HttpState, gzip: bool) -> Response<Full<Bytes>> {
-    let encoder = TextEncoder::new();
-    let mut body = Vec::with_capacity(64 * 1024);
-    if let Err(error) = encoder.encode(&state.registry.gather(), &mut body) {
-        tracing::error!(%error, "encoding metrics failed");
-        return text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "encoding metrics failed\n",
-        );
+fn has_body(request: &Request<Incoming>) -> bool {
+    let headers = request.headers();
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+async fn reload(state: &HttpState) -> Response<Full<Bytes>> {
+    let Some(sender) = &state.reload else {
+        return text(StatusCode::NOT_FOUND, "reloading is not enabled\n");
+    };
+    let (reply, answer) = oneshot::channel();
+    if sender.send(reply).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }
+    match answer.await {
+        Ok(Ok(message)) => text(StatusCode::OK, &format!("{message}\n")),
+        Ok(Err(error)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("failed to reload config: {error}\n"),
+        ),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
+    }
+}
+
+fn metrics(state: &HttpState, gzip: bool) -> Response<Full<Bytes>> {
+    let body = match crate::metrics::render(&state.registry, &state.store) {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::error!(%error, "encoding metrics failed");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "encoding metrics failed\n",
+            );
+        }
+    };
     let (body, gzipped) = match gzip.then(|| compress(&body)).flatten() {
         Some(compressed) => (compressed, true),
         None => (body, false),

@@ -13,11 +13,12 @@ use ssm_association_exporter::config::{self, Config, DEFAULT_CONFIG_FILE};
 use ssm_association_exporter::logging::{self, LogFormat};
 use ssm_association_exporter::simulator::Simulator;
 use ssm_association_exporter::ssm::ClientSettings;
-use ssm_association_exporter::{run, Options, DEFAULT_TELEMETRY_PATH};
+use ssm_association_exporter::{run, ConfigSource, Options, DEFAULT_TELEMETRY_PATH};
 use tokio::net::TcpListener;
 
 /// The built-in configuration of `--demo`, polling the in-process simulated SSM endpoint.
 const DEMO_CONFIG: &str = include_str!("../config/demo.yaml");
+const DEMO_CONFIG_NAME: &str = "config/demo.yaml (built in)";
 
 /// Prometheus exporter for AWS Systems Manager State Manager association executions.
 #[derive(Debug, Parser)]
@@ -33,6 +34,11 @@ struct Flags {
         default_value = ":9832"
     )]
     listen_address: String,
+    /// Most HTTP connections served at once; more wait to be accepted.
+    #[arg(long = "web.max-connections", value_name = "N",
+          default_value_t = ssm_association_exporter::http::DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=65536))]
+    max_connections: u64,
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = DEFAULT_TELEMETRY_PATH)]
     telemetry_path: String,
@@ -91,7 +97,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let config = if flags.demo {
-        config::parse(DEMO_CONFIG, "config/demo.yaml (built in)")
+        config::parse(DEMO_CONFIG, DEMO_CONFIG_NAME)
     } else {
         config::load(&flags.config_file)
     };
@@ -129,6 +135,15 @@ async fn serve(flags: Flags, config: Config) -> ExitCode {
     let mut options = Options {
         telemetry_path: flags.telemetry_path.clone(),
         client: ClientSettings::default(),
+        config_source: Some(if flags.demo {
+            ConfigSource::Builtin {
+                name: DEMO_CONFIG_NAME,
+                text: DEMO_CONFIG,
+            }
+        } else {
+            ConfigSource::File(flags.config_file.clone())
+        }),
+        max_connections: flags.max_connections as usize,
     };
     let mut simulator = None;
     if flags.demo {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 use crate::poller::Poller;
 use crate::ssm::Ssm;
+use crate::state::{Entry, Store};
 
 /// One budget for every SSM call of the process: at most `max_concurrent` in flight and at
 /// most `requests_per_second` started per second (spaced evenly, no bursts). Callers queue in
@@ -66,11 +67,45 @@ impl Budget {
 }
 
 /// Ready once every association has been polled once (successfully or not), until shutdown
-/// begins. AWS errors never make the exporter unready: they are reported in its metrics.
+/// begins. Throttling, server errors and deleted associations never make the exporter unready:
+/// they are reported in its metrics, and an exporter that cannot reach AWS must stay scrapable.
+/// Rejected credentials do, while they last: that is a deployment fault (an expired role, a
+/// missing IRSA annotation) that a rollout should stop on.
 pub struct Readiness {
     total: usize,
     remaining: AtomicUsize,
     stopping: AtomicBool,
+    credentials: Mutex<Credentials>,
+    credentials_failing: AtomicBool,
+}
+
+#[derive(Default)]
+struct Credentials {
+    /// The current rejection, and the distinct error codes already logged since the last
+    /// success (each is logged once).
+    failing: Option<String>,
+    logged: Vec<String>,
+}
+
+/// Error codes that mean SSM rejected the credentials themselves, whatever the operation.
+const CREDENTIAL_CODES: &[&str] = &[
+    "CredentialsError",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "MissingAuthenticationToken",
+    "IncompleteSignature",
+];
+
+/// Whether `code` from `operation` means the credentials do not work. Access denied counts for
+/// the operation the exporter cannot do without; for DescribeAssociation it only loses the info
+/// metric.
+pub fn is_credentials_error(operation: &str, code: &str) -> bool {
+    CREDENTIAL_CODES.contains(&code)
+        || (operation == "DescribeAssociationExecutions" && code == "AccessDeniedException")
 }
 
 impl Readiness {
@@ -79,6 +114,8 @@ impl Readiness {
             total,
             remaining: AtomicUsize::new(total),
             stopping: AtomicBool::new(false),
+            credentials: Mutex::new(Credentials::default()),
+            credentials_failing: AtomicBool::new(false),
         }
     }
 
@@ -99,6 +136,36 @@ impl Readiness {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
+    /// Records that SSM rejected the credentials; logs each distinct error once.
+    pub fn credentials_rejected(&self, code: &str, message: &str) {
+        self.credentials_failing.store(true, Ordering::SeqCst);
+        let mut credentials = crate::state::lock(&self.credentials);
+        credentials.failing = Some(code.to_string());
+        if !credentials.logged.iter().any(|c| c == code) {
+            credentials.logged.push(code.to_string());
+            tracing::error!(
+                code,
+                error = message,
+                "SSM rejects the AWS credentials; not ready until they work"
+            );
+        }
+    }
+
+    /// Records a successful SSM call: credentials work (again).
+    pub fn credentials_accepted(&self) {
+        if !self.credentials_failing.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let mut credentials = crate::state::lock(&self.credentials);
+        credentials.failing = None;
+        credentials.logged.clear();
+        tracing::info!("AWS credentials work again");
+    }
+
+    pub fn credentials_failing(&self) -> bool {
+        self.credentials_failing.load(Ordering::SeqCst)
+    }
+
     /// `Ok` when ready, else the reason.
     pub fn check(&self) -> Result<(), String> {
         if self.stopping.load(Ordering::SeqCst) {
@@ -112,59 +179,65 @@ impl Readiness {
                 self.total
             ));
         }
+        if self.credentials_failing() {
+            let code = crate::state::lock(&self.credentials).failing.clone();
+            return Err(format!(
+                "SSM rejects the AWS credentials ({})",
+                code.unwrap_or_default()
+            ));
+        }
         Ok(())
     }
 }
 
-/// What every association loop shares.
+/// What every association loop of one configuration shares.
 pub struct Shared {
     pub ssm: Ssm,
-    pub metrics: Arc<Metrics>,
+    pub store: Arc<Store>,
     pub readiness: Arc<Readiness>,
     pub poll_interval: Duration,
-    pub initial_lookback: Duration,
-    pub late_visibility_window: Duration,
+    /// Publish numbers at the end of each poll (no state file) rather than after each save.
+    pub publish_each_poll: bool,
 }
 
-/// Starts one polling loop per association into `tasks`; each ends when `shutdown` fires.
-pub fn spawn_pollers(
-    ids: &[String],
+/// Starts the polling loop of one association into `tasks`; it ends when `stop` fires.
+pub fn spawn_poller(
+    entry: Arc<Entry>,
     shared: Arc<Shared>,
-    shutdown: &CancellationToken,
+    stop: CancellationToken,
     tasks: &mut JoinSet<()>,
 ) {
-    let floor_ms = crate::now_ms() - shared.initial_lookback.as_millis() as i64;
-    for id in ids {
-        shared.metrics.init_association(id);
-        let poller = Poller::new(
-            id.clone(),
-            floor_ms,
-            shared.late_visibility_window.as_millis() as i64,
-        );
-        tasks.spawn(association_loop(poller, shared.clone(), shutdown.clone()));
-    }
+    tasks.spawn(association_loop(Poller::new(entry), shared, stop));
 }
 
+/// After this many consecutive failed polls the wait stops growing: interval × 2^4.
+const MAX_BACKOFF_EXPONENT: u32 = 4;
+
 /// Polls one association: once at start, then every interval at a random phase so that
-/// associations are spread over the interval rather than fired at once.
-async fn association_loop(mut poller: Poller, shared: Arc<Shared>, shutdown: CancellationToken) {
+/// associations are spread over the interval rather than fired at once. After failed polls the
+/// wait doubles (up to 16 intervals), so a deleted association or a missing permission does not
+/// spend the request budget of the others.
+async fn association_loop(mut poller: Poller, shared: Arc<Shared>, stop: CancellationToken) {
     let interval = shared.poll_interval;
     let phase = interval.mul_f64(rand::rng().random_range(0.0..1.0));
     let mut due = Instant::now();
     let mut first = true;
+    let mut failures: u32 = 0;
     let mut last_error: Option<String> = None;
     loop {
         let result = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            result = poller.poll(&shared.ssm, &shared.metrics, due) => result,
+            _ = stop.cancelled() => return,
+            result = poller.poll(&shared.ssm, &shared.store, due, shared.publish_each_poll) => result,
         };
         match result {
             Ok(()) => {
+                failures = 0;
                 if last_error.take().is_some() {
                     tracing::info!(association_id = poller.id(), "poll recovered");
                 }
             }
             Err(error) => {
+                failures = failures.saturating_add(1);
                 if last_error.as_deref() != Some(error.code.as_str()) {
                     tracing::warn!(association_id = poller.id(), code = %error.code, %error, "poll failed");
                 } else {
@@ -182,8 +255,12 @@ async fn association_loop(mut poller: Poller, shared: Arc<Shared>, shutdown: Can
             // delay is published); it never queues several polls.
             due = (due + interval).max(Instant::now());
         }
+        if failures > 0 {
+            let factor = 1u32 << (failures - 1).min(MAX_BACKOFF_EXPONENT);
+            due += interval * (factor - 1);
+        }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
             _ = tokio::time::sleep_until(due) => {}
         }
     }

@@ -23,7 +23,7 @@ use rand::Rng;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::scheduler::Budget;
+use crate::scheduler::{is_credentials_error, Budget, Readiness};
 use crate::tracker::{Execution, TriggeredAlarm};
 
 /// Page size asked for: the API's maximum.
@@ -61,7 +61,7 @@ pub struct ExecutionPage {
 }
 
 /// What `DescribeAssociation` says about an association, for the info metric.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AssociationInfo {
     pub name: String,
     pub document_name: String,
@@ -74,6 +74,7 @@ pub struct Ssm {
     client: aws_sdk_ssm::Client,
     budget: Arc<Budget>,
     metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
     max_attempts: u32,
 }
 
@@ -85,6 +86,7 @@ impl Ssm {
         settings: &ClientSettings,
         budget: Arc<Budget>,
         metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
     ) -> Ssm {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(1))
@@ -111,6 +113,7 @@ impl Ssm {
             client: aws_sdk_ssm::Client::new(&sdk_config),
             budget,
             metrics,
+            readiness,
             max_attempts: config.api_max_attempts.max(1),
         }
     }
@@ -236,6 +239,10 @@ impl Ssm {
                         .api_requests_total
                         .with_label_values(&[operation, "ok"])
                         .inc();
+                    if self.readiness.credentials_failing() {
+                        self.readiness.credentials_accepted();
+                        self.metrics.credentials_valid.set(1);
+                    }
                     return Ok(output);
                 }
                 Err(e) => map_error(&e),
@@ -244,6 +251,11 @@ impl Ssm {
                 .api_requests_total
                 .with_label_values(&[operation, &error.code])
                 .inc();
+            if is_credentials_error(operation, &error.code) {
+                self.readiness
+                    .credentials_rejected(&error.code, &error.message);
+                self.metrics.credentials_valid.set(0);
+            }
             if !error.retryable || attempt >= self.max_attempts {
                 return Err(error);
             }

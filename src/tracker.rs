@@ -14,6 +14,8 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 /// Statuses after which an execution never changes again.
 pub const FINAL_STATUSES: [&str; 5] = ["Success", "Failed", "TimedOut", "Cancelled", "Skipped"];
 
@@ -43,7 +45,7 @@ pub struct Execution {
 }
 
 /// A CloudWatch alarm that an execution triggered (`State` is `ALARM` or `UNKNOWN`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TriggeredAlarm {
     pub name: String,
     pub state: String,
@@ -64,8 +66,8 @@ pub enum Observation {
     OutOfWindow,
 }
 
-/// Per-association state. See the module docs for the rules.
-#[derive(Clone, Debug)]
+/// Per-association state. See the module docs for the rules. Serializable for the state file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Tracker {
     /// Nothing created at or before this is ever counted (`start - initial_lookback`).
     floor_ms: i64,
@@ -97,6 +99,11 @@ impl Tracker {
             newest_final: None,
             last_success_ms: None,
         }
+    }
+
+    /// Applies a (possibly changed) late-visibility window, e.g. after a restart or reload.
+    pub fn set_late_window(&mut self, late_window_ms: i64) {
+        self.late_window_ms = late_window_ms.max(0);
     }
 
     /// The `CreatedTime GREATER_THAN` point the next poll must use.

@@ -12,7 +12,7 @@ const ID_A: &str = "8dfe3659-4309-493a-8755-0123456789ab";
 const ID_B: &str = "0b1f2e3d-4c5b-4a69-8877-66554433aabb";
 const KEY_LIST: &str = "associations, poll_interval, initial_lookback, late_visibility_window, \
                         api_requests_per_second, max_concurrent_requests, request_timeout, \
-                        api_max_attempts, region";
+                        api_max_attempts, region, state_file, state_save_interval";
 const ID_HINT: &str =
     "(expected 8-4-4-4-12 hexadecimal characters, e.g. 8dfe3659-4309-493a-8755-0123456789ab)";
 
@@ -58,6 +58,8 @@ fn minimal_config_gets_defaults() {
             request_timeout: secs(10),
             api_max_attempts: 3,
             region: None,
+            state_file: None,
+            state_save_interval: secs(5),
             source: fixture("valid_minimal.yaml"),
         }
     );
@@ -82,6 +84,9 @@ fn full_config_sets_every_key() {
             request_timeout: Duration::from_millis(1500),
             api_max_attempts: 5,
             region: Some("eu-central-2".into()),
+            // Relative to the config file's directory.
+            state_file: Some("tests/fixtures/config/state/exporter-state.json".into()),
+            state_save_interval: secs(2),
             source: fixture("valid_full.yaml"),
         }
     );
@@ -152,14 +157,21 @@ fn summary_lists_effective_values() {
              associations: 1\n  - {ID_A}\n\
              poll_interval: 1m\ninitial_lookback: 1h\nlate_visibility_window: 10m\n\
              api_requests_per_second: 5\nmax_concurrent_requests: 4\nrequest_timeout: 10s\n\
-             api_max_attempts: 3\nregion: from the AWS config chain"
+             api_max_attempts: 3\nregion: from the AWS config chain\n\
+             state_file: none (state is kept in memory only)\nstate_save_interval: 5s"
         )
     );
     let full = load_fixture("valid_full.yaml").unwrap().summary();
     assert!(full.contains("initial_lookback: 1d12h\n"), "{full}");
     assert!(full.contains("late_visibility_window: 0s\n"), "{full}");
     assert!(full.contains("api_requests_per_second: 2.5\n"), "{full}");
-    assert!(full.ends_with("region: eu-central-2"), "{full}");
+    assert!(full.contains("region: eu-central-2\n"), "{full}");
+    assert!(
+        full.ends_with(
+            "state_file: tests/fixtures/config/state/exporter-state.json\nstate_save_interval: 2s"
+        ),
+        "{full}"
+    );
 }
 
 #[test]

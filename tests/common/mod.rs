@@ -38,6 +38,8 @@ pub fn test_config(ids: &[String]) -> Config {
         request_timeout: Duration::from_secs(5),
         api_max_attempts: 1,
         region: Some("us-east-1".to_string()),
+        state_file: None,
+        state_save_interval: Duration::from_millis(200),
         source: "test".to_string(),
     }
 }
