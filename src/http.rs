@@ -7,8 +7,8 @@ use std::time::Duration;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
-    HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
-    TRANSFER_ENCODING, VARY,
+    HeaderName, HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING,
+    CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING, VARY, WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::scheduler::Readiness;
 use crate::state::Store;
+use crate::web_config::WebConfig;
 use crate::{Options, ReloadRequest};
 
 /// Default `--web.max-connections`.
@@ -31,6 +32,8 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// A client gets this long to send its request headers (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// ... and this long to complete a TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// In-flight responses get this long to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -44,6 +47,7 @@ pub struct HttpState {
     landing_page: RwLock<String>,
     reload: Option<mpsc::Sender<ReloadRequest>>,
     max_connections: usize,
+    web: Arc<WebConfig>,
 }
 
 impl HttpState {
@@ -63,6 +67,7 @@ impl HttpState {
             telemetry_path: options.telemetry_path.clone(),
             reload,
             max_connections: options.max_connections.max(1),
+            web: options.web.clone(),
         }
     }
 
@@ -98,19 +103,20 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
             },
         };
         let state = state.clone();
-        let service = service_fn(move |request: Request<Incoming>| {
-            let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(request, &state).await) }
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_HEAD_BYTES)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "HTTP connection ended with an error");
+            match state.web.tls_acceptor() {
+                None => serve_connection(stream, state, watcher).await,
+                // The handshake runs here, in the connection's own task and under a timeout,
+                // so a slow or plain-HTTP client cannot stall the accept loop.
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => serve_connection(tls, state, watcher).await,
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
             }
             drop(permit);
         });
@@ -121,6 +127,39 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("HTTP connections still open after the shutdown grace period; closing them");
         }
+    }
+}
+
+/// Serves HTTP/1.1 on one (plain or TLS) connection until it closes or shutdown ends it.
+async fn serve_connection<I>(
+    io: I,
+    state: Arc<HttpState>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| {
+        let state = state.clone();
+        async move {
+            let mut response = handle(request, &state).await;
+            for (name, value) in state.web.headers() {
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%error, "HTTP connection ended with an error");
     }
 }
 
@@ -160,6 +199,28 @@ async fn handle(request: Request<Incoming>, state: &HttpState) -> Response<Full<
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static(allow));
         return response;
+    }
+    // Probes carry no credentials and reveal nothing but liveness; everything else needs them
+    // when basic_auth_users is set.
+    if state.web.requires_auth() && !matches!(route, Route::Health | Route::Ready) {
+        let authorization = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let web = state.web.clone();
+        // bcrypt is deliberately slow: keep it off the async workers.
+        let allowed = tokio::task::spawn_blocking(move || web.authorize(authorization.as_deref()))
+            .await
+            .unwrap_or(false);
+        if !allowed {
+            let mut response = text(StatusCode::UNAUTHORIZED, "401 unauthorized\n");
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"ssm-association-exporter\""),
+            );
+            return response;
+        }
     }
     // No route takes a body: refuse one rather than read it.
     if has_body(&request) {
@@ -320,4 +381,92 @@ fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// GETs `/healthz` at `target` (the local exporter) and returns the status line: the
+/// `--healthcheck` probe for images without curl. Over TLS the server certificate is not
+/// verified: the probe only talks to its own process on loopback and sends nothing secret.
+pub fn probe(target: std::net::SocketAddr, tls: bool) -> Result<String, String> {
+    use std::io::{Read, Write};
+
+    let timeout = Duration::from_secs(3);
+    let stream = std::net::TcpStream::connect_timeout(&target, timeout)
+        .map_err(|e| format!("{target}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+    let mut response = Vec::new();
+    if tls {
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServerCertificate))
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::IpAddress(target.ip().into());
+        let connection =
+            rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+        let mut tls = rustls::StreamOwned::new(connection, stream);
+        tls.write_all(request.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let _ = tls.take(4096).read_to_end(&mut response);
+    } else {
+        let mut stream = stream;
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| e.to_string())?;
+        stream
+            .take(4096)
+            .read_to_end(&mut response)
+            .map_err(|e| e.to_string())?;
+    }
+    let text = String::from_utf8_lossy(&response);
+    Ok(text.lines().next().unwrap_or_default().to_string())
+}
+
+/// Accepts any server certificate: only for [`probe`] of our own process on loopback.
+#[derive(Debug)]
+struct AnyServerCertificate;
+
+impl rustls::client::danger::ServerCertVerifier for AnyServerCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::aws_lc_rs::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }

@@ -15,6 +15,7 @@
 //! - [`scheduler`]: when to poll what: rate limit, concurrency, spreading, backoff, readiness.
 //! - [`metrics`]: the exporter's own metrics and the `/metrics` body.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload` and the landing page.
+//! - [`web_config`]: `--web.config.file`: TLS and basic auth (exporter-toolkit format).
 //! - [`logging`]: logfmt and JSON log output.
 //! - [`simulator`]: a simulated SSM endpoint speaking the real wire protocol (demo, tests).
 
@@ -30,6 +31,7 @@ pub mod simulator;
 pub mod ssm;
 pub mod state;
 pub mod tracker;
+pub mod web_config;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -84,6 +86,8 @@ pub struct Options {
     pub config_source: Option<ConfigSource>,
     /// Most HTTP connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// TLS and basic auth (`--web.config.file`).
+    pub web: Arc<web_config::WebConfig>,
 }
 
 impl Default for Options {
@@ -93,6 +97,7 @@ impl Default for Options {
             client: ClientSettings::default(),
             config_source: None,
             max_connections: http::DEFAULT_MAX_CONNECTIONS,
+            web: Arc::new(web_config::WebConfig::plain()),
         }
     }
 }

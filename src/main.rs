@@ -13,6 +13,7 @@ use ssm_association_exporter::config::{self, Config, DEFAULT_CONFIG_FILE};
 use ssm_association_exporter::logging::{self, LogFormat};
 use ssm_association_exporter::simulator::Simulator;
 use ssm_association_exporter::ssm::ClientSettings;
+use ssm_association_exporter::web_config::WebConfig;
 use ssm_association_exporter::{run, ConfigSource, Options, DEFAULT_TELEMETRY_PATH};
 use tokio::net::TcpListener;
 
@@ -34,6 +35,10 @@ struct Flags {
         default_value = ":9832"
     )]
     listen_address: String,
+    /// Path to a web configuration file (exporter-toolkit format) enabling TLS and/or basic
+    /// authentication.
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    web_config_file: Option<PathBuf>,
     /// Most HTTP connections served at once; more wait to be accepted.
     #[arg(long = "web.max-connections", value_name = "N",
           default_value_t = ssm_association_exporter::http::DEFAULT_MAX_CONNECTIONS as u64,
@@ -64,7 +69,17 @@ struct Flags {
 fn main() -> ExitCode {
     let flags = Flags::parse();
     if flags.healthcheck {
-        return match healthcheck(&flags.listen_address) {
+        let tls = match &flags.web_config_file {
+            Some(path) => match WebConfig::load(path) {
+                Ok(web) => web.tls_acceptor().is_some(),
+                Err(error) => {
+                    eprintln!("healthcheck failed: {error}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => false,
+        };
+        return match healthcheck(&flags.listen_address, tls) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("healthcheck failed: {error}");
@@ -96,6 +111,17 @@ fn main() -> ExitCode {
         tracing::error!("--web.telemetry-path: {message}");
         return ExitCode::from(2);
     }
+    let web = match &flags.web_config_file {
+        None => WebConfig::plain(),
+        Some(path) => match WebConfig::load(path) {
+            Ok(web) => web,
+            Err(error) => {
+                tracing::error!(%error, "invalid web configuration; nothing started");
+                eprintln!("{error}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let config = if flags.demo {
         config::parse(DEMO_CONFIG, DEMO_CONFIG_NAME)
     } else {
@@ -119,10 +145,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(flags, config))
+    runtime.block_on(serve(flags, config, web))
 }
 
-async fn serve(flags: Flags, config: Config) -> ExitCode {
+async fn serve(flags: Flags, config: Config, web: WebConfig) -> ExitCode {
     let address = listen_address(&flags.listen_address);
     // Bind before anything starts, so a bad address fails at once.
     let listener = match TcpListener::bind(&address).await {
@@ -144,6 +170,7 @@ async fn serve(flags: Flags, config: Config) -> ExitCode {
             ConfigSource::File(flags.config_file.clone())
         }),
         max_connections: flags.max_connections as usize,
+        web: std::sync::Arc::new(web),
     };
     let mut simulator = None;
     if flags.demo {
@@ -163,7 +190,7 @@ async fn serve(flags: Flags, config: Config) -> ExitCode {
         simulator = Some(sim);
     }
     if let Ok(local) = listener.local_addr() {
-        tracing::info!(address = %local, telemetry_path = %flags.telemetry_path, "listening");
+        tracing::info!(address = %local, telemetry_path = %flags.telemetry_path, web = %options.web.describe(), "listening");
     }
     let result = run(config, options, listener, shutdown_signal()).await;
     if let Some(sim) = simulator {
@@ -187,12 +214,10 @@ fn listen_address(flag: &str) -> String {
     }
 }
 
-/// GETs `/healthz` on the local exporter; `Ok` on 200. Wildcard listen addresses are probed on
-/// loopback.
-fn healthcheck(flag: &str) -> Result<(), String> {
-    use std::io::{Read, Write};
-    use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-    use std::time::Duration;
+/// GETs `/healthz` on the local exporter (over TLS when it serves TLS); `Ok` on 200.
+/// Wildcard listen addresses are probed on loopback.
+fn healthcheck(flag: &str, tls: bool) -> Result<(), String> {
+    use std::net::{SocketAddr, ToSocketAddrs};
 
     let address = listen_address(flag);
     let mut target: SocketAddr = address
@@ -206,27 +231,7 @@ fn healthcheck(flag: &str) -> Result<(), String> {
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    let timeout = Duration::from_secs(3);
-    let mut stream =
-        TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("{target}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .take(4096)
-        .read_to_end(&mut response)
-        .map_err(|e| e.to_string())?;
-    let status_line = String::from_utf8_lossy(&response);
-    let status_line = status_line.lines().next().unwrap_or_default();
+    let status_line = ssm_association_exporter::http::probe(target, tls)?;
     if status_line.split_whitespace().nth(1) == Some("200") {
         Ok(())
     } else {
