@@ -311,12 +311,14 @@ where
         SdkError::DispatchFailure(failure) => {
             if failure.is_timeout() {
                 ("Timeout".to_string(), true)
-            } else if failure.is_io() {
-                ("ConnectionError".to_string(), true)
             } else if message.to_ascii_lowercase().contains("credential") {
+                // The credential provider failed (expired SSO session, no role, ...).
                 ("CredentialsError".to_string(), false)
+            } else if failure.is_user() {
+                ("DispatchFailure".to_string(), false)
             } else {
-                ("DispatchFailure".to_string(), true)
+                // I/O errors and connections closed before a response (resets).
+                ("ConnectionError".to_string(), true)
             }
         }
         SdkError::ResponseError(_) => ("ResponseError".to_string(), true),

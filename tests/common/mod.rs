@@ -71,15 +71,17 @@ pub struct Exporter {
 
 impl Exporter {
     pub async fn start(config: Config, sim: &Simulator) -> Exporter {
+        Exporter::start_with(config, sim, Options::default()).await
+    }
+
+    /// Starts `run()` with `options`, pointed at the simulator with fake credentials.
+    pub async fn start_with(config: Config, sim: &Simulator, mut options: Options) -> Exporter {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let (stop, stopped) = oneshot::channel::<()>();
-        let options = Options {
-            client: ClientSettings {
-                endpoint_url: Some(sim.endpoint_url()),
-                fake_credentials: true,
-            },
-            ..Options::default()
+        options.client = ClientSettings {
+            endpoint_url: Some(sim.endpoint_url()),
+            fake_credentials: true,
         };
         let task = tokio::spawn(async move {
             run(config, options, listener, async {

@@ -1,0 +1,792 @@
+//! Nothing lost, nothing double-counted: restarts (graceful and SIGKILL) with a state file,
+//! unusable state files, API faults (resets, hangs, throttling storms, deleted associations,
+//! rejected credentials), configuration reloads, and HTTP hardening. Every count is compared
+//! with the simulated SSM endpoint's ground truth.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ssm_association_exporter::simulator::{Fault, FaultRule, SimExecution, Simulator};
+use ssm_association_exporter::{ConfigSource, Options};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ssm-association-exporter");
+
+fn minutes_ago(m: i64) -> i64 {
+    now_ms() - m * 60_000
+}
+
+fn add_history(sim: &Simulator, id: &str, n: usize) {
+    let statuses = [
+        "Success",
+        "Failed",
+        "Success",
+        "TimedOut",
+        "Success",
+        "Cancelled",
+    ];
+    for i in 0..n {
+        let created = minutes_ago(50) + i as i64 * 7_000;
+        sim.add_execution(
+            id,
+            SimExecution::new(format!("h-{i}"), statuses[i % statuses.len()], created)
+                .with_last_execution_ms(created + 3_000),
+        );
+    }
+}
+
+/// Total of `ssm_association_executions_total` for `id`.
+fn total(m: &Metrics, id: &str) -> f64 {
+    m.series(
+        "ssm_association_executions_total",
+        &[("association_id", id)],
+    )
+    .iter()
+    .map(|(_, v)| v)
+    .sum()
+}
+
+// --- state file ------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_continue_across_a_restart_and_executions_finished_meanwhile_count_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, ids) = simulator_with(2).await;
+    add_history(&sim, &ids[0], 20);
+    sim.add_execution(
+        &ids[1],
+        SimExecution::new("running", "InProgress", minutes_ago(3)),
+    );
+    let mut config = test_config(&ids);
+    config.state_file = Some(dir.path().join("state.json"));
+
+    let exporter = Exporter::start(config.clone(), &sim).await;
+    exporter.wait_ready().await;
+    let truth = sim.ground_truth();
+    let before = exporter
+        .wait_for("the first counts", |m| {
+            matches_ground_truth(m, &truth, &ids)
+        })
+        .await;
+    exporter.stop().await;
+    assert!(dir.path().join("state.json").exists(), "saved on shutdown");
+
+    // While the exporter is down: the running execution finishes, new ones happen.
+    sim.update_execution(&ids[1], "running", |e| {
+        e.status = "Failed".into();
+        e.last_execution_ms = Some(now_ms());
+    });
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("while-down", "Success", minutes_ago(1)).with_last_execution_ms(now_ms()),
+    );
+
+    let exporter = Exporter::start(config, &sim).await;
+    // Right after the restart, before any poll: the saved counters, not zero.
+    let first = exporter.metrics().await;
+    for id in &ids {
+        assert_eq!(
+            total(&first, id),
+            total(&before, id),
+            "{id}: counters resumed, no reset"
+        );
+    }
+    assert_eq!(
+        first.value("ssm_association_exporter_state_load_errors_total", &[]),
+        0.0
+    );
+    let truth = sim.ground_truth();
+    let m = exporter
+        .wait_for("the executions finished while down", |m| {
+            matches_ground_truth(m, &truth, &ids)
+        })
+        .await;
+    assert_eq!(
+        m.value(
+            "ssm_association_executions_total",
+            &[("association_id", &ids[1]), ("status", "Failed")]
+        ),
+        1.0
+    );
+    assert!(
+        m.value(
+            "ssm_association_exporter_last_state_save_timestamp_seconds",
+            &[]
+        ) > 0.0
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_state_file_is_reported_set_aside_and_the_exporter_starts_fresh() {
+    let future = r#"{"version": 99, "saved_at_ms": 0, "associations": {}}"#.to_string();
+    let valid_but_cut = r#"{"version": 1, "saved_at_ms": 0, "associations": {"#.to_string();
+    for (case, contents) in [
+        ("corrupt", b"\x00\x01not json at all".to_vec()),
+        ("truncated", valid_but_cut.into_bytes()),
+        ("future version", future.into_bytes()),
+        ("empty", Vec::new()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, &contents).unwrap();
+        let (sim, ids) = simulator_with(1).await;
+        add_history(&sim, &ids[0], 6);
+        let mut config = test_config(&ids);
+        config.state_file = Some(path.clone());
+        let exporter = Exporter::start(config, &sim).await;
+        exporter.wait_ready().await;
+        let truth = sim.ground_truth();
+        let m = exporter
+            .wait_for(case, |m| matches_ground_truth(m, &truth, &ids))
+            .await;
+        assert_eq!(
+            m.value("ssm_association_exporter_state_load_errors_total", &[]),
+            1.0,
+            "{case}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("state.json.bad")).unwrap(),
+            contents,
+            "{case}: kept aside"
+        );
+        exporter.stop().await;
+        // And the next save is a good file again.
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(saved["version"], 1, "{case}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn associations_removed_from_the_config_are_dropped_from_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, ids) = simulator_with(2).await;
+    add_history(&sim, &ids[0], 3);
+    add_history(&sim, &ids[1], 3);
+    let mut config = test_config(&ids);
+    config.state_file = Some(dir.path().join("state.json"));
+    let exporter = Exporter::start(config.clone(), &sim).await;
+    exporter.wait_ready().await;
+    exporter.stop().await;
+    let saved = |path: &Path| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        v["associations"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(saved(&dir.path().join("state.json")), ids);
+
+    config.associations.retain(|a| a.id == ids[1]);
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let m = exporter.metrics().await;
+    assert!(m
+        .series(
+            "ssm_association_executions_total",
+            &[("association_id", &ids[0])]
+        )
+        .is_empty());
+    exporter.stop().await;
+    assert_eq!(saved(&dir.path().join("state.json")), [ids[1].clone()]);
+}
+
+/// The binary with fake credentials, pointed at the simulator, with its logs captured.
+fn spawn_exporter(sim: &Simulator, config: &Path, port: u16, extra: &[&str]) -> Child {
+    Command::new(BIN)
+        .env_remove("RUST_LOG")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
+        .env("AWS_SESSION_TOKEN", "fake-session-token-for-tests")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws/credentials",
+        )
+        .env("AWS_ENDPOINT_URL_SSM", sim.endpoint_url())
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the exporter starts")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn scrape(address: &str) -> Option<Metrics> {
+    tokio::net::TcpStream::connect(address).await.ok()?;
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        http_request(address, "GET", "/metrics"),
+    )
+    .await
+    .ok()?;
+    (response.status == 200).then(|| Metrics::parse(&response.body))
+}
+
+/// Every counter series seen so far must never go down, across restarts too.
+fn check_monotonic(seen: &mut std::collections::BTreeMap<String, f64>, m: &Metrics) {
+    for (series, value) in &m.samples {
+        if series.starts_with("ssm_association_executions_total")
+            || series.starts_with("ssm_association_triggered_alarms_total")
+        {
+            if let Some(previous) = seen.insert(series.clone(), *value) {
+                assert!(
+                    *value >= previous,
+                    "{series} went down from {previous} to {value}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_restarts_while_executions_run_lose_and_repeat_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, ids) = simulator_with(3).await;
+    for id in &ids {
+        add_history(&sim, id, 10);
+    }
+    let config = dir.path().join("config.yaml");
+    let list: String = ids.iter().map(|id| format!("  - {id}\n")).collect();
+    std::fs::write(
+        &config,
+        format!("associations:\n{list}poll_interval: 1s\nstate_file: state.json\nstate_save_interval: 100ms\napi_requests_per_second: 200\n"),
+    )
+    .unwrap();
+
+    // Executions start and finish throughout, with alarms now and then.
+    let running = Arc::new(AtomicBool::new(true));
+    let activity = {
+        let (sim, ids, running) = (sim.clone(), ids.clone(), running.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while running.load(Ordering::SeqCst) {
+                let id = &ids[(n % 3) as usize];
+                sim.add_execution(
+                    id,
+                    SimExecution::new(format!("live-{n}"), "InProgress", now_ms()),
+                );
+                if n >= 3 {
+                    let done = n - 3;
+                    let status = ["Success", "Failed", "TimedOut", "Success"][(done % 4) as usize];
+                    sim.update_execution(&ids[(done % 3) as usize], &format!("live-{done}"), |e| {
+                        e.status = status.into();
+                        e.last_execution_ms = Some(now_ms());
+                        if done.is_multiple_of(5) {
+                            e.triggered_alarms = vec![("errors".into(), "ALARM".into())];
+                        }
+                    });
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+            n
+        })
+    };
+
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let mut seen = std::collections::BTreeMap::new();
+    for kill in 0..4u64 {
+        let mut child = spawn_exporter(&sim, &config, port, &[]);
+        let lifetime = Duration::from_millis(700 + kill * 400);
+        let started = Instant::now();
+        while started.elapsed() < lifetime {
+            if let Some(m) = scrape(&address).await {
+                check_monotonic(&mut seen, &m);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    // Everything finishes; a last run catches up.
+    running.store(false, Ordering::SeqCst);
+    let started = activity.await.unwrap();
+    for n in started.saturating_sub(3)..started {
+        sim.update_execution(&ids[(n % 3) as usize], &format!("live-{n}"), |e| {
+            e.status = "Success".into();
+            e.last_execution_ms = Some(now_ms());
+        });
+    }
+    let truth = sim.ground_truth();
+    assert!(truth.in_progress.values().sum::<u64>() == 0);
+    let mut child = spawn_exporter(&sim, &config, port, &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(m) = scrape(&address).await {
+            check_monotonic(&mut seen, &m);
+            match matches_ground_truth(&m, &truth, &ids) {
+                Ok(()) => break,
+                Err(reason) => assert!(Instant::now() < deadline, "after 4 SIGKILLs: {reason}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+// --- API faults ----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_resets_and_a_hanging_server_are_retried_next_cycle_without_loss() {
+    let (sim, ids) = simulator_with(2).await;
+    add_history(&sim, &ids[0], 12);
+    add_history(&sim, &ids[1], 12);
+    sim.set_page_size(Some(4));
+    sim.push_fault(
+        FaultRule::new(Fault::ResetConnection)
+            .association(ids[0].clone())
+            .operation("DescribeAssociationExecutions")
+            .only_with_next_token(),
+    );
+    sim.push_fault(
+        FaultRule::new(Fault::Hang)
+            .association(ids[1].clone())
+            .operation("DescribeAssociationExecutions")
+            .only_with_next_token()
+            .skip(1),
+    );
+    let mut config = test_config(&ids);
+    config.request_timeout = Duration::from_millis(400);
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let truth = sim.ground_truth();
+    let m = exporter
+        .wait_for("recovery from reset and hang", |m| {
+            matches_ground_truth(m, &truth, &ids)
+        })
+        .await;
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_poll_errors_total",
+            &[("association_id", &ids[0]), ("code", "ConnectionError")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_poll_errors_total",
+            &[("association_id", &ids[1]), ("code", "Timeout")]
+        ),
+        1.0
+    );
+    exporter.stop().await;
+    sim.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_storm_is_counted_backed_off_and_loses_nothing() {
+    let (sim, ids) = simulator_with(3).await;
+    for id in &ids {
+        add_history(&sim, id, 30);
+    }
+    sim.set_page_size(Some(10));
+    // 7 throttles in a row: with 3 attempts per request, polls fail and retry later.
+    sim.push_fault(
+        FaultRule::new(Fault::Throttle)
+            .operation("DescribeAssociationExecutions")
+            .times(7),
+    );
+    let mut config = test_config(&ids);
+    config.api_max_attempts = 3;
+    let exporter = Exporter::start(config, &sim).await;
+    let truth = sim.ground_truth();
+    let m = exporter
+        .wait_for("the storm to pass", |m| {
+            matches_ground_truth(m, &truth, &ids)
+        })
+        .await;
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_api_requests_total",
+            &[
+                ("operation", "DescribeAssociationExecutions"),
+                ("code", "ThrottlingException")
+            ]
+        ),
+        7.0
+    );
+    let failed: f64 = ids
+        .iter()
+        .map(|id| {
+            m.value(
+                "ssm_association_exporter_poll_errors_total",
+                &[("association_id", id), ("code", "ThrottlingException")],
+            )
+        })
+        .sum();
+    assert!(failed >= 1.0, "some polls ran out of attempts");
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_association_backs_off_keeps_its_series_and_spares_the_others() {
+    let (sim, ids) = simulator_with(2).await;
+    let (gone, kept) = (&ids[0], &ids[1]);
+    add_history(&sim, gone, 4);
+    add_history(&sim, kept, 4);
+    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    exporter.wait_ready().await;
+    sim.remove_association(gone);
+    let count = |id: &str| {
+        sim.requests()
+            .iter()
+            .filter(|r| {
+                r.operation == "DescribeAssociationExecutions"
+                    && r.association_id.as_deref() == Some(id)
+            })
+            .count()
+    };
+    let (gone_before, kept_before) = (count(gone), count(kept));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (gone_polls, kept_polls) = (count(gone) - gone_before, count(kept) - kept_before);
+    // 300 ms interval: the healthy one is polled about 13 times; the deleted one backs off
+    // (0.3, 0.6, 1.2, 2.4 s ...).
+    assert!(
+        kept_polls >= 8,
+        "healthy association polled {kept_polls} times"
+    );
+    assert!(
+        gone_polls <= 5 && gone_polls * 2 < kept_polls,
+        "deleted: {gone_polls}, healthy: {kept_polls}"
+    );
+    let m = exporter.metrics().await;
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_poll_success",
+            &[("association_id", gone)]
+        ),
+        0.0
+    );
+    assert!(
+        m.value(
+            "ssm_association_exporter_poll_errors_total",
+            &[
+                ("association_id", gone),
+                ("code", "AssociationDoesNotExist")
+            ]
+        ) >= 1.0
+    );
+    // Its series stay until it is removed from the config.
+    assert_eq!(total(&m, gone), 4.0);
+    assert_eq!(exporter.get("/readyz").await.status, 200);
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_credentials_are_logged_once_reported_unready_and_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, ids) = simulator_with(3).await;
+    for id in &ids {
+        add_history(&sim, id, 2);
+    }
+    sim.push_fault(FaultRule::new(Fault::ExpiredToken).forever());
+    let config = dir.path().join("config.yaml");
+    let list: String = ids.iter().map(|id| format!("  - {id}\n")).collect();
+    std::fs::write(
+        &config,
+        format!("associations:\n{list}poll_interval: 1s\napi_max_attempts: 1\n"),
+    )
+    .unwrap();
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let child = spawn_exporter(&sim, &config, port, &["--log.level=trace"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        if tokio::net::TcpStream::connect(&address).await.is_ok() {
+            let ready = http_request(&address, "GET", "/readyz").await;
+            if ready.status == 503 && ready.body.contains("rejects the AWS credentials") {
+                break ready.body;
+            }
+        }
+        assert!(Instant::now() < deadline, "never reported the credentials");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(body.contains("ExpiredTokenException"), "{body}");
+    let m = scrape(&address).await.unwrap();
+    assert_eq!(
+        m.value("ssm_association_exporter_credentials_valid", &[]),
+        0.0
+    );
+    // Several more failed polls of three associations...
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sim.clear_faults();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if http_request(&address, "GET", "/readyz").await.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let truth = sim.ground_truth();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = scrape(&address).await.unwrap();
+        if m.value("ssm_association_exporter_credentials_valid", &[]) == 1.0
+            && matches_ground_truth(&m, &truth, &ids).is_ok()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "counts after recovery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    // ...but one log line for the one distinct error.
+    assert_eq!(
+        logs.matches("rejects the AWS credentials").count(),
+        1,
+        "{logs}"
+    );
+    assert_eq!(
+        logs.matches("AWS credentials work again").count(),
+        1,
+        "{logs}"
+    );
+    for secret in ["fake-secret-for-tests", "fake-session-token-for-tests"] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs at trace level"
+        );
+    }
+}
+
+// --- reload --------------------------------------------------------------------------------
+
+fn write_config(path: &Path, ids: &[&String], extra: &str) {
+    let list: String = ids.iter().map(|id| format!("  - {id}\n")).collect();
+    std::fs::write(
+        path,
+        format!("associations:\n{list}poll_interval: 1s\napi_requests_per_second: 200\n{extra}"),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_reload_adds_and_removes_associations_and_keeps_the_others_counting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("config.yaml");
+    let (sim, ids) = simulator_with(3).await;
+    for id in &ids {
+        add_history(&sim, id, 5);
+    }
+    let (a, b, c) = (&ids[0], &ids[1], &ids[2]);
+    write_config(&path, &[a, b], "");
+    let config = ssm_association_exporter::config::load(&path).unwrap();
+    let options = Options {
+        config_source: Some(ConfigSource::File(path.clone())),
+        ..Options::default()
+    };
+    let exporter = Exporter::start_with(config, &sim, options).await;
+    exporter.wait_ready().await;
+    let before = exporter.metrics().await;
+    assert_eq!(
+        before.value(
+            "ssm_association_exporter_config_last_reload_successful",
+            &[]
+        ),
+        1.0
+    );
+    let started_at = before.value(
+        "ssm_association_exporter_config_last_reload_success_timestamp_seconds",
+        &[],
+    );
+
+    // b goes, c comes, a stays.
+    write_config(&path, &[a, c], "");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let reload = http_request(&exporter.address, "POST", "/-/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    assert!(
+        reload.body.contains("1 added, 1 removed"),
+        "{}",
+        reload.body
+    );
+    let truth = sim.ground_truth();
+    let m = exporter
+        .wait_for("c to be counted", |m| {
+            matches_ground_truth(m, &truth, &[a.clone(), c.clone()])
+        })
+        .await;
+    assert!(
+        m.series("ssm_association_executions_total", &[("association_id", b)])
+            .is_empty(),
+        "b's series are gone"
+    );
+    assert!(m
+        .series(
+            "ssm_association_exporter_poll_success",
+            &[("association_id", b)]
+        )
+        .is_empty());
+    assert_eq!(total(&m, a), total(&before, a), "a kept its counters");
+    assert!(
+        m.value(
+            "ssm_association_exporter_config_last_reload_success_timestamp_seconds",
+            &[]
+        ) >= started_at
+    );
+    assert!(
+        exporter.get("/").await.body.contains(c.as_str()),
+        "landing page shows the new config"
+    );
+
+    // An invalid config is rejected and the running one goes on.
+    std::fs::write(&path, "associations: []\n").unwrap();
+    let reload = http_request(&exporter.address, "POST", "/-/reload").await;
+    assert_eq!(reload.status, 500);
+    assert!(
+        reload.body.contains("associations: the list is empty"),
+        "{}",
+        reload.body
+    );
+    let m = exporter.metrics().await;
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_config_last_reload_successful",
+            &[]
+        ),
+        0.0
+    );
+    sim.add_execution(
+        a,
+        SimExecution::new("after-bad-reload", "Failed", minutes_ago(1))
+            .with_last_execution_ms(now_ms()),
+    );
+    let truth = sim.ground_truth();
+    exporter
+        .wait_for("a to go on", |m| {
+            matches_ground_truth(m, &truth, &[a.clone(), c.clone()])
+        })
+        .await;
+    assert_eq!(
+        http_request(&exporter.address, "GET", "/-/reload")
+            .await
+            .status,
+        405
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_of_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let (sim, ids) = simulator_with(2).await;
+    for id in &ids {
+        add_history(&sim, id, 3);
+    }
+    write_config(&path, &[&ids[0]], "");
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let mut child = spawn_exporter(&sim, &path, port, &[]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while scrape(&address)
+        .await
+        .is_none_or(|m| total(&m, &ids[0]) == 0.0)
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    write_config(&path, &[&ids[0], &ids[1]], "");
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while scrape(&address)
+        .await
+        .is_none_or(|m| total(&m, &ids[1]) != 3.0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the added association was never polled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+// --- HTTP hardening ------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_and_oversized_heads_are_refused_and_slow_clients_do_not_block_scrapes() {
+    let (sim, ids) = simulator_with(1).await;
+    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    exporter.wait_ready().await;
+    let with_body = http_request_with(
+        &exporter.address,
+        "GET",
+        "/metrics",
+        &[("Content-Length", "5")],
+    )
+    .await;
+    assert_eq!(with_body.status, 413);
+    let huge = "x".repeat(20 * 1024);
+    let raw = http_exchange(&exporter.address, "GET", "/metrics", &[("X-Big", &huge)]).await;
+    let head = String::from_utf8_lossy(&raw);
+    assert!(
+        head.starts_with("HTTP/1.1 431"),
+        "{}",
+        &head[..head.len().min(80)]
+    );
+
+    // Twenty clients that send their request one byte at a time...
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(&exporter.address)
+            .await
+            .unwrap();
+        stream.write_all(b"GET /metr").await.unwrap();
+        slow.push(stream);
+    }
+    // ...do not hold up a scrape.
+    let started = Instant::now();
+    let response = exporter.get("/metrics").await;
+    assert_eq!(response.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "scrape took {:?}",
+        started.elapsed()
+    );
+    // The header read timeout (10 s) eventually drops them.
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(15), slow[0].read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+        "a slow client was cut off"
+    );
+    exporter.stop().await;
+}
