@@ -75,8 +75,9 @@ impl Poller {
         let mut restarted = false;
         let mut delay_published = false;
         let outcome = loop {
+            let sent_token = token.take();
             let page = ssm
-                .execution_page(&id, since, token.take(), &mut first_sent)
+                .execution_page(&id, since, sent_token.clone(), &mut first_sent)
                 .await;
             if let (false, Some(sent)) = (delay_published, first_sent) {
                 delay_published = true;
@@ -98,6 +99,12 @@ impl Poller {
                     live.exposed.in_progress = live.tracker.in_progress() as u64;
                     drop(live);
                     match page.next_token {
+                        // A token equal to the one just sent would page forever: stop, as the
+                        // SDK's own paginators do.
+                        Some(next) if Some(&next) == sent_token.as_ref() => {
+                            tracing::warn!(association_id = %id, "the API repeated its NextToken; paging stopped");
+                            break Ok(());
+                        }
                         Some(next) if !next.is_empty() => token = Some(next),
                         _ => break Ok(()),
                     }

@@ -145,6 +145,10 @@ pub struct SimExecution {
     pub triggered_alarms: Vec<(String, String)>,
     /// Whether the execution is returned yet (late visibility when `false`).
     pub visible: bool,
+    /// Wire fields left out of the response (`ExecutionId`, `CreatedTime`, `Status`): a
+    /// malformed answer. Executions without an ID or CreatedTime cannot be counted and are left
+    /// out of the ground truth; one without a Status is, to a client, not final.
+    pub omit: Vec<&'static str>,
 }
 
 impl SimExecution {
@@ -163,7 +167,14 @@ impl SimExecution {
             resource_count_by_status: None,
             triggered_alarms: Vec::new(),
             visible: true,
+            omit: Vec::new(),
         }
+    }
+
+    /// Leaves `field` out of the wire response (see [`SimExecution::omit`]).
+    pub fn without_field(mut self, field: &'static str) -> Self {
+        self.omit.push(field);
+        self
     }
 
     /// Sets `DetailedStatus`.
@@ -872,7 +883,10 @@ impl Simulator {
         let mut truth = GroundTruth::default();
         for (id, association) in &state.associations {
             for e in association.executions.values().filter(|e| e.visible) {
-                if !is_final_status(&e.status) {
+                if e.omit.contains(&"ExecutionId") || e.omit.contains(&"CreatedTime") {
+                    continue;
+                }
+                if !is_final_status(&e.status) || e.omit.contains(&"Status") {
                     *truth.in_progress.entry(id.clone()).or_default() += 1;
                     continue;
                 }
@@ -890,7 +904,8 @@ impl Simulator {
                         .entry(alarm.clone())
                         .or_default() += 1;
                 }
-                if e.last_execution_ms.is_none() {
+                // No usable end time: none at all, or one before the start.
+                if e.last_execution_ms.is_none_or(|end| end < e.created_ms) {
                     *truth.without_end_time.entry(id.clone()).or_default() += 1;
                 }
             }
@@ -1532,6 +1547,9 @@ fn execution_json(association_id: &str, association: &SimAssociation, e: &SimExe
             .map(|(name, state)| json!({ "Name": name, "State": state }))
             .collect();
         item.insert("TriggeredAlarms".into(), Value::from(alarms));
+    }
+    for field in &e.omit {
+        item.remove(*field);
     }
     Value::Object(item)
 }

@@ -185,6 +185,10 @@ fn healthcheck_fails_when_nothing_listens() {
 fn bad_flags_are_exit_code_2() {
     let out = run_to_end(exporter().arg("--log.level=loud"));
     assert_eq!(out.status.code(), Some(2));
+    let out = run_to_end(exporter().arg("--demo").arg("--web.max-connections=0"));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_to_end(exporter().arg("--demo").arg("--web.telemetry-path=metrics"));
+    assert_eq!(out.status.code(), Some(2));
     let out = run_to_end(
         exporter()
             .arg("--demo")
