@@ -23,6 +23,11 @@ pub const DURATION_BUCKETS: [f64; 11] = [
     5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
 ];
 
+/// The same bounds as `le` label values.
+const DURATION_BUCKET_LABELS: [&str; 11] = [
+    "5", "15", "30", "60", "120", "300", "600", "1800", "3600", "7200", "21600",
+];
+
 /// Version of the state file format this build writes and reads.
 pub const STATE_FILE_VERSION: u32 = 1;
 
@@ -479,13 +484,12 @@ fn write_association(id: &str, e: &Exposed, f: &mut [Vec<u8>]) {
         let h = &e.durations[i];
         if h.count > 0 {
             let mut cumulative = 0;
-            for (bound, n) in DURATION_BUCKETS.iter().zip(h.buckets) {
+            for (le, n) in DURATION_BUCKET_LABELS.iter().zip(h.buckets) {
                 cumulative += n;
-                let le = bound.to_string();
                 sample(
                     &mut f[1],
                     "ssm_association_execution_duration_seconds_bucket",
-                    &[a, ("status", status), ("le", &le)],
+                    &[a, ("status", status), ("le", le)],
                     cumulative,
                 );
             }
@@ -590,6 +594,13 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "m{a=\"x\\\"y\\\\z\\nw\"} 1\n"
         );
+    }
+
+    #[test]
+    fn bucket_labels_match_the_bounds() {
+        for (label, bound) in DURATION_BUCKET_LABELS.iter().zip(DURATION_BUCKETS) {
+            assert_eq!(label.parse::<f64>().unwrap(), bound);
+        }
     }
 
     #[test]

@@ -258,3 +258,78 @@ fn an_invalid_web_config_starts_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("tls_server_config.cert_file"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_secrets_stay_out_of_the_logs_even_with_rust_log_trace_for_every_crate() {
+    let (sim, ids) = simulator_with(1).await;
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("t1", "Success", now_ms() - 60_000).with_last_execution_ms(now_ms()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!("associations:\n  - {}\npoll_interval: 1s\n", ids[0]),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .env("RUST_LOG", "trace")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret-key-never-logged")
+        .env("AWS_SESSION_TOKEN", "session-token-never-logged")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws/credentials",
+        )
+        .env("AWS_ENDPOINT_URL_SSM", sim.endpoint_url())
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
+    let address = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if TcpStream::connect(&address).await.is_ok() {
+            let body = http_request(&address, "GET", "/metrics").await.body;
+            if body.contains("ssm_association_executions_total{")
+                && body.contains("status=\"Success\"} 1")
+            {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "never counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let logs = logs.join().unwrap();
+    assert!(logs.lines().count() > 50, "trace logging was on");
+    assert!(
+        logs.contains("x-amz-security-token"),
+        "the SDK logged its request headers (redacted)"
+    );
+    for secret in ["secret-key-never-logged", "session-token-never-logged"] {
+        assert!(!logs.contains(secret), "{secret} leaked at RUST_LOG=trace");
+    }
+}
