@@ -48,6 +48,7 @@ pub struct HttpState {
     reload: Option<mpsc::Sender<ReloadRequest>>,
     max_connections: usize,
     web: Arc<WebConfig>,
+    cache: tokio::sync::Mutex<Option<ScrapeCache>>,
 }
 
 impl HttpState {
@@ -68,7 +69,13 @@ impl HttpState {
             reload,
             max_connections: options.max_connections.max(1),
             web: options.web.clone(),
+            cache: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Drops the cached /metrics body (after a reload, which changes what it shows).
+    pub async fn invalidate(&self) {
+        *self.cache.lock().await = None;
     }
 
     /// Re-renders the landing page after a reload.
@@ -171,7 +178,7 @@ enum Route {
     Reload,
 }
 
-async fn handle(request: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
+async fn handle(request: Request<Incoming>, state: &Arc<HttpState>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     let route = if path == state.telemetry_path {
         Route::Metrics
@@ -230,7 +237,7 @@ async fn handle(request: Request<Incoming>, state: &HttpState) -> Response<Full<
         );
     }
     match route {
-        Route::Metrics => metrics(state, accepts_gzip(&request)),
+        Route::Metrics => metrics(state, accepts_gzip(&request)).await,
         Route::Health => text(StatusCode::OK, "ok\n"),
         Route::Ready => match state.readiness.check() {
             Ok(()) => text(StatusCode::OK, "ready\n"),
@@ -283,22 +290,78 @@ async fn reload(state: &HttpState) -> Response<Full<Bytes>> {
     }
 }
 
-fn metrics(state: &HttpState, gzip: bool) -> Response<Full<Bytes>> {
-    let body = match crate::metrics::render(&state.registry, &state.store) {
-        Ok(body) => body,
-        Err(error) => {
-            tracing::error!(%error, "encoding metrics failed");
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "encoding metrics failed\n",
-            );
+/// Scrapes within this long of a rendering share it: under a burst of scrapers (or several
+/// Prometheus replicas) the body is rendered at most a few times a second.
+const SCRAPE_CACHE_TTL: Duration = Duration::from_millis(250);
+
+/// The last rendered body, plain and (once asked for) gzipped.
+pub struct ScrapeCache {
+    rendered_at: tokio::time::Instant,
+    plain: Bytes,
+    gzip: Option<Bytes>,
+}
+
+async fn metrics(state: &Arc<HttpState>, gzip: bool) -> Response<Full<Bytes>> {
+    // One rendering at a time; the others wait for it (without blocking a worker thread).
+    let mut cache = state.cache.lock().await;
+    if cache
+        .as_ref()
+        .is_none_or(|c| c.rendered_at.elapsed() >= SCRAPE_CACHE_TTL)
+    {
+        let shared = state.clone();
+        // Rendering thousands of associations is CPU work: keep it off the async workers.
+        let rendered = tokio::task::spawn_blocking(move || {
+            crate::metrics::render(&shared.registry, &shared.store)
+        })
+        .await;
+        match rendered {
+            Ok(Ok(body)) => {
+                *cache = Some(ScrapeCache {
+                    rendered_at: tokio::time::Instant::now(),
+                    plain: Bytes::from(body),
+                    gzip: None,
+                })
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "encoding metrics failed");
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "encoding metrics failed\n",
+                );
+            }
+            Err(error) => {
+                tracing::error!(%error, "rendering metrics panicked");
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "encoding metrics failed\n",
+                );
+            }
         }
+    }
+    let Some(cached) = cache.as_mut() else {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding metrics failed\n",
+        );
     };
-    let (body, gzipped) = match gzip.then(|| compress(&body)).flatten() {
-        Some(compressed) => (compressed, true),
-        None => (body, false),
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut body = cached.plain.clone();
+    let mut gzipped = false;
+    if gzip {
+        if cached.gzip.is_none() {
+            let plain = cached.plain.clone();
+            cached.gzip = tokio::task::spawn_blocking(move || compress(&plain))
+                .await
+                .ok()
+                .flatten()
+                .map(Bytes::from);
+        }
+        if let Some(compressed) = &cached.gzip {
+            body = compressed.clone();
+            gzipped = true;
+        }
+    }
+    drop(cache);
+    let mut response = Response::new(Full::new(body));
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,

@@ -173,6 +173,7 @@ pub async fn run(
                 if result.is_ok() {
                     state.set_summary(&daemon.summary());
                 }
+                state.invalidate().await;
                 let _ = reply.send(result);
             }
             Some(()) = hangups.recv() => {
@@ -180,6 +181,7 @@ pub async fn run(
                 if daemon.reload(options.config_source.as_ref()).await.is_ok() {
                     state.set_summary(&daemon.summary());
                 }
+                state.invalidate().await;
             }
         }
     }
