@@ -1,0 +1,495 @@
+#!/usr/bin/env python3
+"""Benchmarks of ssm-association-exporter against the standalone ssm-simulator (bench/run).
+
+Drives the release exporter and the release simulator as separate processes over 127.0.0.1,
+measures the exporter's CPU from /proc/PID/stat, its memory from /proc/PID/status, scrapes
+/metrics like Prometheus, runs wrk against /metrics, and prints one Markdown report on stdout.
+Progress goes to stderr. Every process it starts is ended on exit (also on SIGTERM/SIGINT, and by
+PR_SET_PDEATHSIG if this script is killed hard). See bench/README.md for what each figure means.
+
+Environment: BENCH_QUICK=1 (short windows, one repetition), BENCH_STEADY_SECONDS (steady-state
+window per size, default 180), BENCH_WRK_SECONDS (default 10).
+"""
+
+import argparse
+import ctypes
+import gzip
+import http.client
+import os
+import platform
+import re
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+STEADY_SECONDS = float(os.environ.get("BENCH_STEADY_SECONDS", "20" if QUICK else "180"))
+WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "3" if QUICK else "10"))
+SCRAPE_EVERY = 15.0
+READY_TIMEOUT = 300.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")  # what `getconf CLK_TCK` prints
+
+CHILDREN = []
+T_START = time.monotonic()
+
+
+def log(message):
+    print(f"[bench {time.monotonic() - T_START:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+# --------------------------------------------------------------------------- processes
+
+def _die_with_parent():
+    """Child side of Popen: SIGKILL when this script dies, whatever the way."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def spawn(argv, **kwargs):
+    proc = subprocess.Popen(argv, preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL, **kwargs)
+    CHILDREN.append(proc)
+    return proc
+
+
+def stop(proc, timeout=10.0):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc in CHILDREN:
+        CHILDREN.remove(proc)
+
+
+def stop_all():
+    for proc in list(CHILDREN):
+        stop(proc, timeout=5.0)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # Fields after the command name start at field 3 (state); utime is 14, stime 15.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory_kib(pid):
+    """(VmRSS, VmHWM) in KiB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+    return values.get("VmRSS", 0), values.get("VmHWM", 0)
+
+
+def http_get(port, path, gzip_ok=False, timeout=30.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Accept-Encoding": "gzip"} if gzip_ok else {}
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Encoding"), response.read()
+    finally:
+        conn.close()
+
+
+class Simulator:
+    """The ssm-simulator process; `url` from its first stdout line."""
+
+    def __init__(self, binary, args, config_out=None, config=None):
+        argv = [binary] + [str(a) for a in args]
+        if config_out:
+            argv += ["--config-out", config_out]
+            for key, value in (config or {}).items():
+                argv += [f"--{key.replace('_', '-')}", str(value)]
+        self.proc = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 180
+        line = b""
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise RuntimeError(f"simulator did not start: {argv}")
+            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 1)
+                if not chunk:
+                    raise RuntimeError("simulator closed stdout")
+                line += chunk
+        text = line.decode().strip()
+        if not text.startswith("listening on http://127.0.0.1:"):
+            raise RuntimeError(f"unexpected simulator line {text!r}")
+        self.url = text.split(" ", 2)[2]
+
+    def stop(self):
+        stop(self.proc)
+
+
+class Exporter:
+    """The exporter process against a simulator; `t0` is just before it was started."""
+
+    def __init__(self, binary, config_path, sim_url):
+        self.port = free_port()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "AWS_ACCESS_KEY_ID": "AKIDBENCHMARK",
+            "AWS_SECRET_ACCESS_KEY": "fake-secret-for-benchmarks",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_SSM": sim_url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": "/nonexistent/aws/config",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws/credentials",
+        }
+        argv = [binary, f"--config.file={config_path}",
+                f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"]
+        self.t0 = time.monotonic()
+        self.proc = spawn(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+
+    def wait_ready(self, timeout=READY_TIMEOUT, every=0.01):
+        """Seconds from start until /readyz answered 200, and CPU-seconds at that moment."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"exporter exited with {self.proc.returncode}")
+            try:
+                status, _, _ = http_get(self.port, "/readyz", timeout=5)
+                if status == 200:
+                    return time.monotonic() - self.t0, cpu_seconds(self.pid)
+            except OSError:
+                pass
+            time.sleep(every)
+        raise RuntimeError("exporter not ready in time")
+
+    def metrics(self):
+        status, _, body = http_get(self.port, "/metrics")
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}")
+        return body.decode()
+
+    def stop(self):
+        stop(self.proc)
+
+
+def metric_sum(text, name, label_filter=""):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if label_filter in line:
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def series_count(text):
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def run_pair(exporter_bin, simulator_bin, sim_args, config):
+    """Starts a simulator writing a config, then the exporter on it."""
+    tmp = tempfile.mkdtemp(prefix="ssm-bench-")
+    config_path = os.path.join(tmp, "config.yaml")
+    sim = Simulator(simulator_bin, sim_args, config_out=config_path, config=config)
+    exporter = Exporter(exporter_bin, config_path, sim.url)
+    return sim, exporter
+
+
+# --------------------------------------------------------------------------- scenarios
+
+def ingest(bins, associations, executions):
+    """History backfill: CPU-seconds and wall time from start to ready."""
+    log(f"ingest: {associations} x {executions} executions, pages of 50")
+    sim, exporter = run_pair(*bins, ["--associations", associations, "--executions", executions,
+                                     "--page-size", 50, "--history", "50m"],
+                             {"poll_interval": "1h", "api_requests_per_second": 10000,
+                              "max_concurrent_requests": 8, "initial_lookback": "2h"})
+    load = loadavg()
+    try:
+        wall, cpu = exporter.wait_ready(every=0.05)
+        text = exporter.metrics()
+    finally:
+        exporter.stop()
+        sim.stop()
+    counted = metric_sum(text, "ssm_association_executions_total")
+    expected = associations * executions
+    if counted != expected:
+        raise RuntimeError(f"ingest counted {counted}, expected {expected}")
+    calls = metric_sum(text, "ssm_association_exporter_api_requests_total")
+    log(f"  {counted:.0f} executions, {calls:.0f} calls, {cpu:.2f} CPU-s, {wall:.2f} s wall")
+    return {"executions": expected, "cpu": cpu, "wall": wall, "calls": calls, "load": load}
+
+
+def rate_fidelity(bins, rate):
+    log(f"rate limit: 1000 associations at {rate} requests/s, simulator throttles above {2 * rate}")
+    sim, exporter = run_pair(*bins, ["--associations", 1000, "--executions", 3,
+                                     "--rate-limit", 2 * rate],
+                             {"poll_interval": "1h", "api_requests_per_second": rate,
+                              "max_concurrent_requests": 8, "initial_lookback": "2h"})
+    load = loadavg()
+    try:
+        wall, _ = exporter.wait_ready(every=0.05)
+        text = exporter.metrics()
+    finally:
+        exporter.stop()
+        sim.stop()
+    calls = metric_sum(text, "ssm_association_exporter_api_requests_total")
+    throttles = metric_sum(text, "ssm_association_exporter_api_requests_total",
+                           'code="ThrottlingException"')
+    floor = calls / rate
+    log(f"  {calls:.0f} calls in {wall:.2f} s (floor {floor:.2f} s), {throttles:.0f} throttled")
+    return {"rate": rate, "calls": calls, "wall": wall, "floor": floor,
+            "achieved": calls / wall, "throttles": throttles, "load": load}
+
+
+def wrk(port):
+    out = subprocess.run(
+        ["wrk", "-t2", "-c8", f"-d{WRK_SECONDS}s", "--latency", "--timeout", "30s",
+         "-H", "Accept-Encoding: gzip",
+         f"http://127.0.0.1:{port}/metrics"],
+        capture_output=True, text=True, timeout=WRK_SECONDS + 60, check=True).stdout
+
+    def latency_ms(percent):
+        m = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            raise RuntimeError(f"no {percent}% latency in wrk output:\n{out}")
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+        return float(m.group(1)) * scale
+
+    rps = float(re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)$", out, re.M)
+    return {"p50": latency_ms(50), "p99": latency_ms(99), "rps": rps,
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "non2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": socket_errors.group(1).strip() if socket_errors else ""}
+
+
+def steady(bins, associations):
+    trickle = associations / 1000
+    log(f"steady state: {associations} associations, 60s interval, {STEADY_SECONDS:.0f} s window, "
+        f"{trickle:g} new executions/s")
+    sim, exporter = run_pair(*bins, ["--associations", associations, "--executions", 10,
+                                     "--history", "50m", "--new-executions-per-second", trickle],
+                             {"poll_interval": "60s", "api_requests_per_second": 1000,
+                              "max_concurrent_requests": 8, "initial_lookback": "1h"})
+    load_start = loadavg()
+    try:
+        ready_wall, _ = exporter.wait_ready(every=0.05)
+        log(f"  ready after {ready_wall:.1f} s; measuring")
+        t_start, cpu_start = time.monotonic(), cpu_seconds(exporter.pid)
+        rss_max = 0
+        next_scrape = t_start
+        scrapes = 0
+        while True:
+            now = time.monotonic()
+            if now - t_start >= STEADY_SECONDS:
+                break
+            if now >= next_scrape:
+                status, _, _ = http_get(exporter.port, "/metrics", gzip_ok=True)
+                assert status == 200
+                scrapes += 1
+                next_scrape += SCRAPE_EVERY
+            rss_max = max(rss_max, memory_kib(exporter.pid)[0])
+            time.sleep(min(1.0, max(0.0, next_scrape - time.monotonic())) or 0.01)
+        t_end, cpu_end = time.monotonic(), cpu_seconds(exporter.pid)
+        rss_end, hwm = memory_kib(exporter.pid)
+        rss_max = max(rss_max, rss_end)
+        load_end = loadavg()
+        plain = exporter.metrics()
+        _, encoding, zipped = http_get(exporter.port, "/metrics", gzip_ok=True)
+        if encoding != "gzip":
+            raise RuntimeError("/metrics did not gzip for Accept-Encoding: gzip")
+        assert gzip.decompress(zipped)
+        calls = metric_sum(plain, "ssm_association_exporter_api_requests_total")
+        delay = max((float(line.rsplit(" ", 1)[1]) for line in plain.splitlines()
+                     if line.startswith("ssm_association_exporter_poll_delay_seconds{")),
+                    default=0.0)
+        failed = sum(1 for line in plain.splitlines()
+                     if line.startswith("ssm_association_exporter_poll_success{")
+                     and line.endswith(" 0"))
+        log(f"  steady CPU {100 * (cpu_end - cpu_start) / (t_end - t_start):.2f}% of a core, "
+            f"RSS {rss_end / 1024:.1f} MiB; wrk on /metrics for {WRK_SECONDS} s")
+        scrape = wrk(exporter.port)
+        log(f"  wrk p50 {scrape['p50']:.2f} ms, p99 {scrape['p99']:.2f} ms, {scrape['rps']:.0f} req/s")
+    finally:
+        exporter.stop()
+        sim.stop()
+    return {
+        "associations": associations, "ready": ready_wall, "window": t_end - t_start,
+        "cpu_pct": 100 * (cpu_end - cpu_start) / (t_end - t_start),
+        "cpu": cpu_end - cpu_start, "rss_end": rss_end, "rss_max": rss_max, "hwm": hwm,
+        "series": series_count(plain), "plain_bytes": len(plain.encode()),
+        "gzip_bytes": len(zipped), "scrapes": scrapes, "calls": calls, "max_delay": delay,
+        "failed_polls": failed, "scrape": scrape, "load": f"{load_start} → {load_end}",
+    }
+
+
+def startup(bins, runs):
+    log(f"start-up: 100 associations, {runs} runs")
+    times, cpus = [], []
+    load = loadavg()
+    for _ in range(runs):
+        sim, exporter = run_pair(*bins, ["--associations", 100, "--executions", 10],
+                                 {"poll_interval": "60s", "api_requests_per_second": 10000,
+                                  "max_concurrent_requests": 8, "initial_lookback": "1h"})
+        try:
+            wall, cpu = exporter.wait_ready(every=0.005)
+        finally:
+            exporter.stop()
+            sim.stop()
+        times.append(wall)
+        cpus.append(cpu)
+    log(f"  {', '.join(f'{t * 1000:.0f} ms' for t in times)}")
+    return {"median": statistics.median(times), "min": min(times), "max": max(times),
+            "cpu": statistics.median(cpus), "load": load}
+
+
+# --------------------------------------------------------------------------- report
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    return f"{os.cpu_count()} CPUs ({os.sched_getaffinity(0).__len__()} usable), {model}, " \
+           f"{mem_kib / 1024 / 1024:.1f} GiB RAM, {platform.system()} {platform.release()}"
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def report(args, r):
+    mib = lambda kib: f"{kib / 1024:.1f} MiB"
+    env = " ".join(f"{k}={os.environ[k]}" for k in
+                   ("BENCH_QUICK", "BENCH_STEADY_SECONDS", "BENCH_WRK_SECONDS") if k in os.environ)
+    lines = [
+        "## ssm-association-exporter benchmarks", "",
+        f"- command: `{(env + ' ') if env else ''}bench/run`",
+        f"- machine: {machine()}",
+        f"- exporter: {os.path.getsize(args.exporter)} bytes (release, stripped); "
+        f"revision {r['revision']}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; total run time {r['elapsed']:.0f} s",
+        "",
+        "| scenario | figure | value | target | result | load avg (1/5/15 min) |",
+        "|---|---|---|---|---|---|",
+    ]
+    row = lambda *cells: lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    for name, g in (("ingest 1,000 × 200", r["ingest_big"]), ("ingest 500 × 200", r["ingest_small"])):
+        per_cpu = g["executions"] / g["cpu"]
+        big = g is r["ingest_big"]
+        row(name, "executions per exporter CPU-second", f"{per_cpu:,.0f}",
+            "≥ 100,000" if big else "", verdict(per_cpu >= 100_000) if big else "", g["load"])
+        row(name, "CPU-seconds per 100,000 executions",
+            f"{g['cpu'] * 100_000 / g['executions']:.3f} ({g['cpu']:.2f} CPU-s total)", "", "", "")
+        row(name, "backfill wall time (start → ready)",
+            f"{g['wall']:.2f} s ({g['calls']:.0f} calls, {g['executions'] / g['wall']:,.0f} executions/s)",
+            "", "", "")
+    for f in r["rate"]:
+        ratio = f["wall"] / f["floor"]
+        row(f"rate limit {f['rate']:g}/s", "one cycle vs floor (calls / rate)",
+            f"{f['wall']:.2f} s vs {f['floor']:.2f} s ({(ratio - 1) * 100:+.1f}%, {f['calls']:.0f} calls)",
+            "within 10%", verdict(abs(ratio - 1) <= 0.10), f["load"])
+        row(f"rate limit {f['rate']:g}/s", "achieved rate", f"{f['achieved']:.1f} requests/s", "", "", "")
+        row(f"rate limit {f['rate']:g}/s", f"throttles (simulator limit {2 * f['rate']:g}/s)",
+            f"{f['throttles']:.0f}", "0", verdict(f["throttles"] == 0), "")
+    for s in r["steady"]:
+        n = s["associations"]
+        tag = f"steady {n:,} assoc"
+        cpu_target = "≤ 1%" if n == 1000 else ""
+        rss_target = 40 if n == 1000 else 150
+        row(tag, f"exporter CPU, % of one core ({s['window']:.0f} s window, {s['scrapes']} gzip scrapes)",
+            f"{s['cpu_pct']:.2f}% ({s['cpu']:.2f} CPU-s)", cpu_target,
+            verdict(s["cpu_pct"] <= 1.0) if n == 1000 else "", s["load"])
+        row(tag, "RSS at end / max in window / VmHWM",
+            f"{mib(s['rss_end'])} / {mib(s['rss_max'])} / {mib(s['hwm'])}", f"≤ {rss_target} MB",
+            verdict(max(s["rss_max"], s["hwm"]) * 1024 <= rss_target * 1_000_000), "")
+        row(tag, "series (non-comment lines of /metrics)", f"{s['series']:,}", "", "", "")
+        row(tag, "/metrics body plain / gzip",
+            f"{s['plain_bytes']:,} B / {s['gzip_bytes']:,} B", "", "", "")
+        row(tag, "start → ready; SSM calls at end; max poll delay; failed polls",
+            f"{s['ready']:.1f} s; {s['calls']:.0f}; {s['max_delay']:.2f} s; {s['failed_polls']}", "", "", "")
+        w = s["scrape"]
+        p99_target = "≤ 100 ms" if n == 10000 else ""
+        row(f"scrape {n:,} assoc", f"wrk -t2 -c8 -d{WRK_SECONDS}s --latency, gzip: p50 / p99",
+            f"{w['p50']:.2f} ms / {w['p99']:.2f} ms", p99_target,
+            verdict(w["p99"] <= 100) if n == 10000 else "", "")
+        problems = "".join([f"; {w['non2xx']} non-2xx" if w["non2xx"] else "",
+                            f"; socket errors: {w['socket_errors']}" if w["socket_errors"] else ""])
+        row(f"scrape {n:,} assoc", "requests/s",
+            f"{w['rps']:,.1f} ({w['requests']} requests{problems})", "", "", "")
+    st = r["startup"]
+    row("start-up 100 assoc", f"start → /readyz 200, median of {r['startup_runs']}",
+        f"{st['median'] * 1000:.0f} ms (min {st['min'] * 1000:.0f}, max {st['max'] * 1000:.0f}; "
+        f"{st['cpu'] * 1000:.0f} ms CPU)", "", "", st["load"])
+    big, small = r["ingest_big"], r["ingest_small"]
+    row("growth: ingest", "CPU-s, 200k vs 100k executions",
+        f"{big['cpu']:.2f} vs {small['cpu']:.2f} (× {big['cpu'] / small['cpu']:.2f} for × 2 work)", "", "", "")
+    s1, s10 = r["steady"]
+    row("growth: steady", "CPU % and RSS, 10,000 vs 1,000 associations",
+        f"× {s10['cpu_pct'] / s1['cpu_pct']:.1f} CPU, × {s10['rss_end'] / s1['rss_end']:.1f} RSS "
+        f"for × 10 associations", "", "", "")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--exporter", required=True)
+    parser.add_argument("--simulator", required=True)
+    args = parser.parse_args()
+    bins = (args.exporter, args.simulator)
+    for b in bins:
+        if not os.access(b, os.X_OK):
+            sys.exit(f"bench.py: {b} is not an executable")
+
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        revision = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                  text=True).stdout.strip() or "unknown"
+        r = {"revision": revision}
+        repeats = 1 if QUICK else 3
+        log(f"load average {loadavg()}; quick={QUICK}, steady window {STEADY_SECONDS:.0f} s")
+        # Ingest: the median run (by CPU) of `repeats`.
+        for key, n in (("ingest_big", 1000), ("ingest_small", 500)):
+            runs = sorted((ingest(bins, n, 200) for _ in range(repeats)), key=lambda g: g["cpu"])
+            r[key] = runs[len(runs) // 2]
+        r["rate"] = [rate_fidelity(bins, rate) for rate in (50, 200)]
+        r["steady"] = [steady(bins, n) for n in (1000, 10000)]
+        r["startup_runs"] = 3 if QUICK else 5
+        r["startup"] = startup(bins, r["startup_runs"])
+        r["elapsed"] = time.monotonic() - T_START
+        print(report(args, r), flush=True)
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    main()
