@@ -22,7 +22,7 @@ ARG SSM_EXPORTER_REVISION=unknown
 ENV SSM_EXPORTER_REVISION=${SSM_EXPORTER_REVISION}
 # Make sure the real sources are newer than the stubs' build outputs.
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked --bin ssm-association-exporter \
     && ./target/release/ssm-association-exporter --config.file=config/example.yaml --config.check
 
 # --- runtime -----------------------------------------------------------------------------

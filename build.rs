@@ -4,8 +4,20 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=SSM_EXPORTER_REVISION");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Rebuild when HEAD moves. Ask git where its directory is: in a worktree `.git` is a
+    // file, and watching a path that does not exist would rerun this script on every build
+    // (and relink the release binary each time).
+    let git_dir = Command::new("git")
+        .args(["rev-parse", "--git-dir"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string());
+    if let Some(dir) = git_dir {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/refs/heads");
+    }
     let revision = std::env::var("SSM_EXPORTER_REVISION")
         .ok()
         .filter(|r| !r.is_empty())

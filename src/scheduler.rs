@@ -225,9 +225,12 @@ async fn association_loop(mut poller: Poller, shared: Arc<Shared>, stop: Cancell
     let mut failures: u32 = 0;
     let mut last_error: Option<String> = None;
     loop {
+        // Boxed: the poll future (SDK calls included) is large, and a sleeping task should
+        // not carry its space between polls (it matters at thousands of associations).
+        let poll = Box::pin(poller.poll(&shared.ssm, &shared.store, due, shared.publish_each_poll));
         let result = tokio::select! {
             _ = stop.cancelled() => return,
-            result = poller.poll(&shared.ssm, &shared.store, due, shared.publish_each_poll) => result,
+            result = poll => result,
         };
         match result {
             Ok(()) => {

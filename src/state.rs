@@ -18,15 +18,12 @@ use serde::{Deserialize, Serialize};
 use crate::ssm::AssociationInfo;
 use crate::tracker::{parse_resource_counts, Execution, Tracker, TriggeredAlarm, FINAL_STATUSES};
 
-/// Upper bounds of the execution-duration histogram buckets, seconds: runs take seconds to hours.
-pub const DURATION_BUCKETS: [f64; 11] = [
-    5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
-];
+/// Upper bounds of the execution-duration histogram buckets, seconds: association runs take
+/// seconds to hours. Eight buckets keep the series count down (the histogram is per status).
+pub const DURATION_BUCKETS: [f64; 8] = [10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0];
 
 /// The same bounds as `le` label values.
-const DURATION_BUCKET_LABELS: [&str; 11] = [
-    "5", "15", "30", "60", "120", "300", "600", "1800", "3600", "7200", "21600",
-];
+const DURATION_BUCKET_LABELS: [&str; 8] = ["10", "30", "60", "300", "900", "1800", "3600", "10800"];
 
 /// Version of the state file format this build writes and reads.
 pub const STATE_FILE_VERSION: u32 = 1;
@@ -606,12 +603,12 @@ mod tests {
     #[test]
     fn histogram_buckets_are_by_upper_bound() {
         let mut h = Histogram::default();
-        for v in [0.0, 5.0, 5.001, 21600.0, 21600.5] {
+        for v in [0.0, 10.0, 10.001, 10800.0, 10800.5] {
             h.observe(v);
         }
         assert_eq!(h.buckets[0], 2);
         assert_eq!(h.buckets[1], 1);
-        assert_eq!(h.buckets[10], 1);
+        assert_eq!(h.buckets[7], 1);
         assert_eq!(h.count, 5);
         assert_eq!(
             h.buckets.iter().sum::<u64>(),
