@@ -48,7 +48,9 @@ pub struct HttpState {
     reload: Option<mpsc::Sender<ReloadRequest>>,
     max_connections: usize,
     web: Arc<WebConfig>,
-    cache: tokio::sync::Mutex<Option<ScrapeCache>>,
+    cache: std::sync::Mutex<ScrapeCache>,
+    /// Held while a rendering runs: one at a time.
+    rendering: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl HttpState {
@@ -69,13 +71,14 @@ impl HttpState {
             reload,
             max_connections: options.max_connections.max(1),
             web: options.web.clone(),
-            cache: tokio::sync::Mutex::new(None),
+            cache: std::sync::Mutex::new(ScrapeCache::default()),
+            rendering: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     /// Drops the cached /metrics body (after a reload, which changes what it shows).
-    pub async fn invalidate(&self) {
-        *self.cache.lock().await = None;
+    pub fn invalidate(&self) {
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = ScrapeCache::default();
     }
 
     /// Re-renders the landing page after a reload.
@@ -293,74 +296,110 @@ async fn reload(state: &HttpState) -> Response<Full<Bytes>> {
 /// Scrapes within this long of a rendering share it: under a burst of scrapers (or several
 /// Prometheus replicas) the body is rendered at most a few times a second.
 const SCRAPE_CACHE_TTL: Duration = Duration::from_millis(250);
+/// A rendering younger than this is still served while a fresh one is made in the
+/// background, so that under constant scraping no scrape waits for a rendering. Older than
+/// this (a Prometheus scraping every 15 s), the scrape waits for a fresh one.
+const SCRAPE_MAX_STALE: Duration = Duration::from_secs(1);
 
-/// The last rendered body, plain and (once asked for) gzipped.
+/// The last rendered bodies, plain and gzipped, with when they were rendered.
+#[derive(Default)]
 pub struct ScrapeCache {
-    rendered_at: tokio::time::Instant,
-    plain: Bytes,
-    gzip: Option<Bytes>,
+    plain: Option<(tokio::time::Instant, Bytes)>,
+    gzip: Option<(tokio::time::Instant, Bytes)>,
+}
+
+impl ScrapeCache {
+    fn slot(&mut self, gzip: bool) -> &mut Option<(tokio::time::Instant, Bytes)> {
+        if gzip {
+            &mut self.gzip
+        } else {
+            &mut self.plain
+        }
+    }
+}
+
+impl HttpState {
+    fn cached(&self, gzip: bool) -> Option<(tokio::time::Instant, Bytes)> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .slot(gzip)
+            .clone()
+    }
+}
+
+/// The `/metrics` body in the asked-for encoding: cached, refreshed in the background, or
+/// rendered now.
+async fn scrape_body(state: &Arc<HttpState>, gzip: bool) -> Result<Bytes, String> {
+    if let Some((at, body)) = state.cached(gzip) {
+        let age = at.elapsed();
+        if age < SCRAPE_CACHE_TTL {
+            return Ok(body);
+        }
+        if age < SCRAPE_MAX_STALE {
+            if let Ok(guard) = state.rendering.clone().try_lock_owned() {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = render_into_cache(&state, gzip).await {
+                        tracing::error!(%error, "rendering metrics failed");
+                    }
+                    drop(guard);
+                });
+            }
+            return Ok(body);
+        }
+    }
+    let _guard = state.rendering.lock().await;
+    if let Some((at, body)) = state.cached(gzip) {
+        if at.elapsed() < SCRAPE_CACHE_TTL {
+            return Ok(body);
+        }
+    }
+    render_into_cache(state, gzip).await
+}
+
+/// Renders (and gzips, streaming) the body off the async workers and caches it.
+async fn render_into_cache(state: &Arc<HttpState>, gzip: bool) -> Result<Bytes, String> {
+    let shared = state.clone();
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let error = |e: &dyn std::fmt::Display| e.to_string();
+        if gzip {
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::with_capacity(256 * 1024),
+                flate2::Compression::fast(),
+            );
+            crate::metrics::render(&shared.registry, &shared.store, &mut encoder)
+                .map_err(|e| error(&e))?;
+            encoder.finish().map_err(|e| error(&e))
+        } else {
+            let mut body = Vec::with_capacity(256 * 1024);
+            crate::metrics::render(&shared.registry, &shared.store, &mut body)
+                .map_err(|e| error(&e))?;
+            Ok(body)
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let body = Bytes::from(body);
+    *state
+        .cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .slot(gzip) = Some((tokio::time::Instant::now(), body.clone()));
+    Ok(body)
 }
 
 async fn metrics(state: &Arc<HttpState>, gzip: bool) -> Response<Full<Bytes>> {
-    // One rendering at a time; the others wait for it (without blocking a worker thread).
-    let mut cache = state.cache.lock().await;
-    if cache
-        .as_ref()
-        .is_none_or(|c| c.rendered_at.elapsed() >= SCRAPE_CACHE_TTL)
-    {
-        let shared = state.clone();
-        // Rendering thousands of associations is CPU work: keep it off the async workers.
-        let rendered = tokio::task::spawn_blocking(move || {
-            crate::metrics::render(&shared.registry, &shared.store)
-        })
-        .await;
-        match rendered {
-            Ok(Ok(body)) => {
-                *cache = Some(ScrapeCache {
-                    rendered_at: tokio::time::Instant::now(),
-                    plain: Bytes::from(body),
-                    gzip: None,
-                })
-            }
-            Ok(Err(error)) => {
-                tracing::error!(%error, "encoding metrics failed");
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "encoding metrics failed\n",
-                );
-            }
-            Err(error) => {
-                tracing::error!(%error, "rendering metrics panicked");
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "encoding metrics failed\n",
-                );
-            }
+    let body = match scrape_body(state, gzip).await {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::error!(%error, "encoding metrics failed");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "encoding metrics failed\n",
+            );
         }
-    }
-    let Some(cached) = cache.as_mut() else {
-        return text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "encoding metrics failed\n",
-        );
     };
-    let mut body = cached.plain.clone();
-    let mut gzipped = false;
-    if gzip {
-        if cached.gzip.is_none() {
-            let plain = cached.plain.clone();
-            cached.gzip = tokio::task::spawn_blocking(move || compress(&plain))
-                .await
-                .ok()
-                .flatten()
-                .map(Bytes::from);
-        }
-        if let Some(compressed) = &cached.gzip {
-            body = compressed.clone();
-            gzipped = true;
-        }
-    }
-    drop(cache);
     let mut response = Response::new(Full::new(body));
     let headers = response.headers_mut();
     headers.insert(
@@ -368,7 +407,7 @@ async fn metrics(state: &Arc<HttpState>, gzip: bool) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-    if gzipped {
+    if gzip {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     response
@@ -392,17 +431,6 @@ fn accepts_gzip(request: &Request<Incoming>) -> bool {
             });
             (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
         })
-}
-
-/// Gzips a scrape body at the fastest level: text metrics compress about tenfold even so.
-fn compress(body: &[u8]) -> Option<Vec<u8>> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 8),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(body).ok()?;
-    encoder.finish().ok()
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {

@@ -173,7 +173,7 @@ pub async fn run(
                 if result.is_ok() {
                     state.set_summary(&daemon.summary());
                 }
-                state.invalidate().await;
+                state.invalidate();
                 let _ = reply.send(result);
             }
             Some(()) = hangups.recv() => {
@@ -181,7 +181,7 @@ pub async fn run(
                 if daemon.reload(options.config_source.as_ref()).await.is_ok() {
                     state.set_summary(&daemon.summary());
                 }
-                state.invalidate().await;
+                state.invalidate();
             }
         }
     }

@@ -110,11 +110,13 @@ impl Metrics {
     }
 }
 
-/// The whole `/metrics` body: the per-association families from the published state, then the
-/// exporter's own metrics and the process metrics.
-pub fn render(registry: &Registry, store: &Store) -> Result<Vec<u8>, prometheus::Error> {
-    let mut body = Vec::with_capacity(64 * 1024);
-    crate::state::render(store, &mut body);
-    TextEncoder::new().encode(&registry.gather(), &mut body)?;
-    Ok(body)
+/// Writes the whole `/metrics` body into `out`: the per-association families from the
+/// published state, then the exporter's own metrics and the process metrics.
+pub fn render<W: std::io::Write>(
+    registry: &Registry,
+    store: &Store,
+    out: &mut W,
+) -> Result<(), prometheus::Error> {
+    crate::state::render(store, out)?;
+    TextEncoder::new().encode(&registry.gather(), out)
 }

@@ -400,31 +400,44 @@ const FAMILIES: [(&str, &str, &str); 17] = [
 ];
 
 /// Writes every per-association family from the published numbers, in the text exposition
-/// format. One pass over the associations, one lock each; the families are assembled in
-/// separate buffers and concatenated.
-pub fn render(store: &Store, out: &mut Vec<u8>) {
-    let entries = store.entries();
-    let mut families: Vec<Vec<u8>> = (0..FAMILIES.len())
-        .map(|_| Vec::with_capacity(entries.len() * 96))
+/// format, into `out` (a plain buffer or a gzip encoder). The published numbers are copied
+/// first (one short lock per association), then each family is written for every association
+/// in turn through a small buffer, so memory stays near the size of that copy rather than of
+/// the rendered body.
+pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<()> {
+    let snapshot: Vec<(String, Exposed)> = store
+        .entries()
+        .iter()
+        .map(|entry| (entry.id.clone(), entry.published()))
         .collect();
-    for entry in &entries {
-        let exposed = lock(&entry.published);
-        write_association(&entry.id, &exposed, &mut families);
-    }
-    for (i, (name, kind, help)) in FAMILIES.iter().enumerate() {
-        if families[i].is_empty() {
-            continue;
+    let mut buf = Vec::with_capacity(128 * 1024);
+    for (family, (name, kind, help)) in FAMILIES.iter().enumerate() {
+        let mut header_written = false;
+        for (id, exposed) in &snapshot {
+            let start = buf.len();
+            write_family(family, id, exposed, &mut buf);
+            if !header_written && buf.len() > start {
+                header_written = true;
+                let samples = buf.split_off(start);
+                let suffix = if name.starts_with("ssm_association_exporter")
+                    || *name == "ssm_association_info"
+                {
+                    ""
+                } else {
+                    FROM_POLL
+                };
+                let space = if suffix.is_empty() { "" } else { " " };
+                let _ = writeln!(buf, "# HELP {name} {help}{space}{suffix}.");
+                let _ = writeln!(buf, "# TYPE {name} {kind}");
+                buf.extend_from_slice(&samples);
+            }
+            if buf.len() >= 64 * 1024 {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
         }
-        let help_suffix =
-            if name.starts_with("ssm_association_exporter") || *name == "ssm_association_info" {
-                String::new()
-            } else {
-                format!(" {FROM_POLL}")
-            };
-        let _ = writeln!(out, "# HELP {name} {help}{help_suffix}.");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        out.extend_from_slice(&families[i]);
     }
+    out.write_all(&buf)
 }
 
 /// Appends `name{labels} value\n`.
@@ -473,103 +486,139 @@ impl std::fmt::Display for Seconds {
     }
 }
 
-fn write_association(id: &str, e: &Exposed, f: &mut [Vec<u8>]) {
+/// Writes the samples of family `family` (an index into [`FAMILIES`]) of one association.
+fn write_family(family: usize, id: &str, e: &Exposed, out: &mut Vec<u8>) {
     let a = ("association_id", id);
-    for (i, status) in FINAL_STATUSES.iter().enumerate() {
-        let labels = [a, ("status", status)];
-        sample(&mut f[0], FAMILIES[0].0, &labels, e.executions[i]);
-        let h = &e.durations[i];
-        if h.count > 0 {
-            let mut cumulative = 0;
-            for (le, n) in DURATION_BUCKET_LABELS.iter().zip(h.buckets) {
-                cumulative += n;
+    let name = FAMILIES[family].0;
+    match family {
+        0 => {
+            for (i, status) in FINAL_STATUSES.iter().enumerate() {
+                sample(out, name, &[a, ("status", status)], e.executions[i]);
+            }
+        }
+        1 => {
+            for (i, status) in FINAL_STATUSES.iter().enumerate() {
+                let h = &e.durations[i];
+                if h.count == 0 {
+                    continue;
+                }
+                let mut cumulative = 0;
+                for (le, n) in DURATION_BUCKET_LABELS.iter().zip(h.buckets) {
+                    cumulative += n;
+                    sample(
+                        out,
+                        "ssm_association_execution_duration_seconds_bucket",
+                        &[a, ("status", status), ("le", le)],
+                        cumulative,
+                    );
+                }
                 sample(
-                    &mut f[1],
+                    out,
                     "ssm_association_execution_duration_seconds_bucket",
-                    &[a, ("status", status), ("le", le)],
-                    cumulative,
+                    &[a, ("status", status), ("le", "+Inf")],
+                    h.count,
+                );
+                let labels = [a, ("status", *status)];
+                sample(
+                    out,
+                    "ssm_association_execution_duration_seconds_sum",
+                    &labels,
+                    h.sum,
+                );
+                sample(
+                    out,
+                    "ssm_association_execution_duration_seconds_count",
+                    &labels,
+                    h.count,
                 );
             }
-            sample(
-                &mut f[1],
-                "ssm_association_execution_duration_seconds_bucket",
-                &[a, ("status", status), ("le", "+Inf")],
-                h.count,
-            );
-            sample(
-                &mut f[1],
-                "ssm_association_execution_duration_seconds_sum",
-                &labels,
-                h.sum,
-            );
-            sample(
-                &mut f[1],
-                "ssm_association_execution_duration_seconds_count",
-                &labels,
-                h.count,
-            );
         }
-        if e.without_end_time[i] > 0 {
-            sample(&mut f[2], FAMILIES[2].0, &labels, e.without_end_time[i]);
+        2 => {
+            for (i, status) in FINAL_STATUSES.iter().enumerate() {
+                if e.without_end_time[i] > 0 {
+                    sample(out, name, &[a, ("status", status)], e.without_end_time[i]);
+                }
+            }
         }
-    }
-    sample(&mut f[3], FAMILIES[3].0, &[a], e.in_progress);
-    if let Some(newest) = &e.newest {
-        for status in FINAL_STATUSES {
-            sample(
-                &mut f[4],
-                FAMILIES[4].0,
-                &[a, ("status", status)],
-                u8::from(newest.status == status),
-            );
+        3 => sample(out, name, &[a], e.in_progress),
+        4 => {
+            if let Some(newest) = &e.newest {
+                for status in FINAL_STATUSES {
+                    sample(
+                        out,
+                        name,
+                        &[a, ("status", status)],
+                        u8::from(newest.status == status),
+                    );
+                }
+            }
         }
-        sample(&mut f[5], FAMILIES[5].0, &[a], Seconds(newest.created_ms));
-        for (status, count) in &newest.resources {
-            sample(&mut f[7], FAMILIES[7].0, &[a, ("status", status)], count);
+        5 => {
+            if let Some(newest) = &e.newest {
+                sample(out, name, &[a], Seconds(newest.created_ms));
+            }
         }
-        for alarm in &newest.alarms {
-            sample(
-                &mut f[8],
-                FAMILIES[8].0,
-                &[a, ("alarm_name", &alarm.name), ("state", &alarm.state)],
-                1,
-            );
+        6 => {
+            if let Some(success) = e.last_success_ms {
+                sample(out, name, &[a], Seconds(success));
+            }
         }
+        7 => {
+            for (status, count) in e.newest.iter().flat_map(|n| &n.resources) {
+                sample(out, name, &[a, ("status", status)], count);
+            }
+        }
+        8 => {
+            for alarm in e.newest.iter().flat_map(|n| &n.alarms) {
+                sample(
+                    out,
+                    name,
+                    &[a, ("alarm_name", &alarm.name), ("state", &alarm.state)],
+                    1,
+                );
+            }
+        }
+        9 => {
+            for ((alarm, state), count) in &e.alarms_total {
+                sample(
+                    out,
+                    name,
+                    &[a, ("alarm_name", alarm), ("state", state)],
+                    count,
+                );
+            }
+        }
+        10 => {
+            if let Some(info) = &e.info {
+                sample(
+                    out,
+                    name,
+                    &[
+                        a,
+                        ("association_name", &info.name),
+                        ("document_name", &info.document_name),
+                        ("schedule_expression", &info.schedule_expression),
+                    ],
+                    1,
+                );
+            }
+        }
+        11 => sample(out, name, &[a], u8::from(e.poll_success)),
+        12 => {
+            if let Some(ms) = e.last_poll_success_ms {
+                sample(out, name, &[a], Seconds(ms));
+            }
+        }
+        13 => sample(out, name, &[a], Seconds(e.watermark_ms)),
+        14 => {
+            for (code, count) in &e.poll_errors {
+                sample(out, name, &[a, ("code", code)], count);
+            }
+        }
+        15 => sample(out, name, &[a], e.poll_delay_seconds),
+        16 => sample(out, name, &[a], e.pending_abandoned),
+        _ => {}
     }
-    if let Some(success) = e.last_success_ms {
-        sample(&mut f[6], FAMILIES[6].0, &[a], Seconds(success));
-    }
-    for ((name, state), count) in &e.alarms_total {
-        sample(
-            &mut f[9],
-            FAMILIES[9].0,
-            &[a, ("alarm_name", name), ("state", state)],
-            count,
-        );
-    }
-    if let Some(info) = &e.info {
-        sample(
-            &mut f[10],
-            FAMILIES[10].0,
-            &[
-                a,
-                ("association_name", &info.name),
-                ("document_name", &info.document_name),
-                ("schedule_expression", &info.schedule_expression),
-            ],
-            1,
-        );
-    }
-    sample(&mut f[11], FAMILIES[11].0, &[a], u8::from(e.poll_success));
-    if let Some(ms) = e.last_poll_success_ms {
-        sample(&mut f[12], FAMILIES[12].0, &[a], Seconds(ms));
-    }
-    sample(&mut f[13], FAMILIES[13].0, &[a], Seconds(e.watermark_ms));
-    for (code, count) in &e.poll_errors {
-        sample(&mut f[14], FAMILIES[14].0, &[a, ("code", code)], count);
-    }
-    sample(&mut f[15], FAMILIES[15].0, &[a], e.poll_delay_seconds);
-    sample(&mut f[16], FAMILIES[16].0, &[a], e.pending_abandoned);
 }
 
 #[cfg(test)]
