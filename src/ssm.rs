@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
@@ -90,6 +91,9 @@ impl Ssm {
     ) -> Ssm {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(1))
+            // Responses are small JSON pages bounded by request_timeout; the stalled-stream
+            // monitor would only add a timer and bookkeeping to every call.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
