@@ -12,37 +12,12 @@ use ssm_association_exporter::simulator::SimExecution;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ssm-association-exporter");
 
-/// The binary with an environment that can reach nothing real: fake credentials, no profile
-/// files, no instance metadata.
 fn exporter() -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .env_remove("RUST_LOG")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_ENDPOINT_URL_SSM")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws/credentials",
-        );
-    command
+    exporter_command()
 }
 
 fn run_to_end(command: &mut Command) -> Output {
     command.stdin(Stdio::null()).output().expect("binary runs")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn signal(child: &Child, name: &str) {

@@ -16,7 +16,6 @@ use ssm_association_exporter::simulator::{Fault, FaultRule, SimExecution, Simula
 use ssm_association_exporter::{ConfigSource, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ssm-association-exporter");
 
 fn minutes_ago(m: i64) -> i64 {
     now_ms() - m * 60_000
@@ -202,18 +201,8 @@ async fn associations_removed_from_the_config_are_dropped_from_the_state() {
 
 /// The binary with fake credentials, pointed at the simulator, with its logs captured.
 fn spawn_exporter(sim: &Simulator, config: &Path, port: u16, extra: &[&str]) -> Child {
-    Command::new(BIN)
-        .env_remove("RUST_LOG")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
+    exporter_command()
         .env("AWS_SESSION_TOKEN", "fake-session-token-for-tests")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws/credentials",
-        )
         .env("AWS_ENDPOINT_URL_SSM", sim.endpoint_url())
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -223,14 +212,6 @@ fn spawn_exporter(sim: &Simulator, config: &Path, port: u16, extra: &[&str]) -> 
         .stderr(Stdio::piped())
         .spawn()
         .expect("the exporter starts")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn scrape(address: &str) -> Option<Metrics> {

@@ -110,23 +110,9 @@ async fn tls_and_basic_auth_protect_metrics_and_leave_probes_open() {
         format!("associations:\n  - {}\npoll_interval: 1s\n", ids[0]),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let address = format!("127.0.0.1:{port}");
-    let mut child = Command::new(BIN)
-        .env_remove("RUST_LOG")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws/credentials",
-        )
+    let mut child = exporter_command()
         .env("AWS_ENDPOINT_URL_SSM", sim.endpoint_url())
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--web.config.file={}", web.display()))
@@ -138,12 +124,7 @@ async fn tls_and_basic_auth_protect_metrics_and_leave_probes_open() {
         .spawn()
         .unwrap();
     // Drain the (trace-level) logs as they come, so the pipe never fills up.
-    let mut stderr = child.stderr.take().unwrap();
-    let logs = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
-        text
-    });
+    let logs = drain_stderr(&mut child);
 
     // Authorized scrape over TLS, once the failure is counted.
     let good = basic("prometheus", PASSWORD);
@@ -273,23 +254,11 @@ async fn aws_secrets_stay_out_of_the_logs_even_with_rust_log_trace_for_every_cra
         format!("associations:\n  - {}\npoll_interval: 1s\n", ids[0]),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
+    let port = free_port();
+    let mut child = exporter_command()
         .env("RUST_LOG", "trace")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
         .env("AWS_SECRET_ACCESS_KEY", "secret-key-never-logged")
         .env("AWS_SESSION_TOKEN", "session-token-never-logged")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws/credentials",
-        )
         .env("AWS_ENDPOINT_URL_SSM", sim.endpoint_url())
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -298,12 +267,7 @@ async fn aws_secrets_stay_out_of_the_logs_even_with_rust_log_trace_for_every_cra
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let logs = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
-        text
-    });
+    let logs = drain_stderr(&mut child);
     let address = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

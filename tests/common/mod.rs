@@ -471,3 +471,44 @@ pub fn documented_metrics() -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// A loopback port that was free a moment ago (for the real binary's --web.listen-address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real binary with an environment that can reach nothing real: fake credentials, no
+/// profile files, no instance metadata, no endpoint override, no RUST_LOG.
+pub fn exporter_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ssm-association-exporter"));
+    command
+        .env_remove("RUST_LOG")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_SSM")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws/credentials",
+        );
+    command
+}
+
+/// Reads a child's standard error to the end on a thread, so that a chatty child never
+/// blocks on a full pipe; join the handle for the text.
+pub fn drain_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    })
+}
