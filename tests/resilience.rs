@@ -16,7 +16,6 @@ use ssm_association_exporter::simulator::{Fault, FaultRule, SimExecution, Simula
 use ssm_association_exporter::{ConfigSource, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-
 fn minutes_ago(m: i64) -> i64 {
     now_ms() - m * 60_000
 }
