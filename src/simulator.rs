@@ -102,8 +102,8 @@ fn timestamp(ms: i64) -> Value {
     Value::from(ms as f64 / 1000.0)
 }
 
-/// A uuid-shaped random string (request ids, demo execution ids).
-fn uuid_like(bits: u128) -> String {
+/// A uuid-shaped string from 128 random bits (request ids, execution ids).
+pub fn uuid_like(bits: u128) -> String {
     let hex = format!("{bits:032x}");
     format!(
         "{}-{}-{}-{}-{}",

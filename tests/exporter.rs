@@ -902,3 +902,60 @@ async fn metrics_are_gzipped_when_the_scraper_accepts_it() {
     }
     exporter.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recent_rendering_is_served_while_a_fresh_one_is_made() {
+    let (sim, ids) = simulator_with(1).await;
+    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    exporter.wait_ready().await;
+    let failed = |m: &Metrics| {
+        m.value(
+            "ssm_association_executions_total",
+            &[("association_id", &ids[0]), ("status", "Failed")],
+        )
+    };
+    let mut served_stale = false;
+    for attempt in 0..5 {
+        // A fresh rendering (the last one is over a second old)...
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let started = std::time::Instant::now();
+        let before = exporter.metrics().await;
+        // ...then an execution is counted by the next poll...
+        sim.add_execution(
+            &ids[0],
+            SimExecution::new(format!("f{attempt}"), "Failed", minutes_ago(1))
+                .with_last_execution_ms(now_ms()),
+        );
+        let polls = sim.request_count("DescribeAssociationExecutions");
+        while sim.request_count("DescribeAssociationExecutions") < polls + 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // ...and a scrape under a second after the rendering still gets that rendering.
+        let during = exporter.metrics().await;
+        if started.elapsed() < Duration::from_millis(900) {
+            assert_eq!(
+                failed(&during),
+                failed(&before),
+                "attempt {attempt}: served the recent rendering"
+            );
+            served_stale = true;
+            break;
+        }
+    }
+    assert!(
+        served_stale,
+        "the machine was too slow to observe it in five attempts"
+    );
+    // The rendering made meanwhile shows the new count.
+    let counted = sim.ground_truth().executions[&ids[0]]["Failed"] as f64;
+    exporter
+        .wait_for("the fresh rendering", |m| {
+            if failed(m) == counted {
+                Ok(())
+            } else {
+                Err(format!("{}", failed(m)))
+            }
+        })
+        .await;
+    exporter.stop().await;
+}

@@ -76,15 +76,7 @@ fn association_id(n: u32) -> String {
 
 /// A random uuid-shaped execution ID.
 fn execution_id(rng: &mut StdRng) -> String {
-    let hex = format!("{:032x}", rng.random::<u128>());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    ssm_association_exporter::simulator::uuid_like(rng.random())
 }
 
 /// A finished execution created at `created_ms`: mostly successes, some failures, time-outs,
