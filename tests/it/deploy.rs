@@ -3,7 +3,6 @@
 //! hardening; the PrometheusRule matching alerts.yml; `promtool check rules` and
 //! `promtool test rules`. (`scripts/check-dockerfile` runs the Dockerfile's build natively.)
 
-mod common;
 
 use std::path::Path;
 use std::process::Command;
@@ -283,7 +282,7 @@ fn referenced_names(text: &str) -> Vec<String> {
 
 #[test]
 fn dashboards_and_rules_only_use_documented_metrics_and_defined_recording_rules() {
-    let documented = common::documented_metrics();
+    let documented = crate::common::documented_metrics();
     assert!(documented.len() >= 20, "README metric table not found");
     let alerts = yaml("deploy/prometheus/alerts.yml");
     let mut known: Vec<String> = alerts["groups"]

@@ -1,6 +1,5 @@
 //! Shared test harness: the exporter's `run()` against the simulated SSM endpoint over
 //! 127.0.0.1, plus a tiny HTTP client and a parser for the text exposition format.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -3,7 +3,6 @@
 //! rejected credentials), configuration reloads, and HTTP hardening. Every count is compared
 //! with the simulated SSM endpoint's ground truth.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use ssm_association_exporter::simulator::{Fault, FaultRule, SimExecution, Simulator};
 use ssm_association_exporter::{ConfigSource, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

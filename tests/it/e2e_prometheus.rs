@@ -3,12 +3,11 @@
 //! loaded, and its HTTP API must show the target up, the simulator's ground truth in the stored
 //! counters, and the failed-execution alert firing while the others stay quiet.
 
-mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use ssm_association_exporter::simulator::SimExecution;
 

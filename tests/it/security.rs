@@ -2,7 +2,6 @@
 //! bcrypt basic auth, open probes, plain HTTP to the TLS port, the TLS health check, and no
 //! secrets in the logs.
 
-mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -10,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::*;
+use crate::common::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use ssm_association_exporter::simulator::SimExecution;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

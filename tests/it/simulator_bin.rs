@@ -2,13 +2,12 @@
 //! exporter config the exporter accepts, serves the promised history to the exporter's `run()`
 //! and stops on SIGTERM.
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use ssm_association_exporter::config;
 use ssm_association_exporter::ssm::ClientSettings;
 use ssm_association_exporter::{run, Options};

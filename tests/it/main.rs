@@ -1,0 +1,17 @@
+//! The integration tests, as one test binary (one link of `aws-sdk-ssm` instead of one per
+//! file). Each module is one area; `common` holds the shared harness.
+
+#[allow(dead_code)]
+mod common;
+
+mod bad_input;
+mod cli;
+mod config;
+mod deploy;
+mod e2e_prometheus;
+mod exporter;
+mod resilience;
+mod security;
+mod simulator;
+mod simulator_bin;
+mod web_config;
