@@ -1,4 +1,4 @@
-//! The HTTP endpoints: the metrics path, `/healthz`, `/readyz` and a landing page; nothing else.
+//! The HTTP endpoints: the metrics path, `/healthz`, `/readyz`, `/-/reload` and a landing page.
 
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
@@ -20,10 +20,22 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::scheduler::Readiness;
-use crate::state::Store;
+use crate::exposition;
+use crate::readiness::Readiness;
+use crate::store::Store;
 use crate::web_config::WebConfig;
-use crate::{Options, ReloadRequest};
+
+/// A reload request from `POST /-/reload`: the reply is the new summary or the error.
+pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
+
+/// How the HTTP side is set up (flags).
+pub struct HttpSettings {
+    pub telemetry_path: String,
+    /// Most connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// TLS and basic auth (`--web.config.file`).
+    pub web: Arc<WebConfig>,
+}
 
 /// Default `--web.max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -58,7 +70,7 @@ impl HttpState {
         registry: Registry,
         store: Arc<Store>,
         readiness: Arc<Readiness>,
-        options: &Options,
+        settings: HttpSettings,
         summary: &str,
         reload: Option<mpsc::Sender<ReloadRequest>>,
     ) -> HttpState {
@@ -66,11 +78,11 @@ impl HttpState {
             registry,
             store,
             readiness,
-            landing_page: RwLock::new(landing_page(&options.telemetry_path, summary)),
-            telemetry_path: options.telemetry_path.clone(),
+            landing_page: RwLock::new(landing_page(&settings.telemetry_path, summary)),
+            telemetry_path: settings.telemetry_path,
             reload,
-            max_connections: options.max_connections.max(1),
-            web: options.web.clone(),
+            max_connections: settings.max_connections.max(1),
+            web: settings.web,
             cache: std::sync::Mutex::new(ScrapeCache::default()),
             rendering: Arc::new(tokio::sync::Mutex::new(())),
         }
@@ -368,12 +380,12 @@ async fn render_into_cache(state: &Arc<HttpState>, gzip: bool) -> Result<Bytes, 
                 Vec::with_capacity(256 * 1024),
                 flate2::Compression::fast(),
             );
-            crate::metrics::render(&shared.registry, &shared.store, &mut encoder)
+            exposition::render_body(&shared.registry, &shared.store, &mut encoder)
                 .map_err(|e| error(&e))?;
             encoder.finish().map_err(|e| error(&e))
         } else {
             let mut body = Vec::with_capacity(256 * 1024);
-            crate::metrics::render(&shared.registry, &shared.store, &mut body)
+            exposition::render_body(&shared.registry, &shared.store, &mut body)
                 .map_err(|e| error(&e))?;
             Ok(body)
         }
@@ -474,90 +486,64 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// GETs `/healthz` at `target` (the local exporter) and returns the status line: the
-/// `--healthcheck` probe for images without curl. Over TLS the server certificate is not
-/// verified: the probe only talks to its own process on loopback and sends nothing secret.
-pub fn probe(target: std::net::SocketAddr, tls: bool) -> Result<String, String> {
-    use std::io::{Read, Write};
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    let timeout = Duration::from_secs(3);
-    let stream = std::net::TcpStream::connect_timeout(&target, timeout)
-        .map_err(|e| format!("{target}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
-    let mut response = Vec::new();
-    if tls {
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
+    fn state() -> Arc<HttpState> {
+        Arc::new(HttpState::new(
+            Registry::new(),
+            Arc::new(Store::default()),
+            Arc::new(Readiness::new()),
+            HttpSettings {
+                telemetry_path: "/metrics".into(),
+                max_connections: 4,
+                web: Arc::new(WebConfig::plain()),
+            },
+            "",
+            None,
         ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServerCertificate))
-        .with_no_client_auth();
-        let name = rustls::pki_types::ServerName::IpAddress(target.ip().into());
-        let connection =
-            rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
-        let mut tls = rustls::StreamOwned::new(connection, stream);
-        tls.write_all(request.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let _ = tls.take(4096).read_to_end(&mut response);
-    } else {
-        let mut stream = stream;
-        stream
-            .write_all(request.as_bytes())
-            .map_err(|e| e.to_string())?;
-        stream
-            .take(4096)
-            .read_to_end(&mut response)
-            .map_err(|e| e.to_string())?;
-    }
-    let text = String::from_utf8_lossy(&response);
-    Ok(text.lines().next().unwrap_or_default().to_string())
-}
-
-/// Accepts any server certificate: only for [`probe`] of our own process on loopback.
-#[derive(Debug)]
-struct AnyServerCertificate;
-
-impl rustls::client::danger::ServerCertVerifier for AnyServerCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &rustls::pki_types::CertificateDer<'_>,
-        _dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    /// Waits (on the paused clock, letting the blocking renderer run) until the cache holds a
+    /// rendering other than `old`.
+    async fn cache_replaced(state: &HttpState, old: &Bytes) -> Bytes {
+        for _ in 0..1_000 {
+            if let Some((_, body)) = state.cached(false) {
+                if body.as_ptr() != old.as_ptr() {
+                    return body;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the background rendering never landed");
     }
 
-    fn verify_tls13_signature(
-        &self,
-        _message: &[u8],
-        _cert: &rustls::pki_types::CertificateDer<'_>,
-        _dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
+    /// The scrape cache on tokio's paused clock: one rendering is shared for 250 ms; up to 1 s
+    /// a stale one is served at once while a fresh one is rendered in the background; past
+    /// that, the scrape waits for a fresh rendering.
+    #[tokio::test(start_paused = true)]
+    async fn scrape_cache_shares_then_serves_stale_then_renders() {
+        let state = state();
+        let first = scrape_body(&state, false).await.unwrap();
+        tokio::time::advance(SCRAPE_CACHE_TTL - Duration::from_millis(1)).await;
+        let shared = scrape_body(&state, false).await.unwrap();
+        assert_eq!(shared.as_ptr(), first.as_ptr(), "shared within the TTL");
 
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::aws_lc_rs::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
+        tokio::time::advance(Duration::from_millis(2)).await;
+        let stale = scrape_body(&state, false).await.unwrap();
+        assert_eq!(stale.as_ptr(), first.as_ptr(), "stale body served at once");
+        let fresh = cache_replaced(&state, &first).await;
+        let next = scrape_body(&state, false).await.unwrap();
+        assert_eq!(
+            next.as_ptr(),
+            fresh.as_ptr(),
+            "the background rendering is served"
+        );
+
+        tokio::time::advance(SCRAPE_MAX_STALE + Duration::from_millis(1)).await;
+        let late = scrape_body(&state, false).await.unwrap();
+        assert_ne!(late.as_ptr(), fresh.as_ptr(), "too old: rendered anew");
+        assert_eq!(state.cached(false).unwrap().1.as_ptr(), late.as_ptr());
     }
 }

@@ -231,7 +231,7 @@ fn healthcheck(flag: &str, tls: bool) -> Result<(), String> {
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    let status_line = ssm_association_exporter::http::probe(target, tls)?;
+    let status_line = ssm_association_exporter::healthcheck::probe(target, tls)?;
     if status_line.split_whitespace().nth(1) == Some("200") {
         Ok(())
     } else {

@@ -1,14 +1,13 @@
 //! The exporter's own metrics (SSM requests, rate limit, config reloads, state file, build),
-//! registered into an injected `prometheus::Registry`, and the `/metrics` body: those plus the
-//! per-association families rendered from the published state (`state::render`).
+//! registered into an injected `prometheus::Registry`.
 
 use prometheus::core::Collector;
 use prometheus::{
-    Counter, Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
-use crate::state::Store;
+use crate::exposition::names;
 
 /// Buckets for SSM API request latency.
 const API_DURATION_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -33,50 +32,50 @@ impl Metrics {
         let metrics = Metrics {
             api_requests_total: IntCounterVec::new(
                 Opts::new(
-                    "ssm_association_exporter_api_requests_total",
+                    names::API_REQUESTS_TOTAL,
                     "SSM API request attempts, by operation and result code (ok, or the AWS error code).",
                 ),
                 &["operation", "code"],
             )?,
             api_request_duration_seconds: HistogramVec::new(
                 HistogramOpts::new(
-                    "ssm_association_exporter_api_request_duration_seconds",
+                    names::API_REQUEST_DURATION_SECONDS,
                     "Duration of SSM API request attempts, seconds.",
                 )
                 .buckets(API_DURATION_BUCKETS.to_vec()),
                 &["operation"],
             )?,
             rate_limit_wait_seconds_total: Counter::new(
-                "ssm_association_exporter_rate_limit_wait_seconds_total",
+                names::RATE_LIMIT_WAIT_SECONDS_TOTAL,
                 "Time SSM requests spent waiting for the process-wide rate limit and concurrency cap, seconds.",
             )?,
             credentials_valid: IntGauge::new(
-                "ssm_association_exporter_credentials_valid",
+                names::CREDENTIALS_VALID,
                 "0 while SSM rejects the exporter's AWS credentials (expired, invalid, access denied), else 1.",
             )?,
             config_last_reload_successful: IntGauge::new(
-                "ssm_association_exporter_config_last_reload_successful",
+                names::CONFIG_LAST_RELOAD_SUCCESSFUL,
                 "1 if the last configuration load or reload succeeded, else 0.",
             )?,
             config_last_reload_success_timestamp_seconds: Gauge::new(
-                "ssm_association_exporter_config_last_reload_success_timestamp_seconds",
+                names::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
                 "When the configuration was last loaded or reloaded successfully, Unix seconds.",
             )?,
             state_load_errors_total: IntCounter::new(
-                "ssm_association_exporter_state_load_errors_total",
+                names::STATE_LOAD_ERRORS_TOTAL,
                 "State files that could not be used at start (unreadable, corrupt, future version); the exporter then starts fresh.",
             )?,
             state_save_errors_total: IntCounter::new(
-                "ssm_association_exporter_state_save_errors_total",
+                names::STATE_SAVE_ERRORS_TOTAL,
                 "Failed writes of the state file.",
             )?,
             last_state_save_timestamp_seconds: Gauge::new(
-                "ssm_association_exporter_last_state_save_timestamp_seconds",
+                names::LAST_STATE_SAVE_TIMESTAMP_SECONDS,
                 "When the state file was last written, Unix seconds (0 when no state file is configured).",
             )?,
             build_info: IntGaugeVec::new(
                 Opts::new(
-                    "ssm_association_exporter_build_info",
+                    names::BUILD_INFO,
                     "Version and git revision the exporter was built from; always 1.",
                 ),
                 &["version", "revision"],
@@ -108,15 +107,4 @@ impl Metrics {
         ))?;
         Ok(metrics)
     }
-}
-
-/// Writes the whole `/metrics` body into `out`: the per-association families from the
-/// published state, then the exporter's own metrics and the process metrics.
-pub fn render<W: std::io::Write>(
-    registry: &Registry,
-    store: &Store,
-    out: &mut W,
-) -> Result<(), prometheus::Error> {
-    crate::state::render(store, out)?;
-    TextEncoder::new().encode(&registry.gather(), out)
 }

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::ssm::{ApiError, Ssm};
-use crate::state::{lock, Entry, Store};
+use crate::clock::now_ms;
+use crate::ssm::{ApiError, ErrorKind, Ssm};
+use crate::store::{Entry, Store};
+use crate::sync::lock;
 use crate::tracker::Observation;
 
 /// `DescribeAssociation` is asked again at most this often.
@@ -24,6 +26,10 @@ impl Poller {
             entry,
             info_due: None,
         }
+    }
+
+    pub fn entry(&self) -> &Entry {
+        &self.entry
     }
 
     pub fn id(&self) -> &str {
@@ -91,9 +97,11 @@ impl Poller {
                     }
                     let mut live = lock(&self.entry.live);
                     for execution in &page.executions {
-                        if let Observation::Counted { newest } = live.tracker.observe(execution) {
+                        if let Observation::Counted { status, newest } =
+                            live.tracker.observe(execution)
+                        {
                             let last_success = live.tracker.last_success_ms();
-                            live.exposed.count(execution, newest, last_success);
+                            live.exposed.count(execution, status, newest, last_success);
                         }
                     }
                     live.exposed.in_progress = live.tracker.in_progress() as u64;
@@ -111,7 +119,7 @@ impl Poller {
                 }
                 // The token went stale half-way: page again from the same `since` point once;
                 // what was already counted is skipped, so nothing is counted twice.
-                Err(error) if error.code == "InvalidNextToken" && !restarted => {
+                Err(error) if error.kind == ErrorKind::InvalidToken && !restarted => {
                     restarted = true;
                     tracing::info!(association_id = %id, "NextToken rejected; paging again from the watermark");
                 }
@@ -124,7 +132,7 @@ impl Poller {
         match &outcome {
             Ok(()) => {
                 live.exposed.poll_success = true;
-                live.exposed.last_poll_success_ms = Some(crate::now_ms());
+                live.exposed.last_poll_success_ms = Some(now_ms());
             }
             Err(error) => live.exposed.poll_failed(&error.code),
         }

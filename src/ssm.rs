@@ -1,11 +1,14 @@
-//! The only module that touches `aws_sdk_ssm`: client set-up, one page of executions, one
-//! association description, retries, and the mapping to the project's own types.
+//! The bottom layer: the only module that touches `aws_sdk_ssm` or knows AWS error codes.
+//!
+//! It builds the client, reads one page of executions and one association description, retries,
+//! and maps every SDK type to the project's own ([`crate::model`]) and every failure to an
+//! [`ApiError`] with an [`ErrorKind`].
 //!
 //! The SDK's own retries are switched off (`max_attempts = 1`): every attempt goes through
-//! the process-wide rate limit and concurrency cap ([`crate::scheduler::Budget`]) and is
-//! counted in `ssm_association_exporter_api_requests_total` with its result code, so throttling
-//! is visible even when a retry succeeds. Throttling, 5xx, timeouts and connection errors are
-//! retried here, up to `api_max_attempts`, with exponential backoff and full jitter.
+//! the process-wide request budget ([`crate::limit::Budget`]) and is reported to a
+//! [`CallObserver`] with its result code, so throttling is visible even when a retry succeeds.
+//! Throttling, 5xx, timeouts and connection errors are retried here, up to `api_max_attempts`,
+//! with exponential backoff and full jitter.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +26,8 @@ use aws_sdk_ssm::types::{
 use rand::Rng;
 
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::scheduler::{is_credentials_error, Budget, Readiness};
-use crate::tracker::{Execution, TriggeredAlarm};
+use crate::limit::Budget;
+use crate::model::{AssociationInfo, Execution, Status, TriggeredAlarm};
 
 /// Page size asked for: the API's maximum.
 pub const MAX_RESULTS: i32 = 50;
@@ -39,17 +41,56 @@ pub struct ClientSettings {
     pub fake_credentials: bool,
 }
 
+/// What kind of failure an SSM call ended with: what the exporter acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The API asked us to slow down (`ThrottlingException` and its relatives).
+    Throttled,
+    /// The credentials do not work (expired, invalid, signature rejected, access denied to the
+    /// operation the exporter cannot do without).
+    Credentials,
+    /// The `NextToken` sent is no longer valid (`InvalidNextToken`).
+    InvalidToken,
+    /// The association does not exist (deleted, or in another account or region).
+    NotFound,
+    /// Trying again soon may help: 5xx, timeouts, connection errors, unreadable responses.
+    Transient,
+    /// Trying again will not help (validation, access denied to an optional call, ...).
+    Permanent,
+}
+
 /// A failed SSM call, reduced to what the exporter acts on.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
+    pub kind: ErrorKind,
     /// The AWS error code (`ThrottlingException`, `AssociationDoesNotExist`, ...) or one of our
     /// own stable codes (`Timeout`, `ConnectionError`, `CredentialsError`, `ResponseError`,
     /// `ConstructionFailure`, `InvalidResponse`). Used as a metric label.
     pub code: String,
     pub message: String,
-    /// Whether trying again soon may help (throttling, 5xx, timeouts, connection errors).
-    pub retryable: bool,
+}
+
+impl ApiError {
+    /// Whether trying again soon may help.
+    pub fn retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Throttled | ErrorKind::Transient)
+    }
+}
+
+/// One request attempt, as reported to the [`CallObserver`].
+pub struct Attempt<'a> {
+    pub operation: &'static str,
+    /// Time spent waiting for the request budget before sending.
+    pub waited: Duration,
+    /// Time from sending to the response (or error).
+    pub elapsed: Duration,
+    pub result: Result<(), &'a ApiError>,
+}
+
+/// Told about every request attempt (the exporter's request metrics and credential health).
+pub trait CallObserver: Send + Sync {
+    fn attempt(&self, attempt: &Attempt<'_>);
 }
 
 /// One page of `DescribeAssociationExecutions`.
@@ -61,21 +102,12 @@ pub struct ExecutionPage {
     pub malformed: usize,
 }
 
-/// What `DescribeAssociation` says about an association, for the info metric.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AssociationInfo {
-    pub name: String,
-    pub document_name: String,
-    pub schedule_expression: String,
-}
-
 /// The SSM client with the exporter's rate limit, retries and request metrics.
 #[derive(Clone)]
 pub struct Ssm {
     client: aws_sdk_ssm::Client,
     budget: Arc<Budget>,
-    metrics: Arc<Metrics>,
-    readiness: Arc<Readiness>,
+    observer: Arc<dyn CallObserver>,
     max_attempts: u32,
 }
 
@@ -86,8 +118,7 @@ impl Ssm {
         config: &Config,
         settings: &ClientSettings,
         budget: Arc<Budget>,
-        metrics: Arc<Metrics>,
-        readiness: Arc<Readiness>,
+        observer: Arc<dyn CallObserver>,
     ) -> Ssm {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(1))
@@ -116,8 +147,7 @@ impl Ssm {
         Ssm {
             client: aws_sdk_ssm::Client::new(&sdk_config),
             budget,
-            metrics,
-            readiness,
+            observer,
             max_attempts: config.api_max_attempts.max(1),
         }
     }
@@ -142,9 +172,9 @@ impl Ssm {
             .r#type(AssociationFilterOperatorType::GreaterThan)
             .build()
             .map_err(|e| ApiError {
+                kind: ErrorKind::Permanent,
                 code: "ConstructionFailure".into(),
                 message: e.to_string(),
-                retryable: false,
             })?;
         let output = self
             .call("DescribeAssociationExecutions", first_sent, || {
@@ -168,7 +198,7 @@ impl Ssm {
             };
             page.executions.push(Execution {
                 id: id.to_string(),
-                status: e.status().unwrap_or_default().to_string(),
+                status: Status::parse(e.status().unwrap_or_default()),
                 created_ms: round_to_millis(created),
                 ended_ms: e.last_execution_date().map(round_to_millis),
                 resource_counts: e.resource_count_by_status().map(str::to_string),
@@ -200,9 +230,9 @@ impl Ssm {
             })
             .await?;
         let d = output.association_description().ok_or_else(|| ApiError {
+            kind: ErrorKind::Transient,
             code: "InvalidResponse".into(),
             message: "DescribeAssociation returned no AssociationDescription".into(),
-            retryable: false,
         })?;
         Ok(AssociationInfo {
             name: d.association_name().unwrap_or_default().to_string(),
@@ -228,43 +258,36 @@ impl Ssm {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let permit = self.budget.acquire().await;
+            let slot = self.budget.acquire().await;
             first_sent.get_or_insert_with(Instant::now);
             let started = Instant::now();
             let result = send().await;
-            drop(permit);
-            self.metrics
-                .api_request_duration_seconds
-                .with_label_values(&[operation])
-                .observe(started.elapsed().as_secs_f64());
+            let waited = slot.waited;
+            drop(slot);
+            let elapsed = started.elapsed();
             let error = match result {
                 Ok(output) => {
-                    self.metrics
-                        .api_requests_total
-                        .with_label_values(&[operation, "ok"])
-                        .inc();
-                    if self.readiness.credentials_failing() {
-                        self.readiness.credentials_accepted();
-                        self.metrics.credentials_valid.set(1);
-                    }
+                    self.observer.attempt(&Attempt {
+                        operation,
+                        waited,
+                        elapsed,
+                        result: Ok(()),
+                    });
                     return Ok(output);
                 }
-                Err(e) => map_error(&e),
+                Err(e) => map_error(operation, &e),
             };
-            self.metrics
-                .api_requests_total
-                .with_label_values(&[operation, &error.code])
-                .inc();
-            if is_credentials_error(operation, &error.code) {
-                self.readiness
-                    .credentials_rejected(&error.code, &error.message);
-                self.metrics.credentials_valid.set(0);
-            }
-            if !error.retryable || attempt >= self.max_attempts {
+            self.observer.attempt(&Attempt {
+                operation,
+                waited,
+                elapsed,
+                result: Err(&error),
+            });
+            if !error.retryable() || attempt >= self.max_attempts {
                 return Err(error);
             }
             tracing::debug!(operation, code = %error.code, attempt, "retrying SSM request");
-            tokio::time::sleep(backoff(attempt, is_throttle(&error.code))).await;
+            tokio::time::sleep(backoff(attempt, error.kind == ErrorKind::Throttled)).await;
         }
     }
 }
@@ -290,49 +313,88 @@ fn is_throttle(code: &str) -> bool {
     )
 }
 
-/// Reduces an SDK error to a stable code (a metric label) and whether to retry.
-fn map_error<E>(error: &SdkError<E, aws_sdk_ssm::config::http::HttpResponse>) -> ApiError
+/// Error codes that mean SSM rejected the credentials themselves, whatever the operation.
+const CREDENTIAL_CODES: &[&str] = &[
+    "CredentialsError",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "MissingAuthenticationToken",
+    "IncompleteSignature",
+];
+
+/// The kind of an AWS error `code` (HTTP `status`) from `operation`. Access denied counts as a
+/// credentials failure for the operation the exporter cannot do without; for
+/// DescribeAssociation it only loses the info metric.
+fn kind_of(operation: &str, code: &str, status: u16) -> ErrorKind {
+    if is_throttle(code) {
+        ErrorKind::Throttled
+    } else if CREDENTIAL_CODES.contains(&code)
+        || (operation == "DescribeAssociationExecutions" && code == "AccessDeniedException")
+    {
+        ErrorKind::Credentials
+    } else if code == "InvalidNextToken" {
+        ErrorKind::InvalidToken
+    } else if code == "AssociationDoesNotExist" {
+        ErrorKind::NotFound
+    } else if status >= 500
+        || matches!(
+            code,
+            "InternalServerError" | "ServiceUnavailable" | "InternalFailure"
+        )
+    {
+        ErrorKind::Transient
+    } else {
+        ErrorKind::Permanent
+    }
+}
+
+/// Reduces an SDK error to a stable code (a metric label) and a kind.
+fn map_error<E>(
+    operation: &str,
+    error: &SdkError<E, aws_sdk_ssm::config::http::HttpResponse>,
+) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let message = error_chain(error);
-    let (code, retryable) = match error {
+    let (code, kind) = match error {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = error
                 .code()
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("HTTP{status}"));
-            let retryable = is_throttle(&code)
-                || status >= 500
-                || matches!(
-                    code.as_str(),
-                    "InternalServerError" | "ServiceUnavailable" | "InternalFailure"
-                );
-            (code, retryable)
+            let kind = kind_of(operation, &code, status);
+            (code, kind)
         }
-        SdkError::TimeoutError(_) => ("Timeout".to_string(), true),
+        SdkError::TimeoutError(_) => ("Timeout".to_string(), ErrorKind::Transient),
         SdkError::DispatchFailure(failure) => {
             if failure.is_timeout() {
-                ("Timeout".to_string(), true)
+                ("Timeout".to_string(), ErrorKind::Transient)
             } else if message.to_ascii_lowercase().contains("credential") {
                 // The credential provider failed (expired SSO session, no role, ...).
-                ("CredentialsError".to_string(), false)
+                ("CredentialsError".to_string(), ErrorKind::Credentials)
             } else if failure.is_user() {
-                ("DispatchFailure".to_string(), false)
+                ("DispatchFailure".to_string(), ErrorKind::Permanent)
             } else {
                 // I/O errors and connections closed before a response (resets).
-                ("ConnectionError".to_string(), true)
+                ("ConnectionError".to_string(), ErrorKind::Transient)
             }
         }
-        SdkError::ResponseError(_) => ("ResponseError".to_string(), true),
-        SdkError::ConstructionFailure(_) => ("ConstructionFailure".to_string(), false),
-        _ => ("Unknown".to_string(), true),
+        SdkError::ResponseError(_) => ("ResponseError".to_string(), ErrorKind::Transient),
+        SdkError::ConstructionFailure(_) => {
+            ("ConstructionFailure".to_string(), ErrorKind::Permanent)
+        }
+        _ => ("Unknown".to_string(), ErrorKind::Transient),
     };
     ApiError {
+        kind,
         code,
         message,
-        retryable,
     }
 }
 
@@ -420,5 +482,68 @@ mod tests {
             assert!(d >= Duration::from_millis(1_000));
         }
         assert!(backoff(1, false) <= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn error_codes_map_to_kinds() {
+        let cases = [
+            (
+                "DescribeAssociationExecutions",
+                "ThrottlingException",
+                400,
+                ErrorKind::Throttled,
+            ),
+            (
+                "DescribeAssociationExecutions",
+                "ExpiredToken",
+                400,
+                ErrorKind::Credentials,
+            ),
+            (
+                "DescribeAssociationExecutions",
+                "AccessDeniedException",
+                400,
+                ErrorKind::Credentials,
+            ),
+            (
+                "DescribeAssociation",
+                "AccessDeniedException",
+                400,
+                ErrorKind::Permanent,
+            ),
+            (
+                "DescribeAssociationExecutions",
+                "InvalidNextToken",
+                400,
+                ErrorKind::InvalidToken,
+            ),
+            (
+                "DescribeAssociationExecutions",
+                "AssociationDoesNotExist",
+                400,
+                ErrorKind::NotFound,
+            ),
+            (
+                "DescribeAssociationExecutions",
+                "InternalServerError",
+                500,
+                ErrorKind::Transient,
+            ),
+            (
+                "DescribeAssociationExecutions",
+                "HTTP503",
+                503,
+                ErrorKind::Transient,
+            ),
+            (
+                "DescribeAssociationExecutions",
+                "ValidationException",
+                400,
+                ErrorKind::Permanent,
+            ),
+        ];
+        for (operation, code, status, kind) in cases {
+            assert_eq!(kind_of(operation, code, status), kind, "{operation} {code}");
+        }
     }
 }

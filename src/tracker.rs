@@ -3,7 +3,7 @@
 //! The rules that make the exported numbers true live here:
 //!
 //! - An execution is counted once, the first time it is seen in a final status
-//!   ([`FINAL_STATUSES`]). Anything else (Pending, InProgress, Associated, unknown strings) is
+//!   ([`FinalStatus`]). Anything else (Pending, InProgress, Associated, unknown strings) is
 //!   pending and keeps being asked for until it is final.
 //! - Each poll asks for `CreatedTime GREATER_THAN since`, where `since` is the newest CreatedTime
 //!   seen by a complete poll minus the late-visibility window, lowered further to cover the oldest
@@ -14,10 +14,7 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
-/// Statuses after which an execution never changes again.
-pub const FINAL_STATUSES: [&str; 5] = ["Success", "Failed", "TimedOut", "Cancelled", "Skipped"];
+use crate::model::{Execution, FinalStatus};
 
 /// How long an execution may stay pending before it is given up on (and counted in
 /// `ssm_association_exporter_pending_abandoned_total`). SSM ends association runs long before
@@ -25,38 +22,13 @@ pub const FINAL_STATUSES: [&str; 5] = ["Success", "Failed", "TimedOut", "Cancell
 /// keeps memory and the query window finite if the API never reports a final status.
 pub const PENDING_HORIZON_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// Whether `status` is final. Status strings are free-form in the API; unknown ones are not final.
-pub fn is_final(status: &str) -> bool {
-    FINAL_STATUSES.contains(&status)
-}
-
-/// One association execution, in the project's own terms (see `ssm.rs` for the mapping).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Execution {
-    pub id: String,
-    pub status: String,
-    /// `CreatedTime`, epoch milliseconds (rounded to the nearest millisecond).
-    pub created_ms: i64,
-    /// `LastExecutionDate`, epoch milliseconds, when the API gives one.
-    pub ended_ms: Option<i64>,
-    /// `ResourceCountByStatus` as sent, e.g. `{Failed=2,Success=3}`.
-    pub resource_counts: Option<String>,
-    pub triggered_alarms: Vec<TriggeredAlarm>,
-}
-
-/// A CloudWatch alarm that an execution triggered (`State` is `ALARM` or `UNKNOWN`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct TriggeredAlarm {
-    pub name: String,
-    pub state: String,
-}
-
 /// What [`Tracker::observe`] made of an execution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Observation {
-    /// Seen final for the first time: count it. `newest` is true when it is now the newest final
-    /// execution (by CreatedTime, then ID), i.e. the one the `last_*` gauges describe.
-    Counted { newest: bool },
+    /// Seen final for the first time: count it in `status`. `newest` is true when it is now the
+    /// newest final execution (by CreatedTime, then ID), i.e. the one the `last_*` gauges
+    /// describe.
+    Counted { status: FinalStatus, newest: bool },
     /// Not final yet; it is (still) pending.
     Pending,
     /// Already counted earlier.
@@ -66,8 +38,8 @@ pub enum Observation {
     OutOfWindow,
 }
 
-/// Per-association state. See the module docs for the rules. Serializable for the state file.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Per-association state. See the module docs for the rules.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Tracker {
     /// Nothing created at or before this is ever counted (`start - initial_lookback`).
     floor_ms: i64,
@@ -85,7 +57,49 @@ pub struct Tracker {
     last_success_ms: Option<i64>,
 }
 
+/// The durable part of a tracker, for the state file (`persist.rs` owns the on-disk format).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Saved {
+    pub floor_ms: i64,
+    pub watermark_ms: Option<i64>,
+    /// Pending executions: ID and CreatedTime.
+    pub pending: Vec<(String, i64)>,
+    /// Counted executions still remembered: ID and CreatedTime.
+    pub counted: Vec<(String, i64)>,
+    /// The newest final execution: CreatedTime and ID.
+    pub newest_final: Option<(i64, String)>,
+    pub last_success_ms: Option<i64>,
+}
+
 impl Tracker {
+    /// The durable part of the tracker.
+    pub fn save(&self) -> Saved {
+        let mut pending: Vec<_> = self.pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut counted: Vec<_> = self.counted.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        pending.sort();
+        counted.sort();
+        Saved {
+            floor_ms: self.floor_ms,
+            watermark_ms: self.watermark_ms,
+            pending,
+            counted,
+            newest_final: self.newest_final.clone(),
+            last_success_ms: self.last_success_ms,
+        }
+    }
+
+    /// A tracker resumed from its durable part, with the current late-visibility window.
+    pub fn restore(saved: Saved, late_window_ms: i64) -> Tracker {
+        let mut tracker = Tracker::new(saved.floor_ms, late_window_ms);
+        tracker.watermark_ms = saved.watermark_ms;
+        tracker.pending = saved.pending.into_iter().collect();
+        tracker.counted = saved.counted.into_iter().collect();
+        tracker.newest_final = saved.newest_final;
+        tracker.last_success_ms = saved.last_success_ms;
+        tracker.poll_since_ms = tracker.since_ms();
+        tracker
+    }
+
     /// A tracker that has seen nothing; the first poll reaches back to `floor_ms`.
     pub fn new(floor_ms: i64, late_window_ms: i64) -> Self {
         Tracker {
@@ -151,15 +165,15 @@ impl Tracker {
         if self.counted.contains_key(&execution.id) {
             return Observation::AlreadyCounted;
         }
-        if !is_final(&execution.status) {
+        let Some(status) = execution.status.final_status() else {
             self.pending
                 .insert(execution.id.clone(), execution.created_ms);
             return Observation::Pending;
-        }
+        };
         self.pending.remove(&execution.id);
         self.counted
             .insert(execution.id.clone(), execution.created_ms);
-        if execution.status == "Success" {
+        if status == FinalStatus::Success {
             self.last_success_ms = Some(
                 self.last_success_ms
                     .map_or(execution.created_ms, |s| s.max(execution.created_ms)),
@@ -173,7 +187,7 @@ impl Tracker {
         if newest {
             self.newest_final = Some((execution.created_ms, execution.id.clone()));
         }
-        Observation::Counted { newest }
+        Observation::Counted { status, newest }
     }
 
     /// Ends the poll in progress. Only a poll that paged to the end (`complete`) moves the
@@ -208,36 +222,10 @@ impl Tracker {
     }
 }
 
-/// Parses `ResourceCountByStatus` (`{Failed=2,Success=3}`) leniently: malformed parts are
-/// skipped, never an error. Repeated statuses are added up; the result is sorted by status.
-pub fn parse_resource_counts(text: &str) -> Vec<(String, u64)> {
-    let inner = text.trim();
-    let inner = inner.strip_prefix('{').unwrap_or(inner);
-    let inner = inner.strip_suffix('}').unwrap_or(inner);
-    let mut counts: Vec<(String, u64)> = Vec::new();
-    for part in inner.split(',') {
-        let Some((status, count)) = part.split_once('=') else {
-            continue;
-        };
-        let status = status.trim();
-        let Ok(count) = count.trim().parse::<u64>() else {
-            continue;
-        };
-        if status.is_empty() {
-            continue;
-        }
-        match counts.iter_mut().find(|(s, _)| s == status) {
-            Some((_, total)) => *total = total.saturating_add(count),
-            None => counts.push((status.to_string(), count)),
-        }
-    }
-    counts.sort();
-    counts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Status;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     use std::collections::BTreeMap;
@@ -245,7 +233,7 @@ mod tests {
     fn exec(id: &str, status: &str, created_ms: i64) -> Execution {
         Execution {
             id: id.to_string(),
-            status: status.to_string(),
+            status: Status::parse(status),
             created_ms,
             ended_ms: None,
             resource_counts: None,
@@ -266,23 +254,6 @@ mod tests {
     }
 
     #[test]
-    fn final_statuses_are_exactly_the_documented_five() {
-        for s in ["Success", "Failed", "TimedOut", "Cancelled", "Skipped"] {
-            assert!(is_final(s), "{s}");
-        }
-        for s in [
-            "Pending",
-            "InProgress",
-            "Associated",
-            "",
-            "success",
-            "Weird",
-        ] {
-            assert!(!is_final(s), "{s}");
-        }
-    }
-
-    #[test]
     fn first_poll_reaches_back_to_the_floor() {
         let mut t = Tracker::new(1_000, 600);
         t.begin_poll();
@@ -293,7 +264,10 @@ mod tests {
         );
         assert_eq!(
             t.observe(&exec("a", "Success", 1_001)),
-            Observation::Counted { newest: true }
+            Observation::Counted {
+                status: FinalStatus::Success,
+                newest: true
+            }
         );
     }
 
@@ -345,15 +319,24 @@ mod tests {
         t.begin_poll();
         assert_eq!(
             t.observe(&exec("b", "Success", 200)),
-            Observation::Counted { newest: true }
+            Observation::Counted {
+                status: FinalStatus::Success,
+                newest: true
+            }
         );
         assert_eq!(
             t.observe(&exec("a", "Failed", 100)),
-            Observation::Counted { newest: false }
+            Observation::Counted {
+                status: FinalStatus::Failed,
+                newest: false
+            }
         );
         assert_eq!(
             t.observe(&exec("c", "Failed", 200)),
-            Observation::Counted { newest: true }
+            Observation::Counted {
+                status: FinalStatus::Failed,
+                newest: true
+            }
         );
         assert_eq!(t.last_success_ms(), Some(200));
     }
@@ -364,7 +347,10 @@ mod tests {
         t.begin_poll();
         assert_eq!(
             t.observe(&exec("new", "Success", 500)),
-            Observation::Counted { newest: true }
+            Observation::Counted {
+                status: FinalStatus::Success,
+                newest: true
+            }
         );
         t.finish_poll(false); // failed before the page holding "old"
         assert_eq!(t.watermark_ms(), 0);
@@ -376,7 +362,10 @@ mod tests {
         );
         assert_eq!(
             t.observe(&exec("old", "Failed", 100)),
-            Observation::Counted { newest: false }
+            Observation::Counted {
+                status: FinalStatus::Failed,
+                newest: false
+            }
         );
         t.finish_poll(true);
         assert_eq!(t.watermark_ms(), 500);
@@ -394,7 +383,10 @@ mod tests {
             obs,
             [
                 Observation::AlreadyCounted,
-                Observation::Counted { newest: false }
+                Observation::Counted {
+                    status: FinalStatus::Failed,
+                    newest: false
+                }
             ]
         );
     }
@@ -448,32 +440,6 @@ mod tests {
         assert_eq!(t.in_progress(), 1);
     }
 
-    #[test]
-    fn resource_counts_parse_leniently() {
-        assert_eq!(
-            parse_resource_counts("{Failed=2,Success=3}"),
-            [("Failed".to_string(), 2), ("Success".to_string(), 3)]
-        );
-        assert_eq!(
-            parse_resource_counts("{Success=1}"),
-            [("Success".to_string(), 1)]
-        );
-        assert_eq!(
-            parse_resource_counts(" { Success = 4 , Failed=1 } "),
-            [("Failed".to_string(), 1), ("Success".to_string(), 4)]
-        );
-        assert_eq!(
-            parse_resource_counts("{Success=1,Success=2}"),
-            [("Success".to_string(), 3)]
-        );
-        assert!(parse_resource_counts("").is_empty());
-        assert!(parse_resource_counts("{}").is_empty());
-        assert_eq!(
-            parse_resource_counts("{Success=x,=3,Failed,TimedOut=-1,Skipped=2"),
-            [("Skipped".to_string(), 2)]
-        );
-    }
-
     /// Model check: a random history of executions that start pending, finish later, and may
     /// become visible late (within the window), polled at random times with polls that fail
     /// half-way and pages in random order, always ends with exactly the true counts.
@@ -497,7 +463,7 @@ mod tests {
                     let created = now - rng.random_range(0..step);
                     let visible_from = created + rng.random_range(0..=late_window.max(1) / 2);
                     let final_from = created + rng.random_range(0..5_000);
-                    let status = FINAL_STATUSES[rng.random_range(0..5)];
+                    let status = FinalStatus::ALL[rng.random_range(0..5)].name();
                     history.push((
                         exec(&format!("x{next_id}"), "InProgress", created),
                         visible_from,
@@ -515,7 +481,7 @@ mod tests {
                     .map(|(e, _, fin, status)| {
                         let mut e = e.clone();
                         if *fin <= now {
-                            e.status = status.to_string();
+                            e.status = Status::parse(status);
                         }
                         e
                     })
@@ -533,7 +499,7 @@ mod tests {
                         break;
                     }
                     if let Observation::Counted { .. } = t.observe(e) {
-                        *counted.entry(e.status.clone()).or_default() += 1;
+                        *counted.entry(e.status.as_str().to_string()).or_default() += 1;
                     }
                 }
                 t.finish_poll(fail_at == usize::MAX);
@@ -542,7 +508,7 @@ mod tests {
             let view: Vec<Execution> = history
                 .iter()
                 .map(|(e, _, _, status)| Execution {
-                    status: status.to_string(),
+                    status: Status::parse(status),
                     ..e.clone()
                 })
                 .collect();
@@ -550,13 +516,13 @@ mod tests {
             let since = t.poll_since_ms();
             for e in view.iter().filter(|e| e.created_ms > since) {
                 if let Observation::Counted { .. } = t.observe(e) {
-                    *counted.entry(e.status.clone()).or_default() += 1;
+                    *counted.entry(e.status.as_str().to_string()).or_default() += 1;
                 }
             }
             t.finish_poll(true);
             let mut truth: BTreeMap<String, u64> = BTreeMap::new();
             for e in view.iter().filter(|e| e.created_ms > floor) {
-                *truth.entry(e.status.clone()).or_default() += 1;
+                *truth.entry(e.status.as_str().to_string()).or_default() += 1;
             }
             assert_eq!(counted, truth, "seed {seed}");
             assert_eq!(t.in_progress(), 0, "seed {seed}");

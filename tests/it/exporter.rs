@@ -1,7 +1,6 @@
 //! The exporter's `run()` against the simulated SSM endpoint, over real HTTP through the real
 //! `aws-sdk-ssm` client: every exported counter is compared with the simulator's ground truth.
 
-
 use std::time::Duration;
 
 use crate::common::*;
@@ -707,7 +706,11 @@ async fn http_routes_readiness_and_methods() {
     let exporter = Exporter::start(test_config(&ids), &sim).await;
     let ready = exporter.get("/readyz").await;
     assert_eq!(ready.status, 503);
-    assert!(ready.body.contains("0 of 1"), "{}", ready.body);
+    assert!(
+        ready.body.contains("1 associations await their first poll"),
+        "{}",
+        ready.body
+    );
     assert_eq!(exporter.get("/healthz").await.status, 200);
     exporter.wait_ready().await;
     assert_eq!(exporter.get("/readyz").await.body, "ready\n");

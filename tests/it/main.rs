@@ -10,6 +10,7 @@ mod config;
 mod deploy;
 mod e2e_prometheus;
 mod exporter;
+mod golden;
 mod resilience;
 mod security;
 mod simulator;

@@ -1,0 +1,330 @@
+//! The running configuration: its pollers, the state-file writer, restore at start and reload.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::config::{self, Config, ConfigError};
+use crate::limit::Budget;
+use crate::metrics::Metrics;
+use crate::persist;
+use crate::readiness::Readiness;
+use crate::scheduler::{self, ApiHealth, Shared};
+use crate::ssm::{ClientSettings, Ssm};
+use crate::store::{Exposed, Live, Store};
+use crate::sync::lock;
+use crate::tracker::Tracker;
+
+/// Where the configuration comes from, for reloads.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    File(PathBuf),
+    /// A configuration compiled into the binary (`--demo`): reloading re-reads the same text.
+    Builtin {
+        name: &'static str,
+        text: &'static str,
+    },
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::File(path) => config::load(path),
+            ConfigSource::Builtin { name, text } => config::parse(text, name),
+        }
+    }
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("reloading is not enabled")]
+    Disabled,
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
+}
+
+/// Loads the state file, if one is configured, into the store. An unusable file is reported
+/// (log and `ssm_association_exporter_state_load_errors_total`), set aside, and the exporter
+/// starts fresh; associations no longer configured are dropped.
+fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
+    let Some(path) = &config.state_file else {
+        return;
+    };
+    match persist::load(path) {
+        Ok(None) => tracing::info!(path = %path.display(), "no state file yet; starting fresh"),
+        Ok(Some(saved)) => {
+            let (mut restored, mut dropped) = (0, 0);
+            let window = config.late_visibility_window.as_millis() as i64;
+            for (id, saved) in saved {
+                if config.associations.iter().any(|a| a.id == id) {
+                    let live = Live {
+                        tracker: Tracker::restore(saved.tracker, window),
+                        exposed: saved.exposed,
+                    };
+                    store.insert(&id, live);
+                    restored += 1;
+                } else {
+                    dropped += 1;
+                }
+            }
+            store.publish_all();
+            tracing::info!(path = %path.display(), restored, dropped, "resumed from the state file");
+        }
+        Err(error) => {
+            metrics.state_load_errors_total.inc();
+            let aside = persist::set_aside(path);
+            tracing::error!(%error, set_aside = ?aside, "state file unusable; starting fresh");
+        }
+    }
+}
+
+/// A fresh state: the first poll reaches back `initial_lookback`.
+fn fresh_state(config: &Config) -> Live {
+    let floor = now_ms() - config.initial_lookback.as_millis() as i64;
+    Live {
+        tracker: Tracker::new(floor, config.late_visibility_window.as_millis() as i64),
+        exposed: Exposed {
+            watermark_ms: floor,
+            ..Exposed::default()
+        },
+    }
+}
+
+/// The running configuration: its pollers and the state-file writer.
+pub struct Daemon {
+    config: Config,
+    client: ClientSettings,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    shared: Option<Arc<Shared>>,
+    pollers: HashMap<String, CancellationToken>,
+    tasks: JoinSet<()>,
+    stop: CancellationToken,
+    persister: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+impl Daemon {
+    /// Restores the state file, then starts polling every association and the state-file
+    /// writer.
+    pub async fn start(
+        config: Config,
+        client: ClientSettings,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
+    ) -> Daemon {
+        restore_state(&config, &store, &metrics);
+        let mut daemon = Daemon {
+            config,
+            client,
+            store,
+            metrics,
+            readiness,
+            shared: None,
+            pollers: HashMap::new(),
+            tasks: JoinSet::new(),
+            stop: CancellationToken::new(),
+            persister: None,
+        };
+        daemon.follow_readiness();
+        daemon.start_pollers().await;
+        daemon.start_persister();
+        daemon
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.config
+            .associations
+            .iter()
+            .map(|a| a.id.clone())
+            .collect()
+    }
+
+    /// Points readiness at the current set of associations.
+    fn follow_readiness(&self) {
+        let store = &self.store;
+        self.readiness.follow(&self.ids(), |id| {
+            store.get(id).is_some_and(|entry| entry.polled())
+        });
+    }
+
+    /// Builds the client and budget of the current config and starts every poller.
+    async fn start_pollers(&mut self) {
+        let budget = Arc::new(Budget::new(
+            self.config.api_requests_per_second,
+            self.config.max_concurrent_requests,
+        ));
+        let health = Arc::new(ApiHealth {
+            metrics: self.metrics.clone(),
+            readiness: self.readiness.clone(),
+        });
+        let ssm = Ssm::new(&self.config, &self.client, budget, health).await;
+        if ssm.region().is_none() {
+            tracing::warn!("no AWS region configured; SSM calls will fail until one is set");
+        }
+        self.shared = Some(Arc::new(Shared {
+            ssm,
+            store: self.store.clone(),
+            readiness: self.readiness.clone(),
+            poll_interval: self.config.poll_interval,
+            publish_each_poll: self.config.state_file.is_none(),
+        }));
+        for id in self.ids() {
+            self.spawn(&id);
+        }
+    }
+
+    fn spawn(&mut self, id: &str) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let entry = self.store.insert(id, fresh_state(&self.config));
+        let token = self.stop.child_token();
+        scheduler::spawn_poller(entry, shared, token.clone(), &mut self.tasks);
+        self.pollers.insert(id.to_string(), token);
+    }
+
+    fn start_persister(&mut self) {
+        let Some(path) = self.config.state_file.clone() else {
+            return;
+        };
+        let token = self.stop.child_token();
+        let task = tokio::spawn(persist::save_loop(
+            path,
+            self.config.state_save_interval,
+            self.store.clone(),
+            self.metrics.clone(),
+            token.clone(),
+        ));
+        self.persister = Some((token, task));
+    }
+
+    async fn stop_persister(&mut self) {
+        if let Some((token, task)) = self.persister.take() {
+            token.cancel();
+            let _ = task.await;
+        }
+    }
+
+    pub fn region(&self) -> String {
+        self.shared
+            .as_ref()
+            .and_then(|s| s.ssm.region())
+            .unwrap_or_else(|| "none (set region: or AWS_REGION)".to_string())
+    }
+
+    /// The effective configuration, for the landing page.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}\neffective region: {}",
+            self.config.summary(),
+            self.region()
+        )
+    }
+
+    /// Re-reads the configuration. Added associations start polling, removed ones stop and
+    /// their series go, kept ones keep their state. When polling settings change, every poller
+    /// restarts with them (state kept). An invalid config changes nothing.
+    pub async fn reload(&mut self, source: Option<&ConfigSource>) -> Result<String, ReloadError> {
+        let Some(source) = source else {
+            return Err(ReloadError::Disabled);
+        };
+        let new = match source.load() {
+            Ok(config) => config,
+            Err(error) => {
+                self.metrics.config_last_reload_successful.set(0);
+                tracing::error!(%error, "configuration reload failed; keeping the running configuration");
+                return Err(error.into());
+            }
+        };
+        self.metrics.config_last_reload_successful.set(1);
+        self.metrics
+            .config_last_reload_success_timestamp_seconds
+            .set(now_ms() as f64 / 1000.0);
+        let old = std::mem::replace(&mut self.config, new);
+        let new_ids = self.ids();
+        let removed: Vec<String> = old
+            .associations
+            .iter()
+            .map(|a| a.id.clone())
+            .filter(|id| !new_ids.contains(id))
+            .collect();
+        for id in &removed {
+            if let Some(token) = self.pollers.remove(id) {
+                token.cancel();
+            }
+        }
+        self.store.retain(&new_ids);
+        let polling_changed = old.poll_interval != self.config.poll_interval
+            || old.api_requests_per_second != self.config.api_requests_per_second
+            || old.max_concurrent_requests != self.config.max_concurrent_requests
+            || old.request_timeout != self.config.request_timeout
+            || old.api_max_attempts != self.config.api_max_attempts
+            || old.region != self.config.region
+            || old.state_file.is_some() != self.config.state_file.is_some();
+        if old.late_visibility_window != self.config.late_visibility_window {
+            let window = self.config.late_visibility_window.as_millis() as i64;
+            for entry in self.store.entries() {
+                lock(&entry.live).tracker.set_late_window(window);
+            }
+        }
+        if old.state_file != self.config.state_file
+            || old.state_save_interval != self.config.state_save_interval
+        {
+            self.stop_persister().await;
+            self.start_persister();
+        }
+        let added: Vec<String> = new_ids
+            .iter()
+            .filter(|id| !self.pollers.contains_key(*id))
+            .cloned()
+            .collect();
+        self.follow_readiness();
+        if polling_changed {
+            for token in self.pollers.values() {
+                token.cancel();
+            }
+            self.pollers.clear();
+            self.start_pollers().await;
+        } else {
+            for id in &added {
+                self.spawn(id);
+            }
+        }
+        // Finished (cancelled) poller tasks are reaped here.
+        while self.tasks.try_join_next().is_some() {}
+        let message = format!(
+            "configuration reloaded: {} associations ({} added, {} removed){}",
+            new_ids.len(),
+            added.len(),
+            removed.len(),
+            if polling_changed {
+                "; polling settings changed, pollers restarted"
+            } else {
+                ""
+            }
+        );
+        tracing::info!("{message}");
+        Ok(message)
+    }
+
+    /// Stops every poller and writes the state file one last time.
+    pub async fn stop(&mut self) {
+        for token in self.pollers.values() {
+            token.cancel();
+        }
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.stop_persister().await;
+    }
+}

@@ -1,0 +1,412 @@
+//! The `/metrics` text: every metric name, and one table of per-association families.
+//!
+//! Per-association numbers are rendered straight from the store's published copies (no
+//! `prometheus` vectors: they are saved and restored with the state file); the exporter's own
+//! metrics (`metrics.rs`) come from the `prometheus` registry and are appended.
+
+use std::io::Write as _;
+
+use prometheus::{Encoder, Registry, TextEncoder};
+
+use crate::model::FinalStatus;
+use crate::store::{Exposed, Store, DURATION_BUCKETS};
+
+/// Every metric name the exporter publishes, in one place.
+pub mod names {
+    pub const EXECUTIONS_TOTAL: &str = "ssm_association_executions_total";
+    pub const EXECUTION_DURATION_SECONDS: &str = "ssm_association_execution_duration_seconds";
+    pub const EXECUTIONS_WITHOUT_END_TIME_TOTAL: &str =
+        "ssm_association_executions_without_end_time_total";
+    pub const EXECUTIONS_IN_PROGRESS: &str = "ssm_association_executions_in_progress";
+    pub const LAST_EXECUTION_STATUS: &str = "ssm_association_last_execution_status";
+    pub const LAST_EXECUTION_TIMESTAMP_SECONDS: &str =
+        "ssm_association_last_execution_timestamp_seconds";
+    pub const LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
+        "ssm_association_last_success_timestamp_seconds";
+    pub const LAST_EXECUTION_RESOURCES: &str = "ssm_association_last_execution_resources";
+    pub const TRIGGERED_ALARM: &str = "ssm_association_triggered_alarm";
+    pub const TRIGGERED_ALARMS_TOTAL: &str = "ssm_association_triggered_alarms_total";
+    pub const INFO: &str = "ssm_association_info";
+    pub const POLL_SUCCESS: &str = "ssm_association_exporter_poll_success";
+    pub const LAST_POLL_SUCCESS_TIMESTAMP_SECONDS: &str =
+        "ssm_association_exporter_last_poll_success_timestamp_seconds";
+    pub const WATERMARK_TIMESTAMP_SECONDS: &str =
+        "ssm_association_exporter_watermark_timestamp_seconds";
+    pub const POLL_ERRORS_TOTAL: &str = "ssm_association_exporter_poll_errors_total";
+    pub const POLL_DELAY_SECONDS: &str = "ssm_association_exporter_poll_delay_seconds";
+    pub const PENDING_ABANDONED_TOTAL: &str = "ssm_association_exporter_pending_abandoned_total";
+
+    // The exporter's own metrics (registered in `metrics.rs`).
+    pub const API_REQUESTS_TOTAL: &str = "ssm_association_exporter_api_requests_total";
+    pub const API_REQUEST_DURATION_SECONDS: &str =
+        "ssm_association_exporter_api_request_duration_seconds";
+    pub const RATE_LIMIT_WAIT_SECONDS_TOTAL: &str =
+        "ssm_association_exporter_rate_limit_wait_seconds_total";
+    pub const CREDENTIALS_VALID: &str = "ssm_association_exporter_credentials_valid";
+    pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str =
+        "ssm_association_exporter_config_last_reload_successful";
+    pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS: &str =
+        "ssm_association_exporter_config_last_reload_success_timestamp_seconds";
+    pub const STATE_LOAD_ERRORS_TOTAL: &str = "ssm_association_exporter_state_load_errors_total";
+    pub const STATE_SAVE_ERRORS_TOTAL: &str = "ssm_association_exporter_state_save_errors_total";
+    pub const LAST_STATE_SAVE_TIMESTAMP_SECONDS: &str =
+        "ssm_association_exporter_last_state_save_timestamp_seconds";
+    pub const BUILD_INFO: &str = "ssm_association_exporter_build_info";
+}
+
+/// Appended to the HELP text of families whose values come from the background poll.
+const FROM_POLL: &str = " (from the background poll of DescribeAssociationExecutions)";
+
+/// One per-association family: its name, type and help, and how to write one association's
+/// samples of it.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    /// Whether the HELP text says the values come from the background poll.
+    from_poll: bool,
+    write: fn(&Family, &Sample<'_>, &mut Vec<u8>),
+}
+
+/// One association's published numbers, with its ID label.
+struct Sample<'a> {
+    id: &'a str,
+    e: &'a Exposed,
+}
+
+impl Sample<'_> {
+    fn label(&self) -> (&'static str, &str) {
+        ("association_id", self.id)
+    }
+}
+
+/// The per-association families, in output order.
+const FAMILIES: &[Family] = &[
+    Family {
+        name: names::EXECUTIONS_TOTAL,
+        kind: "counter",
+        help: "Association executions counted once, when first seen in a final status",
+        from_poll: true,
+        write: |f, s, out| {
+            for (status, n) in s.e.executions.iter() {
+                sample(out, f.name, &[s.label(), ("status", status.name())], n);
+            }
+        },
+    },
+    Family {
+        name: names::EXECUTION_DURATION_SECONDS,
+        kind: "histogram",
+        help: "LastExecutionDate minus CreatedTime of final executions",
+        from_poll: true,
+        write: write_durations,
+    },
+    Family {
+        name: names::EXECUTIONS_WITHOUT_END_TIME_TOTAL,
+        kind: "counter",
+        help: "Final executions left out of the duration histogram because the API gave no LastExecutionDate",
+        from_poll: true,
+        write: |f, s, out| {
+            for (status, n) in s.e.without_end_time.iter().filter(|(_, n)| **n > 0) {
+                sample(out, f.name, &[s.label(), ("status", status.name())], n);
+            }
+        },
+    },
+    Family {
+        name: names::EXECUTIONS_IN_PROGRESS,
+        kind: "gauge",
+        help: "Executions seen but not yet in a final status",
+        from_poll: true,
+        write: |f, s, out| sample(out, f.name, &[s.label()], s.e.in_progress),
+    },
+    Family {
+        name: names::LAST_EXECUTION_STATUS,
+        kind: "gauge",
+        help: "1 for the status of the newest final execution, 0 for the other final statuses",
+        from_poll: true,
+        write: |f, s, out| {
+            if let Some(newest) = &s.e.newest {
+                for status in FinalStatus::ALL {
+                    let value = u8::from(newest.status == status);
+                    sample(out, f.name, &[s.label(), ("status", status.name())], value);
+                }
+            }
+        },
+    },
+    Family {
+        name: names::LAST_EXECUTION_TIMESTAMP_SECONDS,
+        kind: "gauge",
+        help: "CreatedTime of the newest final execution, Unix seconds",
+        from_poll: true,
+        write: |f, s, out| {
+            if let Some(newest) = &s.e.newest {
+                sample(out, f.name, &[s.label()], Seconds(newest.created_ms));
+            }
+        },
+    },
+    Family {
+        name: names::LAST_SUCCESS_TIMESTAMP_SECONDS,
+        kind: "gauge",
+        help: "CreatedTime of the newest successful execution, Unix seconds",
+        from_poll: true,
+        write: |f, s, out| {
+            if let Some(ms) = s.e.last_success_ms {
+                sample(out, f.name, &[s.label()], Seconds(ms));
+            }
+        },
+    },
+    Family {
+        name: names::LAST_EXECUTION_RESOURCES,
+        kind: "gauge",
+        help: "Targets of the newest final execution by status, from its ResourceCountByStatus",
+        from_poll: true,
+        write: |f, s, out| {
+            for (status, count) in s.e.newest.iter().flat_map(|n| &n.resources) {
+                sample(out, f.name, &[s.label(), ("status", status)], count);
+            }
+        },
+    },
+    Family {
+        name: names::TRIGGERED_ALARM,
+        kind: "gauge",
+        help: "1 for each CloudWatch alarm the newest final execution triggered",
+        from_poll: true,
+        write: |f, s, out| {
+            for alarm in s.e.newest.iter().flat_map(|n| &n.alarms) {
+                let labels = [s.label(), ("alarm_name", &alarm.name), ("state", &alarm.state)];
+                sample(out, f.name, &labels, 1);
+            }
+        },
+    },
+    Family {
+        name: names::TRIGGERED_ALARMS_TOTAL,
+        kind: "counter",
+        help: "Final executions that triggered the CloudWatch alarm",
+        from_poll: true,
+        write: |f, s, out| {
+            for ((alarm, state), count) in &s.e.alarms_total {
+                let labels = [s.label(), ("alarm_name", alarm), ("state", state)];
+                sample(out, f.name, &labels, count);
+            }
+        },
+    },
+    Family {
+        name: names::INFO,
+        kind: "gauge",
+        help: "Association metadata from DescribeAssociation (refreshed at most hourly by the background poll); always 1",
+        from_poll: false,
+        write: |f, s, out| {
+            if let Some(info) = &s.e.info {
+                let labels = [
+                    s.label(),
+                    ("association_name", &info.name),
+                    ("document_name", &info.document_name),
+                    ("schedule_expression", &info.schedule_expression),
+                ];
+                sample(out, f.name, &labels, 1);
+            }
+        },
+    },
+    Family {
+        name: names::POLL_SUCCESS,
+        kind: "gauge",
+        help: "1 if the last background poll of the association paged to the end without error, else 0",
+        from_poll: false,
+        write: |f, s, out| sample(out, f.name, &[s.label()], u8::from(s.e.poll_success)),
+    },
+    Family {
+        name: names::LAST_POLL_SUCCESS_TIMESTAMP_SECONDS,
+        kind: "gauge",
+        help: "When the association was last polled successfully, Unix seconds",
+        from_poll: false,
+        write: |f, s, out| {
+            if let Some(ms) = s.e.last_poll_success_ms {
+                sample(out, f.name, &[s.label()], Seconds(ms));
+            }
+        },
+    },
+    Family {
+        name: names::WATERMARK_TIMESTAMP_SECONDS,
+        kind: "gauge",
+        help: "Newest CreatedTime seen by a complete poll (the look-back start until one is seen), Unix seconds",
+        from_poll: false,
+        write: |f, s, out| sample(out, f.name, &[s.label()], Seconds(s.e.watermark_ms)),
+    },
+    Family {
+        name: names::POLL_ERRORS_TOTAL,
+        kind: "counter",
+        help: "Background polls of the association that failed, by the error code that ended them",
+        from_poll: false,
+        write: |f, s, out| {
+            for (code, count) in &s.e.poll_errors {
+                sample(out, f.name, &[s.label(), ("code", code)], count);
+            }
+        },
+    },
+    Family {
+        name: names::POLL_DELAY_SECONDS,
+        kind: "gauge",
+        help: "How late the last poll's first request went out after the poll was due (rate limit or concurrency cap), seconds",
+        from_poll: false,
+        write: |f, s, out| sample(out, f.name, &[s.label()], s.e.poll_delay_seconds),
+    },
+    Family {
+        name: names::PENDING_ABANDONED_TOTAL,
+        kind: "counter",
+        help: "Executions given up on after staying non-final for longer than 7 days",
+        from_poll: false,
+        write: |f, s, out| sample(out, f.name, &[s.label()], s.e.pending_abandoned),
+    },
+];
+
+/// The duration histogram of one association: a cumulative series per bucket, `+Inf`, sum and
+/// count, for each status that has observations.
+fn write_durations(f: &Family, s: &Sample<'_>, out: &mut Vec<u8>) {
+    let bucket = format!("{}_bucket", f.name);
+    let sum = format!("{}_sum", f.name);
+    let count = format!("{}_count", f.name);
+    for (status, h) in s.e.durations.iter().filter(|(_, h)| h.count > 0) {
+        let mut cumulative = 0;
+        for (le, n) in DURATION_BUCKET_LABELS.iter().zip(h.buckets) {
+            cumulative += n;
+            let labels = [s.label(), ("status", status.name()), ("le", le)];
+            sample(out, &bucket, &labels, cumulative);
+        }
+        let labels = [s.label(), ("status", status.name()), ("le", "+Inf")];
+        sample(out, &bucket, &labels, h.count);
+        let labels = [s.label(), ("status", status.name())];
+        sample(out, &sum, &labels, h.sum);
+        sample(out, &count, &labels, h.count);
+    }
+}
+
+/// The duration bucket bounds as `le` label values.
+const DURATION_BUCKET_LABELS: [&str; DURATION_BUCKETS.len()] =
+    ["10", "30", "60", "300", "900", "1800", "3600", "10800"];
+
+/// Writes the whole `/metrics` body into `out`: the per-association families from the
+/// published numbers, then the exporter's own metrics and the process metrics.
+pub fn render_body<W: std::io::Write>(
+    registry: &Registry,
+    store: &Store,
+    out: &mut W,
+) -> Result<(), prometheus::Error> {
+    render(store, out)?;
+    TextEncoder::new().encode(&registry.gather(), out)
+}
+
+/// Writes every per-association family from the published numbers, in the text exposition
+/// format, into `out` (a plain buffer or a gzip encoder). The published numbers are copied
+/// first (one short lock per association), then each family is written for every association
+/// in turn through a small buffer, so memory stays near the size of that copy rather than of
+/// the rendered body.
+pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<()> {
+    let snapshot: Vec<(String, Exposed)> = store
+        .entries()
+        .iter()
+        .map(|entry| (entry.id.clone(), entry.published()))
+        .collect();
+    let mut buf = Vec::with_capacity(128 * 1024);
+    for family in FAMILIES {
+        let mut header_written = false;
+        for (id, e) in &snapshot {
+            let start = buf.len();
+            (family.write)(family, &Sample { id, e }, &mut buf);
+            if !header_written && buf.len() > start {
+                header_written = true;
+                let samples = buf.split_off(start);
+                let suffix = if family.from_poll { FROM_POLL } else { "" };
+                let _ = writeln!(buf, "# HELP {} {}{suffix}.", family.name, family.help);
+                let _ = writeln!(buf, "# TYPE {} {}", family.name, family.kind);
+                buf.extend_from_slice(&samples);
+            }
+            if buf.len() >= 64 * 1024 {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+    }
+    out.write_all(&buf)
+}
+
+/// Appends `name{labels} value\n`.
+fn sample(out: &mut Vec<u8>, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    out.extend_from_slice(name.as_bytes());
+    if !labels.is_empty() {
+        out.push(b'{');
+        for (i, (key, val)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"=\"");
+            escape_label(out, val);
+            out.push(b'"');
+        }
+        out.push(b'}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+fn escape_label(out: &mut Vec<u8>, value: &str) {
+    for b in value.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b => out.push(b),
+        }
+    }
+}
+
+/// Seconds from milliseconds, printed without float noise (`1795678393.319`).
+struct Seconds(i64);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0;
+        let (secs, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+        if frac == 0 {
+            write!(f, "{secs}")
+        } else {
+            let text = format!("{frac:03}");
+            write!(f, "{secs}.{}", text.trim_end_matches('0'))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_print_exactly() {
+        assert_eq!(Seconds(1_795_678_393_319).to_string(), "1795678393.319");
+        assert_eq!(Seconds(1_795_678_393_000).to_string(), "1795678393");
+        assert_eq!(Seconds(1_795_678_393_050).to_string(), "1795678393.05");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = Vec::new();
+        sample(&mut out, "m", &[("a", "x\"y\\z\nw")], 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "m{a=\"x\\\"y\\\\z\\nw\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn bucket_labels_match_the_bounds() {
+        for (label, bound) in DURATION_BUCKET_LABELS.iter().zip(DURATION_BUCKETS) {
+            assert_eq!(label.parse::<f64>().unwrap(), bound);
+        }
+    }
+
+    #[test]
+    fn family_names_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for f in FAMILIES {
+            assert!(seen.insert(f.name), "{} twice", f.name);
+        }
+    }
+}
