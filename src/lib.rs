@@ -17,7 +17,7 @@
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload` and the landing page.
 //! - [`web_config`]: `--web.config.file`: TLS and basic auth (exporter-toolkit format).
 //! - [`logging`]: logfmt and JSON log output.
-//! - [`simulator`]: a simulated SSM endpoint speaking the real wire protocol (demo, tests).
+//! - `crates/ssm-simulator`: the simulated SSM endpoint (`--demo`, tests), its own crate.
 
 #![forbid(unsafe_code)]
 
@@ -27,7 +27,6 @@ pub mod logging;
 pub mod metrics;
 pub mod poller;
 pub mod scheduler;
-pub mod simulator;
 pub mod ssm;
 pub mod state;
 pub mod tracker;

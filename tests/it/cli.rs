@@ -1,13 +1,12 @@
 //! The real binary: `--config.check`, exit codes, the standard endpoint override
 //! (`AWS_ENDPOINT_URL_SSM`), `--demo`, and graceful shutdown on SIGTERM/SIGINT.
 
-
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use ssm_association_exporter::simulator::SimExecution;
+use ssm_simulator::SimExecution;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ssm-association-exporter");
 

@@ -3,7 +3,6 @@
 //! hardening; the PrometheusRule matching alerts.yml; `promtool check rules` and
 //! `promtool test rules`. (`scripts/check-dockerfile` runs the Dockerfile's build natively.)
 
-
 use std::path::Path;
 use std::process::Command;
 

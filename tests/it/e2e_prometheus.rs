@@ -3,13 +3,12 @@
 //! loaded, and its HTTP API must show the target up, the simulator's ground truth in the stored
 //! counters, and the failed-execution alert firing while the others stay quiet.
 
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
 use serde_json::Value;
-use ssm_association_exporter::simulator::SimExecution;
+use ssm_simulator::SimExecution;
 
 struct KillOnDrop(Child);
 

@@ -1,11 +1,10 @@
 //! The exporter's `run()` against the simulated SSM endpoint, over real HTTP through the real
 //! `aws-sdk-ssm` client: every exported counter is compared with the simulator's ground truth.
 
-
 use std::time::Duration;
 
 use crate::common::*;
-use ssm_association_exporter::simulator::{Fault, FaultRule, SimExecution};
+use ssm_simulator::{Fault, FaultRule, SimExecution};
 
 fn minutes_ago(m: i64) -> i64 {
     now_ms() - m * 60_000

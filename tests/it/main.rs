@@ -12,6 +12,4 @@ mod e2e_prometheus;
 mod exporter;
 mod resilience;
 mod security;
-mod simulator;
-mod simulator_bin;
 mod web_config;

@@ -3,7 +3,6 @@
 //! rejected credentials), configuration reloads, and HTTP hardening. Every count is compared
 //! with the simulated SSM endpoint's ground truth.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use ssm_association_exporter::simulator::{Fault, FaultRule, SimExecution, Simulator};
 use ssm_association_exporter::{ConfigSource, Options};
+use ssm_simulator::{Fault, FaultRule, SimExecution, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn minutes_ago(m: i64) -> i64 {
