@@ -9,19 +9,23 @@ WORKDIR /src
 
 # Dependency layer: build every dependency against stub sources, so that a change under
 # src/ does not rebuild aws-sdk-ssm (about ten minutes on two cores).
+# The workspace's other member, crates/ssm-simulator (the `--demo` endpoint), is stubbed too.
 COPY Cargo.toml Cargo.lock build.rs ./
-RUN mkdir -p src config \
+COPY crates/ssm-simulator/Cargo.toml ./crates/ssm-simulator/
+RUN mkdir -p src config crates/ssm-simulator/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs config/demo.yaml \
+    && echo 'fn main() {}' > crates/ssm-simulator/src/main.rs \
+    && touch src/lib.rs config/demo.yaml crates/ssm-simulator/src/lib.rs \
     && cargo build --release --locked \
-    && rm -rf src config
+    && rm -rf src config crates/ssm-simulator/src
 
 COPY src ./src
 COPY config ./config
+COPY crates/ssm-simulator/src ./crates/ssm-simulator/src
 ARG SSM_EXPORTER_REVISION=unknown
 ENV SSM_EXPORTER_REVISION=${SSM_EXPORTER_REVISION}
 # Make sure the real sources are newer than the stubs' build outputs.
-RUN touch src/main.rs src/lib.rs \
+RUN touch src/main.rs src/lib.rs crates/ssm-simulator/src/*.rs \
     && cargo build --release --locked --bin ssm-association-exporter \
     && ./target/release/ssm-association-exporter --config.file=config/example.yaml --config.check
 

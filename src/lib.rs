@@ -26,6 +26,8 @@
 //! - [`config`], [`web_config`]: strict YAML configuration with located errors.
 //! - [`logging`]: logfmt and JSON log output.
 //! - [`clock`], [`sync`]: time and poison-tolerant locking.
+//!
+//! The simulated SSM endpoint (`--demo`, tests) is its own crate, `crates/ssm-simulator`.
 
 #![forbid(unsafe_code)]
 
@@ -43,7 +45,6 @@ pub mod persist;
 pub mod poller;
 pub mod readiness;
 pub mod scheduler;
-pub mod simulator;
 pub mod ssm;
 pub mod store;
 pub mod sync;

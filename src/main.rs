@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use ssm_association_exporter::config::{self, Config, DEFAULT_CONFIG_FILE};
 use ssm_association_exporter::logging::{self, LogFormat};
-use ssm_association_exporter::simulator::Simulator;
 use ssm_association_exporter::ssm::ClientSettings;
 use ssm_association_exporter::web_config::WebConfig;
 use ssm_association_exporter::{run, ConfigSource, Options, DEFAULT_TELEMETRY_PATH};
@@ -58,6 +57,7 @@ struct Flags {
     #[arg(long = "config.check")]
     config_check: bool,
     /// Run against a built-in simulated SSM endpoint with demo associations (no AWS access).
+    /// Needs the default `demo` build feature; without it this flag exits with status 2.
     #[arg(long)]
     demo: bool,
     /// GET /healthz of the exporter at --web.listen-address and exit 0 (healthy) or 1: a
@@ -68,6 +68,11 @@ struct Flags {
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
+    #[cfg(not(feature = "demo"))]
+    if flags.demo {
+        eprintln!("--demo is not available: this binary was built without the `demo` feature");
+        return ExitCode::from(2);
+    }
     if flags.healthcheck {
         let tls = match &flags.web_config_file {
             Some(path) => match WebConfig::load(path) {
@@ -158,6 +163,7 @@ async fn serve(flags: Flags, config: Config, web: WebConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    #[cfg_attr(not(feature = "demo"), allow(unused_mut))]
     let mut options = Options {
         telemetry_path: flags.telemetry_path.clone(),
         client: ClientSettings::default(),
@@ -172,9 +178,11 @@ async fn serve(flags: Flags, config: Config, web: WebConfig) -> ExitCode {
         max_connections: flags.max_connections as usize,
         web: std::sync::Arc::new(web),
     };
+    #[cfg(feature = "demo")]
     let mut simulator = None;
+    #[cfg(feature = "demo")]
     if flags.demo {
-        let sim = match Simulator::start().await {
+        let sim = match ssm_simulator::Simulator::start().await {
             Ok(sim) => sim,
             Err(error) => {
                 tracing::error!(%error, "starting the simulated SSM endpoint failed");
@@ -193,6 +201,7 @@ async fn serve(flags: Flags, config: Config, web: WebConfig) -> ExitCode {
         tracing::info!(address = %local, telemetry_path = %flags.telemetry_path, web = %options.web.describe(), "listening");
     }
     let result = run(config, options, listener, shutdown_signal()).await;
+    #[cfg(feature = "demo")]
     if let Some(sim) = simulator {
         sim.shutdown();
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use ssm_association_exporter::simulator::{Fault, FaultRule, SimExecution};
+use ssm_simulator::{Fault, FaultRule, SimExecution};
 
 fn minutes_ago(m: i64) -> i64 {
     now_ms() - m * 60_000

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use ssm_association_exporter::simulator::SimExecution;
+use ssm_simulator::SimExecution;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ssm-association-exporter");
 

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ssm_association_exporter::config::{AssociationConfig, Config};
-use ssm_association_exporter::simulator::{SimAssociation, Simulator};
 use ssm_association_exporter::ssm::ClientSettings;
 use ssm_association_exporter::{run, Options};
+use ssm_simulator::{SimAssociation, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -352,7 +352,7 @@ fn normalise(series: &str) -> String {
 /// truth (missing series count as 0), along with in-progress, alarms and histogram counts.
 pub fn matches_ground_truth(
     metrics: &Metrics,
-    truth: &ssm_association_exporter::simulator::GroundTruth,
+    truth: &ssm_simulator::GroundTruth,
     ids: &[String],
 ) -> Result<(), String> {
     for id in ids {

@@ -654,3 +654,23 @@ fn durations_round_trip() {
         );
     }
 }
+
+/// The config `ssm-simulator --config-out` writes (benchmarks) is one the exporter accepts.
+#[test]
+fn the_simulators_generated_config_is_accepted() {
+    let ids = vec![ID_A.to_owned(), ID_B.to_owned()];
+    let yaml = ssm_simulator::ExporterConfig {
+        poll_interval: "1h".into(),
+        initial_lookback: "2h".into(),
+        api_requests_per_second: 1000.0,
+        max_concurrent_requests: 2,
+    }
+    .yaml(&ids);
+    let config = parse(&yaml, "ssm-simulator --config-out").expect("valid config");
+    let loaded: Vec<&str> = config.associations.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(loaded, [ID_A, ID_B]);
+    assert_eq!(config.poll_interval, Duration::from_secs(3600));
+    assert_eq!(config.initial_lookback, Duration::from_secs(7200));
+    assert_eq!(config.api_requests_per_second, 1000.0);
+    assert_eq!(config.max_concurrent_requests, 2);
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use serde_json::Value;
-use ssm_association_exporter::simulator::SimExecution;
+use ssm_simulator::SimExecution;
 
 struct KillOnDrop(Child);
 

@@ -13,6 +13,4 @@ mod exporter;
 mod golden;
 mod resilience;
 mod security;
-mod simulator;
-mod simulator_bin;
 mod web_config;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use ssm_association_exporter::simulator::{Fault, FaultRule, SimExecution, Simulator};
 use ssm_association_exporter::{ConfigSource, Options};
+use ssm_simulator::{Fault, FaultRule, SimExecution, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn minutes_ago(m: i64) -> i64 {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use base64::Engine as _;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use ssm_association_exporter::simulator::SimExecution;
+use ssm_simulator::SimExecution;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

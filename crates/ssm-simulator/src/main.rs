@@ -1,11 +1,12 @@
 //! `ssm-simulator`: the simulated SSM endpoint as its own process, so that benchmarks can
 //! measure the exporter's CPU and memory without the simulator's.
 //!
-//! A thin command line over [`ssm_association_exporter::simulator`]: it creates
+//! A thin command line over the [`ssm_simulator`] library: it creates
 //! `--associations` associations with deterministic, valid IDs, gives each `--executions`
 //! finished executions spread evenly over `--history` before now, optionally caps the page size,
 //! throttles above `--rate-limit` and keeps adding executions (`--new-executions-per-second`),
-//! and can write an exporter config listing the IDs (`--config-out`). It prints one line,
+//! and can write an exporter config listing the IDs (`--config-out`; the exporter's own tests
+//! check that it accepts that format, see [`ssm_simulator::ExporterConfig`]). It prints one line,
 //! `listening on http://127.0.0.1:PORT`, to stdout once the data is in place, logs to stderr,
 //! and runs until SIGTERM or SIGINT.
 
@@ -17,8 +18,7 @@ use std::time::Duration;
 use clap::Parser;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use ssm_association_exporter::config::{self, parse_duration};
-use ssm_association_exporter::simulator::{SimAssociation, SimExecution, Simulator};
+use ssm_simulator::{ExporterConfig, SimAssociation, SimExecution, Simulator};
 use tokio::net::TcpListener;
 
 /// Seed of every random choice, so that two runs with the same flags serve the same history.
@@ -76,7 +76,7 @@ fn association_id(n: u32) -> String {
 
 /// A random uuid-shaped execution ID.
 fn execution_id(rng: &mut StdRng) -> String {
-    ssm_association_exporter::simulator::uuid_like(rng.random())
+    ssm_simulator::uuid_like(rng.random())
 }
 
 /// A finished execution created at `created_ms`: mostly successes, some failures, time-outs,
@@ -101,22 +101,54 @@ fn finished(rng: &mut StdRng, created_ms: i64, now_ms: i64) -> SimExecution {
     execution
 }
 
-/// Writes the exporter config and checks that the exporter accepts it.
+/// Writes the exporter config.
 fn write_config(flags: &Flags, path: &Path, ids: &[String]) -> Result<(), String> {
-    let mut yaml = String::from("# Written by ssm-simulator.\nassociations:\n");
-    for id in ids {
-        yaml.push_str(&format!("  - {id}\n"));
+    let config = ExporterConfig {
+        poll_interval: flags.poll_interval.clone(),
+        initial_lookback: flags.initial_lookback.clone(),
+        api_requests_per_second: flags.api_requests_per_second,
+        max_concurrent_requests: flags.max_concurrent_requests,
+    };
+    std::fs::write(path, config.yaml(ids)).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parses a Prometheus-style duration such as `50m` or `1h30m` (units `ms`, `s`, `m`, `h`,
+/// `d`, `w`, `y`; a year is 365 days).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    const UNITS: &[(&str, u64)] = &[
+        ("ms", 1),
+        ("s", 1_000),
+        ("m", 60_000),
+        ("h", 3_600_000),
+        ("d", 86_400_000),
+        ("w", 604_800_000),
+        ("y", 31_536_000_000),
+    ];
+    let invalid = || format!("invalid duration {text:?}; expected e.g. 50m or 1h30m");
+    let mut rest = text;
+    let mut total: u64 = 0;
+    if rest.is_empty() {
+        return Err(invalid());
     }
-    yaml.push_str(&format!(
-        "poll_interval: {}\ninitial_lookback: {}\napi_requests_per_second: {}\n\
-         max_concurrent_requests: {}\nregion: us-east-1\n",
-        flags.poll_interval,
-        flags.initial_lookback,
-        flags.api_requests_per_second,
-        flags.max_concurrent_requests
-    ));
-    std::fs::write(path, yaml).map_err(|e| format!("{}: {e}", path.display()))?;
-    config::load(path).map(|_| ()).map_err(|e| e.to_string())
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(invalid)?;
+        let letters = rest[digits..]
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .map_or(rest.len(), |n| digits + n);
+        let count: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        let unit = UNITS
+            .iter()
+            .find(|(name, _)| *name == &rest[digits..letters])
+            .ok_or_else(invalid)?;
+        total = count
+            .checked_mul(unit.1)
+            .and_then(|ms| total.checked_add(ms))
+            .ok_or_else(invalid)?;
+        rest = &rest[letters..];
+    }
+    Ok(Duration::from_millis(total))
 }
 
 /// Adds a new InProgress execution to a random association every `1/rate` seconds and
@@ -128,7 +160,7 @@ async fn trickle(sim: Simulator, ids: Vec<String>, rate: f64) {
     loop {
         tick.tick().await;
         let id = ids[rng.random_range(0..ids.len())].clone();
-        let now = ssm_association_exporter::now_ms();
+        let now = sim.now_ms();
         let running = SimExecution::new(execution_id(&mut rng), "InProgress", now)
             .with_detailed_status("InProgress");
         let execution_id = running.execution_id.clone();
@@ -142,9 +174,7 @@ async fn trickle(sim: Simulator, ids: Vec<String>, rate: f64) {
                 e.status = outcome.status;
                 e.detailed_status = outcome.detailed_status;
                 e.resource_count_by_status = outcome.resource_count_by_status;
-                e.last_execution_ms = outcome
-                    .last_execution_ms
-                    .map(|_| ssm_association_exporter::now_ms());
+                e.last_execution_ms = outcome.last_execution_ms.map(|_| sim.now_ms());
             });
         });
     }
@@ -185,7 +215,7 @@ async fn main() -> ExitCode {
     }
 
     let mut rng = StdRng::seed_from_u64(SEED);
-    let now = ssm_association_exporter::now_ms();
+    let now = sim.now_ms();
     let history_ms = i64::try_from(flags.history.as_millis()).unwrap_or(i64::MAX);
     let step = history_ms / i64::from(flags.executions.max(1));
     let ids: Vec<String> = (1..=flags.associations).map(association_id).collect();
@@ -221,10 +251,10 @@ async fn main() -> ExitCode {
     let _ = writeln!(stdout, "listening on {}", sim.endpoint_url());
     let _ = stdout.flush();
     eprintln!(
-        "ssm-simulator: {} associations x {} executions over {}",
+        "ssm-simulator: {} associations x {} executions over {}s",
         ids.len(),
         flags.executions,
-        config::format_duration(flags.history)
+        flags.history.as_secs()
     );
 
     shutdown_signal().await;
@@ -247,6 +277,21 @@ async fn shutdown_signal() {
         }
         _ => {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("50m"), Ok(Duration::from_secs(3000)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "5", "m", "5x", "1.5h", "-1m"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }
 }

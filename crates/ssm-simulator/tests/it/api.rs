@@ -11,24 +11,29 @@ use aws_sdk_ssm::types::{
 };
 use aws_sdk_ssm::Client;
 use serde_json::Value;
-use ssm_association_exporter::simulator::{
+use ssm_simulator::{
     format_filter_time, Fault, FaultRule, GroundTruth, SimAssociation, SimExecution, Simulator,
     DEMO_ASSOCIATIONS,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const A: &str = "11111111-2222-4333-8444-555555555555";
-const B: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+pub const A: &str = "11111111-2222-4333-8444-555555555555";
+pub const B: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
 const UNKNOWN: &str = "99999999-9999-4999-8999-999999999999";
 /// 2019-02-18T16:03:47.119Z: a value the SDK's f64 parsing turns into ...118.999 ms.
-const T0: i64 = 1_550_505_827_119;
+pub const T0: i64 = 1_550_505_827_119;
 const OP: &str = "DescribeAssociationExecutions";
 
 async fn client(sim: &Simulator) -> Client {
+    client_for(&sim.endpoint_url()).await
+}
+
+/// A client for `endpoint` with fake credentials and no retries.
+pub async fn client_for(endpoint: &str) -> Client {
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(sim.endpoint_url())
+        .endpoint_url(endpoint)
         .test_credentials()
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .load()
@@ -37,7 +42,7 @@ async fn client(sim: &Simulator) -> Client {
 }
 
 /// A simulator with association `A` (and `B`) and a client pointed at it.
-async fn setup() -> (Simulator, Client) {
+pub async fn setup() -> (Simulator, Client) {
     let sim = Simulator::start().await.expect("simulator starts");
     sim.add_association(
         A,
@@ -51,7 +56,7 @@ async fn setup() -> (Simulator, Client) {
     (sim, client)
 }
 
-fn exec_id(n: usize) -> String {
+pub fn exec_id(n: usize) -> String {
     format!("{n:08x}-0000-4000-8000-000000000000")
 }
 
@@ -65,7 +70,7 @@ fn add_many(sim: &Simulator, n: usize) {
     }
 }
 
-fn filter(
+pub fn filter(
     key: AssociationExecutionFilterKey,
     value: impl Into<String>,
     op: AssociationFilterOperatorType,
@@ -79,7 +84,7 @@ fn filter(
 }
 
 /// `CreatedTime` rounded to the nearest millisecond (the SDK parses it through an f64).
-fn created_ms(e: &AssociationExecution) -> i64 {
+pub fn created_ms(e: &AssociationExecution) -> i64 {
     let t = e.created_time().expect("CreatedTime present");
     t.secs() * 1000 + (f64::from(t.subsec_nanos()) / 1e6).round() as i64
 }
@@ -889,7 +894,7 @@ async fn requests_are_recorded_in_order() {
 }
 
 /// Sends one raw HTTP/1.1 request; returns (status, lower-cased header block, JSON body).
-async fn raw(sim: &Simulator, headers: &[(&str, &str)], body: &str) -> (u16, String, Value) {
+pub async fn raw(sim: &Simulator, headers: &[(&str, &str)], body: &str) -> (u16, String, Value) {
     let addr = sim.endpoint_url().trim_start_matches("http://").to_owned();
     let mut stream = TcpStream::connect(&addr).await.unwrap();
     let mut request = format!(
@@ -1101,7 +1106,7 @@ async fn demo_scenario_is_realistic_and_lives() {
                 .iter()
                 .flat_map(|d| sim.executions(d.id))
                 .filter(|e| e.created_ms >= started_ms && e.visible)
-                .filter(|e| ssm_association_exporter::simulator::is_final_status(&e.status))
+                .filter(|e| ssm_simulator::is_final_status(&e.status))
                 .count();
             if total(&sim) >= before + 3 && live_finalised >= 2 {
                 break;

@@ -1,0 +1,329 @@
+//! A simulated AWS Systems Manager endpoint speaking the real AWS JSON 1.1 wire protocol.
+//!
+//! [`Simulator`] is a real HTTP/1.1 server (hyper, bound to `127.0.0.1`) that answers
+//! `DescribeAssociationExecutions` and `DescribeAssociation` the way SSM does, so the real
+//! `aws-sdk-ssm` client works against it unchanged when pointed at [`Simulator::endpoint_url`].
+//! It is used by integration tests, benchmarks (the `ssm-simulator` binary) and the exporter's
+//! `--demo` mode.
+//!
+//! What it models:
+//! - the wire protocol: `POST /`, `X-Amz-Target: AmazonSSM.<Operation>`, a SigV4
+//!   `Authorization` header (its presence is checked, the signature is not), JSON bodies,
+//!   `x-amzn-RequestId` and `Date` headers, error bodies `{"__type": "<Code>", "message": "..."}`;
+//! - request validation following the official service model (association id pattern,
+//!   `MaxResults` 1-50, filter keys and operators, ISO-8601 filter values); several filters in
+//!   one request must all hold (AND), including two `CreatedTime` filters (a time window);
+//! - paging with opaque `NextToken`s that encode the sort key of the last item returned, so a
+//!   paging sequence stays stable while new executions are inserted; optional short pages
+//!   ([`Simulator::set_page_size`]) and empty pages that still carry a token
+//!   ([`Simulator::set_empty_pages`]);
+//! - late visibility: executions with `visible == false` exist but are not returned yet;
+//!   executions whose status is not final (`Pending`, `InProgress`, `Associated`, any unknown
+//!   string) stay so until changed; `CreatedTime` may be anything, e.g. far in the future;
+//! - faults ([`FaultRule`]), each restricted to an operation, an association, requests with a
+//!   `NextToken`, a window (`skip`, `times`) and optionally a seeded fraction of requests
+//!   ([`FaultRule::fraction`], e.g. sustained 50 % throttling): throttling, server errors, bad
+//!   tokens, auth errors, delays, hung requests, connections closed without a response, and
+//!   page-token misbehaviour ([`Fault::RepeatNextToken`]: the token sent comes back;
+//!   [`Fault::CycleNextTokens`]: tokens cycle A -> B -> A); a token-bucket rate limit;
+//! - a clock: host time plus [`Simulator::set_clock_offset_ms`]. Every response carries an HTTP
+//!   `Date` from it, and requests whose SigV4 `X-Amz-Date` is more than 5 minutes away from it
+//!   are rejected as AWS does (HTTP 400 `InvalidSignatureException`, "Signature expired: ..." or
+//!   "Signature not yet current: ..."). The demo scenario uses the same clock;
+//! - a record of every request ([`Simulator::requests`]) and the ground truth an exporter
+//!   should converge to ([`Simulator::ground_truth`]).
+//!
+//! Shapes follow the service model: `AlarmConfiguration.Alarms` and `TriggeredAlarms` hold at
+//! most one entry and alarm states are `ALARM` or `UNKNOWN`, so the test helpers that add data
+//! panic on anything else.
+//!
+//! # Layout
+//! - `lib.rs`: [`Simulator`], its shared state and setters.
+//! - `wire.rs`: the HTTP server, request parsing and records, error bodies.
+//! - `clock.rs`: the simulator's clock, `Date` headers, the SigV4 request-time check.
+//! - `model.rs`: associations, executions, ground truth.
+//! - `paging.rs`: `DescribeAssociationExecutions`: filters, page tokens, paging.
+//! - `responses.rs`: execution items and `DescribeAssociation`'s description.
+//! - `faults.rs`: [`Fault`], [`FaultRule`], the rate limit.
+//! - `demo.rs`: the demo scenario.
+//! - `exporter_config.rs`: [`ExporterConfig`], the exporter configuration the binary writes.
+//! - `main.rs`: the `ssm-simulator` binary.
+
+#![forbid(unsafe_code)]
+
+mod clock;
+mod demo;
+mod exporter_config;
+mod faults;
+mod model;
+mod paging;
+mod responses;
+mod wire;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use demo::{DemoAssociation, DEMO_ASSOCIATIONS};
+pub use exporter_config::ExporterConfig;
+pub use faults::{Fault, FaultRule};
+pub use model::{
+    format_filter_time, is_final_status, uuid_like, GroundTruth, SimAssociation, SimExecution,
+};
+pub use wire::RecordedRequest;
+
+use clock::Clock;
+use faults::{ActiveRule, TokenBucket};
+use model::AssociationState;
+
+/// A simulated SSM endpoint. Cheap to clone; all clones share one server.
+///
+/// The server stops on [`Simulator::shutdown`] or when the last clone is dropped.
+#[derive(Clone)]
+pub struct Simulator {
+    handle: Arc<Handle>,
+}
+
+/// Owned by the `Simulator` clones only (server tasks hold `Shared`), so dropping the last
+/// clone stops the server.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+    }
+}
+
+struct Shared {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    clock: Clock,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    /// Locks the state; a panic in a test helper must not wedge the server.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    associations: BTreeMap<String, AssociationState>,
+    page_size: Option<usize>,
+    empty_pages: usize,
+    faults: Vec<ActiveRule>,
+    rate_limit: Option<TokenBucket>,
+    requests: Vec<RecordedRequest>,
+    demo_started: bool,
+    /// Every `NextToken` sent -> the request token it answered ([`Fault::CycleNextTokens`]).
+    issued_tokens: HashMap<String, Option<String>>,
+    /// Leave out the `Date` header ([`Simulator::set_date_header`]).
+    no_date_header: bool,
+}
+
+impl Simulator {
+    /// Binds `127.0.0.1:0` and starts serving.
+    pub async fn start() -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        Simulator::start_on(listener).await
+    }
+
+    /// Serves on an already bound listener.
+    pub async fn start_on(listener: TcpListener) -> std::io::Result<Simulator> {
+        let mut addr = listener.local_addr()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(Ipv4Addr::LOCALHOST.into());
+        }
+        let shared = Arc::new(Shared {
+            addr,
+            shutdown: CancellationToken::new(),
+            clock: Clock::default(),
+            state: Mutex::new(State::default()),
+        });
+        tokio::spawn(wire::accept_loop(listener, shared.clone()));
+        tracing::debug!(%addr, "ssm simulator listening");
+        Ok(Simulator {
+            handle: Arc::new(Handle { shared }),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// `http://127.0.0.1:PORT`, for the SDK's `endpoint_url`.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.shared().addr)
+    }
+
+    /// Adds an association, or replaces the metadata of an existing one (keeping its
+    /// executions). Panics if it has more than one alarm (the service model's limit).
+    pub fn add_association(&self, id: &str, association: SimAssociation) {
+        assert!(
+            association.alarms.len() <= 1,
+            "association {id}: the SSM model allows at most one configured alarm"
+        );
+        let added_ms = self.now_ms();
+        let mut state = self.shared().lock();
+        match state.associations.get_mut(id) {
+            Some(existing) => existing.meta = association,
+            None => {
+                state
+                    .associations
+                    .insert(id.to_owned(), AssociationState::new(association, added_ms));
+            }
+        }
+    }
+
+    /// Removes an association and its executions; later calls get `AssociationDoesNotExist`.
+    pub fn remove_association(&self, id: &str) {
+        self.shared().lock().associations.remove(id);
+    }
+
+    /// Adds an execution (replacing one with the same id). Panics if the association is
+    /// unknown or the execution breaks the service model's alarm limits.
+    pub fn add_execution(&self, association_id: &str, execution: SimExecution) {
+        if let Some(violation) = execution.model_violation() {
+            panic!("{violation}");
+        }
+        let mut state = self.shared().lock();
+        let association = state
+            .associations
+            .get_mut(association_id)
+            .unwrap_or_else(|| panic!("add_execution: unknown association {association_id}"));
+        association.insert(execution);
+    }
+
+    /// Changes an execution in place (status, visibility, ...). Panics if the association or
+    /// execution is unknown or the result breaks the service model's alarm limits.
+    pub fn update_execution(
+        &self,
+        association_id: &str,
+        execution_id: &str,
+        f: impl FnOnce(&mut SimExecution),
+    ) {
+        let mut state = self.shared().lock();
+        let association = state
+            .associations
+            .get_mut(association_id)
+            .unwrap_or_else(|| panic!("update_execution: unknown association {association_id}"));
+        let mut execution = association.take(execution_id).unwrap_or_else(|| {
+            panic!("update_execution: unknown execution {execution_id} of {association_id}")
+        });
+        let original = execution.clone();
+        f(&mut execution);
+        match execution.model_violation() {
+            None => association.insert(execution),
+            Some(violation) => {
+                association.insert(original);
+                drop(state);
+                panic!("{violation}");
+            }
+        }
+    }
+
+    /// All executions of an association (visible or not), newest `CreatedTime` first.
+    pub fn executions(&self, association_id: &str) -> Vec<SimExecution> {
+        self.shared()
+            .lock()
+            .associations
+            .get(association_id)
+            .map(|a| a.executions.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Caps the items per page below `MaxResults` (short pages); `None` removes the cap. A
+    /// cap of 0 is treated as 1.
+    pub fn set_page_size(&self, cap: Option<usize>) {
+        self.shared().lock().page_size = cap;
+    }
+
+    /// The first `n` responses of every paging sequence are empty but carry a `NextToken`.
+    pub fn set_empty_pages(&self, n: usize) {
+        self.shared().lock().empty_pages = n;
+    }
+
+    /// Adds a fault rule (checked after earlier rules).
+    pub fn push_fault(&self, rule: FaultRule) {
+        self.shared().lock().faults.push(ActiveRule::new(rule));
+    }
+
+    /// Removes all fault rules.
+    pub fn clear_faults(&self) {
+        self.shared().lock().faults.clear();
+    }
+
+    /// Limits requests with a token bucket (burst `max(1, rps)`, starting full); requests over
+    /// it get `ThrottlingException`. `None` removes the limit. Panics on a negative or
+    /// non-finite rate.
+    pub fn set_rate_limit(&self, requests_per_second: Option<f64>) {
+        if let Some(rate) = requests_per_second {
+            assert!(
+                rate.is_finite() && rate >= 0.0,
+                "rate limit must be finite and non-negative, got {rate}"
+            );
+        }
+        self.shared().lock().rate_limit = requests_per_second.map(TokenBucket::new);
+    }
+
+    /// What an exporter should have counted from the visible executions.
+    pub fn ground_truth(&self) -> GroundTruth {
+        let state = self.shared().lock();
+        let mut truth = GroundTruth::default();
+        for (id, association) in &state.associations {
+            truth.add(id, association);
+        }
+        truth
+    }
+
+    /// The simulator's notion of now, in epoch milliseconds: host time plus the clock offset.
+    /// Use it for `CreatedTime`s relative to the simulator (the demo scenario does).
+    pub fn now_ms(&self) -> i64 {
+        self.shared().clock.now_ms()
+    }
+
+    /// Sets the simulator's clock to host time plus `offset_ms` (negative: behind). Responses'
+    /// `Date` headers follow it, and requests signed (`X-Amz-Date`) more than 5 minutes away
+    /// from it get HTTP 400 `InvalidSignatureException`, as from AWS.
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) {
+        self.shared().clock.set_offset_ms(offset_ms);
+    }
+
+    /// Whether responses carry a `Date` header (default `true`); `false` models a proxy that
+    /// strips it, leaving a client no way to learn the clock skew.
+    pub fn set_date_header(&self, enabled: bool) {
+        self.shared().lock().no_date_header = !enabled;
+    }
+
+    /// The clock offset set by [`Simulator::set_clock_offset_ms`] (0 by default).
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.shared().clock.offset_ms()
+    }
+
+    /// Every request received, in order of arrival.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared().lock().requests.clone()
+    }
+
+    /// Requests received for one operation (answered or not).
+    pub fn request_count(&self, operation: &str) -> u64 {
+        let state = self.shared().lock();
+        state
+            .requests
+            .iter()
+            .filter(|r| r.operation == operation)
+            .count() as u64
+    }
+
+    /// Stops accepting, closes open connections and ends hung requests and demo tasks.
+    pub fn shutdown(&self) {
+        self.shared().shutdown.cancel();
+    }
+}

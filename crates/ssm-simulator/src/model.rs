@@ -1,0 +1,329 @@
+//! The world model: associations and their executions as stored, and the ground truth an
+//! exporter should converge to.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+
+/// Statuses after which an execution no longer changes.
+const FINAL_STATUSES: &[&str] = &["Success", "Failed", "TimedOut", "Cancelled", "Skipped"];
+
+/// Whether `status` is one an execution never leaves.
+pub fn is_final_status(status: &str) -> bool {
+    FINAL_STATUSES.contains(&status)
+}
+
+/// Formats epoch milliseconds as the ISO-8601 UTC filter value SSM accepts
+/// (`2026-11-26T07:00:00.123Z`).
+pub fn format_filter_time(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .expect("timestamp within the range of the time crate");
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// A uuid-shaped string from 128 random bits (request ids, execution ids).
+pub fn uuid_like(bits: u128) -> String {
+    let hex = format!("{bits:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
+pub(crate) fn is_uuid_shaped(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    let lengths = [8, 4, 4, 4, 12];
+    groups.len() == lengths.len()
+        && groups
+            .iter()
+            .zip(lengths)
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// One association execution as the simulator stores it.
+#[derive(Clone, Debug)]
+pub struct SimExecution {
+    /// `ExecutionId` (SSM uses uuids; any string works here).
+    pub execution_id: String,
+    /// `Status`: a free string (Pending, InProgress, Success, Failed, TimedOut, ...).
+    pub status: String,
+    /// `DetailedStatus`, omitted when `None`.
+    pub detailed_status: Option<String>,
+    /// `CreatedTime` in epoch milliseconds.
+    pub created_ms: i64,
+    /// `LastExecutionDate` in epoch milliseconds, omitted when `None`.
+    pub last_execution_ms: Option<i64>,
+    /// `ResourceCountByStatus`, e.g. `{Failed=2,Success=3}`, omitted when `None`.
+    pub resource_count_by_status: Option<String>,
+    /// `TriggeredAlarms` as (alarm name, state `ALARM` | `UNKNOWN`); at most one (service model).
+    pub triggered_alarms: Vec<(String, String)>,
+    /// Whether the execution is returned yet (late visibility when `false`).
+    pub visible: bool,
+    /// Wire fields left out of the response (`ExecutionId`, `CreatedTime`, `Status`): a
+    /// malformed answer. Executions without an ID or CreatedTime cannot be counted and are left
+    /// out of the ground truth; one without a Status is, to a client, not final.
+    pub omit: Vec<&'static str>,
+}
+
+impl SimExecution {
+    /// A visible execution with no optional fields set.
+    pub fn new(
+        execution_id: impl Into<String>,
+        status: impl Into<String>,
+        created_ms: i64,
+    ) -> Self {
+        SimExecution {
+            execution_id: execution_id.into(),
+            status: status.into(),
+            detailed_status: None,
+            created_ms,
+            last_execution_ms: None,
+            resource_count_by_status: None,
+            triggered_alarms: Vec::new(),
+            visible: true,
+            omit: Vec::new(),
+        }
+    }
+
+    /// Leaves `field` out of the wire response (see [`SimExecution::omit`]).
+    pub fn without_field(mut self, field: &'static str) -> Self {
+        self.omit.push(field);
+        self
+    }
+
+    /// Sets `DetailedStatus`.
+    pub fn with_detailed_status(mut self, detailed_status: impl Into<String>) -> Self {
+        self.detailed_status = Some(detailed_status.into());
+        self
+    }
+
+    /// Sets `LastExecutionDate` (epoch milliseconds).
+    pub fn with_last_execution_ms(mut self, last_execution_ms: i64) -> Self {
+        self.last_execution_ms = Some(last_execution_ms);
+        self
+    }
+
+    /// Sets `ResourceCountByStatus`, e.g. `{Success=3}`.
+    pub fn with_resource_count_by_status(mut self, counts: impl Into<String>) -> Self {
+        self.resource_count_by_status = Some(counts.into());
+        self
+    }
+
+    /// Adds a triggered alarm (`state` is `ALARM` or `UNKNOWN`).
+    pub fn with_triggered_alarm(
+        mut self,
+        name: impl Into<String>,
+        state: impl Into<String>,
+    ) -> Self {
+        self.triggered_alarms.push((name.into(), state.into()));
+        self
+    }
+
+    /// Makes the execution invisible until [`Simulator::update_execution`](crate::Simulator::update_execution) sets `visible`.
+    pub fn invisible(mut self) -> Self {
+        self.visible = false;
+        self
+    }
+
+    /// Why the execution breaks the service model's alarm limits, if it does.
+    pub(crate) fn model_violation(&self) -> Option<String> {
+        if self.triggered_alarms.len() > 1 {
+            return Some(format!(
+                "execution {}: the SSM model allows at most one TriggeredAlarms entry",
+                self.execution_id
+            ));
+        }
+        self.triggered_alarms
+            .iter()
+            .find(|(name, state)| name.trim().is_empty() || (state != "ALARM" && state != "UNKNOWN"))
+            .map(|(name, state)| {
+                format!(
+                    "execution {}: triggered alarm ({name:?}, {state:?}) needs a name and state ALARM or UNKNOWN",
+                    self.execution_id
+                )
+            })
+    }
+}
+
+/// An association's metadata.
+#[derive(Clone, Debug, Default)]
+pub struct SimAssociation {
+    /// `AssociationName`, omitted when `None`.
+    pub name: Option<String>,
+    /// The SSM document name (`Name`).
+    pub document_name: String,
+    /// `ScheduleExpression`, omitted when `None`.
+    pub schedule_expression: Option<String>,
+    /// Configured CloudWatch alarm names; at most one (service model).
+    pub alarms: Vec<String>,
+}
+
+impl SimAssociation {
+    /// An association running `document_name` with no name, schedule or alarms.
+    pub fn new(document_name: impl Into<String>) -> Self {
+        SimAssociation {
+            document_name: document_name.into(),
+            ..SimAssociation::default()
+        }
+    }
+
+    /// Sets `AssociationName`.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets `ScheduleExpression`.
+    pub fn with_schedule(mut self, schedule_expression: impl Into<String>) -> Self {
+        self.schedule_expression = Some(schedule_expression.into());
+        self
+    }
+
+    /// Adds a configured alarm.
+    pub fn with_alarm(mut self, alarm: impl Into<String>) -> Self {
+        self.alarms.push(alarm.into());
+        self
+    }
+}
+
+/// What an exporter watching the simulator should converge to.
+///
+/// Maps are sparse: only non-zero counts appear.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroundTruth {
+    /// Per association id: visible executions in a final status, counted by status.
+    pub executions: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Per association id: visible executions not yet in a final status.
+    pub in_progress: BTreeMap<String, u64>,
+    /// Per association id: (alarm name, state) -> visible final executions that triggered it.
+    pub triggered_alarms: BTreeMap<String, BTreeMap<(String, String), u64>>,
+    /// Per association id: visible final executions without `LastExecutionDate`.
+    pub without_end_time: BTreeMap<String, u64>,
+}
+
+/// Sort key of an execution: newest `CreatedTime` first, ties by `ExecutionId`.
+pub(crate) type ExecutionKey = (Reverse<i64>, String);
+
+/// One association with its executions.
+pub(crate) struct AssociationState {
+    pub(crate) meta: SimAssociation,
+    /// When it was added, on the simulator's clock (epoch milliseconds).
+    pub(crate) added_ms: i64,
+    /// Executions in response order: newest `CreatedTime` first, ties by `ExecutionId`.
+    pub(crate) executions: BTreeMap<ExecutionKey, SimExecution>,
+    /// `ExecutionId` -> `CreatedTime`, to find an execution's key.
+    created_by_id: HashMap<String, i64>,
+}
+
+impl AssociationState {
+    pub(crate) fn new(meta: SimAssociation, added_ms: i64) -> Self {
+        AssociationState {
+            meta,
+            added_ms,
+            executions: BTreeMap::new(),
+            created_by_id: HashMap::new(),
+        }
+    }
+
+    /// Inserts an execution, replacing one with the same id.
+    pub(crate) fn insert(&mut self, execution: SimExecution) {
+        if let Some(old) = self
+            .created_by_id
+            .insert(execution.execution_id.clone(), execution.created_ms)
+        {
+            self.executions
+                .remove(&(Reverse(old), execution.execution_id.clone()));
+        }
+        self.executions.insert(
+            (
+                Reverse(execution.created_ms),
+                execution.execution_id.clone(),
+            ),
+            execution,
+        );
+    }
+
+    /// Removes an execution by id.
+    pub(crate) fn take(&mut self, execution_id: &str) -> Option<SimExecution> {
+        let created = self.created_by_id.remove(execution_id)?;
+        self.executions
+            .remove(&(Reverse(created), execution_id.to_owned()))
+    }
+}
+
+impl GroundTruth {
+    /// Adds what an exporter should count from one association's visible executions.
+    pub(crate) fn add(&mut self, id: &str, association: &AssociationState) {
+        for e in association.executions.values().filter(|e| e.visible) {
+            if e.omit.contains(&"ExecutionId") || e.omit.contains(&"CreatedTime") {
+                continue;
+            }
+            if !is_final_status(&e.status) || e.omit.contains(&"Status") {
+                *self.in_progress.entry(id.to_owned()).or_default() += 1;
+                continue;
+            }
+            *self
+                .executions
+                .entry(id.to_owned())
+                .or_default()
+                .entry(e.status.clone())
+                .or_default() += 1;
+            for alarm in &e.triggered_alarms {
+                *self
+                    .triggered_alarms
+                    .entry(id.to_owned())
+                    .or_default()
+                    .entry(alarm.clone())
+                    .or_default() += 1;
+            }
+            // No usable end time: none at all, or one before the start.
+            if e.last_execution_ms.is_none_or(|end| end < e.created_ms) {
+                *self.without_end_time.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_filter_times_with_millis() {
+        assert_eq!(
+            format_filter_time(1_550_505_827_119),
+            "2019-02-18T16:03:47.119Z"
+        );
+        assert_eq!(format_filter_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_filter_time(4_102_444_800_000),
+            "2100-01-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn uuid_shape() {
+        assert!(is_uuid_shaped(&uuid_like(u128::MAX)));
+        assert!(is_uuid_shaped("3f2a9c1e-7b4d-4e8a-9c2F-1a2b3c4d5e6f"));
+        assert!(!is_uuid_shaped("3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6"));
+        assert!(!is_uuid_shaped("3f2a9c1e-7b4d-4e8a-9c2f1a2b-3c4d5e6f"));
+        assert!(!is_uuid_shaped("g f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f"));
+        for demo in crate::DEMO_ASSOCIATIONS {
+            assert!(is_uuid_shaped(demo.id), "{}", demo.id);
+        }
+    }
+}
