@@ -4,10 +4,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_ms;
+use crate::clock::{now_ms, AwsClock};
 use crate::config::{self, Config, ConfigError};
 use crate::limit::Budget;
 use crate::metrics::Metrics;
@@ -48,32 +47,48 @@ pub enum ReloadError {
     Invalid(#[from] ConfigError),
 }
 
+/// How long the state of an association removed from the configuration is kept, so that adding
+/// it back resumes it (its counters continue, its look-back is not counted again).
+pub const RETIRED_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+fn restored_live(config: &Config, saved: persist::Restored) -> Live {
+    Live {
+        tracker: Tracker::restore(
+            saved.tracker,
+            config.initial_lookback.as_millis() as i64,
+            config.late_visibility_window.as_millis() as i64,
+        ),
+        exposed: saved.exposed,
+    }
+}
+
 /// Loads the state file, if one is configured, into the store. An unusable file is reported
 /// (log and `ssm_association_exporter_state_load_errors_total`), set aside, and the exporter
-/// starts fresh; associations no longer configured are dropped.
+/// starts fresh; associations no longer configured are kept retired (not shown) for
+/// [`RETIRED_RETENTION_MS`].
 fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
     let Some(path) = &config.state_file else {
         return;
     };
     match persist::load(path) {
         Ok(None) => tracing::info!(path = %path.display(), "no state file yet; starting fresh"),
-        Ok(Some(saved)) => {
-            let (mut restored, mut dropped) = (0, 0);
-            let window = config.late_visibility_window.as_millis() as i64;
-            for (id, saved) in saved {
+        Ok(Some(loaded)) => {
+            let (mut restored, mut retired) = (0, 0);
+            for (id, (saved, removed_at)) in loaded.retired {
+                store.insert_retired(&id, restored_live(config, saved), removed_at);
+            }
+            for (id, saved) in loaded.associations {
+                let live = restored_live(config, saved);
                 if config.associations.iter().any(|a| a.id == id) {
-                    let live = Live {
-                        tracker: Tracker::restore(saved.tracker, window),
-                        exposed: saved.exposed,
-                    };
                     store.insert(&id, live);
                     restored += 1;
                 } else {
-                    dropped += 1;
+                    store.insert_retired(&id, live, loaded.saved_at_ms);
+                    retired += 1;
                 }
             }
             store.publish_all();
-            tracing::info!(path = %path.display(), restored, dropped, "resumed from the state file");
+            tracing::info!(path = %path.display(), restored, retired, "resumed from the state file");
         }
         Err(error) => {
             metrics.state_load_errors_total.inc();
@@ -83,15 +98,29 @@ fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
     }
 }
 
-/// A fresh state: the first poll reaches back `initial_lookback`.
+/// A fresh state: the first poll reaches back `initial_lookback` from AWS's "now" then.
 fn fresh_state(config: &Config) -> Live {
-    let floor = now_ms() - config.initial_lookback.as_millis() as i64;
     Live {
-        tracker: Tracker::new(floor, config.late_visibility_window.as_millis() as i64),
-        exposed: Exposed {
-            watermark_ms: floor,
-            ..Exposed::default()
-        },
+        tracker: Tracker::new(
+            config.initial_lookback.as_millis() as i64,
+            config.late_visibility_window.as_millis() as i64,
+        ),
+        exposed: Exposed::default(),
+    }
+}
+
+/// One association's polling task and how to stop it.
+struct PollerTask {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PollerTask {
+    /// Cancels the task and waits until it has ended, so that no late response of an old
+    /// poller can touch the state after this returns.
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
     }
 }
 
@@ -103,9 +132,8 @@ pub struct Daemon {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     shared: Option<Arc<Shared>>,
-    pollers: HashMap<String, CancellationToken>,
-    tasks: JoinSet<()>,
-    stop: CancellationToken,
+    pollers: HashMap<String, PollerTask>,
+    clock: Arc<AwsClock>,
     persister: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
@@ -128,8 +156,7 @@ impl Daemon {
             readiness,
             shared: None,
             pollers: HashMap::new(),
-            tasks: JoinSet::new(),
-            stop: CancellationToken::new(),
+            clock: Arc::new(AwsClock::default()),
             persister: None,
         };
         daemon.follow_readiness();
@@ -156,6 +183,9 @@ impl Daemon {
         self.readiness.follow(&self.ids(), |id| {
             store.get(id).is_some_and(|entry| entry.polled())
         });
+        self.metrics
+            .associations_awaiting_first_poll
+            .set(self.readiness.awaiting_first_poll() as i64);
     }
 
     /// Builds the client and budget of the current config and starts every poller.
@@ -167,8 +197,16 @@ impl Daemon {
         let health = Arc::new(ApiHealth {
             metrics: self.metrics.clone(),
             readiness: self.readiness.clone(),
+            clock: self.clock.clone(),
         });
-        let ssm = Ssm::new(&self.config, &self.client, budget, health).await;
+        let ssm = Ssm::new(
+            &self.config,
+            &self.client,
+            budget,
+            health,
+            self.clock.clone(),
+        )
+        .await;
         if ssm.region().is_none() {
             tracing::warn!("no AWS region configured; SSM calls will fail until one is set");
         }
@@ -176,6 +214,7 @@ impl Daemon {
             ssm,
             store: self.store.clone(),
             readiness: self.readiness.clone(),
+            metrics: self.metrics.clone(),
             poll_interval: self.config.poll_interval,
             publish_each_poll: self.config.state_file.is_none(),
         }));
@@ -189,21 +228,23 @@ impl Daemon {
             return;
         };
         let entry = self.store.insert(id, fresh_state(&self.config));
-        let token = self.stop.child_token();
-        scheduler::spawn_poller(entry, shared, token.clone(), &mut self.tasks);
-        self.pollers.insert(id.to_string(), token);
+        let stop = CancellationToken::new();
+        let task = scheduler::spawn_poller(entry, shared, stop.clone());
+        self.pollers
+            .insert(id.to_string(), PollerTask { stop, task });
     }
 
     fn start_persister(&mut self) {
         let Some(path) = self.config.state_file.clone() else {
             return;
         };
-        let token = self.stop.child_token();
+        let token = CancellationToken::new();
         let task = tokio::spawn(persist::save_loop(
             path,
             self.config.state_save_interval,
             self.store.clone(),
             self.metrics.clone(),
+            self.clock.clone(),
             token.clone(),
         ));
         self.persister = Some((token, task));
@@ -260,11 +301,14 @@ impl Daemon {
             .filter(|id| !new_ids.contains(id))
             .collect();
         for id in &removed {
-            if let Some(token) = self.pollers.remove(id) {
-                token.cancel();
+            if let Some(poller) = self.pollers.remove(id) {
+                poller.stop().await;
             }
         }
-        self.store.retain(&new_ids);
+        let now = self.clock.now_ms();
+        self.store.retain(&new_ids, now);
+        self.store
+            .expire_retired(now.saturating_sub(RETIRED_RETENTION_MS));
         let polling_changed = old.poll_interval != self.config.poll_interval
             || old.api_requests_per_second != self.config.api_requests_per_second
             || old.max_concurrent_requests != self.config.max_concurrent_requests
@@ -291,18 +335,15 @@ impl Daemon {
             .collect();
         self.follow_readiness();
         if polling_changed {
-            for token in self.pollers.values() {
-                token.cancel();
-            }
-            self.pollers.clear();
+            // Every old poller has ended before a new one starts: two pollers of one
+            // association would race on its watermark.
+            self.stop_pollers().await;
             self.start_pollers().await;
         } else {
             for id in &added {
                 self.spawn(id);
             }
         }
-        // Finished (cancelled) poller tasks are reaped here.
-        while self.tasks.try_join_next().is_some() {}
         let message = format!(
             "configuration reloaded: {} associations ({} added, {} removed){}",
             new_ids.len(),
@@ -318,13 +359,20 @@ impl Daemon {
         Ok(message)
     }
 
+    /// Stops every poller and waits until each has ended.
+    async fn stop_pollers(&mut self) {
+        let pollers: Vec<PollerTask> = self.pollers.drain().map(|(_, p)| p).collect();
+        for poller in &pollers {
+            poller.stop.cancel();
+        }
+        for poller in pollers {
+            poller.stop().await;
+        }
+    }
+
     /// Stops every poller and writes the state file one last time.
     pub async fn stop(&mut self) {
-        for token in self.pollers.values() {
-            token.cancel();
-        }
-        self.stop.cancel();
-        while self.tasks.join_next().await.is_some() {}
+        self.stop_pollers().await;
         self.stop_persister().await;
     }
 }

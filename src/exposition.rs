@@ -52,6 +52,14 @@ pub mod names {
     pub const LAST_STATE_SAVE_TIMESTAMP_SECONDS: &str =
         "ssm_association_exporter_last_state_save_timestamp_seconds";
     pub const BUILD_INFO: &str = "ssm_association_exporter_build_info";
+    pub const STATE_SAVE_FAILING: &str = "ssm_association_exporter_state_save_failing";
+    pub const EXECUTION_LATENESS_SECONDS: &str =
+        "ssm_association_exporter_execution_lateness_seconds";
+    pub const FUTURE_DATED_EXECUTIONS_TOTAL: &str =
+        "ssm_association_exporter_future_dated_executions_total";
+    pub const ASSOCIATIONS_AWAITING_FIRST_POLL: &str =
+        "ssm_association_exporter_associations_awaiting_first_poll";
+    pub const AWS_CLOCK_OFFSET_SECONDS: &str = "ssm_association_exporter_aws_clock_offset_seconds";
 }
 
 /// Appended to the HELP text of families whose values come from the background poll.
@@ -65,7 +73,31 @@ struct Family {
     help: &'static str,
     /// Whether the HELP text says the values come from the background poll.
     from_poll: bool,
+    /// From when an association has series of this family.
+    shown: Shown,
     write: fn(&Family, &Sample<'_>, &mut Vec<u8>),
+}
+
+/// From when an association has series of a family.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// As soon as there is something to show (the info metric).
+    Always,
+    /// Once a poll has ended: the exporter's per-association health.
+    Polled,
+    /// Once a poll has paged to its end: the execution numbers, so that they appear at their
+    /// full value and a backfill of the look-back never looks like an increase.
+    Complete,
+}
+
+impl Shown {
+    fn allows(self, e: &Exposed) -> bool {
+        match self {
+            Shown::Always => true,
+            Shown::Polled => e.polled,
+            Shown::Complete => e.complete,
+        }
+    }
 }
 
 /// One association's published numbers, with its ID label.
@@ -87,6 +119,7 @@ const FAMILIES: &[Family] = &[
         kind: "counter",
         help: "Association executions counted once, when first seen in a final status",
         from_poll: true,
+        shown: Shown::Complete,
         write: |f, s, out| {
             for (status, n) in s.e.executions.iter() {
                 sample(out, f.name, &[s.label(), ("status", status.name())], n);
@@ -98,6 +131,7 @@ const FAMILIES: &[Family] = &[
         kind: "histogram",
         help: "LastExecutionDate minus CreatedTime of final executions",
         from_poll: true,
+        shown: Shown::Complete,
         write: write_durations,
     },
     Family {
@@ -105,6 +139,7 @@ const FAMILIES: &[Family] = &[
         kind: "counter",
         help: "Final executions left out of the duration histogram because the API gave no LastExecutionDate",
         from_poll: true,
+        shown: Shown::Complete,
         write: |f, s, out| {
             for (status, n) in s.e.without_end_time.iter().filter(|(_, n)| **n > 0) {
                 sample(out, f.name, &[s.label(), ("status", status.name())], n);
@@ -116,6 +151,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "Executions seen but not yet in a final status",
         from_poll: true,
+        shown: Shown::Complete,
         write: |f, s, out| sample(out, f.name, &[s.label()], s.e.in_progress),
     },
     Family {
@@ -123,6 +159,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "1 for the status of the newest final execution, 0 for the other final statuses",
         from_poll: true,
+        shown: Shown::Complete,
         write: |f, s, out| {
             if let Some(newest) = &s.e.newest {
                 for status in FinalStatus::ALL {
@@ -137,6 +174,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "CreatedTime of the newest final execution, Unix seconds",
         from_poll: true,
+        shown: Shown::Complete,
         write: |f, s, out| {
             if let Some(newest) = &s.e.newest {
                 sample(out, f.name, &[s.label()], Seconds(newest.created_ms));
@@ -148,6 +186,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "CreatedTime of the newest successful execution, Unix seconds",
         from_poll: true,
+        shown: Shown::Complete,
         write: |f, s, out| {
             if let Some(ms) = s.e.last_success_ms {
                 sample(out, f.name, &[s.label()], Seconds(ms));
@@ -159,6 +198,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "Targets of the newest final execution by status, from its ResourceCountByStatus",
         from_poll: true,
+        shown: Shown::Complete,
         write: |f, s, out| {
             for (status, count) in s.e.newest.iter().flat_map(|n| &n.resources) {
                 sample(out, f.name, &[s.label(), ("status", status)], count);
@@ -170,6 +210,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "1 for each CloudWatch alarm the newest final execution triggered",
         from_poll: true,
+        shown: Shown::Complete,
         write: |f, s, out| {
             for alarm in s.e.newest.iter().flat_map(|n| &n.alarms) {
                 let labels = [s.label(), ("alarm_name", &alarm.name), ("state", &alarm.state)];
@@ -182,6 +223,7 @@ const FAMILIES: &[Family] = &[
         kind: "counter",
         help: "Final executions that triggered the CloudWatch alarm",
         from_poll: true,
+        shown: Shown::Complete,
         write: |f, s, out| {
             for ((alarm, state), count) in &s.e.alarms_total {
                 let labels = [s.label(), ("alarm_name", alarm), ("state", state)];
@@ -194,6 +236,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "Association metadata from DescribeAssociation (refreshed at most hourly by the background poll); always 1",
         from_poll: false,
+        shown: Shown::Always,
         write: |f, s, out| {
             if let Some(info) = &s.e.info {
                 let labels = [
@@ -211,6 +254,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "1 if the last background poll of the association paged to the end without error, else 0",
         from_poll: false,
+        shown: Shown::Polled,
         write: |f, s, out| sample(out, f.name, &[s.label()], u8::from(s.e.poll_success)),
     },
     Family {
@@ -218,6 +262,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "When the association was last polled successfully, Unix seconds",
         from_poll: false,
+        shown: Shown::Polled,
         write: |f, s, out| {
             if let Some(ms) = s.e.last_poll_success_ms {
                 sample(out, f.name, &[s.label()], Seconds(ms));
@@ -229,6 +274,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "Newest CreatedTime seen by a complete poll (the look-back start until one is seen), Unix seconds",
         from_poll: false,
+        shown: Shown::Polled,
         write: |f, s, out| sample(out, f.name, &[s.label()], Seconds(s.e.watermark_ms)),
     },
     Family {
@@ -236,6 +282,7 @@ const FAMILIES: &[Family] = &[
         kind: "counter",
         help: "Background polls of the association that failed, by the error code that ended them",
         from_poll: false,
+        shown: Shown::Polled,
         write: |f, s, out| {
             for (code, count) in &s.e.poll_errors {
                 sample(out, f.name, &[s.label(), ("code", code)], count);
@@ -247,6 +294,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "How late the last poll's first request went out after the poll was due (rate limit or concurrency cap), seconds",
         from_poll: false,
+        shown: Shown::Polled,
         write: |f, s, out| sample(out, f.name, &[s.label()], s.e.poll_delay_seconds),
     },
     Family {
@@ -254,6 +302,7 @@ const FAMILIES: &[Family] = &[
         kind: "counter",
         help: "Executions given up on after staying non-final for longer than 7 days",
         from_poll: false,
+        shown: Shown::Polled,
         write: |f, s, out| sample(out, f.name, &[s.label()], s.e.pending_abandoned),
     },
 ];
@@ -309,6 +358,9 @@ pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<
     for family in FAMILIES {
         let mut header_written = false;
         for (id, e) in &snapshot {
+            if !family.shown.allows(e) {
+                continue;
+            }
             let start = buf.len();
             (family.write)(family, &Sample { id, e }, &mut buf);
             if !header_written && buf.len() > start {

@@ -3,8 +3,8 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Counter, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Counter, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 use crate::exposition::names;
@@ -24,7 +24,18 @@ pub struct Metrics {
     pub state_save_errors_total: IntCounter,
     pub last_state_save_timestamp_seconds: Gauge,
     pub build_info: IntGaugeVec,
+    pub state_save_failing: IntGauge,
+    pub execution_lateness_seconds: Histogram,
+    pub future_dated_executions_total: IntCounter,
+    pub associations_awaiting_first_poll: IntGauge,
+    pub aws_clock_offset_seconds: Gauge,
 }
+
+/// Buckets for how late executions became visible, seconds (size `late_visibility_window`
+/// from them).
+const LATENESS_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
 
 impl Metrics {
     /// Creates every metric and registers it into `registry`.
@@ -80,8 +91,31 @@ impl Metrics {
                 ),
                 &["version", "revision"],
             )?,
+            state_save_failing: IntGauge::new(
+                names::STATE_SAVE_FAILING,
+                "1 while the last write of the state file failed; counters on /metrics then stay at what was last saved, so that a crash can never make them go down.",
+            )?,
+            execution_lateness_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    names::EXECUTION_LATENESS_SECONDS,
+                    "How far behind the watermark executions were when first seen (they became visible late), seconds; size late_visibility_window above the largest.",
+                )
+                .buckets(LATENESS_BUCKETS.to_vec()),
+            )?,
+            future_dated_executions_total: IntCounter::new(
+                names::FUTURE_DATED_EXECUTIONS_TOTAL,
+                "Executions whose CreatedTime was more than 15 minutes ahead of AWS's clock: counted once, ignored by the watermark.",
+            )?,
+            associations_awaiting_first_poll: IntGauge::new(
+                names::ASSOCIATIONS_AWAITING_FIRST_POLL,
+                "Associations of the current configuration whose first poll has not ended yet (first-round progress).",
+            )?,
+            aws_clock_offset_seconds: Gauge::new(
+                names::AWS_CLOCK_OFFSET_SECONDS,
+                "AWS's clock (the Date header of SSM responses) minus the host's, seconds; 0 within the header's one-second resolution.",
+            )?,
         };
-        let collectors: [Box<dyn Collector>; 10] = [
+        let collectors: [Box<dyn Collector>; 15] = [
             Box::new(metrics.api_requests_total.clone()),
             Box::new(metrics.api_request_duration_seconds.clone()),
             Box::new(metrics.rate_limit_wait_seconds_total.clone()),
@@ -92,6 +126,11 @@ impl Metrics {
             Box::new(metrics.state_save_errors_total.clone()),
             Box::new(metrics.last_state_save_timestamp_seconds.clone()),
             Box::new(metrics.build_info.clone()),
+            Box::new(metrics.state_save_failing.clone()),
+            Box::new(metrics.execution_lateness_seconds.clone()),
+            Box::new(metrics.future_dated_executions_total.clone()),
+            Box::new(metrics.associations_awaiting_first_poll.clone()),
+            Box::new(metrics.aws_clock_offset_seconds.clone()),
         ];
         for collector in collectors {
             registry.register(collector)?;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_ms;
+use crate::clock::{now_ms, AwsClock};
 use crate::metrics::Metrics;
 use crate::model::{AssociationInfo, FinalStatus, PerStatus, TriggeredAlarm};
 use crate::store::{Entry, Exposed, Histogram, Live, Newest, Store, DURATION_BUCKETS};
@@ -29,6 +29,17 @@ pub const STATE_FILE_VERSION: u32 = 2;
 pub struct Restored {
     pub tracker: Saved,
     pub exposed: Exposed,
+}
+
+/// Everything a state file holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Loaded {
+    /// When it was written (AWS's clock if known then), epoch milliseconds.
+    pub saved_at_ms: i64,
+    pub associations: BTreeMap<String, Restored>,
+    /// Associations removed from the configuration, kept for a while with when they were
+    /// removed, so that adding one back resumes it instead of counting its look-back again.
+    pub retired: BTreeMap<String, (Restored, i64)>,
 }
 
 /// Why a state file could not be used.
@@ -66,6 +77,15 @@ struct File {
     saved_at_ms: i64,
     #[serde(default)]
     associations: BTreeMap<String, Association>,
+    #[serde(default)]
+    retired: BTreeMap<String, RetiredAssociation>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RetiredAssociation {
+    removed_at_ms: i64,
+    #[serde(flatten)]
+    association: Association,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -78,8 +98,10 @@ struct Association {
 #[derive(Default, Serialize, Deserialize)]
 #[serde(default)]
 struct TrackerV2 {
-    floor_ms: i64,
+    floor_ms: Option<i64>,
     watermark_ms: Option<i64>,
+    /// The highest `since` used so far (no query may reach below it).
+    memory_floor_ms: Option<i64>,
     /// Execution ID -> CreatedTime.
     pending: BTreeMap<String, i64>,
     counted: BTreeMap<String, i64>,
@@ -114,6 +136,14 @@ struct Numbers {
     poll_delay_seconds: f64,
     pending_abandoned: u64,
     info: Option<AssociationInfo>,
+    #[serde(default = "yes")]
+    polled: bool,
+    #[serde(default = "yes")]
+    complete: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -213,6 +243,7 @@ fn to_disk(live: &Live) -> Association {
         tracker: TrackerV2 {
             floor_ms: t.floor_ms,
             watermark_ms: t.watermark_ms,
+            memory_floor_ms: t.memory_floor_ms,
             pending: t.pending.into_iter().collect(),
             counted: t.counted.into_iter().collect(),
             newest_final: t
@@ -260,6 +291,8 @@ fn to_disk(live: &Live) -> Association {
             poll_delay_seconds: e.poll_delay_seconds,
             pending_abandoned: e.pending_abandoned,
             info: e.info.clone(),
+            polled: e.polled,
+            complete: e.complete,
         },
     }
 }
@@ -280,6 +313,7 @@ fn from_disk(a: Association) -> Restored {
         tracker: Saved {
             floor_ms: t.floor_ms,
             watermark_ms: t.watermark_ms,
+            memory_floor_ms: t.memory_floor_ms,
             pending: t.pending.into_iter().collect(),
             counted: t.counted.into_iter().collect(),
             newest_final: t.newest_final.map(|n| (n.created_ms, n.id)),
@@ -315,6 +349,8 @@ fn from_disk(a: Association) -> Restored {
             poll_delay_seconds: n.poll_delay_seconds,
             pending_abandoned: n.pending_abandoned,
             info: n.info,
+            polled: n.polled,
+            complete: n.complete,
         },
     }
 }
@@ -340,6 +376,7 @@ mod v1 {
 
     #[derive(Deserialize)]
     pub struct File {
+        pub saved_at_ms: i64,
         pub associations: BTreeMap<String, Live>,
     }
 
@@ -353,6 +390,8 @@ mod v1 {
     pub struct Tracker {
         pub floor_ms: i64,
         pub watermark_ms: Option<i64>,
+        /// The `since` of the last poll: counted IDs after it were all kept.
+        pub poll_since_ms: i64,
         pub pending: HashMap<String, i64>,
         pub counted: HashMap<String, i64>,
         pub newest_final: Option<(i64, String)>,
@@ -407,8 +446,9 @@ fn migrate_v1(live: v1::Live) -> Restored {
     };
     from_disk(Association {
         tracker: TrackerV2 {
-            floor_ms: t.floor_ms,
+            floor_ms: Some(t.floor_ms),
             watermark_ms: t.watermark_ms,
+            memory_floor_ms: Some(t.poll_since_ms.max(t.floor_ms)),
             pending: t.pending.into_iter().collect(),
             counted: t.counted.into_iter().collect(),
             newest_final: t
@@ -468,6 +508,9 @@ fn migrate_v1(live: v1::Live) -> Restored {
             poll_delay_seconds: e.poll_delay_seconds,
             pending_abandoned: e.pending_abandoned,
             info: e.info,
+            // Version 1 showed every series from the start.
+            polled: true,
+            complete: true,
         },
     })
 }
@@ -476,8 +519,10 @@ fn migrate_v1(live: v1::Live) -> Restored {
 // Loading and saving
 // ---------------------------------------------------------------------------------------------
 
-/// Reads the state file. `Ok(None)` when it does not exist (a fresh start).
-pub fn load(path: &Path) -> Result<Option<BTreeMap<String, Restored>>, StateError> {
+/// Reads the state file. `Ok(None)` when it does not exist (a fresh start). A temporary file
+/// left by a crash during a save is removed.
+pub fn load(path: &Path) -> Result<Option<Loaded>, StateError> {
+    let _ = std::fs::remove_file(temp_path(path));
     let display = path.display().to_string();
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -492,7 +537,7 @@ pub fn load(path: &Path) -> Result<Option<BTreeMap<String, Restored>>, StateErro
     parse(&bytes, &display).map(Some)
 }
 
-fn parse(bytes: &[u8], file_name: &str) -> Result<BTreeMap<String, Restored>, StateError> {
+fn parse(bytes: &[u8], file_name: &str) -> Result<Loaded, StateError> {
     let corrupt = |source| StateError::Corrupt {
         path: file_name.to_string(),
         source,
@@ -507,19 +552,31 @@ fn parse(bytes: &[u8], file_name: &str) -> Result<BTreeMap<String, Restored>, St
         1 => {
             let file: v1::File = serde_json::from_slice(bytes).map_err(corrupt)?;
             tracing::info!(path = %file_name, "state file version 1: migrated");
-            Ok(file
-                .associations
-                .into_iter()
-                .map(|(id, live)| (id, migrate_v1(live)))
-                .collect())
+            Ok(Loaded {
+                saved_at_ms: file.saved_at_ms,
+                associations: file
+                    .associations
+                    .into_iter()
+                    .map(|(id, live)| (id, migrate_v1(live)))
+                    .collect(),
+                retired: BTreeMap::new(),
+            })
         }
         STATE_FILE_VERSION => {
             let file: File = serde_json::from_slice(bytes).map_err(corrupt)?;
-            Ok(file
-                .associations
-                .into_iter()
-                .map(|(id, a)| (id, from_disk(a)))
-                .collect())
+            Ok(Loaded {
+                saved_at_ms: file.saved_at_ms,
+                associations: file
+                    .associations
+                    .into_iter()
+                    .map(|(id, a)| (id, from_disk(a)))
+                    .collect(),
+                retired: file
+                    .retired
+                    .into_iter()
+                    .map(|(id, r)| (id, (from_disk(r.association), r.removed_at_ms)))
+                    .collect(),
+            })
         }
         found => Err(StateError::Version {
             path: file_name.to_string(),
@@ -531,11 +588,16 @@ fn parse(bytes: &[u8], file_name: &str) -> Result<BTreeMap<String, Restored>, St
 /// A consistent copy of every association's live state, taken for saving.
 pub struct Snapshot {
     live: Vec<(Arc<Entry>, Live)>,
+    retired: Vec<(String, Live, i64)>,
+    saved_at_ms: i64,
 }
 
 impl Snapshot {
-    pub fn of(store: &Store) -> Snapshot {
+    /// Copies the store's live and retired state; `now_ms` (AWS's clock) dates the file.
+    pub fn of(store: &Store, now_ms: i64) -> Snapshot {
         Snapshot {
+            retired: store.retired(),
+            saved_at_ms: now_ms,
             live: store
                 .entries()
                 .into_iter()
@@ -550,11 +612,22 @@ impl Snapshot {
     fn to_bytes(&self) -> serde_json::Result<Vec<u8>> {
         serde_json::to_vec(&File {
             version: STATE_FILE_VERSION,
-            saved_at_ms: now_ms(),
+            saved_at_ms: self.saved_at_ms,
             associations: self
                 .live
                 .iter()
                 .map(|(entry, live)| (entry.id.clone(), to_disk(live)))
+                .collect(),
+            retired: self
+                .retired
+                .iter()
+                .map(|(id, live, removed_at_ms)| {
+                    let retired = RetiredAssociation {
+                        removed_at_ms: *removed_at_ms,
+                        association: to_disk(live),
+                    };
+                    (id.clone(), retired)
+                })
                 .collect(),
         })
     }
@@ -570,12 +643,17 @@ impl Snapshot {
             .to_bytes()
             .map_err(|e| error(std::io::Error::other(e)))?;
         let tmp = temp_path(path);
-        {
-            let mut out = std::fs::File::create(&tmp).map_err(error)?;
-            out.write_all(&bytes).map_err(error)?;
-            out.sync_all().map_err(error)?;
+        let written = (|| {
+            let mut out = std::fs::File::create(&tmp)?;
+            out.write_all(&bytes)?;
+            out.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if let Err(source) = written {
+            // No partial temporary file is left behind.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(error(source));
         }
-        std::fs::rename(&tmp, path).map_err(error)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Ok(dir) = std::fs::File::open(dir) {
                 let _ = dir.sync_all();
@@ -607,45 +685,100 @@ pub fn set_aside(path: &Path) -> Option<PathBuf> {
     std::fs::rename(path, &aside).ok().map(|_| aside)
 }
 
+/// How long shutdown waits for the last save (a hung disk must not hold the process).
+pub const SHUTDOWN_SAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Writes the state file whenever something changed, at most every `interval`, and once more
-/// when stopped; publishes exactly what was written.
+/// when stopped; publishes exactly what was written. When a save fails, nothing is published:
+/// the counters on `/metrics` stay at what the file holds (so a crash can never make them go
+/// down), `ssm_association_exporter_state_save_failing` is 1, and the next save retries. A
+/// save that hangs (a stuck disk) blocks neither scrapes nor shutdown: the next one waits for
+/// it, shutdown waits [`SHUTDOWN_SAVE_TIMEOUT`] at most.
 pub async fn save_loop(
     path: PathBuf,
     interval: Duration,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
+    clock: Arc<AwsClock>,
     stop: CancellationToken,
 ) {
+    let mut writing: Option<tokio::task::JoinHandle<(Snapshot, Result<(), StateError>)>> = None;
     loop {
         let stopping = tokio::select! {
             _ = stop.cancelled() => true,
             _ = tokio::time::sleep(interval) => false,
         };
+        if let Some(task) = writing.as_mut() {
+            // The previous save is still running (a hung disk): wait for it, briefly at shutdown.
+            let wait = if stopping {
+                SHUTDOWN_SAVE_TIMEOUT
+            } else {
+                interval
+            };
+            match tokio::time::timeout(wait, task).await {
+                Ok(done) => {
+                    writing = None;
+                    finish(done, &metrics);
+                }
+                Err(_) => {
+                    metrics.state_save_failing.set(1);
+                    tracing::error!(path = %path.display(), "writing the state file hangs; counters stay at what was last saved");
+                    if stopping {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
         if store.take_dirty() || stopping {
-            let snapshot = Snapshot::of(&store);
+            let snapshot = Snapshot::of(&store, clock.now_ms());
             let target = path.clone();
-            let saved = tokio::task::spawn_blocking(move || {
+            let mut task = tokio::task::spawn_blocking(move || {
                 let result = snapshot.save(&target);
                 (snapshot, result)
-            })
-            .await;
-            match saved {
-                Ok((snapshot, Ok(()))) => {
-                    metrics
-                        .last_state_save_timestamp_seconds
-                        .set(now_ms() as f64 / 1000.0);
-                    snapshot.publish();
+            });
+            let wait = if stopping {
+                SHUTDOWN_SAVE_TIMEOUT
+            } else {
+                interval
+            };
+            match tokio::time::timeout(wait, &mut task).await {
+                Ok(done) => finish(done, &metrics),
+                Err(_) => {
+                    metrics.state_save_failing.set(1);
+                    tracing::error!(path = %path.display(), "writing the state file hangs; counters stay at what was last saved");
+                    writing = Some(task);
                 }
-                Ok((snapshot, Err(error))) => {
-                    metrics.state_save_errors_total.inc();
-                    tracing::error!(%error, "saving the state file failed; publishing unsaved numbers");
-                    snapshot.publish();
-                }
-                Err(error) => tracing::error!(%error, "the state file writer panicked"),
             }
         }
         if stopping {
             return;
+        }
+    }
+}
+
+/// Publishes a saved snapshot, or reports the failed save (and publishes nothing).
+fn finish(
+    done: Result<(Snapshot, Result<(), StateError>), tokio::task::JoinError>,
+    metrics: &Metrics,
+) {
+    match done {
+        Ok((snapshot, Ok(()))) => {
+            metrics
+                .last_state_save_timestamp_seconds
+                .set(now_ms() as f64 / 1000.0);
+            metrics.state_save_failing.set(0);
+            snapshot.publish();
+        }
+        Ok((_, Err(error))) => {
+            metrics.state_save_errors_total.inc();
+            metrics.state_save_failing.set(1);
+            tracing::error!(%error, "saving the state file failed; counters stay at what was last saved");
+        }
+        Err(error) => {
+            metrics.state_save_errors_total.inc();
+            metrics.state_save_failing.set(1);
+            tracing::error!(%error, "the state file writer panicked");
         }
     }
 }
@@ -658,7 +791,7 @@ mod tests {
 
     #[test]
     fn version_1_is_migrated_by_status_name() {
-        let restored = parse(V1.as_bytes(), "v1.json").unwrap();
+        let restored = parse(V1.as_bytes(), "v1.json").unwrap().associations;
         assert_eq!(restored.len(), 5);
         let a = &restored["3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f"];
         // v1 stored [9, 1, 1, 2, 4] in the order Success, Failed, TimedOut, Cancelled, Skipped.
@@ -685,20 +818,29 @@ mod tests {
 
     #[test]
     fn version_2_round_trips_everything() {
-        let restored = parse(V1.as_bytes(), "v1.json").unwrap();
+        let restored = parse(V1.as_bytes(), "v1.json").unwrap().associations;
         for (id, r) in &restored {
             let live = Live {
-                tracker: crate::tracker::Tracker::restore(r.tracker.clone(), 60_000),
+                tracker: crate::tracker::Tracker::restore(r.tracker.clone(), 3_600_000, 60_000),
                 exposed: r.exposed.clone(),
             };
             let bytes = serde_json::to_vec(&File {
                 version: STATE_FILE_VERSION,
                 saved_at_ms: 0,
                 associations: [(id.clone(), to_disk(&live))].into(),
+                retired: [(
+                    "gone".to_string(),
+                    RetiredAssociation {
+                        removed_at_ms: 7,
+                        association: to_disk(&live),
+                    },
+                )]
+                .into(),
             })
             .unwrap();
             let again = parse(&bytes, "v2.json").unwrap();
-            assert_eq!(&again[id], r, "{id}");
+            assert_eq!(&again.associations[id], r, "{id}");
+            assert_eq!(again.retired["gone"], (r.clone(), 7), "{id}");
         }
     }
 
@@ -707,7 +849,7 @@ mod tests {
         let text = r#"{"version":2,"associations":{"a":{"numbers":{
             "executions":{"Skipped":7,"Failed":2,"Bogus":5},
             "durations":{"Failed":{"buckets":{"300":1,"45":1,"99999":1},"sum":1.5,"count":3}}}}}}"#;
-        let restored = parse(text.as_bytes(), "x").unwrap();
+        let restored = parse(text.as_bytes(), "x").unwrap().associations;
         let e = &restored["a"].exposed;
         assert_eq!(e.executions[FinalStatus::Skipped], 7);
         assert_eq!(e.executions[FinalStatus::Failed], 2);

@@ -6,10 +6,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::clock::now_ms;
+use crate::metrics::Metrics;
+use crate::model::Execution;
 use crate::ssm::{ApiError, ErrorKind, Ssm};
-use crate::store::{Entry, Store};
+use crate::store::{Entry, Live, Store};
 use crate::sync::lock;
-use crate::tracker::Observation;
+use crate::tracker::{Observation, Paging};
 
 /// `DescribeAssociation` is asked again at most this often.
 pub const INFO_REFRESH: Duration = Duration::from_secs(3600);
@@ -36,17 +38,18 @@ impl Poller {
         &self.entry.id
     }
 
-    /// Refreshes the association's info when due, then pages through every execution created
-    /// after the tracker's `since` point. `due` is when the poll should have started (for the
-    /// delay metric). Without a state file (`publish`), the numbers are published at the end.
+    /// Refreshes the association's info when due, then pages through the executions of the
+    /// tracker's run and re-checks stuck ones. `due` is when the poll should have started (for
+    /// the delay metric). Without a state file (`publish`), the numbers are published at the end.
     pub async fn poll(
         &mut self,
         ssm: &Ssm,
         store: &Store,
+        metrics: &Metrics,
         due: Instant,
         publish: bool,
     ) -> Result<(), ApiError> {
-        let result = self.poll_inner(ssm, due).await;
+        let result = self.poll_inner(ssm, metrics, due).await;
         store.mark_dirty();
         if publish {
             self.entry.publish();
@@ -54,7 +57,12 @@ impl Poller {
         result
     }
 
-    async fn poll_inner(&mut self, ssm: &Ssm, due: Instant) -> Result<(), ApiError> {
+    async fn poll_inner(
+        &mut self,
+        ssm: &Ssm,
+        metrics: &Metrics,
+        due: Instant,
+    ) -> Result<(), ApiError> {
         let id = self.entry.id.clone();
         let mut first_sent = None;
         if self.info_due.is_none_or(|d| Instant::now() >= d) {
@@ -68,22 +76,37 @@ impl Poller {
             }
         }
 
-        let since = {
+        // "Now" by AWS's clock (the DescribeAssociation above, or an earlier poll, told it).
+        let now = ssm.clock().now_ms();
+        let start = {
             let mut live = lock(&self.entry.live);
-            let abandoned = live.tracker.begin_poll();
-            if abandoned > 0 {
-                live.exposed.pending_abandoned += abandoned as u64;
-                tracing::warn!(association_id = %id, abandoned, "gave up on executions pending for over 7 days");
+            let start = live.tracker.begin_poll(now);
+            if start.abandoned > 0 {
+                live.exposed.pending_abandoned += start.abandoned as u64;
+                live.exposed.in_progress = live.tracker.in_progress() as u64;
+                tracing::warn!(association_id = %id, abandoned = start.abandoned, "gave up on executions pending for over 7 days");
             }
-            live.tracker.poll_since_ms()
+            start
         };
-        let mut token: Option<String> = None;
+        let since = start.since_ms;
+        let mut token = start.token;
         let mut restarted = false;
         let mut delay_published = false;
+        let mut pages = 0;
         let outcome = loop {
-            let sent_token = token.take();
+            if pages == MAX_PAGES_PER_POLL {
+                // A deep backlog: the run stays open and the next poll goes on from here.
+                break Err(ApiError {
+                    kind: ErrorKind::Transient,
+                    code: PAGE_LIMIT.to_string(),
+                    message: format!(
+                        "read {MAX_PAGES_PER_POLL} pages; the next poll goes on from there"
+                    ),
+                });
+            }
+            pages += 1;
             let page = ssm
-                .execution_page(&id, since, sent_token.clone(), &mut first_sent)
+                .execution_page(&id, since, token.clone(), &mut first_sent)
                 .await;
             if let (false, Some(sent)) = (delay_published, first_sent) {
                 delay_published = true;
@@ -97,38 +120,44 @@ impl Poller {
                     }
                     let mut live = lock(&self.entry.live);
                     for execution in &page.executions {
-                        if let Observation::Counted { status, newest } =
-                            live.tracker.observe(execution)
-                        {
-                            let last_success = live.tracker.last_success_ms();
-                            live.exposed.count(execution, status, newest, last_success);
-                        }
+                        let observation = live.tracker.observe(execution, now);
+                        record(&mut live, &id, execution, observation, metrics);
                     }
-                    live.exposed.in_progress = live.tracker.in_progress() as u64;
-                    drop(live);
-                    match page.next_token {
-                        // A token equal to the one just sent would page forever: stop, as the
-                        // SDK's own paginators do.
-                        Some(next) if Some(&next) == sent_token.as_ref() => {
-                            tracing::warn!(association_id = %id, "the API repeated its NextToken; paging stopped");
-                            break Ok(());
+                    match live.tracker.next_page(page.next_token) {
+                        Paging::More(next) => token = Some(next),
+                        Paging::End => break Ok(()),
+                        Paging::Repeated => {
+                            break Err(ApiError {
+                                kind: ErrorKind::Transient,
+                                code: REPEATED_TOKEN.to_string(),
+                                message: "the API sent a NextToken it had already sent in this run; paging stopped, the next poll starts again".to_string(),
+                            })
                         }
-                        Some(next) if !next.is_empty() => token = Some(next),
-                        _ => break Ok(()),
                     }
                 }
-                // The token went stale half-way: page again from the same `since` point once;
-                // what was already counted is skipped, so nothing is counted twice.
+                // The token went stale: page again from the same `since` point once; what was
+                // already counted is remembered, so nothing is counted twice.
                 Err(error) if error.kind == ErrorKind::InvalidToken && !restarted => {
                     restarted = true;
+                    lock(&self.entry.live).tracker.restart_run();
+                    token = None;
                     tracing::info!(association_id = %id, "NextToken rejected; paging again from the watermark");
                 }
                 Err(error) => break Err(error),
             }
         };
+        let paged_to_end = outcome.is_ok();
+        let outcome = match outcome {
+            Ok(()) => self.recheck(ssm, metrics, now, &mut first_sent).await,
+            Err(error) => Err(error),
+        };
         let mut live = lock(&self.entry.live);
-        live.tracker.finish_poll(outcome.is_ok());
-        live.exposed.watermark_ms = live.tracker.watermark_ms();
+        live.exposed.in_progress = live.tracker.in_progress() as u64;
+        live.exposed.watermark_ms = live.tracker.watermark_ms().unwrap_or_default();
+        live.exposed.polled = true;
+        // From the first run that reached its end on, the execution series are exported: a
+        // backfill of the look-back never looks like an increase.
+        live.exposed.complete |= paged_to_end;
         match &outcome {
             Ok(()) => {
                 live.exposed.poll_success = true;
@@ -137,5 +166,76 @@ impl Poller {
             Err(error) => live.exposed.poll_failed(&error.code),
         }
         outcome
+    }
+
+    /// Re-checks, by ID, executions still pending after the window has moved past them.
+    async fn recheck(
+        &mut self,
+        ssm: &Ssm,
+        metrics: &Metrics,
+        now: i64,
+        first_sent: &mut Option<Instant>,
+    ) -> Result<(), ApiError> {
+        let id = self.entry.id.clone();
+        let due = lock(&self.entry.live)
+            .tracker
+            .due_rechecks(now, MAX_RECHECKS_PER_POLL);
+        for execution_id in due {
+            let found = ssm.execution_by_id(&id, &execution_id, first_sent).await?;
+            let mut live = lock(&self.entry.live);
+            let observation = live
+                .tracker
+                .observe_recheck(&execution_id, found.as_ref(), now);
+            if let Some(execution) = &found {
+                record(&mut live, &id, execution, observation, metrics);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pages read per poll at most (5,000 executions); a longer run goes on at the next poll.
+pub const MAX_PAGES_PER_POLL: usize = 100;
+/// Stuck executions re-checked by ID per poll at most.
+pub const MAX_RECHECKS_PER_POLL: usize = 5;
+/// The poll error code when the API repeats (or cycles through) its `NextToken`s.
+pub const REPEATED_TOKEN: &str = "RepeatedNextToken";
+/// The poll error code when a poll stopped at [`MAX_PAGES_PER_POLL`].
+pub const PAGE_LIMIT: &str = "PageLimit";
+
+/// Applies what the tracker made of an execution to the numbers and the exporter's metrics.
+fn record(
+    live: &mut Live,
+    id: &str,
+    execution: &Execution,
+    observation: Observation,
+    metrics: &Metrics,
+) {
+    let late_ms = match observation {
+        Observation::Counted {
+            status,
+            newest,
+            late_ms,
+            future,
+        } => {
+            if future {
+                metrics.future_dated_executions_total.inc();
+                tracing::warn!(
+                    association_id = %id, execution_id = %execution.id,
+                    created_ms = execution.created_ms,
+                    "execution dated in the future: counted once, the watermark ignores it"
+                );
+            }
+            let last_success = live.tracker.last_success_ms();
+            live.exposed.count(execution, status, newest, last_success);
+            late_ms
+        }
+        Observation::Pending { late_ms } => late_ms,
+        Observation::AlreadyCounted | Observation::OutOfWindow => None,
+    };
+    if let Some(late_ms) = late_ms {
+        metrics
+            .execution_lateness_seconds
+            .observe(late_ms as f64 / 1000.0);
     }
 }

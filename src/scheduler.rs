@@ -5,25 +5,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::AwsClock;
 use crate::metrics::Metrics;
 use crate::poller::Poller;
 use crate::readiness::Readiness;
 use crate::ssm::{Attempt, CallObserver, ErrorKind, Ssm};
 use crate::store::{Entry, Store};
 
-/// Turns every SSM request attempt into the exporter's request metrics and credential health.
+/// Turns every SSM request attempt into the exporter's request metrics, credential health and
+/// the AWS clock offset.
 pub struct ApiHealth {
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
+    pub clock: Arc<AwsClock>,
 }
 
 impl CallObserver for ApiHealth {
     fn attempt(&self, attempt: &Attempt<'_>) {
         let m = &self.metrics;
+        m.aws_clock_offset_seconds
+            .set(self.clock.offset_ms() as f64 / 1000.0);
         m.rate_limit_wait_seconds_total
             .inc_by(attempt.waited.as_secs_f64());
         m.api_request_duration_seconds
@@ -58,19 +62,19 @@ pub struct Shared {
     pub ssm: Ssm,
     pub store: Arc<Store>,
     pub readiness: Arc<Readiness>,
+    pub metrics: Arc<Metrics>,
     pub poll_interval: Duration,
     /// Publish numbers at the end of each poll (no state file) rather than after each save.
     pub publish_each_poll: bool,
 }
 
-/// Starts the polling loop of one association into `tasks`; it ends when `stop` fires.
+/// Starts the polling loop of one association; it ends when `stop` fires.
 pub fn spawn_poller(
     entry: Arc<Entry>,
     shared: Arc<Shared>,
     stop: CancellationToken,
-    tasks: &mut JoinSet<()>,
-) {
-    tasks.spawn(association_loop(Poller::new(entry), shared, stop));
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(association_loop(Poller::new(entry), shared, stop))
 }
 
 /// After this many consecutive failed polls the wait stops growing: interval × 2^4.
@@ -138,7 +142,13 @@ async fn association_loop(mut poller: Poller, shared: Arc<Shared>, stop: Cancell
         // Boxed: the poll future (SDK calls included) is large, and a sleeping task should
         // not carry its space between polls (it matters at thousands of associations).
         let due = schedule.due();
-        let poll = Box::pin(poller.poll(&shared.ssm, &shared.store, due, shared.publish_each_poll));
+        let poll = Box::pin(poller.poll(
+            &shared.ssm,
+            &shared.store,
+            &shared.metrics,
+            due,
+            shared.publish_each_poll,
+        ));
         let result = tokio::select! {
             _ = stop.cancelled() => return,
             result = poll => result,
@@ -161,6 +171,10 @@ async fn association_loop(mut poller: Poller, shared: Arc<Shared>, stop: Cancell
         if !poller.entry().polled() {
             poller.entry().mark_polled();
             shared.readiness.first_poll_done(poller.id());
+            shared
+                .metrics
+                .associations_awaiting_first_poll
+                .set(shared.readiness.awaiting_first_poll() as i64);
         }
         let next = schedule.after_poll(result.is_ok(), Instant::now());
         tokio::select! {

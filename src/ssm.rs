@@ -25,6 +25,7 @@ use aws_sdk_ssm::types::{
 };
 use rand::Rng;
 
+use crate::clock::{now_ms, AwsClock};
 use crate::config::Config;
 use crate::limit::Budget;
 use crate::model::{AssociationInfo, Execution, Status, TriggeredAlarm};
@@ -55,6 +56,9 @@ pub enum ErrorKind {
     NotFound,
     /// Trying again soon may help: 5xx, timeouts, connection errors, unreadable responses.
     Transient,
+    /// The request's signature was out of AWS's time window (the host clock is off). The SDK
+    /// learns the skew from the rejection's `Date` header, so the next attempt is signed right.
+    ClockSkew,
     /// Trying again will not help (validation, access denied to an optional call, ...).
     Permanent,
 }
@@ -74,7 +78,10 @@ pub struct ApiError {
 impl ApiError {
     /// Whether trying again soon may help.
     pub fn retryable(&self) -> bool {
-        matches!(self.kind, ErrorKind::Throttled | ErrorKind::Transient)
+        matches!(
+            self.kind,
+            ErrorKind::Throttled | ErrorKind::Transient | ErrorKind::ClockSkew
+        )
     }
 }
 
@@ -108,7 +115,39 @@ pub struct Ssm {
     client: aws_sdk_ssm::Client,
     budget: Arc<Budget>,
     observer: Arc<dyn CallObserver>,
+    clock: Arc<AwsClock>,
     max_attempts: u32,
+}
+
+/// Reads the `Date` header of every response (errors included) into the [`AwsClock`].
+#[derive(Debug)]
+struct DateWatcher(Arc<AwsClock>);
+
+impl aws_sdk_ssm::config::Intercept for DateWatcher {
+    fn name(&self) -> &'static str {
+        "DateWatcher"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_sdk_ssm::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_ssm::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_ssm::config::ConfigBag,
+    ) -> Result<(), aws_sdk_ssm::error::BoxError> {
+        let date = context.response().headers().get("date");
+        if let Some(date) = date.and_then(|d| {
+            aws_sdk_ssm::primitives::DateTime::from_str(
+                d,
+                aws_sdk_ssm::primitives::DateTimeFormat::HttpDate,
+            )
+            .ok()
+        }) {
+            if let Ok(ms) = date.to_millis() {
+                self.0.observe(ms, now_ms());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Ssm {
@@ -119,6 +158,7 @@ impl Ssm {
         settings: &ClientSettings,
         budget: Arc<Budget>,
         observer: Arc<dyn CallObserver>,
+        clock: Arc<AwsClock>,
     ) -> Ssm {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(1))
@@ -144,8 +184,12 @@ impl Ssm {
             }
         }
         let sdk_config = loader.load().await;
+        let client_config = aws_sdk_ssm::config::Builder::from(&sdk_config)
+            .interceptor(DateWatcher(clock.clone()))
+            .build();
         Ssm {
-            client: aws_sdk_ssm::Client::new(&sdk_config),
+            client: aws_sdk_ssm::Client::from_conf(client_config),
+            clock,
             budget,
             observer,
             max_attempts: config.api_max_attempts.max(1),
@@ -157,6 +201,11 @@ impl Ssm {
         self.client.config().region().map(|r| r.to_string())
     }
 
+    /// AWS's clock, as the responses' `Date` headers show it.
+    pub fn clock(&self) -> &AwsClock {
+        &self.clock
+    }
+
     /// Reads one page of executions created after `since_ms`. `first_sent` is set to the time
     /// the first attempt went out, if it is still `None`.
     pub async fn execution_page(
@@ -166,16 +215,41 @@ impl Ssm {
         next_token: Option<String>,
         first_sent: &mut Option<Instant>,
     ) -> Result<ExecutionPage, ApiError> {
-        let filter = AssociationExecutionFilter::builder()
-            .key(AssociationExecutionFilterKey::CreatedTime)
-            .value(format_filter_time(since_ms))
-            .r#type(AssociationFilterOperatorType::GreaterThan)
-            .build()
-            .map_err(|e| ApiError {
-                kind: ErrorKind::Permanent,
-                code: "ConstructionFailure".into(),
-                message: e.to_string(),
-            })?;
+        let filter = build_filter(
+            AssociationExecutionFilterKey::CreatedTime,
+            format_filter_time(since_ms),
+            AssociationFilterOperatorType::GreaterThan,
+        )?;
+        self.executions(association_id, filter, next_token, first_sent)
+            .await
+    }
+
+    /// Reads one execution by its ID (an `ExecutionId EQUAL` filter): the re-check of an
+    /// execution that stayed pending after the query window moved past it.
+    pub async fn execution_by_id(
+        &self,
+        association_id: &str,
+        execution_id: &str,
+        first_sent: &mut Option<Instant>,
+    ) -> Result<Option<Execution>, ApiError> {
+        let filter = build_filter(
+            AssociationExecutionFilterKey::ExecutionId,
+            execution_id.to_string(),
+            AssociationFilterOperatorType::Equal,
+        )?;
+        let page = self
+            .executions(association_id, filter, None, first_sent)
+            .await?;
+        Ok(page.executions.into_iter().find(|e| e.id == execution_id))
+    }
+
+    async fn executions(
+        &self,
+        association_id: &str,
+        filter: AssociationExecutionFilter,
+        next_token: Option<String>,
+        first_sent: &mut Option<Instant>,
+    ) -> Result<ExecutionPage, ApiError> {
         let output = self
             .call("DescribeAssociationExecutions", first_sent, || {
                 self.client
@@ -300,6 +374,14 @@ fn backoff(attempt: u32, throttled: bool) -> Duration {
     Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling))
 }
 
+/// A signature outside AWS's time window ("Signature expired: ... is now earlier than ...",
+/// "Signature not yet current: ...") or the codes some services use for it.
+fn is_clock_skew(code: &str, message: &str) -> bool {
+    code == "RequestTimeTooSkewed"
+        || (matches!(code, "InvalidSignatureException" | "SignatureDoesNotMatch")
+            && (message.contains("Signature expired") || message.contains("not yet current")))
+}
+
 fn is_throttle(code: &str) -> bool {
     matches!(
         code,
@@ -311,6 +393,23 @@ fn is_throttle(code: &str) -> bool {
             | "RequestThrottled"
             | "RequestThrottledException"
     )
+}
+
+fn build_filter(
+    key: AssociationExecutionFilterKey,
+    value: String,
+    operator: AssociationFilterOperatorType,
+) -> Result<AssociationExecutionFilter, ApiError> {
+    AssociationExecutionFilter::builder()
+        .key(key)
+        .value(value)
+        .r#type(operator)
+        .build()
+        .map_err(|e| ApiError {
+            kind: ErrorKind::Permanent,
+            code: "ConstructionFailure".into(),
+            message: e.to_string(),
+        })
 }
 
 /// Error codes that mean SSM rejected the credentials themselves, whatever the operation.
@@ -329,8 +428,10 @@ const CREDENTIAL_CODES: &[&str] = &[
 /// The kind of an AWS error `code` (HTTP `status`) from `operation`. Access denied counts as a
 /// credentials failure for the operation the exporter cannot do without; for
 /// DescribeAssociation it only loses the info metric.
-fn kind_of(operation: &str, code: &str, status: u16) -> ErrorKind {
-    if is_throttle(code) {
+fn kind_of(operation: &str, code: &str, message: &str, status: u16) -> ErrorKind {
+    if is_clock_skew(code, message) {
+        ErrorKind::ClockSkew
+    } else if is_throttle(code) {
         ErrorKind::Throttled
     } else if CREDENTIAL_CODES.contains(&code)
         || (operation == "DescribeAssociationExecutions" && code == "AccessDeniedException")
@@ -368,7 +469,7 @@ where
                 .code()
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("HTTP{status}"));
-            let kind = kind_of(operation, &code, status);
+            let kind = kind_of(operation, &code, &message, status);
             (code, kind)
         }
         SdkError::TimeoutError(_) => ("Timeout".to_string(), ErrorKind::Transient),
@@ -423,6 +524,8 @@ pub fn round_to_millis(t: &aws_sdk_ssm::primitives::DateTime) -> i64 {
 
 /// Formats epoch milliseconds as the filter value SSM documents: `2026-11-26T07:00:00.123Z`.
 pub fn format_filter_time(ms: i64) -> String {
+    // Clamped to years 1970-9999: never an error, never a fall-back to 1970 for a far date.
+    let ms = ms.clamp(0, 253_402_300_799_999);
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
     match time::OffsetDateTime::from_unix_timestamp(secs) {
@@ -436,7 +539,7 @@ pub fn format_filter_time(ms: i64) -> String {
             t.second(),
             millis
         ),
-        Err(_) => "1970-01-01T00:00:00.000Z".to_string(),
+        Err(_) => "9999-12-31T23:59:59.999Z".to_string(),
     }
 }
 
@@ -444,6 +547,16 @@ pub fn format_filter_time(ms: i64) -> String {
 mod tests {
     use super::*;
     use aws_sdk_ssm::primitives::DateTime;
+
+    #[test]
+    fn filter_time_never_falls_back_to_1970_for_a_far_date() {
+        assert_eq!(format_filter_time(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_filter_time(4_102_444_800_000),
+            "2100-01-01T00:00:00.000Z"
+        );
+        assert_eq!(format_filter_time(-5), "1970-01-01T00:00:00.000Z");
+    }
 
     #[test]
     fn filter_time_has_exactly_three_fraction_digits() {
@@ -542,8 +655,22 @@ mod tests {
                 ErrorKind::Permanent,
             ),
         ];
+        let skew = "Signature expired: 20261127T100000Z is now earlier than 20261127T100500Z";
+        assert_eq!(
+            kind_of(
+                "DescribeAssociationExecutions",
+                "InvalidSignatureException",
+                skew,
+                400
+            ),
+            ErrorKind::ClockSkew
+        );
         for (operation, code, status, kind) in cases {
-            assert_eq!(kind_of(operation, code, status), kind, "{operation} {code}");
+            assert_eq!(
+                kind_of(operation, code, "", status),
+                kind,
+                "{operation} {code}"
+            );
         }
     }
 }

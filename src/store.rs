@@ -68,6 +68,11 @@ pub struct Exposed {
     pub poll_delay_seconds: f64,
     pub pending_abandoned: u64,
     pub info: Option<AssociationInfo>,
+    /// A poll has ended (the exporter's per-association series are shown from then on).
+    pub polled: bool,
+    /// A run has paged to its end (the execution series are shown from then on, at their full
+    /// value: a new exporter or pod never shows 0 then N).
+    pub complete: bool,
 }
 
 fn bump<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K, by: u64) {
@@ -93,7 +98,11 @@ impl Exposed {
             }
             _ => self.without_end_time[status] += 1,
         }
-        for alarm in &execution.triggered_alarms {
+        // An alarm listed twice in one execution is one execution that triggered it.
+        let mut alarms: Vec<&TriggeredAlarm> = execution.triggered_alarms.iter().collect();
+        alarms.sort();
+        alarms.dedup();
+        for alarm in alarms {
             bump(
                 &mut self.alarms_total,
                 (alarm.name.clone(), alarm.state.clone()),
@@ -166,20 +175,32 @@ impl Entry {
     }
 }
 
-/// All associations' state, keyed (and rendered) by association ID.
+/// All associations' state, keyed (and rendered) by association ID, and the state of
+/// associations removed from the configuration (not rendered), kept for a while so that adding
+/// one back resumes it instead of counting its whole look-back again.
 #[derive(Default)]
 pub struct Store {
     entries: RwLock<BTreeMap<String, Arc<Entry>>>,
+    /// Removed associations: their state and when they were removed (epoch milliseconds).
+    retired: Mutex<BTreeMap<String, (Live, i64)>>,
     dirty: AtomicBool,
 }
 
 impl Store {
-    /// The entry of `id`, created from `initial` when absent.
+    /// The entry of `id`: the existing one, or the retired state of `id` brought back, or a new
+    /// one from `initial`.
     pub fn insert(&self, id: &str, initial: Live) -> Arc<Entry> {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         entries
             .entry(id.to_string())
             .or_insert_with(|| {
+                let initial = match lock(&self.retired).remove(id) {
+                    Some((live, _)) => {
+                        tracing::info!(association_id = id, "added back: resuming its state");
+                        live
+                    }
+                    None => initial,
+                };
                 Arc::new(Entry {
                     id: id.to_string(),
                     published: Mutex::new(initial.exposed.clone()),
@@ -198,13 +219,48 @@ impl Store {
             .cloned()
     }
 
-    /// Drops every association not in `keep` (their series disappear from /metrics).
-    pub fn retain(&self, keep: &[String]) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|id, _| keep.contains(id));
+    /// Retires every association not in `keep` at `now_ms` (their series disappear from
+    /// /metrics; their state is kept until [`Store::expire_retired`]).
+    pub fn retain(&self, keep: &[String], now_ms: i64) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let removed: Vec<String> = entries
+            .keys()
+            .filter(|id| !keep.contains(id))
+            .cloned()
+            .collect();
+        let mut retired = lock(&self.retired);
+        for id in removed {
+            if let Some(entry) = entries.remove(&id) {
+                let live = lock(&entry.live).clone();
+                retired.insert(id, (live, now_ms));
+            }
+        }
         self.mark_dirty();
+    }
+
+    /// Keeps the state of a removed association (from the state file).
+    pub fn insert_retired(&self, id: &str, live: Live, removed_at_ms: i64) {
+        lock(&self.retired).insert(id.to_string(), (live, removed_at_ms));
+    }
+
+    /// Forgets retired associations removed before `before_ms`; returns how many.
+    pub fn expire_retired(&self, before_ms: i64) -> usize {
+        let mut retired = lock(&self.retired);
+        let n = retired.len();
+        retired.retain(|_, (_, removed_at)| *removed_at >= before_ms);
+        let expired = n - retired.len();
+        if expired > 0 {
+            self.mark_dirty();
+        }
+        expired
+    }
+
+    /// A copy of the retired associations' state.
+    pub fn retired(&self) -> Vec<(String, Live, i64)> {
+        lock(&self.retired)
+            .iter()
+            .map(|(id, (live, at))| (id.clone(), live.clone(), *at))
+            .collect()
     }
 
     pub fn entries(&self) -> Vec<Arc<Entry>> {
@@ -235,6 +291,30 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Status;
+
+    #[test]
+    fn an_alarm_listed_twice_in_one_execution_counts_once() {
+        let alarm = TriggeredAlarm {
+            name: "cpu".into(),
+            state: "ALARM".into(),
+        };
+        let execution = Execution {
+            id: "e".into(),
+            status: Status::parse("Failed"),
+            created_ms: 1,
+            ended_ms: Some(2),
+            resource_counts: None,
+            triggered_alarms: vec![alarm.clone(), alarm.clone()],
+        };
+        let mut e = Exposed::default();
+        e.count(&execution, FinalStatus::Failed, true, None);
+        assert_eq!(
+            e.alarms_total,
+            [(("cpu".to_string(), "ALARM".to_string()), 1)]
+        );
+        assert_eq!(e.newest.unwrap().alarms, [alarm]);
+    }
 
     #[test]
     fn histogram_buckets_are_by_upper_bound() {

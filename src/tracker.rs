@@ -1,58 +1,124 @@
-//! Per-association bookkeeping of executions: watermark, pending and counted IDs. Pure: no I/O, no clock.
+//! The counting rules of one association: watermark, paging run, pending and counted executions.
 //!
-//! The rules that make the exported numbers true live here:
+//! Pure: no I/O and no clock of its own (callers pass "now", from AWS's clock). The rules that
+//! make the exported numbers true live here:
 //!
 //! - An execution is counted once, the first time it is seen in a final status
 //!   ([`FinalStatus`]). Anything else (Pending, InProgress, Associated, unknown strings) is
-//!   pending and keeps being asked for until it is final.
-//! - Each poll asks for `CreatedTime GREATER_THAN since`, where `since` is the newest CreatedTime
-//!   seen by a complete poll minus the late-visibility window, lowered further to cover the oldest
-//!   pending execution, and never below the floor set by `initial_lookback` at start.
-//! - The watermark only moves after a poll that paged to the end, so a poll that fails half-way
-//!   re-reads everything next time; IDs already counted are skipped, so nothing is counted twice.
-//! - Counted IDs are forgotten once `since` has moved past them: the API cannot return them again.
+//!   pending until it is final.
+//! - A *run* pages through `CreatedTime GREATER_THAN since`, where `since` is the newest
+//!   CreatedTime seen by a complete run minus the late-visibility window, never below the floor
+//!   (`initial_lookback` before the first poll) and never below any `since` used before: IDs
+//!   counted above that point are all remembered, so no configuration change (a wider window, a
+//!   longer look-back) can make the query return an execution whose ID was forgotten.
+//! - Only a run that reached a real end (no `NextToken`) moves the watermark. A run interrupted
+//!   by an error keeps its place (the token to send next) and the next poll resumes it, so a
+//!   deep backlog converges under sustained partial failure. A repeated or cycling token ends
+//!   the run without moving the watermark; the next poll starts a new one.
+//! - Executions still pending when the window has moved past their CreatedTime are re-checked
+//!   by `ExecutionId`, less often as they age, so one stuck execution neither pins the window
+//!   back nor multiplies requests. Pending for longer than [`PENDING_HORIZON_MS`]: abandoned.
+//! - An execution dated more than [`FUTURE_TOLERANCE_MS`] after now is counted once but never
+//!   moves the watermark, nor the `last_*` gauges.
+//! - Counted IDs are forgotten once `since` has moved past them: the API cannot return them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::model::{Execution, FinalStatus};
 
 /// How long an execution may stay pending before it is given up on (and counted in
 /// `ssm_association_exporter_pending_abandoned_total`). SSM ends association runs long before
-/// this (an association's `Duration` is at most 24 h; command timeouts at most 48 h); the bound
-/// keeps memory and the query window finite if the API never reports a final status.
+/// this (an association's `Duration` is at most 24 h; command timeouts at most 48 h).
 pub const PENDING_HORIZON_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// CreatedTime this far after now is bogus: counted, logged, but it never moves the watermark.
+pub const FUTURE_TOLERANCE_MS: i64 = 15 * 60 * 1000;
+
+/// Re-checks of a stuck execution are spaced by a quarter of its age, at most this.
+pub const MAX_RECHECK_SPACING_MS: i64 = 15 * 60 * 1000;
 
 /// What [`Tracker::observe`] made of an execution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Observation {
     /// Seen final for the first time: count it in `status`. `newest` is true when it is now the
     /// newest final execution (by CreatedTime, then ID), i.e. the one the `last_*` gauges
-    /// describe.
-    Counted { status: FinalStatus, newest: bool },
-    /// Not final yet; it is (still) pending.
-    Pending,
+    /// describe. `late_ms`: first seen only after the watermark had passed it, by this much.
+    /// `future`: dated beyond [`FUTURE_TOLERANCE_MS`] after now.
+    Counted {
+        status: FinalStatus,
+        newest: bool,
+        late_ms: Option<i64>,
+        future: bool,
+    },
+    /// Not final yet; it is (still) pending. `late_ms` as above, on its first sighting.
+    Pending { late_ms: Option<i64> },
     /// Already counted earlier.
     AlreadyCounted,
-    /// Created at or before the poll's `since` point: outside what was asked for. Ignored, as the
+    /// Created at or before the run's `since` point: outside what was asked for. Ignored, as the
     /// window logic has already dealt with it (counted, or before the configured look-back).
     OutOfWindow,
+}
+
+/// What to do after a page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Paging {
+    /// Ask for the next page with this token.
+    More(String),
+    /// The run reached its end; the watermark moved.
+    End,
+    /// The API sent a token it had already sent in this run (repeated or cycling): the run is
+    /// dropped without moving the watermark; the next poll starts a new one.
+    Repeated,
+}
+
+/// Where a poll starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollStart {
+    /// Pending executions given up on at this start.
+    pub abandoned: usize,
+    /// The run's `CreatedTime GREATER_THAN` point.
+    pub since_ms: i64,
+    /// The token to send first (`Some` when an interrupted run is resumed).
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Pending {
+    created_ms: i64,
+    /// When it may be re-checked by ID (once the window has passed it).
+    next_check_ms: i64,
+}
+
+/// One paging run through `CreatedTime GREATER_THAN since_ms`, possibly over several polls.
+#[derive(Clone, Debug, PartialEq)]
+struct Run {
+    since_ms: i64,
+    /// The token to send next; `None` for the first page.
+    token: Option<String>,
+    /// Every token received in this run.
+    tokens: HashSet<String>,
+    /// Newest CreatedTime seen in this run (future-dated ones excepted).
+    newest_ms: Option<i64>,
+    /// The watermark when the run started: what is first seen at or below it arrived late.
+    watermark_ms: Option<i64>,
 }
 
 /// Per-association state. See the module docs for the rules.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tracker {
-    /// Nothing created at or before this is ever counted (`start - initial_lookback`).
-    floor_ms: i64,
+    lookback_ms: i64,
     late_window_ms: i64,
-    /// Newest CreatedTime seen by a poll that paged to the end.
+    /// Nothing created at or before this is ever counted; set by the first poll to
+    /// `now - initial_lookback`.
+    floor_ms: Option<i64>,
+    /// Newest CreatedTime seen by a complete run.
     watermark_ms: Option<i64>,
-    /// Pending executions: ID -> CreatedTime.
-    pending: HashMap<String, i64>,
+    /// The highest `since` used so far: every counted ID created after it is remembered.
+    memory_floor_ms: i64,
+    pending: HashMap<String, Pending>,
     /// Counted executions still inside the query window: ID -> CreatedTime.
     counted: HashMap<String, i64>,
-    /// The current poll: its `since` and the newest CreatedTime it has seen so far.
-    poll_since_ms: i64,
-    poll_newest_ms: Option<i64>,
+    run: Option<Run>,
     newest_final: Option<(i64, String)>,
     last_success_ms: Option<i64>,
 }
@@ -60,8 +126,10 @@ pub struct Tracker {
 /// The durable part of a tracker, for the state file (`persist.rs` owns the on-disk format).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Saved {
-    pub floor_ms: i64,
+    pub floor_ms: Option<i64>,
     pub watermark_ms: Option<i64>,
+    /// The highest `since` used so far (`None`: the floor).
+    pub memory_floor_ms: Option<i64>,
     /// Pending executions: ID and CreatedTime.
     pub pending: Vec<(String, i64)>,
     /// Counted executions still remembered: ID and CreatedTime.
@@ -72,15 +140,37 @@ pub struct Saved {
 }
 
 impl Tracker {
-    /// The durable part of the tracker.
+    /// A tracker that has seen nothing; its first poll reaches back `lookback_ms`.
+    pub fn new(lookback_ms: i64, late_window_ms: i64) -> Self {
+        Tracker {
+            lookback_ms: lookback_ms.max(0),
+            late_window_ms: late_window_ms.max(0),
+            floor_ms: None,
+            watermark_ms: None,
+            memory_floor_ms: i64::MIN,
+            pending: HashMap::new(),
+            counted: HashMap::new(),
+            run: None,
+            newest_final: None,
+            last_success_ms: None,
+        }
+    }
+
+    /// The durable part of the tracker. A run in progress is not saved: after a restart the
+    /// next poll starts a new run (what was counted is remembered, so nothing counts twice).
     pub fn save(&self) -> Saved {
-        let mut pending: Vec<_> = self.pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut pending: Vec<_> = self
+            .pending
+            .iter()
+            .map(|(k, p)| (k.clone(), p.created_ms))
+            .collect();
         let mut counted: Vec<_> = self.counted.iter().map(|(k, v)| (k.clone(), *v)).collect();
         pending.sort();
         counted.sort();
         Saved {
             floor_ms: self.floor_ms,
             watermark_ms: self.watermark_ms,
+            memory_floor_ms: (self.memory_floor_ms != i64::MIN).then_some(self.memory_floor_ms),
             pending,
             counted,
             newest_final: self.newest_final.clone(),
@@ -88,91 +178,126 @@ impl Tracker {
         }
     }
 
-    /// A tracker resumed from its durable part, with the current late-visibility window.
-    pub fn restore(saved: Saved, late_window_ms: i64) -> Tracker {
-        let mut tracker = Tracker::new(saved.floor_ms, late_window_ms);
+    /// A tracker resumed from its durable part, with the current settings.
+    pub fn restore(saved: Saved, lookback_ms: i64, late_window_ms: i64) -> Tracker {
+        let mut tracker = Tracker::new(lookback_ms, late_window_ms);
+        tracker.floor_ms = saved.floor_ms;
         tracker.watermark_ms = saved.watermark_ms;
-        tracker.pending = saved.pending.into_iter().collect();
+        tracker.memory_floor_ms = saved.memory_floor_ms.or(saved.floor_ms).unwrap_or(i64::MIN);
+        tracker.pending = saved
+            .pending
+            .into_iter()
+            .map(|(id, created_ms)| {
+                let pending = Pending {
+                    created_ms,
+                    next_check_ms: i64::MIN,
+                };
+                (id, pending)
+            })
+            .collect();
         tracker.counted = saved.counted.into_iter().collect();
         tracker.newest_final = saved.newest_final;
         tracker.last_success_ms = saved.last_success_ms;
-        tracker.poll_since_ms = tracker.since_ms();
         tracker
     }
 
-    /// A tracker that has seen nothing; the first poll reaches back to `floor_ms`.
-    pub fn new(floor_ms: i64, late_window_ms: i64) -> Self {
-        Tracker {
-            floor_ms,
-            late_window_ms: late_window_ms.max(0),
-            watermark_ms: None,
-            pending: HashMap::new(),
-            counted: HashMap::new(),
-            poll_since_ms: floor_ms,
-            poll_newest_ms: None,
-            newest_final: None,
-            last_success_ms: None,
-        }
-    }
-
-    /// Applies a (possibly changed) late-visibility window, e.g. after a restart or reload.
+    /// Applies a (possibly changed) late-visibility window. A wider window takes effect as the
+    /// watermark moves on: `since` never goes below a point already used.
     pub fn set_late_window(&mut self, late_window_ms: i64) {
         self.late_window_ms = late_window_ms.max(0);
     }
 
-    /// The `CreatedTime GREATER_THAN` point the next poll must use.
-    pub fn since_ms(&self) -> i64 {
+    /// The `since` point a new run would use (the look-back start before the first poll).
+    fn next_since_ms(&self, floor_ms: i64) -> i64 {
         let from_watermark = self
             .watermark_ms
-            .map_or(self.floor_ms, |w| w.saturating_sub(self.late_window_ms))
-            .max(self.floor_ms);
-        let from_pending = self.pending.values().min().map(|c| c - 1);
-        from_pending.map_or(from_watermark, |p| p.min(from_watermark))
+            .map_or(floor_ms, |w| w.saturating_sub(self.late_window_ms));
+        from_watermark.max(floor_ms).max(self.memory_floor_ms)
     }
 
-    /// Starts a poll: gives up on executions pending for longer than [`PENDING_HORIZON_MS`]
-    /// (returning how many), forgets counted IDs the query can no longer return, and fixes the
-    /// poll's `since` point (read it with [`Tracker::poll_since_ms`]).
-    pub fn begin_poll(&mut self) -> usize {
-        let mut abandoned = 0;
-        if let Some(watermark) = self.watermark_ms {
-            let before = self.pending.len();
-            self.pending
-                .retain(|_, created| watermark - *created <= PENDING_HORIZON_MS);
-            abandoned = before - self.pending.len();
+    /// Starts a poll at `now_ms`: sets the floor on the first one, gives up on executions
+    /// pending for longer than [`PENDING_HORIZON_MS`], and resumes the interrupted run or
+    /// starts a new one (forgetting counted IDs the new run's query cannot return).
+    pub fn begin_poll(&mut self, now_ms: i64) -> PollStart {
+        let floor = *self
+            .floor_ms
+            .get_or_insert(now_ms.saturating_sub(self.lookback_ms));
+        let before = self.pending.len();
+        let horizon = now_ms.saturating_sub(PENDING_HORIZON_MS);
+        self.pending.retain(|_, p| p.created_ms >= horizon);
+        let abandoned = before - self.pending.len();
+        if self.run.is_none() {
+            let since = self.next_since_ms(floor);
+            self.counted.retain(|_, created| *created > since);
+            self.memory_floor_ms = since;
+            self.run = Some(Run {
+                since_ms: since,
+                token: None,
+                tokens: HashSet::new(),
+                newest_ms: None,
+                watermark_ms: self.watermark_ms,
+            });
         }
-        let since = self.since_ms();
-        self.counted.retain(|_, created| *created > since);
-        self.poll_since_ms = since;
-        self.poll_newest_ms = None;
-        abandoned
+        let run = self.run.as_ref().expect("a run was just ensured");
+        PollStart {
+            abandoned,
+            since_ms: run.since_ms,
+            token: run.token.clone(),
+        }
     }
 
-    /// The `since` point of the poll in progress (or of the last one).
-    pub fn poll_since_ms(&self) -> i64 {
-        self.poll_since_ms
+    /// The `since` point of the current run (or of the next one).
+    pub fn since_ms(&self) -> i64 {
+        match &self.run {
+            Some(run) => run.since_ms,
+            None => self.next_since_ms(self.floor_ms.unwrap_or(i64::MIN)),
+        }
     }
 
-    /// Takes one execution from a page of the poll in progress.
-    pub fn observe(&mut self, execution: &Execution) -> Observation {
-        if execution.created_ms <= self.poll_since_ms {
+    /// Takes one execution from a page of the current run.
+    pub fn observe(&mut self, execution: &Execution, now_ms: i64) -> Observation {
+        let Some(run) = self.run.as_mut() else {
+            return Observation::OutOfWindow;
+        };
+        if execution.created_ms <= run.since_ms {
             return Observation::OutOfWindow;
         }
-        self.poll_newest_ms = Some(
-            self.poll_newest_ms
-                .map_or(execution.created_ms, |n| n.max(execution.created_ms)),
-        );
+        let future = execution.created_ms > now_ms.saturating_add(FUTURE_TOLERANCE_MS);
+        if !future {
+            run.newest_ms = Some(
+                run.newest_ms
+                    .map_or(execution.created_ms, |n| n.max(execution.created_ms)),
+            );
+        }
         if self.counted.contains_key(&execution.id) {
             return Observation::AlreadyCounted;
         }
+        let first_sighting = !self.pending.contains_key(&execution.id);
+        let late_ms = run
+            .watermark_ms
+            .filter(|w| first_sighting && execution.created_ms <= *w)
+            .map(|w| w - execution.created_ms);
         let Some(status) = execution.status.final_status() else {
-            self.pending
-                .insert(execution.id.clone(), execution.created_ms);
-            return Observation::Pending;
+            self.pending.entry(execution.id.clone()).or_insert(Pending {
+                created_ms: execution.created_ms,
+                next_check_ms: i64::MIN,
+            });
+            return Observation::Pending { late_ms };
         };
         self.pending.remove(&execution.id);
         self.counted
             .insert(execution.id.clone(), execution.created_ms);
+        let newest = !future && self.note_final(execution, status);
+        Observation::Counted {
+            status,
+            newest,
+            late_ms,
+            future,
+        }
+    }
+
+    /// Records a final execution for the `last_*` gauges; true when it is now the newest.
+    fn note_final(&mut self, execution: &Execution, status: FinalStatus) -> bool {
         if status == FinalStatus::Success {
             self.last_success_ms = Some(
                 self.last_success_ms
@@ -187,23 +312,92 @@ impl Tracker {
         if newest {
             self.newest_final = Some((execution.created_ms, execution.id.clone()));
         }
-        Observation::Counted { status, newest }
+        newest
     }
 
-    /// Ends the poll in progress. Only a poll that paged to the end (`complete`) moves the
-    /// watermark: an incomplete one may have missed older executions on later pages.
-    pub fn finish_poll(&mut self, complete: bool) {
-        if complete {
-            if let Some(newest) = self.poll_newest_ms {
-                self.watermark_ms = Some(self.watermark_ms.map_or(newest, |w| w.max(newest)));
+    /// Takes the `NextToken` of the page just read.
+    pub fn next_page(&mut self, token: Option<String>) -> Paging {
+        let Some(run) = self.run.as_mut() else {
+            return Paging::End;
+        };
+        match token.filter(|t| !t.is_empty()) {
+            None => {
+                if let Some(newest) = run.newest_ms {
+                    self.watermark_ms = Some(self.watermark_ms.map_or(newest, |w| w.max(newest)));
+                }
+                self.run = None;
+                Paging::End
+            }
+            Some(token) if run.tokens.contains(&token) => {
+                self.run = None;
+                Paging::Repeated
+            }
+            Some(token) => {
+                run.tokens.insert(token.clone());
+                run.token = Some(token.clone());
+                Paging::More(token)
             }
         }
-        self.poll_newest_ms = None;
     }
 
-    /// Newest CreatedTime seen by a complete poll, or the floor when none has seen anything.
-    pub fn watermark_ms(&self) -> i64 {
-        self.watermark_ms.unwrap_or(self.floor_ms)
+    /// The token of the current run went stale: page again from its `since` point (what was
+    /// counted is remembered, so nothing counts twice).
+    pub fn restart_run(&mut self) {
+        if let Some(run) = self.run.as_mut() {
+            run.token = None;
+            run.tokens.clear();
+        }
+    }
+
+    /// Pending executions the current run's window has passed, due for a re-check by ID at
+    /// `now_ms`, oldest first, at most `max`.
+    pub fn due_rechecks(&self, now_ms: i64, max: usize) -> Vec<String> {
+        let since = self.since_ms();
+        let mut due: Vec<(i64, &String)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.created_ms <= since && p.next_check_ms <= now_ms)
+            .map(|(id, p)| (p.created_ms, id))
+            .collect();
+        due.sort();
+        due.into_iter()
+            .take(max)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    /// Takes the answer of a re-check of pending execution `id` by ID (`None`: not returned).
+    pub fn observe_recheck(
+        &mut self,
+        id: &str,
+        found: Option<&Execution>,
+        now_ms: i64,
+    ) -> Observation {
+        let Some(pending) = self.pending.get_mut(id) else {
+            return Observation::AlreadyCounted;
+        };
+        let status = found
+            .filter(|e| e.id == id)
+            .and_then(|e| e.status.final_status().map(|s| (e, s)));
+        let Some((execution, status)) = status else {
+            let age = now_ms.saturating_sub(pending.created_ms).max(0);
+            pending.next_check_ms = now_ms + (age / 4).min(MAX_RECHECK_SPACING_MS);
+            return Observation::Pending { late_ms: None };
+        };
+        self.pending.remove(id);
+        let future = execution.created_ms > now_ms.saturating_add(FUTURE_TOLERANCE_MS);
+        let newest = !future && self.note_final(execution, status);
+        Observation::Counted {
+            status,
+            newest,
+            late_ms: None,
+            future,
+        }
+    }
+
+    /// Newest CreatedTime seen by a complete run, or the floor when none has seen anything.
+    pub fn watermark_ms(&self) -> Option<i64> {
+        self.watermark_ms.or(self.floor_ms)
     }
 
     /// Executions seen but not final.
@@ -220,15 +414,19 @@ impl Tracker {
     pub fn last_success_ms(&self) -> Option<i64> {
         self.last_success_ms
     }
+
+    /// Whether a run is open (an interrupted one will be resumed).
+    pub fn run_open(&self) -> bool {
+        self.run.is_some()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Status;
-    use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
-    use std::collections::BTreeMap;
+
+    const NOW: i64 = 1_800_000_000_000;
 
     fn exec(id: &str, status: &str, created_ms: i64) -> Execution {
         Execution {
@@ -241,291 +439,253 @@ mod tests {
         }
     }
 
-    fn poll(t: &mut Tracker, visible: &[Execution]) -> Vec<Observation> {
-        t.begin_poll();
-        let since = t.poll_since_ms();
+    fn counted(o: &Observation) -> bool {
+        matches!(o, Observation::Counted { .. })
+    }
+
+    /// One complete run over `visible` (as the API would filter it) at `now`.
+    fn poll(t: &mut Tracker, visible: &[Execution], now: i64) -> Vec<Observation> {
+        let start = t.begin_poll(now);
         let out = visible
             .iter()
-            .filter(|e| e.created_ms > since)
-            .map(|e| t.observe(e))
+            .filter(|e| e.created_ms > start.since_ms)
+            .map(|e| t.observe(e, now))
             .collect();
-        t.finish_poll(true);
+        assert_eq!(t.next_page(None), Paging::End);
         out
     }
 
     #[test]
-    fn first_poll_reaches_back_to_the_floor() {
+    fn first_poll_reaches_back_the_lookback_from_now() {
         let mut t = Tracker::new(1_000, 600);
-        t.begin_poll();
-        assert_eq!(t.poll_since_ms(), 1_000);
+        let start = t.begin_poll(NOW);
+        assert_eq!(start.since_ms, NOW - 1_000);
         assert_eq!(
-            t.observe(&exec("old", "Success", 1_000)),
+            t.observe(&exec("old", "Success", NOW - 1_000), NOW),
             Observation::OutOfWindow
         );
-        assert_eq!(
-            t.observe(&exec("a", "Success", 1_001)),
-            Observation::Counted {
-                status: FinalStatus::Success,
-                newest: true
-            }
-        );
-    }
-
-    #[test]
-    fn in_progress_then_final_is_counted_once_when_final() {
-        let mut t = Tracker::new(0, 100);
-        assert_eq!(
-            poll(&mut t, &[exec("a", "InProgress", 50)]),
-            [Observation::Pending]
-        );
-        assert_eq!(t.in_progress(), 1);
-        // Much later, the watermark has moved far past it, but the pending execution keeps
-        // the window open.
-        let later: Vec<_> = (0..5)
-            .map(|i| exec(&format!("n{i}"), "Success", 10_000 + i))
-            .collect();
-        poll(&mut t, &later);
-        assert_eq!(
-            t.poll_since_ms(),
-            0,
-            "first poll of the new ones still used the old window"
-        );
-        t.begin_poll();
-        assert_eq!(
-            t.poll_since_ms(),
-            49,
-            "pending execution keeps since below it"
-        );
-        t.finish_poll(true);
-        let mut all = later.clone();
-        all.push(exec("a", "Failed", 50));
-        let obs = poll(&mut t, &all);
-        assert_eq!(
-            obs.iter()
-                .filter(|o| matches!(o, Observation::Counted { .. }))
-                .count(),
-            1
-        );
-        assert_eq!(t.in_progress(), 0);
-        // Once final, the window closes up to the watermark minus the late window.
-        t.begin_poll();
-        assert_eq!(t.poll_since_ms(), 10_004 - 100);
-        t.finish_poll(true);
+        assert!(counted(&t.observe(&exec("a", "Success", NOW - 999), NOW)));
     }
 
     #[test]
     fn newest_final_is_by_created_time_not_by_arrival() {
-        let mut t = Tracker::new(0, 1_000);
-        t.begin_poll();
-        assert_eq!(
-            t.observe(&exec("b", "Success", 200)),
-            Observation::Counted {
-                status: FinalStatus::Success,
-                newest: true
-            }
-        );
-        assert_eq!(
-            t.observe(&exec("a", "Failed", 100)),
-            Observation::Counted {
-                status: FinalStatus::Failed,
-                newest: false
-            }
-        );
-        assert_eq!(
-            t.observe(&exec("c", "Failed", 200)),
-            Observation::Counted {
-                status: FinalStatus::Failed,
-                newest: true
-            }
-        );
-        assert_eq!(t.last_success_ms(), Some(200));
+        let mut t = Tracker::new(10_000, 1_000);
+        t.begin_poll(NOW);
+        let newest = |o| match o {
+            Observation::Counted { newest, .. } => newest,
+            other => panic!("{other:?}"),
+        };
+        assert!(newest(t.observe(&exec("b", "Success", NOW - 200), NOW)));
+        assert!(!newest(t.observe(&exec("a", "Failed", NOW - 300), NOW)));
+        assert!(newest(t.observe(&exec("c", "Failed", NOW - 200), NOW)));
+        assert_eq!(t.last_success_ms(), Some(NOW - 200));
+    }
+
+    /// A run interrupted half-way keeps its place: the next poll resumes with the token, and
+    /// only the run that reaches the end moves the watermark.
+    #[test]
+    fn an_interrupted_run_is_resumed_not_restarted() {
+        let mut t = Tracker::new(10_000, 0);
+        let start = t.begin_poll(NOW);
+        assert_eq!(start.token, None);
+        assert!(counted(&t.observe(&exec("p1", "Success", NOW - 10), NOW)));
+        assert_eq!(t.next_page(Some("B".into())), Paging::More("B".into()));
+        // The request with token B fails: the poll ends; the next resumes at B.
+        let again = t.begin_poll(NOW + 60_000);
+        assert_eq!(again.token.as_deref(), Some("B"));
+        assert_eq!(again.since_ms, start.since_ms);
+        assert_eq!(t.watermark_ms(), Some(NOW - 10_000), "not moved yet");
+        assert!(counted(&t.observe(&exec("p2", "Failed", NOW - 20), NOW)));
+        assert_eq!(t.next_page(None), Paging::End);
+        assert_eq!(t.watermark_ms(), Some(NOW - 10));
     }
 
     #[test]
-    fn incomplete_poll_does_not_move_the_watermark_and_rereading_counts_nothing_twice() {
-        let mut t = Tracker::new(0, 0);
-        t.begin_poll();
-        assert_eq!(
-            t.observe(&exec("new", "Success", 500)),
-            Observation::Counted {
-                status: FinalStatus::Success,
-                newest: true
+    fn repeated_or_cycling_tokens_end_the_run_without_moving_the_watermark() {
+        for cycle in [vec!["A", "A"], vec!["A", "B", "A"]] {
+            let mut t = Tracker::new(10_000, 0);
+            t.begin_poll(NOW);
+            t.observe(&exec("x", "Success", NOW - 5), NOW);
+            let mut last = Paging::End;
+            for token in &cycle {
+                last = t.next_page(Some(token.to_string()));
             }
-        );
-        t.finish_poll(false); // failed before the page holding "old"
-        assert_eq!(t.watermark_ms(), 0);
-        t.begin_poll();
-        assert_eq!(t.poll_since_ms(), 0);
-        assert_eq!(
-            t.observe(&exec("new", "Success", 500)),
-            Observation::AlreadyCounted
-        );
-        assert_eq!(
-            t.observe(&exec("old", "Failed", 100)),
-            Observation::Counted {
-                status: FinalStatus::Failed,
-                newest: false
-            }
-        );
-        t.finish_poll(true);
-        assert_eq!(t.watermark_ms(), 500);
+            assert_eq!(last, Paging::Repeated, "{cycle:?}");
+            assert_eq!(t.watermark_ms(), Some(NOW - 10_000));
+            assert!(!t.run_open());
+            // The next poll starts a new run from the same point; what was counted stays so.
+            let start = t.begin_poll(NOW + 1);
+            assert_eq!((start.since_ms, start.token), (NOW - 10_000, None));
+            assert_eq!(
+                t.observe(&exec("x", "Success", NOW - 5), NOW),
+                Observation::AlreadyCounted
+            );
+        }
     }
 
+    /// Widening the window (reload or restart, 2 minutes to an hour) must not move `since`
+    /// back past IDs already forgotten.
     #[test]
-    fn late_visible_execution_inside_the_window_is_counted() {
-        let mut t = Tracker::new(0, 1_000);
-        poll(&mut t, &[exec("b", "Success", 5_000)]);
-        let obs = poll(
-            &mut t,
-            &[exec("b", "Success", 5_000), exec("late", "Failed", 4_200)],
-        );
-        assert_eq!(
-            obs,
-            [
-                Observation::AlreadyCounted,
-                Observation::Counted {
-                    status: FinalStatus::Failed,
-                    newest: false
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn window_never_reaches_below_the_floor() {
-        // The newest execution is just after the floor; the late window must not pull in
-        // history from before the configured look-back.
-        let mut t = Tracker::new(10_000, 5_000);
-        poll(&mut t, &[exec("a", "Success", 10_500)]);
-        t.begin_poll();
-        assert_eq!(t.poll_since_ms(), 10_000);
-    }
-
-    #[test]
-    fn counted_ids_are_forgotten_once_the_window_has_passed_them() {
-        let mut t = Tracker::new(0, 100);
-        let execs: Vec<_> = (1..=1_000)
-            .map(|i| exec(&format!("e{i}"), "Success", i * 10))
+    fn a_wider_window_never_reaches_below_what_is_remembered() {
+        let mut t = Tracker::new(3_600_000, 120_000);
+        let history: Vec<_> = (0..60)
+            .map(|i| exec(&format!("e{i}"), "Success", NOW - 3_000_000 + i * 50_000))
             .collect();
-        poll(&mut t, &execs);
-        assert_eq!(t.remembered(), 1_000);
-        t.begin_poll();
-        // Only the executions newer than watermark (10_000) minus the window (100) remain.
-        assert_eq!(t.remembered(), 10);
+        let obs = poll(&mut t, &history, NOW);
+        assert_eq!(obs.iter().filter(|o| counted(o)).count(), 60);
+        poll(&mut t, &history, NOW + 1); // forgets all but the last 2 minutes
+        let remembered = t.remembered();
+        t.set_late_window(3_600_000);
+        let saved = t.save();
+        for mut t in [t.clone(), Tracker::restore(saved, 3_600_000, 3_600_000)] {
+            let obs = poll(&mut t, &history, NOW + 2);
+            assert_eq!(
+                obs.iter().filter(|o| counted(o)).count(),
+                0,
+                "counted twice"
+            );
+            assert_eq!(t.remembered(), remembered);
+        }
+    }
+
+    /// A stuck execution does not pin the window: once the window has passed it, it is
+    /// re-checked by ID, less often as it ages, and counted when it finally ends.
+    #[test]
+    fn a_stuck_execution_is_rechecked_by_id_and_the_window_moves_on() {
+        let mut t = Tracker::new(3_600_000, 60_000);
+        poll(&mut t, &[exec("stuck", "InProgress", NOW - 1_000)], NOW);
+        let mut now = NOW;
+        let mut checks = Vec::new();
+        let mut done = Vec::new();
+        for minute in 1..=600 {
+            now = NOW + minute * 60_000;
+            let fresh = exec(&format!("n{minute}"), "Success", now - 1_000);
+            poll(&mut t, &[fresh], now);
+            if minute >= 2 {
+                assert!(t.since_ms() > NOW, "since moved past the stuck execution");
+            }
+            for id in t.due_rechecks(now, 5) {
+                checks.push(minute);
+                let answer = exec(
+                    &id,
+                    if minute < 590 { "InProgress" } else { "Failed" },
+                    NOW - 1_000,
+                );
+                done.push(t.observe_recheck(&id, Some(&answer), now));
+            }
+        }
+        // Every minute at first, then spaced by a quarter of its age, 15 minutes at most:
+        // about 50 checks over 10 hours instead of 600.
+        assert!(checks.len() < 60, "{} re-checks", checks.len());
+        assert_eq!(done.iter().filter(|o| counted(o)).count(), 1);
+        assert_eq!(t.in_progress(), 0);
+        assert!(t.remembered() < 5, "{} IDs remembered", t.remembered());
+        let _ = now;
     }
 
     #[test]
     fn executions_pending_beyond_the_horizon_are_abandoned() {
-        let mut t = Tracker::new(0, 0);
-        poll(&mut t, &[exec("stuck", "InProgress", 1)]);
-        poll(
+        let mut t = Tracker::new(3_600_000, 0);
+        poll(&mut t, &[exec("stuck", "InProgress", NOW - 1)], NOW);
+        assert_eq!(t.begin_poll(NOW + PENDING_HORIZON_MS - 2).abandoned, 0);
+        t.next_page(None);
+        assert_eq!(t.begin_poll(NOW + PENDING_HORIZON_MS + 1).abandoned, 1);
+        assert_eq!(t.in_progress(), 0);
+    }
+
+    /// A final execution dated 2100 is counted once, and the watermark stays where it was.
+    #[test]
+    fn a_future_date_is_counted_once_and_never_moves_the_watermark() {
+        let mut t = Tracker::new(3_600_000, 60_000);
+        let bogus = exec("bogus", "Failed", 4_102_444_800_000);
+        let real = exec("real", "Success", NOW - 5_000);
+        let obs = poll(&mut t, &[bogus.clone(), real.clone()], NOW);
+        assert_eq!(
+            obs[0],
+            Observation::Counted {
+                status: FinalStatus::Failed,
+                newest: false,
+                late_ms: None,
+                future: true
+            }
+        );
+        assert_eq!(t.watermark_ms(), Some(NOW - 5_000));
+        for i in 1..5 {
+            let later = exec(&format!("l{i}"), "Success", NOW + i * 60_000 - 1);
+            let obs = poll(&mut t, &[bogus.clone(), later], NOW + i * 60_000);
+            assert_eq!(obs[0], Observation::AlreadyCounted);
+            assert!(counted(&obs[1]));
+            assert_eq!(t.watermark_ms(), Some(NOW + i * 60_000 - 1));
+        }
+    }
+
+    #[test]
+    fn executions_first_seen_behind_the_watermark_are_reported_late() {
+        let mut t = Tracker::new(3_600_000, 600_000);
+        poll(&mut t, &[exec("b", "Success", NOW - 1_000)], NOW);
+        let obs = poll(
             &mut t,
             &[
-                exec("stuck", "InProgress", 1),
-                exec("n", "Success", PENDING_HORIZON_MS + 2),
+                exec("b", "Success", NOW - 1_000),
+                exec("late", "Failed", NOW - 91_000),
             ],
+            NOW + 1,
         );
-        assert_eq!(t.begin_poll(), 1);
-        assert_eq!(t.in_progress(), 0);
-        assert_eq!(t.poll_since_ms(), PENDING_HORIZON_MS + 2);
+        assert_eq!(obs[0], Observation::AlreadyCounted);
+        assert_eq!(
+            obs[1],
+            Observation::Counted {
+                status: FinalStatus::Failed,
+                newest: false,
+                late_ms: Some(90_000),
+                future: false
+            }
+        );
+    }
+
+    #[test]
+    fn counted_ids_are_forgotten_once_the_window_has_passed_them() {
+        let mut t = Tracker::new(100_000, 100);
+        let execs: Vec<_> = (1..=1_000)
+            .map(|i| exec(&format!("e{i}"), "Success", NOW - 100_000 + i * 10))
+            .collect();
+        poll(&mut t, &execs, NOW);
+        assert_eq!(t.remembered(), 1_000);
+        t.begin_poll(NOW + 1);
+        // Only those newer than the watermark minus the window (100 ms) remain.
+        assert_eq!(t.remembered(), 10);
     }
 
     #[test]
     fn unknown_status_is_pending_not_an_error() {
-        let mut t = Tracker::new(0, 0);
+        let mut t = Tracker::new(1_000, 0);
         assert_eq!(
-            poll(&mut t, &[exec("a", "SomethingNew", 5)]),
-            [Observation::Pending]
+            poll(&mut t, &[exec("a", "SomethingNew", NOW - 5)], NOW),
+            [Observation::Pending { late_ms: None }]
         );
         assert_eq!(t.in_progress(), 1);
     }
 
-    /// Model check: a random history of executions that start pending, finish later, and may
-    /// become visible late (within the window), polled at random times with polls that fail
-    /// half-way and pages in random order, always ends with exactly the true counts.
     #[test]
-    fn random_histories_are_counted_exactly_once() {
-        for seed in 0..300u64 {
-            let mut rng = StdRng::seed_from_u64(seed);
-            let late_window = rng.random_range(0..2_000i64);
-            let floor = 1_000i64;
-            let mut t = Tracker::new(floor, late_window);
-            // (execution, visible_from, final_from, final_status)
-            let mut history: Vec<(Execution, i64, i64, &str)> = Vec::new();
-            let mut counted: BTreeMap<String, u64> = BTreeMap::new();
-            let mut now = floor - 500;
-            let mut next_id = 0;
-            for _round in 0..rng.random_range(5..40) {
-                let step = rng.random_range(1..3_000);
-                now += step;
-                for _ in 0..rng.random_range(0..6) {
-                    // Created since the last poll; visible within half the late window.
-                    let created = now - rng.random_range(0..step);
-                    let visible_from = created + rng.random_range(0..=late_window.max(1) / 2);
-                    let final_from = created + rng.random_range(0..5_000);
-                    let status = FinalStatus::ALL[rng.random_range(0..5)].name();
-                    history.push((
-                        exec(&format!("x{next_id}"), "InProgress", created),
-                        visible_from,
-                        final_from,
-                        status,
-                    ));
-                    next_id += 1;
-                }
-                // A poll: the API view at `now`, in random order, maybe failing half-way.
-                t.begin_poll();
-                let since = t.poll_since_ms();
-                let mut view: Vec<Execution> = history
-                    .iter()
-                    .filter(|(e, vis, _, _)| *vis <= now && e.created_ms > since)
-                    .map(|(e, _, fin, status)| {
-                        let mut e = e.clone();
-                        if *fin <= now {
-                            e.status = Status::parse(status);
-                        }
-                        e
-                    })
-                    .collect();
-                for i in (1..view.len()).rev() {
-                    view.swap(i, rng.random_range(0..=i));
-                }
-                let fail_at = if rng.random_bool(0.3) {
-                    rng.random_range(0..=view.len())
-                } else {
-                    usize::MAX
-                };
-                for (i, e) in view.iter().enumerate() {
-                    if i == fail_at {
-                        break;
-                    }
-                    if let Observation::Counted { .. } = t.observe(e) {
-                        *counted.entry(e.status.as_str().to_string()).or_default() += 1;
-                    }
-                }
-                t.finish_poll(fail_at == usize::MAX);
-            }
-            // Let everything finish and become visible; one complete poll must catch up.
-            let view: Vec<Execution> = history
-                .iter()
-                .map(|(e, _, _, status)| Execution {
-                    status: Status::parse(status),
-                    ..e.clone()
-                })
-                .collect();
-            t.begin_poll();
-            let since = t.poll_since_ms();
-            for e in view.iter().filter(|e| e.created_ms > since) {
-                if let Observation::Counted { .. } = t.observe(e) {
-                    *counted.entry(e.status.as_str().to_string()).or_default() += 1;
-                }
-            }
-            t.finish_poll(true);
-            let mut truth: BTreeMap<String, u64> = BTreeMap::new();
-            for e in view.iter().filter(|e| e.created_ms > floor) {
-                *truth.entry(e.status.as_str().to_string()).or_default() += 1;
-            }
-            assert_eq!(counted, truth, "seed {seed}");
-            assert_eq!(t.in_progress(), 0, "seed {seed}");
-        }
+    fn saved_and_restored_trackers_behave_the_same() {
+        let mut t = Tracker::new(3_600_000, 60_000);
+        poll(
+            &mut t,
+            &[
+                exec("a", "Success", NOW - 10),
+                exec("p", "Pending", NOW - 20),
+            ],
+            NOW,
+        );
+        let mut restored = Tracker::restore(t.save(), 3_600_000, 60_000);
+        let next = [
+            exec("a", "Success", NOW - 10),
+            exec("p", "Failed", NOW - 20),
+        ];
+        assert_eq!(
+            poll(&mut restored, &next, NOW + 1),
+            poll(&mut t, &next, NOW + 1)
+        );
+        assert_eq!(restored.save(), t.save());
     }
 }

@@ -132,24 +132,26 @@ async fn unknown_error_codes_are_counted_by_code() {
     exporter.stop().await;
 }
 
+/// A state file that cannot be written: the failure is in the metrics, and the counters on
+/// /metrics stay at what the file holds (nothing yet), because publishing unsaved numbers would
+/// let a crash make them go down. Once the disk is writable again they catch up, exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_state_file_that_cannot_be_written_is_reported_and_metrics_still_flow() {
+async fn a_state_file_that_cannot_be_written_holds_the_counters_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (sim, ids) = simulator_with(1).await;
     sim.add_execution(
         &ids[0],
         SimExecution::new("x", "Success", minutes_ago(3)).with_last_execution_ms(minutes_ago(2)),
     );
+    let missing = dir.path().join("no-such-dir");
     let mut config = test_config(&ids);
-    config.state_file = Some(dir.path().join("no-such-dir").join("state.json"));
+    config.state_file = Some(missing.join("state.json"));
     config.state_save_interval = Duration::from_millis(100);
     let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;
-    let truth = sim.ground_truth();
     let m = exporter
-        .wait_for("counts despite the failing save", |m| {
-            matches_ground_truth(m, &truth, &ids)?;
-            if m.value("ssm_association_exporter_state_save_errors_total", &[]) >= 1.0 {
+        .wait_for("a failing save", |m| {
+            if m.value("ssm_association_exporter_state_save_errors_total", &[]) >= 2.0 {
                 Ok(())
             } else {
                 Err("no save error yet".into())
@@ -157,10 +159,38 @@ async fn a_state_file_that_cannot_be_written_is_reported_and_metrics_still_flow(
         })
         .await;
     assert_eq!(
+        m.value("ssm_association_exporter_state_save_failing", &[]),
+        1.0
+    );
+    assert_eq!(
         m.value(
             "ssm_association_exporter_last_state_save_timestamp_seconds",
             &[]
         ),
+        0.0
+    );
+    assert!(
+        !m.samples
+            .keys()
+            .any(|k| k.starts_with("ssm_association_executions_total")),
+        "unsaved counts must not be published"
+    );
+    assert!(
+        !std::fs::read_dir(dir.path())
+            .unwrap()
+            .any(|e| e.unwrap().file_name() != "no-such-dir"),
+        "no temporary file left behind"
+    );
+    // The disk comes back: the next save publishes exactly the truth.
+    std::fs::create_dir(&missing).unwrap();
+    let truth = sim.ground_truth();
+    let m = exporter
+        .wait_for("counts after the disk came back", |m| {
+            matches_ground_truth(m, &truth, &ids)
+        })
+        .await;
+    assert_eq!(
+        m.value("ssm_association_exporter_state_save_failing", &[]),
         0.0
     );
     exporter.stop().await;

@@ -19,9 +19,9 @@ fn fixture(name: &str) -> std::path::PathBuf {
 fn render_fixture() -> String {
     let saved = persist::load(&fixture("v1.json")).unwrap().unwrap();
     let store = Store::default();
-    for (id, restored) in saved {
+    for (id, restored) in saved.associations {
         let live = Live {
-            tracker: Tracker::restore(restored.tracker, 60_000),
+            tracker: Tracker::restore(restored.tracker, 3_600_000, 60_000),
             exposed: restored.exposed,
         };
         store.insert(&id, live);
