@@ -352,7 +352,11 @@ impl Tracker {
     /// Pending executions the current run's window has passed, due for a re-check by ID at
     /// `now_ms`, oldest first, at most `max`.
     pub fn due_rechecks(&self, now_ms: i64, max: usize) -> Vec<String> {
-        let since = self.since_ms();
+        // The highest `since` a query has actually used (a wider window may lower the next).
+        let since = self
+            .run
+            .as_ref()
+            .map_or(self.memory_floor_ms, |r| r.since_ms);
         let mut due: Vec<(i64, &String)> = self
             .pending
             .iter()
@@ -385,6 +389,9 @@ impl Tracker {
             return Observation::Pending { late_ms: None };
         };
         self.pending.remove(id);
+        // Remembered like any counted execution, in case a later query reaches back to it.
+        self.counted
+            .insert(execution.id.clone(), execution.created_ms);
         let future = execution.created_ms > now_ms.saturating_add(FUTURE_TOLERANCE_MS);
         let newest = !future && self.note_final(execution, status);
         Observation::Counted {
@@ -687,5 +694,213 @@ mod tests {
             poll(&mut t, &next, NOW + 1)
         );
         assert_eq!(restored.save(), t.save());
+    }
+
+    /// Model check: random histories (executions that start pending, finish later, become
+    /// visible late within the window, get stuck for a while, or are dated far in the future)
+    /// polled with random page sizes, polls that fail half-way (the run resumes), stale and
+    /// repeated tokens, random changes of the late window (reloads) and of the look-back,
+    /// and crashes that restore the last save. Published numbers are those of the last save;
+    /// they must never go down, and must end equal to the truth.
+    #[test]
+    fn random_histories_configs_faults_and_crashes_are_counted_exactly_once() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        use std::collections::BTreeMap;
+
+        struct World {
+            /// execution, visible from, final from, final status
+            history: Vec<(Execution, i64, i64, FinalStatus)>,
+        }
+        impl World {
+            fn status_at(&self, i: usize, now: i64) -> Execution {
+                let (e, _, fin, status) = &self.history[i];
+                let mut e = e.clone();
+                if *fin <= now {
+                    e.status = Status::Final(*status);
+                }
+                e
+            }
+            /// What DescribeAssociationExecutions returns at `now`, newest first.
+            fn view(&self, since: i64, now: i64) -> Vec<Execution> {
+                let mut v: Vec<Execution> = (0..self.history.len())
+                    .filter(|i| self.history[*i].1 <= now && self.history[*i].0.created_ms > since)
+                    .map(|i| self.status_at(i, now))
+                    .collect();
+                v.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
+                v
+            }
+            fn by_id(&self, id: &str, now: i64) -> Option<Execution> {
+                let i = self.history.iter().position(|h| h.0.id == id)?;
+                (self.history[i].1 <= now).then(|| self.status_at(i, now))
+            }
+        }
+        type Counts = BTreeMap<FinalStatus, u64>;
+
+        for seed in 0..400u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            // Executions become visible at most 500 ms late; every window used is larger (a
+            // window shrunk below the real lateness loses executions, as documented).
+            let mut window = rng.random_range(1_000..3_000i64);
+            let mut lookback = rng.random_range(1_000..20_000i64);
+            let start_now = 1_000_000i64;
+            let mut t = Tracker::new(lookback, window);
+            let mut world = World {
+                history: Vec::new(),
+            };
+            // The last save: the tracker's durable part and the numbers published with it.
+            let mut saved: Option<(Saved, Counts)> = None;
+            let mut live_counts: Counts = BTreeMap::new();
+            let mut published: Counts = BTreeMap::new();
+            let mut now = start_now;
+            let mut next_id = 0;
+            let mut floor = None;
+
+            let observe = |t: &mut Tracker, e: &Execution, now: i64, counts: &mut Counts| {
+                if let Observation::Counted { status, .. } = t.observe(e, now) {
+                    *counts.entry(status).or_default() += 1;
+                }
+            };
+            for _round in 0..rng.random_range(10..60) {
+                let step = rng.random_range(1..2_500);
+                now += step;
+                for _ in 0..rng.random_range(0..8) {
+                    let future = rng.random_bool(0.03);
+                    let created = if future {
+                        now + 1_000_000_000 + rng.random_range(0..1_000)
+                    } else {
+                        now - rng.random_range(0..step)
+                    };
+                    let visible = created.min(now) + rng.random_range(0..=500);
+                    let stuck = rng.random_bool(0.1);
+                    let fin = created.min(now)
+                        + if stuck {
+                            rng.random_range(20_000..60_000)
+                        } else {
+                            rng.random_range(0..5_000)
+                        };
+                    let status = FinalStatus::ALL[rng.random_range(0..5)];
+                    let e = exec(&format!("x{next_id}"), "InProgress", created);
+                    world.history.push((e, visible, fin, status));
+                    next_id += 1;
+                }
+                // Operator actions: a reload with another window, a restart with another
+                // look-back (the floor stays), or a crash back to the last save.
+                match rng.random_range(0..20) {
+                    0 => {
+                        window = rng.random_range(1_000..3_000);
+                        t.set_late_window(window);
+                    }
+                    1 => {
+                        lookback = rng.random_range(1_000..20_000);
+                        window = rng.random_range(1_000..3_000);
+                        let (s, counts) = (t.save(), live_counts.clone());
+                        t = Tracker::restore(s.clone(), lookback, window);
+                        saved = Some((s, counts));
+                    }
+                    2 => {
+                        // Crash: back to the last save (or to nothing).
+                        match &saved {
+                            Some((s, counts)) => {
+                                t = Tracker::restore(s.clone(), lookback, window);
+                                live_counts = counts.clone();
+                            }
+                            None => {
+                                t = Tracker::new(lookback, window);
+                                live_counts.clear();
+                                floor = None;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                // A poll: pages of random size, maybe failing, maybe a stale or repeated token.
+                let start = t.begin_poll(now);
+                floor.get_or_insert(start.since_ms);
+                let view = world.view(start.since_ms, now);
+                let page_size = rng.random_range(1..6);
+                let mut offset: usize = start.token.as_deref().map_or(0, |t| t.parse().unwrap());
+                loop {
+                    if rng.random_bool(0.15) {
+                        break; // the request fails: the run stays open
+                    }
+                    if rng.random_bool(0.03) {
+                        t.restart_run(); // InvalidNextToken: page again from the start
+                        offset = 0;
+                        continue;
+                    }
+                    let end = (offset + page_size).min(view.len());
+                    for e in &view[offset.min(end)..end] {
+                        observe(&mut t, e, now, &mut live_counts);
+                    }
+                    let token = if rng.random_bool(0.02) {
+                        Some(offset.to_string()) // the API repeats a token
+                    } else {
+                        (end < view.len()).then(|| end.to_string())
+                    };
+                    match t.next_page(token) {
+                        Paging::More(next) => offset = next.parse().unwrap(),
+                        Paging::End | Paging::Repeated => break,
+                    }
+                }
+                for id in t.due_rechecks(now, 5) {
+                    let found = world.by_id(&id, now);
+                    if let Observation::Counted { status, .. } =
+                        t.observe_recheck(&id, found.as_ref(), now)
+                    {
+                        *live_counts.entry(status).or_default() += 1;
+                    }
+                }
+                // A save now and then: published numbers are exactly the saved ones.
+                if rng.random_bool(0.4) {
+                    saved = Some((t.save(), live_counts.clone()));
+                    let counts = live_counts.clone();
+                    for (status, n) in &counts {
+                        assert!(
+                            *n >= published.get(status).copied().unwrap_or(0),
+                            "seed {seed}: {status} went down"
+                        );
+                    }
+                    published = counts;
+                }
+            }
+            // Everything finishes and is visible; polls catch up (stuck ones via re-checks).
+            now += 100_000;
+            for _ in 0..200 {
+                let start = t.begin_poll(now);
+                let view = world.view(start.since_ms, now);
+                for e in &view {
+                    observe(&mut t, e, now, &mut live_counts);
+                }
+                assert_eq!(t.next_page(None), Paging::End);
+                for id in t.due_rechecks(now, 5) {
+                    let found = world.by_id(&id, now);
+                    if let Observation::Counted { status, .. } =
+                        t.observe_recheck(&id, found.as_ref(), now)
+                    {
+                        *live_counts.entry(status).or_default() += 1;
+                    }
+                }
+                if t.in_progress() == 0 {
+                    break;
+                }
+                now += 60_000;
+            }
+            assert_eq!(t.in_progress(), 0, "seed {seed}");
+            let floor = t.floor_ms.unwrap();
+            let mut truth: Counts = BTreeMap::new();
+            for (e, _, _, status) in &world.history {
+                if e.created_ms > floor {
+                    *truth.entry(*status).or_default() += 1;
+                }
+            }
+            assert_eq!(live_counts, truth, "seed {seed}");
+            for (status, n) in &published {
+                assert!(
+                    live_counts[status] >= *n,
+                    "seed {seed}: {status} went down at the end"
+                );
+            }
+        }
     }
 }
