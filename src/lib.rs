@@ -32,6 +32,7 @@ pub mod ssm;
 pub mod state;
 pub mod tracker;
 pub mod web_config;
+pub mod yaml;
 
 use std::collections::HashMap;
 use std::future::Future;
