@@ -1,7 +1,7 @@
 //! Configuration file: loading, strict validation and human-readable summary.
 //!
 //! The file is YAML. It is first parsed into a small, location-annotated tree
-//! (`Node`) and then validated key by key, so that every error can name the
+//! ([`yaml::Node`], by [`yaml::parse`]) and then validated key by key, so that every error can name the
 //! offending key and point at the exact line and column of the offending value
 //! (or of the key itself, for unknown and duplicate keys).
 //!
@@ -10,12 +10,11 @@
 //! an arm in `Validator::config`, and a line in [`Config::summary`].
 
 use std::collections::HashMap;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{Location, MessageFormatter as _, Spanned};
+use crate::yaml::{self, Node, Raw};
 
 /// Config file used when none is given on the command line.
 pub const DEFAULT_CONFIG_FILE: &str = "ssm-association-exporter.yaml";
@@ -154,65 +153,9 @@ pub struct AssociationConfig {
     pub id: String,
 }
 
-/// A config error, displayed as `{file}:{line}:{column}: {key}: {message}`.
-///
-/// Parts that do not apply are left out: `{file}: {message}` when there is no
-/// location (unreadable or empty file), `{file}:{line}:{column}: {message}`
-/// when no key applies (YAML syntax errors, a document that is not a mapping).
-#[derive(Debug, thiserror::Error)]
-pub struct ConfigError {
-    /// The config file name as given.
-    pub file: String,
-    /// 1-based line of the offending value or key.
-    pub line: Option<u64>,
-    /// 1-based column of the offending value or key.
-    pub column: Option<u64>,
-    /// Path of the offending key, e.g. `poll_interval` or `associations[1].id`.
-    pub key: Option<String>,
-    /// Lower-case description of the problem.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": {key}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl ConfigError {
-    /// An error without location or key.
-    fn whole_file(file: &str, message: impl Into<String>) -> Self {
-        Self {
-            file: file.to_owned(),
-            line: None,
-            column: None,
-            key: None,
-            message: message.into(),
-        }
-    }
-
-    /// An error at `location`; `key` is `None` when no key applies.
-    fn at(file: &str, location: Location, key: Option<String>, message: impl Into<String>) -> Self {
-        let known = location.line() > 0;
-        Self {
-            file: file.to_owned(),
-            line: known.then(|| location.line()),
-            column: known.then(|| location.column()),
-            key,
-            message: message.into(),
-        }
-    }
-}
+/// A config error, displayed as `{file}:{line}:{column}: {key}: {message}`
+/// (see [`crate::yaml::Error`] for the parts left out when they do not apply).
+pub type ConfigError = yaml::Error;
 
 // ---------------------------------------------------------------------------
 // Loading and parsing
@@ -237,138 +180,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config text; `file` is used in messages and as [`Config::source`].
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let options = serde_saphyr::options! {
-        // Repeated keys are reported by the validator, with both positions.
-        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
-        // `.inf`/`.nan` reach the validator, which names the key.
-        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
-        // A tag such as `!secret` would otherwise be silently ignored.
-        reject_unsupported_tags: true,
-        with_snippet: false,
-    };
-    let root: Node =
-        serde_saphyr::from_str_with_options(text, options).map_err(|err| yaml_error(file, &err))?;
-    Validator { file, text }.config(root)
-}
-
-fn yaml_error(file: &str, err: &serde_saphyr::Error) -> ConfigError {
-    let err = err.without_snippet();
-    let text = serde_saphyr::UserMessageFormatter.format_message(err);
-    let message = format!("invalid YAML: {}", one_line(&text));
-    match err.location() {
-        Some(location) => ConfigError::at(file, location, None, message),
-        None => ConfigError::whole_file(file, message),
+    let document = yaml::parse(text, file)?;
+    Validator {
+        file,
+        text: document.text,
     }
-}
-
-/// Escapes control characters so that a message stays on one line.
-fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------
-// Location-annotated YAML tree
-// ---------------------------------------------------------------------------
-
-type Node = Spanned<Raw>;
-
-/// A YAML value as resolved by the YAML core schema, with located children.
-#[derive(Debug)]
-enum Raw {
-    Null,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>),
-}
-
-impl<'de> Deserialize<'de> for Raw {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(RawVisitor)
-    }
-}
-
-struct RawVisitor;
-
-impl<'de> Visitor<'de> for RawVisitor {
-    type Value = Raw;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a YAML scalar, list or mapping")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Raw, E> {
-        Ok(Raw::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Raw, E> {
-        Ok(Raw::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Raw, D::Error> {
-        Raw::deserialize(deserializer)
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Raw, E> {
-        Ok(Raw::Bool(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Raw, E> {
-        Ok(Raw::Int(v.into()))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Raw, E> {
-        Ok(Raw::Int(v.into()))
-    }
-
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Raw, E> {
-        Ok(Raw::Int(v))
-    }
-
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Raw, E> {
-        // Beyond i128: only used for messages and range errors, so a float is enough.
-        Ok(i128::try_from(v).map_or(Raw::Float(v as f64), Raw::Int))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Raw, E> {
-        Ok(Raw::Float(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
-        Ok(Raw::Str(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Raw, E> {
-        Ok(Raw::Str(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Raw::Seq(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key()? {
-            let value = map.next_value()?;
-            entries.push((key, value));
-        }
-        Ok(Raw::Map(entries))
-    }
+    .config(document.root)
 }
 
 // ---------------------------------------------------------------------------
@@ -1126,10 +943,5 @@ mod tests {
         assert_eq!(suggest("regoin", KEYS), Some("region"));
         assert_eq!(suggest("name", &["id"]), None);
         assert_eq!(suggest("completely_different", KEYS), None);
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(one_line("a\nb\tc"), "a\\nb\\tc");
     }
 }

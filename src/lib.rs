@@ -23,7 +23,8 @@
 //! - [`ssm`]: the bottom layer: the only module that touches `aws_sdk_ssm` or AWS error codes.
 //! - [`limit`]: the process-wide rate limit and concurrency cap.
 //! - [`model`]: the project's own types: statuses, executions, alarms, association info.
-//! - [`config`], [`web_config`]: strict YAML configuration with located errors.
+//! - [`config`], [`web_config`]: the two configuration files, strict, defaults in one place.
+//! - [`yaml`]: strict YAML parsing with one located-error format (`file:line:column: key: ...`).
 //! - [`logging`]: logfmt and JSON log output.
 //! - [`clock`], [`sync`]: time and poison-tolerant locking.
 //!
@@ -50,6 +51,7 @@ pub mod store;
 pub mod sync;
 pub mod tracker;
 pub mod web_config;
+pub mod yaml;
 
 use std::future::Future;
 use std::sync::Arc;

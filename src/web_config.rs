@@ -39,8 +39,8 @@
 //!   silently ignored (ignoring `client_allowed_sans` would weaken security).
 //! * Any other unknown key is an error.
 //!
-//! Errors read `{file}: {key}: {message}`, e.g.
-//! `web.yml: tls_server_config.cert_file: cannot read "server.crt": No such file or directory`.
+//! Errors read `{file}:{line}:{column}: {key}: {message}` (see [`crate::yaml`]), e.g.
+//! `web.yml:2:14: tls_server_config.cert_file: cannot read "server.crt": No such file or directory`.
 //!
 //! Wiring into a hyper 1 accept loop: `tls_acceptor()` gives the TLS handshake to run
 //! on each accepted TCP stream (under a timeout, in the per-connection task);
@@ -67,15 +67,18 @@ use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
     SupportedProtocolVersion,
 };
-use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// An error in the web configuration file. Its message names the file and, where there
-/// is one, the key: `{file}: {key}: {message}`. It never contains a secret.
+use crate::yaml;
+
+/// An error in the web configuration file, displayed as `{file}:{line}:{column}: {key}: {message}`
+/// (see [`crate::yaml::Error`] for the parts left out when they do not apply). It never
+/// contains a secret.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct WebConfigError(String);
+#[error(transparent)]
+pub struct WebConfigError(#[from] yaml::Error);
 
 /// The validated web configuration: optional TLS, optional basic authentication and
 /// extra response headers. Share it between connections in an `Arc`.
@@ -152,22 +155,18 @@ impl WebConfig {
     /// An empty file (or `{}`) means plain HTTP without authentication.
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         let file = path.display().to_string();
-        let err = |key: &str, message: String| {
-            if key.is_empty() {
-                WebConfigError(format!("{file}: {message}"))
-            } else {
-                WebConfigError(format!("{file}: {key}: {message}"))
-            }
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| err("", format!("cannot read file: {}", io_message(&e))))?;
-        let raw: RawConfig = match serde_saphyr::from_str::<Option<RawConfig>>(&text) {
-            Ok(raw) => raw.unwrap_or_default(),
-            Err(e) => return Err(yaml_error(&file, &text, &e)),
-        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            yaml::Error::whole_file(&file, format!("cannot read file: {}", io_message(&e)))
+        })?;
+        let document = yaml::parse(&text, &file)?;
+        let raw: RawConfig = document
+            .deserialize::<Option<RawConfig>>()?
+            .unwrap_or_default();
+        // An error about the value at `path`, located in the file.
+        let err = |path: &[&str], message: String| WebConfigError(document.error(path, message));
         if raw.rate_limit.is_some() {
             return Err(err(
-                "rate_limit",
+                &["rate_limit"],
                 "not supported by this exporter".to_string(),
             ));
         }
@@ -193,7 +192,7 @@ impl WebConfig {
                 if value.trim().is_empty() {
                     continue;
                 }
-                let key = format!("http_server_config.headers.{name}");
+                let key = ["http_server_config", "headers", name.as_str()];
                 let parsed = hyper::header::HeaderName::from_bytes(name.as_bytes())
                     .map_err(|_| err(&key, "not a valid HTTP header name".to_string()))?;
                 if RESERVED_HEADERS.contains(&parsed.as_str()) {
@@ -216,9 +215,9 @@ impl WebConfig {
         // The dummy hash verified for unknown users costs as much as the slowest user's.
         let mut max_cost = 4;
         for (user, hash) in &users {
-            let key = format!("basic_auth_users.{user}");
+            let key = ["basic_auth_users", user.as_str()];
             if user.is_empty() {
-                return Err(err("basic_auth_users", "empty user name".to_string()));
+                return Err(err(&["basic_auth_users"], "empty user name".to_string()));
             }
             if user.contains(':') {
                 return Err(err(
@@ -231,7 +230,7 @@ impl WebConfig {
         let mut cache_key = [0u8; 32];
         provider.secure_random.fill(&mut cache_key).map_err(|_| {
             err(
-                "",
+                &[],
                 "cannot get random bytes from the operating system".to_string(),
             )
         })?;
@@ -531,7 +530,7 @@ fn build_tls(
     raw: RawTls,
     base_dir: &Path,
     provider: &Arc<CryptoProvider>,
-    err: &dyn Fn(&str, String) -> WebConfigError,
+    err: &dyn Fn(&[&str], String) -> WebConfigError,
     file: &str,
 ) -> Result<TlsSettings, WebConfigError> {
     let unsupported = [
@@ -558,10 +557,7 @@ fn build_tls(
     ];
     for (key, present, message) in unsupported {
         if present {
-            return Err(err(
-                &format!("tls_server_config.{key}"),
-                message.to_string(),
-            ));
+            return Err(err(&["tls_server_config", key], message.to_string()));
         }
     }
     for (key, present) in [
@@ -583,36 +579,36 @@ fn build_tls(
     let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
     let cert_file = non_empty(raw.cert_file).ok_or_else(|| {
         err(
-            "tls_server_config.cert_file",
+            &["tls_server_config", "cert_file"],
             "required when tls_server_config is present".to_string(),
         )
     })?;
     let key_file = non_empty(raw.key_file).ok_or_else(|| {
         err(
-            "tls_server_config.key_file",
+            &["tls_server_config", "key_file"],
             "required when tls_server_config is present".to_string(),
         )
     })?;
     let client_auth = ClientAuth::parse(raw.client_auth_type.as_deref().unwrap_or(""))
-        .map_err(|m| err("tls_server_config.client_auth_type", m))?;
+        .map_err(|m| err(&["tls_server_config", "client_auth_type"], m))?;
     let min = TlsVersion::parse(raw.min_version.as_deref().unwrap_or("TLS12"))
-        .map_err(|m| err("tls_server_config.min_version", m))?;
+        .map_err(|m| err(&["tls_server_config", "min_version"], m))?;
     let max = TlsVersion::parse(raw.max_version.as_deref().unwrap_or("TLS13"))
-        .map_err(|m| err("tls_server_config.max_version", m))?;
+        .map_err(|m| err(&["tls_server_config", "max_version"], m))?;
     if min > max {
         return Err(err(
-            "tls_server_config.min_version",
+            &["tls_server_config", "min_version"],
             format!("{} is higher than max_version {}", min.label(), max.label()),
         ));
     }
     let client_ca_file = non_empty(raw.client_ca_file);
 
-    let read = |key: &str, name: &str| -> Result<Vec<u8>, WebConfigError> {
+    let read = |key: &[&str], name: &str| -> Result<Vec<u8>, WebConfigError> {
         std::fs::read(resolve(base_dir, name))
             .map_err(|e| err(key, format!("cannot read {name:?}: {}", io_message(&e))))
     };
 
-    let cert_key = "tls_server_config.cert_file";
+    let cert_key: &[&str] = &["tls_server_config", "cert_file"];
     let cert_pem = read(cert_key, &cert_file)?;
     let certs = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
@@ -624,7 +620,7 @@ fn build_tls(
         ));
     }
 
-    let key_key = "tls_server_config.key_file";
+    let key_key: &[&str] = &["tls_server_config", "key_file"];
     let key_pem = read(key_key, &key_file)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => err(
@@ -637,7 +633,7 @@ fn build_tls(
         other => err(key_key, format!("invalid PEM in {key_file:?}: {other}")),
     })?;
 
-    let ca_key = "tls_server_config.client_ca_file";
+    let ca_key: &[&str] = &["tls_server_config", "client_ca_file"];
     let verifier: Option<Arc<dyn ClientCertVerifier>> = match (client_auth, &client_ca_file) {
         (ClientAuth::NoClientCert, None) => None,
         (ClientAuth::NoClientCert, Some(_)) => {
@@ -701,7 +697,7 @@ fn build_tls(
         .collect();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| err("tls_server_config", format!("cannot configure TLS: {e}")))?;
+        .map_err(|e| err(&["tls_server_config"], format!("cannot configure TLS: {e}")))?;
     let builder = match verifier {
         Some(v) => builder.with_client_cert_verifier(v),
         None => builder.with_no_client_auth(),
@@ -781,178 +777,5 @@ impl ClientCertVerifier for AcceptAnyClientCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// YAML error messages that name the key
-
-/// Formats a serde-saphyr error as `{file}: {key.path}: {message} (line L, column C)`.
-fn yaml_error(file: &str, text: &str, e: &serde_saphyr::Error) -> WebConfigError {
-    let rendered = e.without_snippet().to_string();
-    let first_line = rendered.lines().next().unwrap_or("").trim();
-    let message = clean_message(first_line.strip_prefix("error: ").unwrap_or(first_line));
-    let Some(loc) = e.location().filter(|l| l.line() > 0) else {
-        return WebConfigError(format!("{file}: {message}"));
-    };
-    let (line, column) = (loc.line(), loc.column());
-    // A second, lenient pass that only records where the keys are. Duplicate keys are
-    // passed through so that a duplicate-key error can be attributed too.
-    let options = serde_saphyr::options! {
-        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
-    };
-    let path = serde_saphyr::from_str_with_options::<KeyTree>(text, options)
-        .map(|tree| tree.path_at(line, column))
-        .unwrap_or_default();
-    if path.is_empty() {
-        WebConfigError(format!("{file}: line {line}, column {column}: {message}"))
-    } else {
-        WebConfigError(format!(
-            "{file}: {path}: {message} (line {line}, column {column})"
-        ))
-    }
-}
-
-/// Removes the location ("line N column M: " before, " at line N, column M" after) and
-/// the advice meant for programmers from a serde-saphyr message.
-fn clean_message(message: &str) -> String {
-    let mut message = message;
-    let mut words = message.splitn(5, ' ');
-    if let (Some("line"), Some(l), Some("column"), Some(c), Some(rest)) = (
-        words.next(),
-        words.next(),
-        words.next(),
-        words.next(),
-        words.next(),
-    ) {
-        if l.parse::<u64>().is_ok()
-            && c.strip_suffix(':')
-                .is_some_and(|c| c.parse::<u64>().is_ok())
-        {
-            message = rest;
-        }
-    }
-    if let Some(i) = message.rfind(" at line ") {
-        let tail = &message[i + " at line ".len()..];
-        if let Some((l, c)) = tail.split_once(", column ") {
-            if l.parse::<u64>().is_ok() && c.parse::<u64>().is_ok() {
-                message = &message[..i];
-            }
-        }
-    }
-    message
-        .trim_end_matches(", set DuplicateKeyPolicy in Options if acceptable")
-        .to_string()
-}
-
-/// The mapping keys of a YAML document with their positions, to name the key at an error.
-#[derive(Default)]
-struct KeyTree(Vec<KeyNode>);
-
-struct KeyNode {
-    key: String,
-    line: u64,
-    column: u64,
-    children: KeyTree,
-}
-
-impl KeyTree {
-    /// The dotted path of the last key at or before (line, column), at each depth.
-    fn path_at(&self, line: u64, column: u64) -> String {
-        let mut path: Vec<&str> = Vec::new();
-        let mut level = self;
-        while let Some(node) = level
-            .0
-            .iter()
-            .rev()
-            .find(|n| (n.line, n.column) <= (line, column))
-        {
-            path.push(&node.key);
-            level = &node.children;
-        }
-        path.join(".")
-    }
-}
-
-impl<'de> Deserialize<'de> for KeyTree {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(KeyTreeVisitor)
-    }
-}
-
-struct KeyTreeVisitor;
-
-impl<'de> Visitor<'de> for KeyTreeVisitor {
-    type Value = KeyTree;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyTree, A::Error> {
-        let mut nodes = Vec::new();
-        while let Some(key) = map.next_key::<serde_saphyr::Spanned<String>>()? {
-            let children = map.next_value::<KeyTree>()?;
-            nodes.push(KeyNode {
-                key: key.value,
-                line: key.referenced.line(),
-                column: key.referenced.column(),
-                children,
-            });
-        }
-        Ok(KeyTree(nodes))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyTree, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(KeyTree::default())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<KeyTree, D::Error> {
-        KeyTree::deserialize(d)
-    }
-
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<KeyTree, D::Error> {
-        KeyTree::deserialize(d)
-    }
-
-    fn visit_none<E>(self) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_unit<E>(self) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_i128<E>(self, _: i128) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_u128<E>(self, _: u128) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_bytes<E>(self, _: &[u8]) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
     }
 }

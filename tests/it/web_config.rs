@@ -379,8 +379,8 @@ fn unknown_top_level_key_is_rejected() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: basic_auth_user: unknown field `basic_auth_user`, expected one of \
-             tls_server_config, http_server_config, basic_auth_users, rate_limit (line 4, column 1)",
+            "{}:4:1: basic_auth_user: unknown field `basic_auth_user`, expected one of \
+             tls_server_config, http_server_config, basic_auth_users, rate_limit",
             path.display()
         )
     );
@@ -393,10 +393,10 @@ fn unknown_nested_key_is_rejected() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: tls_server_config.client_auth: unknown field `client_auth`, expected one of \
+            "{}:4:3: tls_server_config.client_auth: unknown field `client_auth`, expected one of \
              cert_file, key_file, client_auth_type, client_ca_file, min_version, max_version, \
              cipher_suites, curve_preferences, prefer_server_cipher_suites, cert, key, client_ca, \
-             client_allowed_sans (line 4, column 3)",
+             client_allowed_sans",
             path.display()
         )
     );
@@ -404,7 +404,7 @@ fn unknown_nested_key_is_rejected() {
     let err = load_err(&path);
     assert!(
         err.starts_with(&format!(
-            "{}: http_server_config.header: unknown field `header`",
+            "{}:2:3: http_server_config.header: unknown field `header`",
             path.display()
         )),
         "{err}"
@@ -418,7 +418,7 @@ fn wrong_type_names_the_key() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: tls_server_config.key_file: expected string scalar (line 3, column 13)",
+            "{}:3:13: tls_server_config.key_file: expected string scalar",
             path.display()
         )
     );
@@ -426,7 +426,7 @@ fn wrong_type_names_the_key() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: basic_auth_users.alice: expected string scalar (line 2, column 10)",
+            "{}:2:10: basic_auth_users.alice: expected string scalar",
             path.display()
         )
     );
@@ -437,7 +437,28 @@ fn wrong_type_names_the_key() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: tls_server_config.cert_file: duplicate mapping key: cert_file (line 4, column 3)",
+            "{}:4:3: tls_server_config.cert_file: duplicate key (first set at line 2)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn yaml_syntax_error_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "tls_server_config:\n  cert_file: [a\n");
+    assert_eq!(
+        load_err(&path),
+        format!(
+            "{}:2:14: invalid YAML: unclosed bracket '['",
+            path.display()
+        )
+    );
+    let path = write_config(dir.path(), "basic_auth_users:\n  alice: !secret x\n");
+    assert_eq!(
+        load_err(&path),
+        format!(
+            "{}:2:18: invalid YAML: unsupported tag `!secret`",
             path.display()
         )
     );
@@ -449,10 +470,7 @@ fn not_yaml_mapping_is_rejected() {
     let path = write_config(dir.path(), "- a\n- b\n");
     assert_eq!(
         load_err(&path),
-        format!(
-            "{}: line 1, column 1: expected mapping start",
-            path.display()
-        )
+        format!("{}:1:1: expected mapping start", path.display())
     );
 }
 
@@ -464,7 +482,7 @@ fn missing_key_file_is_rejected() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: tls_server_config.key_file: required when tls_server_config is present",
+            "{}:2:3: tls_server_config.key_file: required when tls_server_config is present",
             path.display()
         )
     );
@@ -472,7 +490,7 @@ fn missing_key_file_is_rejected() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: tls_server_config.cert_file: required when tls_server_config is present",
+            "{}:1:20: tls_server_config.cert_file: required when tls_server_config is present",
             path.display()
         )
     );
@@ -486,7 +504,7 @@ fn unreadable_cert_file_is_rejected() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: tls_server_config.cert_file: cannot read \"missing.crt\": No such file or directory",
+            "{}:2:14: tls_server_config.cert_file: cannot read \"missing.crt\": No such file or directory",
             path.display()
         )
     );
@@ -516,7 +534,7 @@ fn bad_pem_is_rejected() {
     let err = load_err(&path);
     assert!(
         err.starts_with(&format!(
-            "{}: tls_server_config.cert_file: no certificate",
+            "{}:4:14: tls_server_config.cert_file: no certificate",
             path.display()
         )),
         "{err}"
@@ -530,7 +548,7 @@ fn bad_pem_is_rejected() {
     let err = load_err(&path);
     assert!(
         err.starts_with(&format!(
-            "{}: tls_server_config.cert_file: invalid PEM in \"server.crt\"",
+            "{}:4:14: tls_server_config.cert_file: invalid PEM in \"server.crt\"",
             path.display()
         )),
         "{err}"
@@ -542,7 +560,7 @@ fn bad_pem_is_rejected() {
     let err = load_err(&path);
     assert!(
         err.starts_with(&format!(
-            "{}: tls_server_config.key_file: no private key found in \"server.key\"",
+            "{}:5:13: tls_server_config.key_file: no private key found in \"server.key\"",
             path.display()
         )),
         "{err}"
@@ -552,7 +570,10 @@ fn bad_pem_is_rejected() {
     std::fs::write(dir.path().join("server.key"), &pki.client_key_pem).unwrap();
     let err = load_err(&path);
     assert!(
-        err.starts_with(&format!("{}: tls_server_config.key_file: ", path.display())),
+        err.starts_with(&format!(
+            "{}:5:13: tls_server_config.key_file: ",
+            path.display()
+        )),
         "{err}"
     );
 
@@ -562,7 +583,7 @@ fn bad_pem_is_rejected() {
     let err = load_err(&path);
     assert!(
         err.starts_with(&format!(
-            "{}: tls_server_config.client_ca_file: no certificate",
+            "{}:7:19: tls_server_config.client_ca_file: no certificate",
             path.display()
         )),
         "{err}"
@@ -612,7 +633,7 @@ fn tls10_is_rejected() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: tls_server_config.min_version: TLS10 is not supported (rustls implements TLS12 and TLS13 only)",
+            "{}:4:16: tls_server_config.min_version: TLS10 is not supported (rustls implements TLS12 and TLS13 only)",
             path.display()
         )
     );
@@ -623,7 +644,7 @@ fn tls10_is_rejected() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: tls_server_config.min_version: TLS 1.3 is higher than max_version TLS 1.2",
+            "{}:4:16: tls_server_config.min_version: TLS 1.3 is higher than max_version TLS 1.2",
             path.display()
         )
     );
@@ -634,7 +655,7 @@ fn tls10_is_rejected() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: tls_server_config.max_version: unknown TLS version \"tls13\" (expected TLS12 or TLS13)",
+            "{}:4:16: tls_server_config.max_version: unknown TLS version \"tls13\" (expected TLS12 or TLS13)",
             path.display()
         )
     );
@@ -648,7 +669,7 @@ fn client_auth_types() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: tls_server_config.client_ca_file: required when client_auth_type is RequireAndVerifyClientCert",
+            "{}:2:3: tls_server_config.client_ca_file: required when client_auth_type is RequireAndVerifyClientCert",
             path.display()
         )
     );
@@ -704,7 +725,7 @@ fn unsupported_toolkit_keys_are_rejected() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: tls_server_config.client_allowed_sans: not supported by this exporter",
+            "{}:6:24: tls_server_config.client_allowed_sans: not supported by this exporter",
             path.display()
         )
     );
@@ -712,7 +733,7 @@ fn unsupported_toolkit_keys_are_rejected() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: rate_limit: not supported by this exporter",
+            "{}:2:3: rate_limit: not supported by this exporter",
             path.display()
         )
     );
@@ -747,7 +768,7 @@ fn bad_users_and_headers_are_rejected() {
     let err = load_err(&path);
     assert!(
         err.starts_with(&format!(
-            "{}: basic_auth_users.alice: not a bcrypt hash",
+            "{}:2:10: basic_auth_users.alice: not a bcrypt hash",
             path.display()
         )),
         "{err}"
@@ -764,7 +785,7 @@ fn bad_users_and_headers_are_rejected() {
     assert_eq!(
         load_err(&path),
         format!(
-            "{}: http_server_config.headers.Content-Type: this header is set by the server itself and cannot be configured",
+            "{}:3:19: http_server_config.headers.Content-Type: this header is set by the server itself and cannot be configured",
             path.display()
         )
     );
