@@ -26,6 +26,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod poller;
+pub mod schedule;
 pub mod scheduler;
 pub mod simulator;
 pub mod ssm;
