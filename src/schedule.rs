@@ -103,7 +103,12 @@ fn parse_cron(inner: &str) -> Option<croner::Cron> {
     let fields: Vec<&str> = inner.split_whitespace().collect();
     // SSM documents six fields; five (no year) and seven (Quartz, seconds first) are taken too.
     let mut seven: Vec<String> = match fields.len() {
-        5 => ["0"].iter().chain(&fields).chain(&["*"]).map(|f| f.to_string()).collect(),
+        5 => ["0"]
+            .iter()
+            .chain(&fields)
+            .chain(&["*"])
+            .map(|f| f.to_string())
+            .collect(),
         6 => ["0"].iter().chain(&fields).map(|f| f.to_string()).collect(),
         7 => fields.iter().map(|f| f.to_string()).collect(),
         _ => return None,
@@ -114,7 +119,9 @@ fn parse_cron(inner: &str) -> Option<croner::Cron> {
         *field = field
             .split(',')
             .map(|part| match part.split_once('/') {
-                Some((start, step)) if !start.is_empty() && start.bytes().all(|b| b.is_ascii_digit()) => {
+                Some((start, step))
+                    if !start.is_empty() && start.bytes().all(|b| b.is_ascii_digit()) =>
+                {
                     format!("{start}-{max}/{step}")
                 }
                 _ => part.to_string(),
@@ -196,7 +203,16 @@ mod tests {
 
     #[test]
     fn empty_and_unknown_expressions_are_none() {
-        for expression in ["", "   ", "at(2026-07-07T15:55:00)", "cron", "cron()", "daily", "ratex(5 minutes)", "cronx(0 2 * * ? *)"] {
+        for expression in [
+            "",
+            "   ",
+            "at(2026-07-07T15:55:00)",
+            "cron",
+            "cron()",
+            "daily",
+            "ratex(5 minutes)",
+            "cronx(0 2 * * ? *)",
+        ] {
             assert_eq!(interval(expression), None, "{expression:?}");
         }
     }

@@ -2,7 +2,6 @@
 //! executions missing fields, unknown statuses, malformed `ResourceCountByStatus`, missing
 //! `LastExecutionDate`, unknown error codes, and a state file that cannot be written.
 
-
 use std::time::Duration;
 
 use crate::common::*;

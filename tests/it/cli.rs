@@ -1,7 +1,6 @@
 //! The real binary: `--config.check`, exit codes, the standard endpoint override
 //! (`AWS_ENDPOINT_URL_SSM`), `--demo`, and graceful shutdown on SIGTERM/SIGINT.
 
-
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

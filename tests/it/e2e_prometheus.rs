@@ -3,7 +3,6 @@
 //! loaded, and its HTTP API must show the target up, the simulator's ground truth in the stored
 //! counters, and the failed-execution alert firing while the others stay quiet.
 
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,6 @@
 //! The exporter's `run()` against the simulated SSM endpoint, over real HTTP through the real
 //! `aws-sdk-ssm` client: every exported counter is compared with the simulator's ground truth.
 
-
 use std::time::Duration;
 
 use crate::common::*;

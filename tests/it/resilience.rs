@@ -3,7 +3,6 @@
 //! rejected credentials), configuration reloads, and HTTP hardening. Every count is compared
 //! with the simulated SSM endpoint's ground truth.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,14 +2,13 @@
 //! bcrypt basic auth, open probes, plain HTTP to the TLS port, the TLS health check, and no
 //! secrets in the logs.
 
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use crate::common::*;
+use base64::Engine as _;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use ssm_association_exporter::simulator::SimExecution;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,7 +2,6 @@
 //! exporter config the exporter accepts, serves the promised history to the exporter's `run()`
 //! and stops on SIGTERM.
 
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
