@@ -216,7 +216,6 @@ impl Root {
 
 /// What a run showed, for further assertions.
 pub struct Run {
-    pub address: String,
     pub metrics_status: u16,
     pub metrics: String,
     pub logs: String,
@@ -465,7 +464,6 @@ pub async fn run_container(container: &Container) -> Run {
         state_files.push(file);
     }
     Run {
-        address,
         metrics_status: metrics.status,
         metrics: metrics.body,
         logs,
@@ -512,4 +510,39 @@ pub fn run_ok(mut command: Command) -> String {
     );
     assert!(out.status.success(), "{command:?} failed:\n{text}");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_shipped_configs_are_valid() {
+    for path in [
+        "deploy/kubernetes/config.yaml",
+        "deploy/ecs/config.yaml",
+        "config/example.yaml",
+        "config/minimal.yaml",
+        "config/demo.yaml",
+    ] {
+        ssm_association_exporter::config::load(&repo(path)).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn the_iam_policy_grants_only_the_two_read_calls_on_associations() {
+    let policy: Value = serde_json::from_str(&read("deploy/iam-policy.json")).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    let mut actions: Vec<String> = statements
+        .iter()
+        .flat_map(|s| strings(&s["Action"]))
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            "ssm:DescribeAssociation",
+            "ssm:DescribeAssociationExecutions"
+        ]
+    );
+    for s in statements {
+        assert_eq!(s["Effect"], "Allow");
+        assert!(s["Resource"].as_str().unwrap().contains(":association/"));
+    }
 }

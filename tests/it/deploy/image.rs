@@ -258,3 +258,25 @@ fn the_builder_cross_compiles_for_the_target_platform_without_emulation() {
     let script = read("scripts/check-arm64");
     assert!(script.contains("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_exporter_starts_and_its_healthcheck_passes() {
+    let compose = yaml("deploy/compose/docker-compose.yml");
+    let service = &compose["services"]["exporter"];
+    assert_eq!(service["build"]["dockerfile"], "Dockerfile");
+    assert_eq!(service["read_only"], true);
+    let dockerfile = Dockerfile::parse("Dockerfile");
+    let test = strings(&service["healthcheck"]["test"]);
+    assert_eq!(test[0], "CMD", "no shell in the image for CMD-SHELL");
+    let mut container = image_container();
+    container.artefact = "deploy/compose exporter".into();
+    container.argv = compose_argv(
+        &dockerfile.exec_form("ENTRYPOINT"),
+        &dockerfile.exec_form("CMD"),
+        service.get("entrypoint").map(strings),
+        service.get("command").map(strings),
+    );
+    container.probes = vec![Probe::Exec(test[1..].to_vec())];
+    let run = run_container(&container).await;
+    assert_eq!(run.metrics_status, 200);
+}
