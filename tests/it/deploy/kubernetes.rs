@@ -508,3 +508,27 @@ async fn the_kustomize_pod_starts_and_passes_its_probes() {
     assert_eq!(run.metrics_status, 200);
     assert!(run.state_files.iter().any(|f| f.ends_with("state.json")));
 }
+
+#[test]
+fn every_chart_value_is_documented_in_the_readme() {
+    let values = yaml(&format!("{CHART}/values.yaml"));
+    let readme = read("README.md");
+    fn walk(prefix: &str, node: &Value, readme: &str, missing: &mut Vec<String>) {
+        for (key, value) in node.as_object().unwrap() {
+            let path = format!("{prefix}{key}");
+            if readme.contains(&format!("| `{path}` |")) {
+                continue;
+            }
+            match value.as_object() {
+                Some(map) if !map.is_empty() => walk(&format!("{path}."), value, readme, missing),
+                _ => missing.push(path),
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    walk("", &values, &readme, &mut missing);
+    assert!(
+        missing.is_empty(),
+        "README \"Helm chart values\" lacks {missing:?}"
+    );
+}
