@@ -95,6 +95,13 @@ const STATE_SAVE_INTERVAL_SETTING: DurationSetting = DurationSetting {
     max: Some((HOUR, "1h")),
 };
 
+const REMOVED_ASSOCIATION_RETENTION_SETTING: DurationSetting = DurationSetting {
+    default: Duration::from_secs(7 * 24 * 60 * 60),
+    min: Duration::ZERO,
+    min_text: "0s",
+    max: Some((Duration::from_secs(90 * 24 * 60 * 60), "90d")),
+};
+
 /// Every accepted top-level key, in documentation order.
 const KEYS: &[&str] = &[
     "associations",
@@ -108,6 +115,7 @@ const KEYS: &[&str] = &[
     "region",
     "state_file",
     "state_save_interval",
+    "removed_association_retention",
 ];
 
 const EXAMPLE_ASSOCIATION_ID: &str = "8dfe3659-4309-493a-8755-0123456789ab";
@@ -142,6 +150,9 @@ pub struct Config {
     pub state_file: Option<std::path::PathBuf>,
     /// How often changed state is written to `state_file` (and then published on /metrics).
     pub state_save_interval: Duration,
+    /// How long the state of an association removed from the list is kept, so that adding it
+    /// back resumes its counters instead of counting its look-back again.
+    pub removed_association_retention: Duration,
     /// The config file name as given, for messages and the landing page.
     pub source: String,
 }
@@ -243,6 +254,7 @@ impl Validator<'_> {
             region: None,
             state_file: None,
             state_save_interval: STATE_SAVE_INTERVAL_SETTING.default,
+            removed_association_retention: REMOVED_ASSOCIATION_RETENTION_SETTING.default,
             source: self.file.to_owned(),
         };
 
@@ -287,6 +299,10 @@ impl Validator<'_> {
                 "state_save_interval" => {
                     config.state_save_interval =
                         self.duration(&name, value, &STATE_SAVE_INTERVAL_SETTING)?;
+                }
+                "removed_association_retention" => {
+                    config.removed_association_retention =
+                        self.duration(&name, value, &REMOVED_ASSOCIATION_RETENTION_SETTING)?;
                 }
                 // `entries` only yields names listed in KEYS.
                 _ => return Err(self.unknown_key(key, &name, "", KEYS)),
@@ -783,6 +799,11 @@ impl Config {
             out,
             "\nstate_save_interval: {}",
             format_duration(self.state_save_interval)
+        );
+        let _ = write!(
+            out,
+            "\nremoved_association_retention: {}",
+            format_duration(self.removed_association_retention)
         );
         out
     }

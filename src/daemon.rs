@@ -47,10 +47,6 @@ pub enum ReloadError {
     Invalid(#[from] ConfigError),
 }
 
-/// How long the state of an association removed from the configuration is kept, so that adding
-/// it back resumes it (its counters continue, its look-back is not counted again).
-pub const RETIRED_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
-
 fn restored_live(config: &Config, saved: persist::Restored) -> Live {
     Live {
         tracker: Tracker::restore(
@@ -65,7 +61,7 @@ fn restored_live(config: &Config, saved: persist::Restored) -> Live {
 /// Loads the state file, if one is configured, into the store. An unusable file is reported
 /// (log and `ssm_association_exporter_state_load_errors_total`), set aside, and the exporter
 /// starts fresh; associations no longer configured are kept retired (not shown) for
-/// [`RETIRED_RETENTION_MS`].
+/// `removed_association_retention`.
 fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
     let Some(path) = &config.state_file else {
         return;
@@ -160,6 +156,7 @@ impl Daemon {
             persister: None,
         };
         daemon.follow_readiness();
+        daemon.expire_retired();
         daemon.start_pollers().await;
         daemon.start_persister();
         daemon
@@ -307,8 +304,7 @@ impl Daemon {
         }
         let now = self.clock.now_ms();
         self.store.retain(&new_ids, now);
-        self.store
-            .expire_retired(now.saturating_sub(RETIRED_RETENTION_MS));
+        self.expire_retired();
         let polling_changed = old.poll_interval != self.config.poll_interval
             || old.api_requests_per_second != self.config.api_requests_per_second
             || old.max_concurrent_requests != self.config.max_concurrent_requests
@@ -357,6 +353,17 @@ impl Daemon {
         );
         tracing::info!("{message}");
         Ok(message)
+    }
+
+    /// Forgets removed associations kept for longer than `removed_association_retention`.
+    fn expire_retired(&self) {
+        let retention = self.config.removed_association_retention.as_millis() as i64;
+        let expired = self
+            .store
+            .expire_retired(self.clock.now_ms().saturating_sub(retention));
+        if expired > 0 {
+            tracing::info!(expired, "forgot the state of associations removed long ago");
+        }
     }
 
     /// Stops every poller and waits until each has ended.

@@ -27,6 +27,7 @@ pub mod names {
     pub const TRIGGERED_ALARM: &str = "ssm_association_triggered_alarm";
     pub const TRIGGERED_ALARMS_TOTAL: &str = "ssm_association_triggered_alarms_total";
     pub const INFO: &str = "ssm_association_info";
+    pub const SCHEDULE_INTERVAL_SECONDS: &str = "ssm_association_schedule_interval_seconds";
     pub const POLL_SUCCESS: &str = "ssm_association_exporter_poll_success";
     pub const LAST_POLL_SUCCESS_TIMESTAMP_SECONDS: &str =
         "ssm_association_exporter_last_poll_success_timestamp_seconds";
@@ -244,8 +245,21 @@ const FAMILIES: &[Family] = &[
                     ("association_name", &info.name),
                     ("document_name", &info.document_name),
                     ("schedule_expression", &info.schedule_expression),
+                    ("region", &info.region),
                 ];
                 sample(out, f.name, &labels, 1);
+            }
+        },
+    },
+    Family {
+        name: names::SCHEDULE_INTERVAL_SECONDS,
+        kind: "gauge",
+        help: "The longest gap between two scheduled runs of the association, from its rate() or cron() ScheduleExpression, seconds; absent without a schedule",
+        from_poll: false,
+        shown: Shown::Always,
+        write: |f, s, out| {
+            if let Some(seconds) = s.e.schedule_interval_seconds {
+                sample(out, f.name, &[s.label()], seconds);
             }
         },
     },

@@ -22,6 +22,7 @@
 //! - [`tracker`]: the counting rules: watermark, pending and counted executions; pure.
 //! - [`ssm`]: the bottom layer: the only module that touches `aws_sdk_ssm` or AWS error codes.
 //! - [`limit`]: the process-wide rate limit and concurrency cap.
+//! - [`schedule`]: SSM schedule expressions (`rate(...)`, `cron(...)`) to the expected gap between runs.
 //! - [`model`]: the project's own types: statuses, executions, alarms, association info.
 //! - [`config`], [`web_config`]: the two configuration files, strict, defaults in one place.
 //! - [`yaml`]: strict YAML parsing with one located-error format (`file:line:column: key: ...`).
@@ -45,6 +46,7 @@ pub mod model;
 pub mod persist;
 pub mod poller;
 pub mod readiness;
+pub mod schedule;
 pub mod scheduler;
 pub mod ssm;
 pub mod store;

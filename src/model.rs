@@ -138,6 +138,9 @@ pub struct AssociationInfo {
     pub name: String,
     pub document_name: String,
     pub schedule_expression: String,
+    /// The region the association lives in (the client's), for console links.
+    #[serde(default)]
+    pub region: String,
 }
 
 /// Parses `ResourceCountByStatus` (`{Failed=2,Success=3}`) leniently: malformed parts are

@@ -349,6 +349,8 @@ fn from_disk(a: Association) -> Restored {
             poll_delay_seconds: n.poll_delay_seconds,
             pending_abandoned: n.pending_abandoned,
             info: n.info,
+            // Computed again from the schedule when DescribeAssociation is next asked.
+            schedule_interval_seconds: None,
             polled: n.polled,
             complete: n.complete,
         },

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::model::Execution;
+use crate::schedule;
 use crate::ssm::{ApiError, ErrorKind, Ssm};
 use crate::store::{Entry, Live, Store};
 use crate::sync::lock;
@@ -68,7 +69,15 @@ impl Poller {
         if self.info_due.is_none_or(|d| Instant::now() >= d) {
             self.info_due = Some(Instant::now() + INFO_REFRESH);
             match ssm.describe_association(&id, &mut first_sent).await {
-                Ok(info) => lock(&self.entry.live).exposed.info = Some(info),
+                Ok(info) => {
+                    let interval = schedule::expected_interval(
+                        &info.schedule_expression,
+                        ssm.clock().now_ms(),
+                    );
+                    let mut live = lock(&self.entry.live);
+                    live.exposed.schedule_interval_seconds = interval.map(|d| d.as_secs_f64());
+                    live.exposed.info = Some(info);
+                }
                 Err(error) => tracing::warn!(
                     association_id = %id, code = %error.code, %error,
                     "DescribeAssociation failed; execution polling goes on without the info metric"

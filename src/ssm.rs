@@ -312,6 +312,7 @@ impl Ssm {
             name: d.association_name().unwrap_or_default().to_string(),
             document_name: d.name().unwrap_or_default().to_string(),
             schedule_expression: d.schedule_expression().unwrap_or_default().to_string(),
+            region: self.region().unwrap_or_default(),
         })
     }
 

@@ -68,6 +68,8 @@ pub struct Exposed {
     pub poll_delay_seconds: f64,
     pub pending_abandoned: u64,
     pub info: Option<AssociationInfo>,
+    /// The longest expected gap between two runs of the association's schedule, seconds.
+    pub schedule_interval_seconds: Option<f64>,
     /// A poll has ended (the exporter's per-association series are shown from then on).
     pub polled: bool,
     /// A run has paged to its end (the execution series are shown from then on, at their full

@@ -39,6 +39,7 @@ pub fn test_config(ids: &[String]) -> Config {
         region: Some("us-east-1".to_string()),
         state_file: None,
         state_save_interval: Duration::from_millis(200),
+        removed_association_retention: Duration::from_secs(7 * 24 * 3600),
         source: "test".to_string(),
     }
 }

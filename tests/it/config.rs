@@ -12,7 +12,8 @@ const ID_A: &str = "8dfe3659-4309-493a-8755-0123456789ab";
 const ID_B: &str = "0b1f2e3d-4c5b-4a69-8877-66554433aabb";
 const KEY_LIST: &str = "associations, poll_interval, initial_lookback, late_visibility_window, \
                         api_requests_per_second, max_concurrent_requests, request_timeout, \
-                        api_max_attempts, region, state_file, state_save_interval";
+                        api_max_attempts, region, state_file, state_save_interval, \
+                        removed_association_retention";
 const ID_HINT: &str =
     "(expected 8-4-4-4-12 hexadecimal characters, e.g. 8dfe3659-4309-493a-8755-0123456789ab)";
 
@@ -60,6 +61,7 @@ fn minimal_config_gets_defaults() {
             region: None,
             state_file: None,
             state_save_interval: secs(5),
+            removed_association_retention: secs(7 * 24 * 3600),
             source: fixture("valid_minimal.yaml"),
         }
     );
@@ -87,6 +89,7 @@ fn full_config_sets_every_key() {
             // Relative to the config file's directory.
             state_file: Some("tests/fixtures/config/state/exporter-state.json".into()),
             state_save_interval: secs(2),
+            removed_association_retention: secs(3600),
             source: fixture("valid_full.yaml"),
         }
     );
@@ -158,7 +161,8 @@ fn summary_lists_effective_values() {
              poll_interval: 1m\ninitial_lookback: 1h\nlate_visibility_window: 10m\n\
              api_requests_per_second: 5\nmax_concurrent_requests: 4\nrequest_timeout: 10s\n\
              api_max_attempts: 3\nregion: from the AWS config chain\n\
-             state_file: none (state is kept in memory only)\nstate_save_interval: 5s"
+             state_file: none (state is kept in memory only)\nstate_save_interval: 5s\n\
+             removed_association_retention: 7d"
         )
     );
     let full = load_fixture("valid_full.yaml").unwrap().summary();
@@ -168,7 +172,8 @@ fn summary_lists_effective_values() {
     assert!(full.contains("region: eu-central-2\n"), "{full}");
     assert!(
         full.ends_with(
-            "state_file: tests/fixtures/config/state/exporter-state.json\nstate_save_interval: 2s"
+            "state_file: tests/fixtures/config/state/exporter-state.json\nstate_save_interval: 2s\n\
+             removed_association_retention: 1h"
         ),
         "{full}"
     );

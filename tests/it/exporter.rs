@@ -254,10 +254,18 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
                 ("association_id", a),
                 ("association_name", "assoc-0"),
                 ("document_name", "AWS-RunPatchBaseline"),
-                ("schedule_expression", "rate(30 minutes)")
+                ("schedule_expression", "rate(30 minutes)"),
+                ("region", "us-east-1")
             ]
         ),
         1.0
+    );
+    assert_eq!(
+        m.value(
+            "ssm_association_schedule_interval_seconds",
+            &[("association_id", a)]
+        ),
+        1800.0
     );
     assert_eq!(
         m.value(
