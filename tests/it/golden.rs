@@ -35,7 +35,7 @@ fn render_fixture() -> String {
 
 #[test]
 fn metrics_of_a_restored_version_1_state_equal_what_0_1_served() {
-    // 0.2 adds one label, `region`, to ssm_association_info (empty until DescribeAssociation
+    // Since 0.1, ssm_association_info has one more label, `region` (empty until DescribeAssociation
     // is asked again); everything else is byte for byte what 0.1 served.
     let expected = std::fs::read_to_string(fixture("v1.metrics"))
         .unwrap()
