@@ -48,7 +48,9 @@ fn finished(execution_id: &str, status: &str, ago_ms: i64) -> SimExecution {
     SimExecution::new(execution_id, status, created).with_last_execution_ms(created + 1_000)
 }
 
-/// Every counter series seen so far; a scrape that shows one lower fails the test.
+/// Every per-association counter series seen so far (these survive restarts through the state
+/// file; the exporter's own process counters start again at 0, as Prometheus expects); a
+/// scrape that shows one lower fails the test.
 #[derive(Default)]
 struct Seen(BTreeMap<String, f64>);
 
@@ -60,7 +62,6 @@ impl Seen {
                 "ssm_association_triggered_alarms_total{",
                 "ssm_association_executions_without_end_time_total{",
                 "ssm_association_execution_duration_seconds_count{",
-                "ssm_association_exporter_execution_lateness_seconds_count",
             ]
             .iter()
             .any(|name| series.starts_with(name));
@@ -1108,4 +1109,143 @@ async fn executions_visible_late_are_observed_in_the_lateness_histogram() {
         "observed once"
     );
     exporter.stop().await;
+}
+
+// --- model: random reloads, restarts and faults ---------------------------------------------
+
+/// A seeded random sequence of reloads (random windows, look-backs, intervals, associations
+/// removed and added back), graceful restarts with the state file, API faults (throttling
+/// fractions, repeated and cycling tokens, short pages) and new or finishing executions. Every
+/// scrape: no counter went down. At the end (faults cleared, everything finished, one last
+/// restart so no poller is backing off): exactly the ground truth.
+async fn random_operations_keep_counts_monotonic_and_exact(seed: u64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let state = dir.path().join("state.json");
+    let (sim, ids) = simulator_with(3).await;
+    for id in &ids {
+        add_history(&sim, id, "h", 15, now_ms() - 50 * MINUTE, 3 * MINUTE);
+    }
+    sim.set_page_size(Some(3));
+    let write = |rng: &mut rand::rngs::StdRng, all: bool| {
+        let kept: Vec<&String> = ids.iter().filter(|_| all || rng.random_bool(0.8)).collect();
+        let kept = if kept.is_empty() { vec![&ids[0]] } else { kept };
+        // At least the 20 s by which new executions below lag behind the newest: an execution
+        // that turns up further behind than the window is, by contract, not counted.
+        let window = ["1m", "2m", "10m", "1h"][rng.random_range(0..4)];
+        let lookback = ["1h", "2h"][rng.random_range(0..2)];
+        let interval = ["1s", "2s"][rng.random_range(0..2)];
+        write_config(
+            &path,
+            &kept,
+            &format!(
+                "poll_interval: {interval}\ninitial_lookback: {lookback}\nlate_visibility_window: {window}\nstate_file: {}\nstate_save_interval: 100ms\n",
+                state.display()
+            ),
+        );
+    };
+    // Restarts poll every 200 ms until the next reload (the file's minimum is 1 s).
+    let start = |sim: Simulator| {
+        let path = path.clone();
+        async move {
+            let mut config = ssm_association_exporter::config::load(&path).unwrap();
+            config.poll_interval = Duration::from_millis(200);
+            let options = Options {
+                config_source: Some(ConfigSource::File(path)),
+                ..Options::default()
+            };
+            Exporter::start_with(config, &sim, options).await
+        }
+    };
+    write(&mut rng, true);
+    let mut exporter = start(sim.clone()).await;
+    let mut seen = Seen::default();
+    let mut running: Vec<(String, String)> = Vec::new();
+    let mut log = Vec::new();
+    for step in 0..10 {
+        let action = rng.random_range(0..6);
+        log.push(action);
+        match action {
+            0 => {
+                write(&mut rng, false);
+                reload(&exporter).await;
+            }
+            1 => {
+                exporter.stop().await;
+                exporter = start(sim.clone()).await;
+            }
+            2 => sim.push_fault(
+                FaultRule::new(Fault::Throttle)
+                    .times(rng.random_range(1..8))
+                    .fraction(0.5, rng.random()),
+            ),
+            3 => {
+                let fault = [Fault::RepeatNextToken, Fault::CycleNextTokens]
+                    [rng.random_range(0..2)]
+                .clone();
+                let id = &ids[rng.random_range(0..ids.len())];
+                sim.push_fault(FaultRule::new(fault).association(id.clone()).times(2));
+            }
+            _ => {
+                for (id, execution) in running.drain(..) {
+                    sim.update_execution(&id, &execution, |e| {
+                        e.status = "Success".into();
+                        e.last_execution_ms = Some(now_ms());
+                    });
+                }
+            }
+        }
+        // Executions keep happening; some are still running.
+        for id in &ids {
+            for n in 0..rng.random_range(0..3) {
+                let name = format!("s{step}-{n}");
+                if rng.random_bool(0.3) {
+                    sim.add_execution(id, SimExecution::new(&name, "InProgress", now_ms()));
+                    running.push((id.clone(), name));
+                } else {
+                    let status = ["Success", "Failed", "TimedOut"][rng.random_range(0..3)];
+                    sim.add_execution(id, finished(&name, status, rng.random_range(0..20_000)));
+                }
+            }
+        }
+        for _ in 0..rng.random_range(2..6) {
+            scrape(&exporter.address, &mut seen).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    sim.clear_faults();
+    for (id, execution) in running.drain(..) {
+        sim.update_execution(&id, &execution, |e| {
+            e.status = "Failed".into();
+            e.last_execution_ms = Some(now_ms());
+        });
+    }
+    write(&mut rng, true);
+    exporter.stop().await;
+    let exporter = start(sim.clone()).await;
+    let truth = sim.ground_truth();
+    wait_until(&exporter.address, &mut seen, "the ground truth", |m| {
+        matches_ground_truth(m, &truth, &ids)
+            .map_err(|e| format!("seed {seed}, actions {log:?}: {e}"))
+    })
+    .await;
+    hold(&exporter.address, &sim, &ids, &mut seen, 2).await;
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_random_reloads_restarts_and_faults_seed_1() {
+    random_operations_keep_counts_monotonic_and_exact(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_random_reloads_restarts_and_faults_seed_2() {
+    random_operations_keep_counts_monotonic_and_exact(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_random_reloads_restarts_and_faults_seed_3() {
+    random_operations_keep_counts_monotonic_and_exact(3).await;
 }
