@@ -1,7 +1,8 @@
 //! End to end with a real Prometheus (Debian's `prometheus` package): the exporter polls the
 //! simulated SSM endpoint, Prometheus scrapes it every second with deploy/prometheus/alerts.yml
 //! loaded, and its HTTP API must show the target up, the simulator's ground truth in the stored
-//! counters, and the failed-execution alert firing while the others stay quiet.
+//! counters, and the failed-execution alert firing while the others stay quiet, every rule
+//! healthy and a duration quantile per association, all on the default `metrics:` setting.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -250,5 +251,36 @@ async fn prometheus_scrapes_true_counts_and_fires_the_failure_alert() {
         names,
         [format!("\"SSMAssociationExecutionFailed\":\"{flaky}\"")]
     );
+    // Every recording and alerting rule evaluates without error on the default metric shapes.
+    let groups = api(&prom_address, "/api/v1/rules").await["groups"].clone();
+    for group in groups.as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            assert_eq!(rule["health"], "ok", "{rule}");
+        }
+    }
+    // The dashboard's and README's p90 per association works on the default histogram (one per
+    // association, every status together).
+    let p90 = "histogram_quantile(0.9, sum by (association_id, le) \
+               (rate(ssm_association_execution_duration_seconds_bucket[1m])))";
+    eventually("a p90 per association", Duration::from_secs(30), async || {
+        let data = api(
+            &prom_address,
+            &format!("/api/v1/query?query={}", encode(p90)),
+        )
+        .await;
+        let ids: Vec<&str> = data["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["value"][1] != "NaN")
+            .filter_map(|r| r["metric"]["association_id"].as_str())
+            .collect();
+        if ids.len() == 2 {
+            Ok(())
+        } else {
+            Err(format!("{data}"))
+        }
+    })
+    .await;
     exporter.stop().await;
 }
