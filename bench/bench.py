@@ -327,7 +327,9 @@ def steady(bins, associations):
         assert gzip.decompress(zipped)
         calls = metric_sum(plain, "ssm_association_exporter_api_requests_total")
         delay = max((float(line.rsplit(" ", 1)[1]) for line in plain.splitlines()
-                     if line.startswith("ssm_association_exporter_poll_delay_seconds{")),
+                     # One series by default (the largest), or one per association.
+                     if line.startswith(("ssm_association_exporter_poll_delay_seconds{",
+                                         "ssm_association_exporter_poll_delay_seconds "))),
                     default=0.0)
         failed = sum(1 for line in plain.splitlines()
                      if line.startswith("ssm_association_exporter_poll_success{")
@@ -357,6 +359,11 @@ SERIES_SETTINGS = {
                "  per_association_internals: true\n",
 }
 ASSOCIATION_LABEL = re.compile(r'association_id="([^"]*)"')
+# Families whose series per association depend on the data (README "Cardinality"): not in the
+# budget of 20.
+DATA_DEPENDENT = ("ssm_association_last_execution_resources{", "ssm_association_triggered_alarm{",
+                  "ssm_association_triggered_alarms_total{",
+                  "ssm_association_executions_without_end_time_total{")
 
 
 def series(bins, associations, setting):
@@ -383,18 +390,21 @@ def series(bins, associations, setting):
     finally:
         exporter.stop()
         sim.stop()
-    per = {}
+    per, fixed = {}, {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
             m = ASSOCIATION_LABEL.search(line)
             if m:
                 per[m.group(1)] = per.get(m.group(1), 0) + 1
+                if not line.startswith(DATA_DEPENDENT):
+                    fixed[m.group(1)] = fixed.get(m.group(1), 0) + 1
     total = series_count(text)
     mean = sum(per.values()) / associations
-    log(f"  {total:,} series; per association {mean:.2f} mean, {max(per.values())} max")
+    log(f"  {total:,} series; per association {mean:.2f} mean, {max(per.values())} max, "
+        f"{max(fixed.values())} max without the data-dependent families")
     return {"associations": associations, "setting": setting, "total": total, "mean": mean,
             "max": max(per.values()), "min": min(per.values()), "other": total - sum(per.values()),
-            "plain_bytes": len(text.encode())}
+            "fixed_max": max(fixed.values()), "plain_bytes": len(text.encode())}
 
 
 def startup(bins, runs):
@@ -454,11 +464,12 @@ def report(args, r):
     row = lambda *cells: lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     for c in r["series"]:
         row(f"series {c['associations']:,} assoc, {c['setting']}",
-            "series per association (mean / min / max); total series; plain body",
-            f"{c['mean']:.2f} / {c['min']} / {c['max']}; {c['total']:,} "
+            "series per association: mean / min / max (max without the data-dependent families); "
+            "total series; plain body",
+            f"{c['mean']:.2f} / {c['min']} / {c['max']} ({c['fixed_max']}); {c['total']:,} "
             f"({c['other']} without association_id); {c['plain_bytes']:,} B",
-            "≤ 20 per association" if c["setting"] == "default" else "",
-            verdict(c["max"] <= 20) if c["setting"] == "default" else "", "")
+            "≤ 20 (+ data-dependent)" if c["setting"] == "default" else "",
+            verdict(c["fixed_max"] <= 20) if c["setting"] == "default" else "", "")
     if "ingest_big" not in r:
         return "\n".join(lines)
     for name, g in (("ingest 1,000 × 200", r["ingest_big"]), ("ingest 500 × 200", r["ingest_small"])):

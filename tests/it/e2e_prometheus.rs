@@ -262,25 +262,29 @@ async fn prometheus_scrapes_true_counts_and_fires_the_failure_alert() {
     // association, every status together).
     let p90 = "histogram_quantile(0.9, sum by (association_id, le) \
                (rate(ssm_association_execution_duration_seconds_bucket[1m])))";
-    eventually("a p90 per association", Duration::from_secs(30), async || {
-        let data = api(
-            &prom_address,
-            &format!("/api/v1/query?query={}", encode(p90)),
-        )
-        .await;
-        let ids: Vec<&str> = data["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["value"][1] != "NaN")
-            .filter_map(|r| r["metric"]["association_id"].as_str())
-            .collect();
-        if ids.len() == 2 {
-            Ok(())
-        } else {
-            Err(format!("{data}"))
-        }
-    })
+    eventually(
+        "a p90 per association",
+        Duration::from_secs(30),
+        async || {
+            let data = api(
+                &prom_address,
+                &format!("/api/v1/query?query={}", encode(p90)),
+            )
+            .await;
+            let ids: Vec<&str> = data["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["value"][1] != "NaN")
+                .filter_map(|r| r["metric"]["association_id"].as_str())
+                .collect();
+            if ids.len() == 2 {
+                Ok(())
+            } else {
+                Err(format!("{data}"))
+            }
+        },
+    )
     .await;
     exporter.stop().await;
 }
