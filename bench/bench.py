@@ -8,7 +8,9 @@ Progress goes to stderr. Every process it starts is ended on exit (also on SIGTE
 PR_SET_PDEATHSIG if this script is killed hard). See bench/README.md for what each figure means.
 
 Environment: BENCH_QUICK=1 (short windows, one repetition), BENCH_STEADY_SECONDS (steady-state
-window per size, default 180), BENCH_WRK_SECONDS (default 10).
+window per size, default 180), BENCH_WRK_SECONDS (default 10), BENCH_ONLY=series (only the
+series counts), BENCH_SERIES_SETTINGS (comma-separated settings of the series counts, default
+"default,richest"; "default" alone for a build without the `metrics:` section).
 """
 
 import argparse
@@ -205,11 +207,14 @@ def series_count(text):
     return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
 
 
-def run_pair(exporter_bin, simulator_bin, sim_args, config):
-    """Starts a simulator writing a config, then the exporter on it."""
+def run_pair(exporter_bin, simulator_bin, sim_args, config, extra_yaml=""):
+    """Starts a simulator writing a config (with `extra_yaml` appended), then the exporter on it."""
     tmp = tempfile.mkdtemp(prefix="ssm-bench-")
     config_path = os.path.join(tmp, "config.yaml")
     sim = Simulator(simulator_bin, sim_args, config_out=config_path, config=config)
+    if extra_yaml:
+        with open(config_path, "a") as f:
+            f.write(extra_yaml)
     exporter = Exporter(exporter_bin, config_path, sim.url)
     return sim, exporter
 
@@ -322,7 +327,9 @@ def steady(bins, associations):
         assert gzip.decompress(zipped)
         calls = metric_sum(plain, "ssm_association_exporter_api_requests_total")
         delay = max((float(line.rsplit(" ", 1)[1]) for line in plain.splitlines()
-                     if line.startswith("ssm_association_exporter_poll_delay_seconds{")),
+                     # One series by default (the largest), or one per association.
+                     if line.startswith(("ssm_association_exporter_poll_delay_seconds{",
+                                         "ssm_association_exporter_poll_delay_seconds "))),
                     default=0.0)
         failed = sum(1 for line in plain.splitlines()
                      if line.startswith("ssm_association_exporter_poll_success{")
@@ -342,6 +349,62 @@ def steady(bins, associations):
         "gzip_bytes": len(zipped), "scrapes": scrapes, "calls": calls, "max_delay": delay,
         "failed_polls": failed, "scrape": scrape, "load": f"{load_start} → {load_end}",
     }
+
+
+# The `metrics:` settings the series counts compare: the default, and the richest (every
+# per-association family at its finest, as 0.1 exported them).
+SERIES_SETTINGS = {
+    "default": "",
+    "richest": "metrics:\n  duration_histogram: per_status\n  last_execution_status: per_status\n"
+               "  per_association_internals: true\n",
+}
+ASSOCIATION_LABEL = re.compile(r'association_id="([^"]*)"')
+# Families whose series per association depend on the data (README "Cardinality"): not in the
+# budget of 20.
+DATA_DEPENDENT = ("ssm_association_last_execution_resources{", "ssm_association_triggered_alarm{",
+                  "ssm_association_triggered_alarms_total{",
+                  "ssm_association_executions_without_end_time_total{")
+
+
+def series(bins, associations, setting):
+    """Series on /metrics once every association has been polled: total, and per association
+    (the lines carrying its association_id label) mean and max."""
+    log(f"series: {associations} associations, setting {setting}")
+    sim, exporter = run_pair(*bins, ["--associations", associations, "--executions", 10,
+                                     "--history", "50m"],
+                             {"poll_interval": "1h", "api_requests_per_second": 10000,
+                              "max_concurrent_requests": 8, "initial_lookback": "1h"},
+                             SERIES_SETTINGS[setting])
+    try:
+        exporter.wait_ready(every=0.05)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            text = exporter.metrics()
+            # Every association's execution series are shown once its first poll paged to the end.
+            shown = {m.group(1) for line in text.splitlines()
+                     if line.startswith("ssm_association_executions_in_progress{")
+                     for m in [ASSOCIATION_LABEL.search(line)] if m}
+            if len(shown) >= associations or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        exporter.stop()
+        sim.stop()
+    per, fixed = {}, {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            m = ASSOCIATION_LABEL.search(line)
+            if m:
+                per[m.group(1)] = per.get(m.group(1), 0) + 1
+                if not line.startswith(DATA_DEPENDENT):
+                    fixed[m.group(1)] = fixed.get(m.group(1), 0) + 1
+    total = series_count(text)
+    mean = sum(per.values()) / associations
+    log(f"  {total:,} series; per association {mean:.2f} mean, {max(per.values())} max, "
+        f"{max(fixed.values())} max without the data-dependent families")
+    return {"associations": associations, "setting": setting, "total": total, "mean": mean,
+            "max": max(per.values()), "min": min(per.values()), "other": total - sum(per.values()),
+            "fixed_max": max(fixed.values()), "plain_bytes": len(text.encode())}
 
 
 def startup(bins, runs):
@@ -399,6 +462,16 @@ def report(args, r):
         "|---|---|---|---|---|---|",
     ]
     row = lambda *cells: lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    for c in r["series"]:
+        row(f"series {c['associations']:,} assoc, {c['setting']}",
+            "series per association: mean / min / max (max without the data-dependent families); "
+            "total series; plain body",
+            f"{c['mean']:.2f} / {c['min']} / {c['max']} ({c['fixed_max']}); {c['total']:,} "
+            f"({c['other']} without association_id); {c['plain_bytes']:,} B",
+            "≤ 20 (+ data-dependent)" if c["setting"] == "default" else "",
+            verdict(c["fixed_max"] <= 20) if c["setting"] == "default" else "", "")
+    if "ingest_big" not in r:
+        return "\n".join(lines)
     for name, g in (("ingest 1,000 × 200", r["ingest_big"]), ("ingest 500 × 200", r["ingest_small"])):
         per_cpu = g["executions"] / g["cpu"]
         big = g is r["ingest_big"]
@@ -477,6 +550,12 @@ def main():
         r = {"revision": revision}
         repeats = 1 if QUICK else 3
         log(f"load average {loadavg()}; quick={QUICK}, steady window {STEADY_SECONDS:.0f} s")
+        settings = os.environ.get("BENCH_SERIES_SETTINGS", "default,richest").split(",")
+        r["series"] = [series(bins, n, setting) for setting in settings for n in (1000, 10000)]
+        if os.environ.get("BENCH_ONLY") == "series":
+            r["elapsed"] = time.monotonic() - T_START
+            print(report(args, r), flush=True)
+            return
         # Ingest: the median run (by CPU) of `repeats`.
         for key, n in (("ingest_big", 1000), ("ingest_small", 500)):
             runs = sorted((ingest(bins, n, 200) for _ in range(repeats)), key=lambda g: g["cpu"])

@@ -102,6 +102,13 @@ const REMOVED_ASSOCIATION_RETENTION_SETTING: DurationSetting = DurationSetting {
     max: Some((Duration::from_secs(90 * 24 * 60 * 60), "90d")),
 };
 
+/// The keys of the `metrics:` section, in documentation order.
+const METRICS_KEYS: &[&str] = &[
+    "duration_histogram",
+    "last_execution_status",
+    "per_association_internals",
+];
+
 /// Every accepted top-level key, in documentation order.
 const KEYS: &[&str] = &[
     "associations",
@@ -116,6 +123,7 @@ const KEYS: &[&str] = &[
     "state_file",
     "state_save_interval",
     "removed_association_retention",
+    "metrics",
 ];
 
 const EXAMPLE_ASSOCIATION_ID: &str = "8dfe3659-4309-493a-8755-0123456789ab";
@@ -153,8 +161,84 @@ pub struct Config {
     /// How long the state of an association removed from the list is kept, so that adding it
     /// back resumes its counters instead of counting its look-back again.
     pub removed_association_retention: Duration,
+    /// What `/metrics` exports per association (the `metrics:` section).
+    pub metrics: MetricsConfig,
     /// The config file name as given, for messages and the landing page.
     pub source: String,
+}
+
+/// The `metrics:` section: which per-association series `/metrics` exports. The defaults keep
+/// an association within the series budget of the README's "Cardinality" section; the richest
+/// setting exports what 0.1 did. Only the rendering depends on it (the state keeps every
+/// number per status), so it can change on reload without losing anything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub duration_histogram: DurationHistogram,
+    pub last_execution_status: LastExecutionStatus,
+    /// Watermark, poll delay, poll errors and abandoned executions per association; when false,
+    /// the same families without `association_id`, aggregated over the associations.
+    pub per_association_internals: bool,
+}
+
+impl MetricsConfig {
+    /// Every per-association family at its finest (the shape 0.1 exported).
+    pub const RICHEST: MetricsConfig = MetricsConfig {
+        duration_histogram: DurationHistogram::PerStatus,
+        last_execution_status: LastExecutionStatus::PerStatus,
+        per_association_internals: true,
+    };
+}
+
+/// `metrics.duration_histogram`: the labels of `ssm_association_execution_duration_seconds`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DurationHistogram {
+    /// One histogram per association, every final status together.
+    #[default]
+    PerAssociation,
+    /// One histogram per association and final status.
+    PerStatus,
+    /// No duration histogram.
+    Off,
+}
+
+impl DurationHistogram {
+    const NAMES: &'static [(&'static str, DurationHistogram)] = &[
+        ("per_association", DurationHistogram::PerAssociation),
+        ("per_status", DurationHistogram::PerStatus),
+        ("off", DurationHistogram::Off),
+    ];
+
+    pub fn name(self) -> &'static str {
+        name_of(Self::NAMES, self)
+    }
+}
+
+/// `metrics.last_execution_status`: the shape of `ssm_association_last_execution_status`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LastExecutionStatus {
+    /// One series, labelled with the newest final execution's status, value 1.
+    #[default]
+    Current,
+    /// One series per final status: 1 for the newest final execution's, 0 for the others.
+    PerStatus,
+}
+
+impl LastExecutionStatus {
+    const NAMES: &'static [(&'static str, LastExecutionStatus)] = &[
+        ("current", LastExecutionStatus::Current),
+        ("per_status", LastExecutionStatus::PerStatus),
+    ];
+
+    pub fn name(self) -> &'static str {
+        name_of(Self::NAMES, self)
+    }
+}
+
+fn name_of<T: PartialEq + Copy>(names: &[(&'static str, T)], value: T) -> &'static str {
+    names
+        .iter()
+        .find(|(_, v)| *v == value)
+        .map_or("", |(name, _)| name)
 }
 
 /// One watched State Manager association.
@@ -255,6 +339,7 @@ impl Validator<'_> {
             state_file: None,
             state_save_interval: STATE_SAVE_INTERVAL_SETTING.default,
             removed_association_retention: REMOVED_ASSOCIATION_RETENTION_SETTING.default,
+            metrics: MetricsConfig::default(),
             source: self.file.to_owned(),
         };
 
@@ -304,6 +389,7 @@ impl Validator<'_> {
                     config.removed_association_retention =
                         self.duration(&name, value, &REMOVED_ASSOCIATION_RETENTION_SETTING)?;
                 }
+                "metrics" => config.metrics = self.metrics(&name, value)?,
                 // `entries` only yields names listed in KEYS.
                 _ => return Err(self.unknown_key(key, &name, "", KEYS)),
             }
@@ -573,6 +659,104 @@ impl Validator<'_> {
         }
     }
 
+    /// The `metrics:` section: a mapping of [`METRICS_KEYS`], each optional.
+    fn metrics(&self, key: &str, node: &Node) -> Result<MetricsConfig, ConfigError> {
+        let entries = match &node.value {
+            Raw::Map(entries) => entries,
+            Raw::Null => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "missing value; expected a mapping with some of the keys {}, or remove the key to use the defaults",
+                        METRICS_KEYS.join(", ")
+                    ),
+                ));
+            }
+            _ => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "expected a mapping with some of the keys {}, got {}",
+                        METRICS_KEYS.join(", "),
+                        self.describe(node)
+                    ),
+                ));
+            }
+        };
+        let prefix = format!("{key}.");
+        let mut metrics = MetricsConfig::default();
+        for Entry { name, value, .. } in self.entries(entries, &prefix, METRICS_KEYS)? {
+            let full = format!("{prefix}{name}");
+            match name.as_str() {
+                "duration_histogram" => {
+                    metrics.duration_histogram =
+                        self.choice(&full, value, DurationHistogram::NAMES)?;
+                }
+                "last_execution_status" => {
+                    metrics.last_execution_status =
+                        self.choice(&full, value, LastExecutionStatus::NAMES)?;
+                }
+                "per_association_internals" => {
+                    metrics.per_association_internals = self.boolean(&full, value)?;
+                }
+                // `entries` only yields names listed in METRICS_KEYS.
+                _ => unreachable!("{name} is not in METRICS_KEYS"),
+            }
+        }
+        Ok(metrics)
+    }
+
+    /// One of a fixed set of words; the first of `names` is the default.
+    fn choice<T: Copy>(
+        &self,
+        key: &str,
+        node: &Node,
+        names: &[(&'static str, T)],
+    ) -> Result<T, ConfigError> {
+        let list = names.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+        // YAML 1.1 reads a bare `off` as false: take the word as written.
+        if let (Raw::Bool(_), Some(text)) = (&node.value, self.source_text(node)) {
+            if let Some((_, value)) = names.iter().find(|(name, _)| *name == text) {
+                return Ok(*value);
+            }
+        }
+        match &node.value {
+            Raw::Str(s) => names
+                .iter()
+                .find(|(name, _)| name == s)
+                .map(|(_, value)| *value)
+                .ok_or_else(|| {
+                    self.error(node, key, format!("expected one of {list}, got {s:?}"))
+                }),
+            Raw::Null => Err(self.error(
+                node,
+                key,
+                format!(
+                    "missing value; expected one of {list}, or remove the key to use the default ({})",
+                    names[0].0
+                ),
+            )),
+            _ => Err(self.error(
+                node,
+                key,
+                format!("expected one of {list}, got {}", self.describe(node)),
+            )),
+        }
+    }
+
+    fn boolean(&self, key: &str, node: &Node) -> Result<bool, ConfigError> {
+        match &node.value {
+            Raw::Bool(b) => Ok(*b),
+            _ => Err(self.error(
+                node,
+                key,
+                format!("expected true or false, got {}", self.describe(node)),
+            )),
+        }
+    }
+
     fn associations(&self, node: &Node) -> Result<Vec<AssociationConfig>, ConfigError> {
         const KEY: &str = "associations";
         let items = match &node.value {
@@ -805,6 +989,13 @@ impl Config {
             "\nremoved_association_retention: {}",
             format_duration(self.removed_association_retention)
         );
+        let _ = write!(
+            out,
+            "\nmetrics: duration_histogram {}, last_execution_status {}, per_association_internals {}",
+            self.metrics.duration_histogram.name(),
+            self.metrics.last_execution_status.name(),
+            self.metrics.per_association_internals
+        );
         out
     }
 }
@@ -956,6 +1147,19 @@ mod tests {
         assert!(!is_association_id("8dfe3659-4309-493a-8755-0123456789a"));
         assert!(!is_association_id("8dfe3659x4309-493a-8755-0123456789ab"));
         assert!(!is_association_id("8dfe3659-4309-493a-8755-0123456789ag"));
+    }
+
+    #[test]
+    fn metrics_words_parse_unquoted() {
+        let text = "associations: [8dfe3659-4309-493a-8755-0123456789ab]\nmetrics:\n  duration_histogram: off\n  last_execution_status: per_status\n  per_association_internals: true\n";
+        let config = parse(text, "m.yaml").unwrap();
+        assert_eq!(
+            config.metrics,
+            MetricsConfig {
+                duration_histogram: DurationHistogram::Off,
+                ..MetricsConfig::RICHEST
+            }
+        );
     }
 
     #[test]

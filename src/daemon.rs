@@ -144,6 +144,7 @@ impl Daemon {
         readiness: Arc<Readiness>,
     ) -> Daemon {
         restore_state(&config, &store, &metrics);
+        store.set_metrics_config(config.metrics);
         let mut daemon = Daemon {
             config,
             client,
@@ -289,6 +290,8 @@ impl Daemon {
         self.metrics
             .config_last_reload_success_timestamp_seconds
             .set(now_ms() as f64 / 1000.0);
+        // Only the rendering depends on it: the next scrape shows the new shape.
+        self.store.set_metrics_config(new.metrics);
         let old = std::mem::replace(&mut self.config, new);
         let new_ids = self.ids();
         let removed: Vec<String> = old

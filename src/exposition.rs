@@ -2,14 +2,17 @@
 //!
 //! Per-association numbers are rendered straight from the store's published copies (no
 //! `prometheus` vectors: they are saved and restored with the state file); the exporter's own
-//! metrics (`metrics.rs`) come from the `prometheus` registry and are appended.
+//! metrics (`metrics.rs`) come from the `prometheus` registry and are appended. The
+//! configuration's `metrics:` section ([`MetricsConfig`]) chooses the shape of some families;
+//! the numbers behind them are always kept per status, so any shape can be rendered from them.
 
 use std::io::Write as _;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 
+use crate::config::{DurationHistogram, LastExecutionStatus, MetricsConfig};
 use crate::model::FinalStatus;
-use crate::store::{Exposed, Store, DURATION_BUCKETS};
+use crate::store::{Exposed, Histogram, Store, DURATION_BUCKETS};
 
 /// Every metric name the exporter publishes, in one place.
 pub mod names {
@@ -77,6 +80,28 @@ struct Family {
     /// From when an association has series of this family.
     shown: Shown,
     write: fn(&Family, &Sample<'_>, &mut Vec<u8>),
+    /// For the exporter's per-association internals: the help text and writer of the family
+    /// without `association_id`, aggregated over the associations, which replaces the
+    /// per-association one unless `metrics.per_association_internals` is set.
+    aggregate: Option<(&'static str, WriteAggregate)>,
+}
+
+/// Writes a family's series aggregated over the associations.
+type WriteAggregate = fn(&Family, &Aggregates, &mut Vec<u8>);
+
+/// What the aggregated internals are computed from: every association's published numbers and
+/// the process-wide counters.
+struct Aggregates<'a> {
+    snapshot: &'a [(String, Exposed)],
+    poll_errors: Vec<(String, u64)>,
+    pending_abandoned: u64,
+}
+
+impl Aggregates<'_> {
+    /// The associations whose exporter series are shown (a poll has ended).
+    fn polled(&self) -> impl Iterator<Item = &Exposed> {
+        self.snapshot.iter().map(|(_, e)| e).filter(|e| e.polled)
+    }
 }
 
 /// From when an association has series of a family.
@@ -101,10 +126,11 @@ impl Shown {
     }
 }
 
-/// One association's published numbers, with its ID label.
+/// One association's published numbers, with its ID label, and what to export of them.
 struct Sample<'a> {
     id: &'a str,
     e: &'a Exposed,
+    config: &'a MetricsConfig,
 }
 
 impl Sample<'_> {
@@ -121,6 +147,7 @@ const FAMILIES: &[Family] = &[
         help: "Association executions counted once, when first seen in a final status",
         from_poll: true,
         shown: Shown::Complete,
+        aggregate: None,
         write: |f, s, out| {
             for (status, n) in s.e.executions.iter() {
                 sample(out, f.name, &[s.label(), ("status", status.name())], n);
@@ -133,6 +160,7 @@ const FAMILIES: &[Family] = &[
         help: "LastExecutionDate minus CreatedTime of final executions",
         from_poll: true,
         shown: Shown::Complete,
+        aggregate: None,
         write: write_durations,
     },
     Family {
@@ -141,6 +169,7 @@ const FAMILIES: &[Family] = &[
         help: "Final executions left out of the duration histogram because the API gave no LastExecutionDate",
         from_poll: true,
         shown: Shown::Complete,
+        aggregate: None,
         write: |f, s, out| {
             for (status, n) in s.e.without_end_time.iter().filter(|(_, n)| **n > 0) {
                 sample(out, f.name, &[s.label(), ("status", status.name())], n);
@@ -153,19 +182,27 @@ const FAMILIES: &[Family] = &[
         help: "Executions seen but not yet in a final status",
         from_poll: true,
         shown: Shown::Complete,
+        aggregate: None,
         write: |f, s, out| sample(out, f.name, &[s.label()], s.e.in_progress),
     },
     Family {
         name: names::LAST_EXECUTION_STATUS,
         kind: "gauge",
-        help: "1 for the status of the newest final execution, 0 for the other final statuses",
+        help: "1 for the status of the newest final execution (with metrics.last_execution_status: per_status, also 0 for the other final statuses)",
         from_poll: true,
         shown: Shown::Complete,
+        aggregate: None,
         write: |f, s, out| {
-            if let Some(newest) = &s.e.newest {
-                for status in FinalStatus::ALL {
-                    let value = u8::from(newest.status == status);
-                    sample(out, f.name, &[s.label(), ("status", status.name())], value);
+            let Some(newest) = &s.e.newest else { return };
+            match s.config.last_execution_status {
+                LastExecutionStatus::Current => {
+                    sample(out, f.name, &[s.label(), ("status", newest.status.name())], 1);
+                }
+                LastExecutionStatus::PerStatus => {
+                    for status in FinalStatus::ALL {
+                        let value = u8::from(newest.status == status);
+                        sample(out, f.name, &[s.label(), ("status", status.name())], value);
+                    }
                 }
             }
         },
@@ -176,6 +213,7 @@ const FAMILIES: &[Family] = &[
         help: "CreatedTime of the newest final execution, Unix seconds",
         from_poll: true,
         shown: Shown::Complete,
+        aggregate: None,
         write: |f, s, out| {
             if let Some(newest) = &s.e.newest {
                 sample(out, f.name, &[s.label()], Seconds(newest.created_ms));
@@ -188,6 +226,7 @@ const FAMILIES: &[Family] = &[
         help: "CreatedTime of the newest successful execution, Unix seconds",
         from_poll: true,
         shown: Shown::Complete,
+        aggregate: None,
         write: |f, s, out| {
             if let Some(ms) = s.e.last_success_ms {
                 sample(out, f.name, &[s.label()], Seconds(ms));
@@ -200,6 +239,7 @@ const FAMILIES: &[Family] = &[
         help: "Targets of the newest final execution by status, from its ResourceCountByStatus",
         from_poll: true,
         shown: Shown::Complete,
+        aggregate: None,
         write: |f, s, out| {
             for (status, count) in s.e.newest.iter().flat_map(|n| &n.resources) {
                 sample(out, f.name, &[s.label(), ("status", status)], count);
@@ -212,6 +252,7 @@ const FAMILIES: &[Family] = &[
         help: "1 for each CloudWatch alarm the newest final execution triggered",
         from_poll: true,
         shown: Shown::Complete,
+        aggregate: None,
         write: |f, s, out| {
             for alarm in s.e.newest.iter().flat_map(|n| &n.alarms) {
                 let labels = [s.label(), ("alarm_name", &alarm.name), ("state", &alarm.state)];
@@ -225,6 +266,7 @@ const FAMILIES: &[Family] = &[
         help: "Final executions that triggered the CloudWatch alarm",
         from_poll: true,
         shown: Shown::Complete,
+        aggregate: None,
         write: |f, s, out| {
             for ((alarm, state), count) in &s.e.alarms_total {
                 let labels = [s.label(), ("alarm_name", alarm), ("state", state)];
@@ -238,6 +280,7 @@ const FAMILIES: &[Family] = &[
         help: "Association metadata from DescribeAssociation (refreshed at most hourly by the background poll); always 1",
         from_poll: false,
         shown: Shown::Always,
+        aggregate: None,
         write: |f, s, out| {
             if let Some(info) = &s.e.info {
                 let labels = [
@@ -257,6 +300,7 @@ const FAMILIES: &[Family] = &[
         help: "The longest gap between two scheduled runs of the association, from its rate() or cron() ScheduleExpression, seconds; absent without a schedule",
         from_poll: false,
         shown: Shown::Always,
+        aggregate: None,
         write: |f, s, out| {
             if let Some(seconds) = s.e.schedule_interval_seconds {
                 sample(out, f.name, &[s.label()], seconds);
@@ -269,6 +313,7 @@ const FAMILIES: &[Family] = &[
         help: "1 if the last background poll of the association paged to the end without error, else 0",
         from_poll: false,
         shown: Shown::Polled,
+        aggregate: None,
         write: |f, s, out| sample(out, f.name, &[s.label()], u8::from(s.e.poll_success)),
     },
     Family {
@@ -277,6 +322,7 @@ const FAMILIES: &[Family] = &[
         help: "When the association was last polled successfully, Unix seconds",
         from_poll: false,
         shown: Shown::Polled,
+        aggregate: None,
         write: |f, s, out| {
             if let Some(ms) = s.e.last_poll_success_ms {
                 sample(out, f.name, &[s.label()], Seconds(ms));
@@ -289,6 +335,14 @@ const FAMILIES: &[Family] = &[
         help: "Newest CreatedTime seen by a complete poll (the look-back start until one is seen), Unix seconds",
         from_poll: false,
         shown: Shown::Polled,
+        aggregate: Some((
+            "The oldest of the associations' watermarks: the newest CreatedTime seen by a complete poll (the look-back start until one is seen), Unix seconds",
+            |f, a, out| {
+                if let Some(ms) = a.polled().map(|e| e.watermark_ms).min() {
+                    sample(out, f.name, &[], Seconds(ms));
+                }
+            },
+        )),
         write: |f, s, out| sample(out, f.name, &[s.label()], Seconds(s.e.watermark_ms)),
     },
     Family {
@@ -297,6 +351,14 @@ const FAMILIES: &[Family] = &[
         help: "Background polls of the association that failed, by the error code that ended them",
         from_poll: false,
         shown: Shown::Polled,
+        aggregate: Some((
+            "Background polls that failed since the exporter started, over every association, by the error code that ended them",
+            |f, a, out| {
+                for (code, count) in &a.poll_errors {
+                    sample(out, f.name, &[("code", code)], count);
+                }
+            },
+        )),
         write: |f, s, out| {
             for (code, count) in &s.e.poll_errors {
                 sample(out, f.name, &[s.label(), ("code", code)], count);
@@ -309,6 +371,14 @@ const FAMILIES: &[Family] = &[
         help: "How late the last poll's first request went out after the poll was due (rate limit or concurrency cap), seconds",
         from_poll: false,
         shown: Shown::Polled,
+        aggregate: Some((
+            "The largest of the associations' poll delays: how late the last poll's first request went out after the poll was due (rate limit or concurrency cap), seconds",
+            |f, a, out| {
+                if let Some(max) = a.polled().map(|e| e.poll_delay_seconds).reduce(f64::max) {
+                    sample(out, f.name, &[], max);
+                }
+            },
+        )),
         write: |f, s, out| sample(out, f.name, &[s.label()], s.e.poll_delay_seconds),
     },
     Family {
@@ -317,34 +387,57 @@ const FAMILIES: &[Family] = &[
         help: "Executions given up on after staying non-final for longer than 7 days",
         from_poll: false,
         shown: Shown::Polled,
+        aggregate: Some((
+            "Executions given up on after staying non-final for longer than 7 days, since the exporter started, over every association",
+            |f, a, out| sample(out, f.name, &[], a.pending_abandoned),
+        )),
         write: |f, s, out| sample(out, f.name, &[s.label()], s.e.pending_abandoned),
     },
 ];
 
 /// The duration histogram of one association: a cumulative series per bucket, `+Inf`, sum and
-/// count, for each status that has observations.
+/// count; per status (each status that has observations) or for every status together (once
+/// there is an observation), or none, as `metrics.duration_histogram` says.
 fn write_durations(f: &Family, s: &Sample<'_>, out: &mut Vec<u8>) {
-    let bucket = format!("{}_bucket", f.name);
-    let sum = format!("{}_sum", f.name);
-    let count = format!("{}_count", f.name);
-    for (status, h) in s.e.durations.iter().filter(|(_, h)| h.count > 0) {
-        let mut cumulative = 0;
-        for (le, n) in DURATION_BUCKET_LABELS.iter().zip(h.buckets) {
-            cumulative += n;
-            let labels = [s.label(), ("status", status.name()), ("le", le)];
-            sample(out, &bucket, &labels, cumulative);
+    match s.config.duration_histogram {
+        DurationHistogram::Off => {}
+        DurationHistogram::PerStatus => {
+            for (status, h) in s.e.durations.iter().filter(|(_, h)| h.count > 0) {
+                write_histogram(f, &[s.label(), ("status", status.name())], h, out);
+            }
         }
-        let labels = [s.label(), ("status", status.name()), ("le", "+Inf")];
-        sample(out, &bucket, &labels, h.count);
-        let labels = [s.label(), ("status", status.name())];
-        sample(out, &sum, &labels, h.sum);
-        sample(out, &count, &labels, h.count);
+        DurationHistogram::PerAssociation => {
+            let mut all = Histogram::default();
+            for (_, h) in s.e.durations.iter() {
+                all.add(h);
+            }
+            // Every observation is whole milliseconds: round away the float noise of adding.
+            all.sum = (all.sum * 1000.0).round() / 1000.0;
+            if all.count > 0 {
+                write_histogram(f, &[s.label()], &all, out);
+            }
+        }
     }
 }
 
+fn write_histogram(f: &Family, labels: &[(&str, &str)], h: &Histogram, out: &mut Vec<u8>) {
+    let bucket = format!("{}_bucket", f.name);
+    let mut with_le = labels.to_vec();
+    with_le.push(("le", ""));
+    let mut cumulative = 0;
+    for (le, n) in DURATION_BUCKET_LABELS.iter().zip(h.buckets) {
+        cumulative += n;
+        *with_le.last_mut().expect("le was pushed") = ("le", le);
+        sample(out, &bucket, &with_le, cumulative);
+    }
+    *with_le.last_mut().expect("le was pushed") = ("le", "+Inf");
+    sample(out, &bucket, &with_le, h.count);
+    sample(out, &format!("{}_sum", f.name), labels, h.sum);
+    sample(out, &format!("{}_count", f.name), labels, h.count);
+}
+
 /// The duration bucket bounds as `le` label values.
-const DURATION_BUCKET_LABELS: [&str; DURATION_BUCKETS.len()] =
-    ["10", "30", "60", "300", "900", "1800", "3600", "10800"];
+const DURATION_BUCKET_LABELS: [&str; DURATION_BUCKETS.len()] = ["60", "300", "3600", "10800"];
 
 /// Writes the whole `/metrics` body into `out`: the per-association families from the
 /// published numbers, then the exporter's own metrics and the process metrics.
@@ -368,15 +461,37 @@ pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<
         .iter()
         .map(|entry| (entry.id.clone(), entry.published()))
         .collect();
+    let config = store.metrics_config();
+    let aggregates = Aggregates {
+        snapshot: &snapshot,
+        poll_errors: store.totals().poll_errors(),
+        pending_abandoned: store.totals().pending_abandoned(),
+    };
     let mut buf = Vec::with_capacity(128 * 1024);
     for family in FAMILIES {
+        if let (Some((help, write)), false) = (family.aggregate, config.per_association_internals) {
+            let start = buf.len();
+            write(family, &aggregates, &mut buf);
+            if buf.len() > start {
+                let samples = buf.split_off(start);
+                let _ = writeln!(buf, "# HELP {} {help}.", family.name);
+                let _ = writeln!(buf, "# TYPE {} {}", family.name, family.kind);
+                buf.extend_from_slice(&samples);
+            }
+            continue;
+        }
         let mut header_written = false;
         for (id, e) in &snapshot {
             if !family.shown.allows(e) {
                 continue;
             }
             let start = buf.len();
-            (family.write)(family, &Sample { id, e }, &mut buf);
+            let sample = Sample {
+                id,
+                e,
+                config: &config,
+            };
+            (family.write)(family, &sample, &mut buf);
             if !header_written && buf.len() > start {
                 header_written = true;
                 let samples = buf.split_off(start);
@@ -466,6 +581,66 @@ mod tests {
         for (label, bound) in DURATION_BUCKET_LABELS.iter().zip(DURATION_BUCKETS) {
             assert_eq!(label.parse::<f64>().unwrap(), bound);
         }
+    }
+
+    /// The internals without `metrics.per_association_internals`: one series each, over the
+    /// polled associations (the largest delay, the oldest watermark) and the process counters.
+    #[test]
+    fn internals_are_aggregated_by_default() {
+        use crate::store::Live;
+        use crate::tracker::Tracker;
+        let store = Store::default();
+        for (id, delay, watermark, polled) in [
+            ("a", 1.5, 5_000, true),
+            ("b", 0.25, 3_000, true),
+            ("c", 9.0, 1_000, false),
+        ] {
+            let exposed = Exposed {
+                poll_delay_seconds: delay,
+                watermark_ms: watermark,
+                polled,
+                pending_abandoned: 4,
+                poll_errors: vec![("ThrottlingException".into(), 7)],
+                ..Exposed::default()
+            };
+            let tracker = Tracker::new(3_600_000, 600_000);
+            store.insert(id, Live { tracker, exposed });
+        }
+        store.totals().poll_failed("ThrottlingException");
+        store.totals().poll_failed("ThrottlingException");
+        store.totals().abandoned(3);
+        let render_text = |store: &Store| {
+            let mut out = Vec::new();
+            render(store, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let text = render_text(&store);
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ssm_association_exporter_"))
+            .filter(|l| !l.contains("poll_success"))
+            .collect();
+        assert_eq!(
+            samples,
+            [
+                "ssm_association_exporter_watermark_timestamp_seconds 3",
+                "ssm_association_exporter_poll_errors_total{code=\"ThrottlingException\"} 2",
+                "ssm_association_exporter_poll_delay_seconds 1.5",
+                "ssm_association_exporter_pending_abandoned_total 3",
+            ]
+        );
+        store.set_metrics_config(MetricsConfig::RICHEST);
+        let text = render_text(&store);
+        assert!(text.contains(
+            "ssm_association_exporter_poll_errors_total{association_id=\"a\",code=\"ThrottlingException\"} 7\n"
+        ));
+        assert!(text.contains(
+            "ssm_association_exporter_pending_abandoned_total{association_id=\"b\"} 4\n"
+        ));
+        assert!(
+            !text.contains("association_id=\"c\""),
+            "c has not been polled"
+        );
     }
 
     #[test]

@@ -92,6 +92,7 @@ impl Poller {
             let start = live.tracker.begin_poll(now);
             if start.abandoned > 0 {
                 live.exposed.pending_abandoned += start.abandoned as u64;
+                self.entry.totals.abandoned(start.abandoned as u64);
                 live.exposed.in_progress = live.tracker.in_progress() as u64;
                 tracing::warn!(association_id = %id, abandoned = start.abandoned, "gave up on executions pending for over 7 days");
             }
@@ -172,7 +173,10 @@ impl Poller {
                 live.exposed.poll_success = true;
                 live.exposed.last_poll_success_ms = Some(now_ms());
             }
-            Err(error) => live.exposed.poll_failed(&error.code),
+            Err(error) => {
+                live.exposed.poll_failed(&error.code);
+                self.entry.totals.poll_failed(&error.code);
+            }
         }
         outcome
     }

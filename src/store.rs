@@ -8,18 +8,23 @@
 //! counted after it.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::config::MetricsConfig;
 use crate::model::{
     parse_resource_counts, AssociationInfo, Execution, FinalStatus, PerStatus, TriggeredAlarm,
 };
 use crate::sync::lock;
 use crate::tracker::Tracker;
 
-/// Upper bounds of the execution-duration histogram buckets, seconds: association runs take
-/// seconds to hours. Eight buckets keep the series count down (the histogram is per status).
-pub const DURATION_BUCKETS: [f64; 8] = [10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0];
+/// Upper bounds of the execution-duration histogram buckets, seconds. Association runs take
+/// seconds to hours, and what anyone acts on is a run moving up a class: within a minute
+/// (inventory, agent updates), five minutes (configuration, patch scans), an hour (installs; the
+/// default execution timeout of AWS-RunShellScript and AWS-RunPatchBaseline), three hours
+/// (rate-controlled rollouts across a fleet); beyond that only `+Inf`. A subset of 0.1's bounds
+/// (10, 30, 60, 300, 900, 1800, 3600, 10800), so older state files re-bucket exactly.
+pub const DURATION_BUCKETS: [f64; 4] = [60.0, 300.0, 3600.0, 10800.0];
 
 /// A histogram of durations: per-bucket (not cumulative) counts, sum and count.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36,6 +41,48 @@ impl Histogram {
         }
         self.sum += value;
         self.count += 1;
+    }
+
+    /// Adds `other`'s observations (the histogram of one association from those per status).
+    pub fn add(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine += theirs;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+}
+
+/// Process-wide counters over every association, since the exporter started: what `/metrics`
+/// shows of poll errors and abandoned executions when they are not exported per association
+/// (`metrics.per_association_internals: false`). Kept apart from the per-association numbers
+/// because a sum over those would go down when an association is removed, which Prometheus
+/// would read as a counter reset.
+#[derive(Debug, Default)]
+pub struct Totals {
+    poll_errors: Mutex<BTreeMap<String, u64>>,
+    pending_abandoned: AtomicU64,
+}
+
+impl Totals {
+    pub fn poll_failed(&self, code: &str) {
+        *lock(&self.poll_errors).entry(code.to_string()).or_default() += 1;
+    }
+
+    pub fn abandoned(&self, n: u64) {
+        self.pending_abandoned.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Failed polls by error code.
+    pub fn poll_errors(&self) -> Vec<(String, u64)> {
+        lock(&self.poll_errors)
+            .iter()
+            .map(|(code, n)| (code.clone(), *n))
+            .collect()
+    }
+
+    pub fn pending_abandoned(&self) -> u64 {
+        self.pending_abandoned.load(Ordering::Relaxed)
     }
 }
 
@@ -149,6 +196,8 @@ pub struct Entry {
     published: Mutex<Exposed>,
     /// Whether a poll of this association has ended in this process (successfully or not).
     polled: AtomicBool,
+    /// The process-wide counters, shared by every entry of the store.
+    pub totals: Arc<Totals>,
 }
 
 impl Entry {
@@ -186,6 +235,9 @@ pub struct Store {
     /// Removed associations: their state and when they were removed (epoch milliseconds).
     retired: Mutex<BTreeMap<String, (Live, i64)>>,
     dirty: AtomicBool,
+    totals: Arc<Totals>,
+    /// What `/metrics` exports (the configuration's `metrics:` section; follows reloads).
+    metrics: RwLock<MetricsConfig>,
 }
 
 impl Store {
@@ -208,6 +260,7 @@ impl Store {
                     published: Mutex::new(initial.exposed.clone()),
                     live: Mutex::new(initial),
                     polled: AtomicBool::new(false),
+                    totals: self.totals.clone(),
                 })
             })
             .clone()
@@ -274,6 +327,19 @@ impl Store {
             .collect()
     }
 
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// What `/metrics` exports from now on.
+    pub fn set_metrics_config(&self, config: MetricsConfig) {
+        *self.metrics.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    pub fn metrics_config(&self) -> MetricsConfig {
+        *self.metrics.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::SeqCst);
     }
@@ -321,12 +387,12 @@ mod tests {
     #[test]
     fn histogram_buckets_are_by_upper_bound() {
         let mut h = Histogram::default();
-        for v in [0.0, 10.0, 10.001, 10800.0, 10800.5] {
+        for v in [0.0, 60.0, 60.001, 10800.0, 10800.5] {
             h.observe(v);
         }
         assert_eq!(h.buckets[0], 2);
         assert_eq!(h.buckets[1], 1);
-        assert_eq!(h.buckets[7], 1);
+        assert_eq!(h.buckets[3], 1);
         assert_eq!(h.count, 5);
         assert_eq!(
             h.buckets.iter().sum::<u64>(),

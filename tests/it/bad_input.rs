@@ -98,7 +98,7 @@ async fn unknown_error_codes_are_counted_by_code() {
     let (sim, ids) = simulator_with(1).await;
     sim.push_fault(FaultRule::new(Fault::AccessDenied).operation("DescribeAssociationExecutions"));
     sim.push_fault(FaultRule::new(Fault::InternalError).operation("DescribeAssociationExecutions"));
-    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
     let m = exporter
         .wait_for("two failed polls and a good one", |m| {
             let errors = m.series(

@@ -40,8 +40,16 @@ pub fn test_config(ids: &[String]) -> Config {
         state_file: None,
         state_save_interval: Duration::from_millis(200),
         removed_association_retention: Duration::from_secs(7 * 24 * 3600),
+        metrics: Default::default(),
         source: "test".to_string(),
     }
+}
+
+/// `config` exporting every per-association family at its finest (`metrics:` as 0.1 exported
+/// them), for tests that look at one association's internals or at histograms per status.
+pub fn richest(mut config: Config) -> Config {
+    config.metrics = ssm_association_exporter::config::MetricsConfig::RICHEST;
+    config
 }
 
 /// A simulator with `n` associations.

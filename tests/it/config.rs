@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ssm_association_exporter::config::{
     format_duration, load, parse, parse_duration, AssociationConfig, Config, ConfigError,
-    DEFAULT_CONFIG_FILE,
+    DurationHistogram, LastExecutionStatus, MetricsConfig, DEFAULT_CONFIG_FILE,
 };
 
 const ID_A: &str = "8dfe3659-4309-493a-8755-0123456789ab";
@@ -13,7 +13,9 @@ const ID_B: &str = "0b1f2e3d-4c5b-4a69-8877-66554433aabb";
 const KEY_LIST: &str = "associations, poll_interval, initial_lookback, late_visibility_window, \
                         api_requests_per_second, max_concurrent_requests, request_timeout, \
                         api_max_attempts, region, state_file, state_save_interval, \
-                        removed_association_retention";
+                        removed_association_retention, metrics";
+const METRICS_KEY_LIST: &str =
+    "duration_histogram, last_execution_status, per_association_internals";
 const ID_HINT: &str =
     "(expected 8-4-4-4-12 hexadecimal characters, e.g. 8dfe3659-4309-493a-8755-0123456789ab)";
 
@@ -62,6 +64,11 @@ fn minimal_config_gets_defaults() {
             state_file: None,
             state_save_interval: secs(5),
             removed_association_retention: secs(7 * 24 * 3600),
+            metrics: MetricsConfig {
+                duration_histogram: DurationHistogram::PerAssociation,
+                last_execution_status: LastExecutionStatus::Current,
+                per_association_internals: false,
+            },
             source: fixture("valid_minimal.yaml"),
         }
     );
@@ -90,6 +97,11 @@ fn full_config_sets_every_key() {
             state_file: Some("tests/fixtures/config/state/exporter-state.json".into()),
             state_save_interval: secs(2),
             removed_association_retention: secs(3600),
+            metrics: MetricsConfig {
+                duration_histogram: DurationHistogram::PerStatus,
+                last_execution_status: LastExecutionStatus::PerStatus,
+                per_association_internals: true,
+            },
             source: fixture("valid_full.yaml"),
         }
     );
@@ -162,7 +174,9 @@ fn summary_lists_effective_values() {
              api_requests_per_second: 5\nmax_concurrent_requests: 4\nrequest_timeout: 10s\n\
              api_max_attempts: 3\nregion: from the AWS config chain\n\
              state_file: none (state is kept in memory only)\nstate_save_interval: 5s\n\
-             removed_association_retention: 7d"
+             removed_association_retention: 7d\n\
+             metrics: duration_histogram per_association, last_execution_status current, \
+             per_association_internals false"
         )
     );
     let full = load_fixture("valid_full.yaml").unwrap().summary();
@@ -173,7 +187,9 @@ fn summary_lists_effective_values() {
     assert!(
         full.ends_with(
             "state_file: tests/fixtures/config/state/exporter-state.json\nstate_save_interval: 2s\n\
-             removed_association_retention: 1h"
+             removed_association_retention: 1h\n\
+             metrics: duration_histogram per_status, last_execution_status per_status, \
+             per_association_internals true"
         ),
         "{full}"
     );
@@ -428,6 +444,66 @@ fn invalid_region() {
     assert_error(
         "region_invalid.yaml",
         ":3:9: region: \"US-East-1\" is not a valid AWS region (expected lowercase letters, digits and dashes, e.g. us-east-1, eu-central-2 or us-gov-west-1)",
+    );
+}
+
+#[test]
+fn metrics_not_a_mapping() {
+    assert_error(
+        "metrics_not_mapping.yaml",
+        &format!(":3:10: metrics: expected a mapping with some of the keys {METRICS_KEY_LIST}, got \"off\""),
+    );
+}
+
+#[test]
+fn metrics_without_value() {
+    assert_error(
+        "metrics_missing_value.yaml",
+        &format!(
+            ":3:8: metrics: missing value; expected a mapping with some of the keys {METRICS_KEY_LIST}, or remove the key to use the defaults"
+        ),
+    );
+}
+
+#[test]
+fn metrics_unknown_key() {
+    assert_error(
+        "metrics_unknown_key.yaml",
+        &format!(
+            ":4:3: metrics.duration_histograms: unknown key; expected one of {METRICS_KEY_LIST} (did you mean duration_histogram?)"
+        ),
+    );
+}
+
+#[test]
+fn metrics_duration_histogram_invalid() {
+    assert_error(
+        "metrics_duration_histogram_invalid.yaml",
+        ":4:23: metrics.duration_histogram: expected one of per_association, per_status, off, got \"per-status\"",
+    );
+}
+
+#[test]
+fn metrics_last_execution_status_invalid() {
+    assert_error(
+        "metrics_last_execution_status_invalid.yaml",
+        ":4:26: metrics.last_execution_status: expected one of current, per_status, got true",
+    );
+}
+
+#[test]
+fn metrics_per_association_internals_not_a_boolean() {
+    assert_error(
+        "metrics_per_association_internals_not_bool.yaml",
+        ":4:30: metrics.per_association_internals: expected true or false, got \"yes\"",
+    );
+}
+
+#[test]
+fn metrics_duplicate_key() {
+    assert_error(
+        "metrics_duplicate_key.yaml",
+        ":5:3: metrics.duration_histogram: duplicate key (first set at line 4)",
     );
 }
 

@@ -1,7 +1,9 @@
 //! End to end with a real Prometheus (Debian's `prometheus` package): the exporter polls the
 //! simulated SSM endpoint, Prometheus scrapes it every second with deploy/prometheus/alerts.yml
 //! loaded, and its HTTP API must show the target up, the simulator's ground truth in the stored
-//! counters, and the failed-execution alert firing while the others stay quiet.
+//! counters, and the failed-execution alert firing while the others stay quiet, every rule
+//! healthy, a duration quantile per association and every dashboard query answering, all on the
+//! default `metrics:` setting.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -250,5 +252,87 @@ async fn prometheus_scrapes_true_counts_and_fires_the_failure_alert() {
         names,
         [format!("\"SSMAssociationExecutionFailed\":\"{flaky}\"")]
     );
+    // Every recording and alerting rule evaluates without error on the default metric shapes.
+    let groups = api(&prom_address, "/api/v1/rules").await["groups"].clone();
+    for group in groups.as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            assert_eq!(rule["health"], "ok", "{rule}");
+        }
+    }
+    // The dashboard's and README's p90 per association works on the default histogram (one per
+    // association, every status together).
+    let p90 = "histogram_quantile(0.9, sum by (association_id, le) \
+               (rate(ssm_association_execution_duration_seconds_bucket[1m])))";
+    eventually(
+        "a p90 per association",
+        Duration::from_secs(30),
+        async || {
+            let data = api(
+                &prom_address,
+                &format!("/api/v1/query?query={}", encode(p90)),
+            )
+            .await;
+            let ids: Vec<&str> = data["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["value"][1] != "NaN")
+                .filter_map(|r| r["metric"]["association_id"].as_str())
+                .collect();
+            if ids.len() == 2 {
+                Ok(())
+            } else {
+                Err(format!("{data}"))
+            }
+        },
+    )
+    .await;
+    // Every dashboard query runs on the default shapes (variables set to "every value"); the
+    // panels of the exporter's internals show their exporter-wide series.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/grafana/dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut exprs = Vec::new();
+    collect_exprs(&dashboard["panels"], &mut exprs);
+    assert!(exprs.len() > 20, "{exprs:?}");
+    for expr in exprs {
+        let query = expr
+            .replace("$__rate_interval", "1m")
+            .replace("$__range", "5m")
+            .replace("$job", ".*")
+            .replace("$instance", ".*")
+            .replace("$association_id", ".*");
+        let data = api(
+            &prom_address,
+            &format!("/api/v1/query?query={}", encode(&query)),
+        )
+        .await;
+        if expr.contains("ssm_association_exporter_poll_delay_seconds") {
+            let ids: Vec<&str> = data["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|r| r["metric"]["association_id"].as_str())
+                .collect();
+            assert_eq!(ids, ["all associations"], "{query}: {data}");
+        }
+    }
     exporter.stop().await;
+}
+
+/// The `expr` of every target of every panel, rows included.
+fn collect_exprs(panels: &Value, out: &mut Vec<String>) {
+    for panel in panels.as_array().into_iter().flatten() {
+        collect_exprs(&panel["panels"], out);
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = target["expr"].as_str() {
+                out.push(expr.to_string());
+            }
+        }
+    }
 }

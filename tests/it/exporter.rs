@@ -37,7 +37,7 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
             .with_last_execution_ms(minutes_ago(119)),
     );
 
-    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
     exporter.wait_ready().await;
     let m = exporter.metrics().await;
     assert_eq!(
@@ -301,7 +301,7 @@ async fn requests_use_the_created_time_filter_with_milliseconds_and_max_results_
     );
     let mut config = test_config(&ids);
     config.late_visibility_window = Duration::from_secs(60);
-    let exporter = Exporter::start(config, &sim).await;
+    let exporter = Exporter::start(richest(config), &sim).await;
     exporter.wait_ready().await;
     exporter
         .wait_for("a second poll", |_| {
@@ -462,7 +462,7 @@ async fn a_failure_half_way_through_paging_loses_nothing_and_counts_nothing_twic
             .skip(1)
             .times(1),
     );
-    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
     exporter.wait_ready().await;
     let truth = sim.ground_truth();
     let m = exporter
@@ -604,7 +604,7 @@ async fn a_deleted_association_is_reported_and_the_others_go_on() {
         kept,
         SimExecution::new("k1", "Success", minutes_ago(5)).with_last_execution_ms(minutes_ago(4)),
     );
-    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
     exporter.wait_ready().await;
     sim.remove_association(gone);
     sim.add_execution(

@@ -1,12 +1,16 @@
-//! The golden `/metrics` file: the per-association families rendered from a fixed store (the
-//! version 1 state file that 0.1 wrote during a `--demo` run) must equal, byte for byte, what
-//! 0.1 served for that state (but for the info metric's new `region` label), and pass
-//! `promtool check metrics`.
+//! The golden `/metrics` files: the per-association families rendered from a fixed store (the
+//! version 1 state file that 0.1 wrote during a `--demo` run). With the richest `metrics:`
+//! setting they must equal, byte for byte, what 0.1 served for that state (but for the changes
+//! listed in the test); with the default setting, `v1.default.metrics`, whose duration histogram
+//! must be the sum of the per-status ones. Both pass `promtool check metrics`.
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use std::collections::BTreeMap;
+
+use ssm_association_exporter::config::MetricsConfig;
 use ssm_association_exporter::store::{Live, Store};
 use ssm_association_exporter::tracker::Tracker;
 use ssm_association_exporter::{exposition, persist};
@@ -17,7 +21,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-fn render_fixture() -> String {
+fn render_fixture(config: MetricsConfig) -> String {
     let saved = persist::load(&fixture("v1.json")).unwrap().unwrap();
     let store = Store::default();
     for (id, restored) in saved.associations {
@@ -28,26 +32,13 @@ fn render_fixture() -> String {
         store.insert(&id, live);
     }
     store.publish_all();
+    store.set_metrics_config(config);
     let mut body = Vec::new();
     exposition::render(&store, &mut body).unwrap();
     String::from_utf8(body).unwrap()
 }
 
-#[test]
-fn metrics_of_a_restored_version_1_state_equal_what_0_1_served() {
-    // Since 0.1, ssm_association_info has one more label, `region` (empty until DescribeAssociation
-    // is asked again); everything else is byte for byte what 0.1 served.
-    let expected = std::fs::read_to_string(fixture("v1.metrics"))
-        .unwrap()
-        .lines()
-        .map(|line| match line.strip_suffix("\"} 1") {
-            Some(head) if line.starts_with("ssm_association_info{") => {
-                format!("{head}\",region=\"\"}} 1\n")
-            }
-            _ => format!("{line}\n"),
-        })
-        .collect::<String>();
-    let rendered = render_fixture();
+fn assert_same(rendered: &str, expected: &str) {
     if rendered != expected {
         for (i, (a, b)) in rendered.lines().zip(expected.lines()).enumerate() {
             assert_eq!(a, b, "first difference at line {}", i + 1);
@@ -57,7 +48,89 @@ fn metrics_of_a_restored_version_1_state_equal_what_0_1_served() {
 }
 
 #[test]
+fn metrics_of_a_restored_version_1_state_equal_what_0_1_served() {
+    // Since 0.1: ssm_association_info has one more label, `region` (empty until
+    // DescribeAssociation is asked again); the duration histogram dropped the buckets 10, 30, 900
+    // and 1800 (the others keep their cumulative counts: re-bucketing is exact); the HELP of
+    // ssm_association_last_execution_status names its setting. Everything else is byte for byte
+    // what 0.1 served.
+    let dropped = ["10", "30", "900", "1800"].map(|le| format!(",le=\"{le}\"}}"));
+    let expected = std::fs::read_to_string(fixture("v1.metrics"))
+        .unwrap()
+        .lines()
+        .filter(|line| !dropped.iter().any(|le| line.contains(le.as_str())))
+        .map(|line| match line.strip_suffix("\"} 1") {
+            Some(head) if line.starts_with("ssm_association_info{") => {
+                format!("{head}\",region=\"\"}} 1\n")
+            }
+            _ if line.starts_with("# HELP ssm_association_last_execution_status ") => {
+                "# HELP ssm_association_last_execution_status 1 for the status of the newest final \
+                 execution (with metrics.last_execution_status: per_status, also 0 for the other \
+                 final statuses) (from the background poll of DescribeAssociationExecutions).\n"
+                    .to_string()
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect::<String>();
+    assert_same(&render_fixture(MetricsConfig::RICHEST), &expected);
+}
+
+#[test]
+fn default_metrics_of_a_restored_version_1_state() {
+    let rendered = render_fixture(MetricsConfig::default());
+    // SSM_EXPORTER_BLESS=1 rewrites the file after a deliberate change; review its diff.
+    if std::env::var_os("SSM_EXPORTER_BLESS").is_some() {
+        std::fs::write(fixture("v1.default.metrics"), &rendered).unwrap();
+    }
+    let expected = std::fs::read_to_string(fixture("v1.default.metrics")).unwrap();
+    assert_same(&rendered, &expected);
+}
+
+/// `name{labels} value` lines of one metric, keyed by their labels without `drop`, summed.
+fn summed(text: &str, name: &str, drop: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix('{')) else {
+            continue;
+        };
+        let (labels, value) = rest.rsplit_once("} ").unwrap();
+        let kept: Vec<&str> = labels
+            .split(',')
+            .filter(|l| !l.starts_with(&format!("{drop}=")))
+            .collect();
+        *out.entry(kept.join(",")).or_default() += value.parse::<f64>().unwrap();
+    }
+    out
+}
+
+#[test]
+fn the_default_duration_histogram_is_the_sum_of_the_per_status_ones() {
+    let richest = render_fixture(MetricsConfig::RICHEST);
+    let default = render_fixture(MetricsConfig::default());
+    for suffix in ["_bucket", "_sum", "_count"] {
+        let name = format!("ssm_association_execution_duration_seconds{suffix}");
+        let per_status = summed(&richest, &name, "status");
+        let per_association = summed(&default, &name, "status");
+        assert!(!per_association.is_empty(), "{name}");
+        assert_eq!(per_status.len(), per_association.len(), "{name}");
+        for (labels, value) in per_status {
+            let got = per_association[&labels];
+            assert!(
+                (got - value).abs() < 1e-6,
+                "{name}{{{labels}}}: {got} vs {value}"
+            );
+        }
+    }
+}
+
+#[test]
 fn golden_metrics_pass_promtool() {
+    for config in [MetricsConfig::RICHEST, MetricsConfig::default()] {
+        promtool_check(&render_fixture(config));
+    }
+}
+
+fn promtool_check(body: &str) {
     if Command::new("promtool").arg("--version").output().is_err() {
         assert!(
             std::env::var_os("SSM_EXPORTER_REQUIRE_PROMTOOL").is_none(),
@@ -76,7 +149,7 @@ fn golden_metrics_pass_promtool() {
         .stdin
         .take()
         .unwrap()
-        .write_all(render_fixture().as_bytes())
+        .write_all(body.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(

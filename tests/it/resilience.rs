@@ -3,6 +3,7 @@
 //! rejected credentials), configuration reloads, and HTTP hardening. Every count is compared
 //! with the simulated SSM endpoint's ground truth.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -349,7 +350,7 @@ async fn connection_resets_and_a_hanging_server_are_retried_next_cycle_without_l
     );
     let mut config = test_config(&ids);
     config.request_timeout = Duration::from_millis(400);
-    let exporter = Exporter::start(config, &sim).await;
+    let exporter = Exporter::start(richest(config), &sim).await;
     exporter.wait_ready().await;
     let truth = sim.ground_truth();
     let m = exporter
@@ -390,7 +391,7 @@ async fn a_throttling_storm_is_counted_backed_off_and_loses_nothing() {
     );
     let mut config = test_config(&ids);
     config.api_max_attempts = 3;
-    let exporter = Exporter::start(config, &sim).await;
+    let exporter = Exporter::start(richest(config), &sim).await;
     let truth = sim.ground_truth();
     let m = exporter
         .wait_for("the storm to pass", |m| {
@@ -426,7 +427,7 @@ async fn a_deleted_association_backs_off_keeps_its_series_and_spares_the_others(
     let (gone, kept) = (&ids[0], &ids[1]);
     add_history(&sim, gone, 4);
     add_history(&sim, kept, 4);
-    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
     exporter.wait_ready().await;
     sim.remove_association(gone);
     let count = |id: &str| {
@@ -680,6 +681,125 @@ async fn post_reload_adds_and_removes_associations_and_keeps_the_others_counting
             .await
             .status,
         405
+    );
+    exporter.stop().await;
+}
+
+/// Series of one association on a scrape, by family (histogram samples under the family).
+fn series_of(m: &Metrics, id: &str) -> BTreeMap<String, usize> {
+    let label = format!("association_id=\"{id}\"");
+    let mut out = BTreeMap::new();
+    for key in m.samples.keys().filter(|k| k.contains(&label)) {
+        let name = key.split('{').next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|f| f.ends_with("_duration_seconds"))
+            .unwrap_or(name);
+        *out.entry(family.to_string()).or_default() += 1;
+    }
+    out
+}
+
+/// Families whose series per association depend on the data (README "Cardinality").
+const DATA_DEPENDENT: &[&str] = &[
+    "ssm_association_last_execution_resources",
+    "ssm_association_triggered_alarm",
+    "ssm_association_triggered_alarms_total",
+    "ssm_association_executions_without_end_time_total",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_setting_follows_reloads_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("config.yaml");
+    let (sim, ids) = simulator_with(2).await;
+    for id in &ids {
+        add_history(&sim, id, 6);
+    }
+    let (a, b) = (&ids[0], &ids[1]);
+    write_config(&path, &[a, b], "");
+    let config = ssm_association_exporter::config::load(&path).unwrap();
+    let options = Options {
+        config_source: Some(ConfigSource::File(path.clone())),
+        ..Options::default()
+    };
+    let exporter = Exporter::start_with(config, &sim, options).await;
+    let truth = sim.ground_truth();
+    let ids2 = [a.clone(), b.clone()];
+    let m = exporter
+        .wait_for("the history to be counted", |m| {
+            matches_ground_truth(m, &truth, &ids2)
+        })
+        .await;
+
+    // The default: within the budget, one histogram per association, one status series, the
+    // exporter's internals aggregated.
+    let default = series_of(&m, a);
+    let fixed: usize = default
+        .iter()
+        .filter(|(f, _)| !DATA_DEPENDENT.contains(&f.as_str()))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(fixed, 20, "{default:#?}");
+    assert_eq!(default["ssm_association_execution_duration_seconds"], 7);
+    assert_eq!(default["ssm_association_last_execution_status"], 1);
+    for family in [
+        "ssm_association_exporter_watermark_timestamp_seconds",
+        "ssm_association_exporter_poll_delay_seconds",
+        "ssm_association_exporter_pending_abandoned_total",
+    ] {
+        assert!(!default.contains_key(family), "{family} per association");
+        assert!(m.get(family, &[]).is_some(), "{family} aggregated");
+    }
+    let count = |m: &Metrics, labels: &[(&str, &str)]| {
+        m.value("ssm_association_execution_duration_seconds_count", labels)
+    };
+    let all = count(&m, &[("association_id", a)]);
+    assert_eq!(all, 6.0, "every execution of the history has an end time");
+
+    // The richest setting, on reload: the same numbers, per status.
+    write_config(
+        &path,
+        &[a, b],
+        "metrics:\n  duration_histogram: per_status\n  last_execution_status: per_status\n  per_association_internals: true\n",
+    );
+    let reload = http_request(&exporter.address, "POST", "/-/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    let m = exporter.metrics().await;
+    let richest = series_of(&m, a);
+    assert_eq!(richest["ssm_association_last_execution_status"], 5);
+    assert_eq!(
+        richest["ssm_association_exporter_watermark_timestamp_seconds"],
+        1
+    );
+    assert_eq!(
+        richest["ssm_association_exporter_pending_abandoned_total"],
+        1
+    );
+    let per_status: f64 = ["Success", "Failed", "TimedOut", "Cancelled"]
+        .iter()
+        .map(|s| count(&m, &[("association_id", a), ("status", s)]))
+        .sum();
+    assert_eq!(
+        per_status, all,
+        "the per-status histograms add up to the default one"
+    );
+    assert!(m
+        .get("ssm_association_exporter_watermark_timestamp_seconds", &[])
+        .is_none());
+
+    // And off.
+    write_config(&path, &[a, b], "metrics:\n  duration_histogram: off\n");
+    let reload = http_request(&exporter.address, "POST", "/-/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    let m = exporter.metrics().await;
+    assert!(!m
+        .text
+        .contains("ssm_association_execution_duration_seconds"));
+    assert_eq!(
+        series_of(&m, a).values().sum::<usize>() + 7,
+        default.values().sum::<usize>()
     );
     exporter.stop().await;
 }
