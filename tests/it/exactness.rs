@@ -358,7 +358,7 @@ async fn repeated_and_cycling_next_tokens_end_the_poll_bounded_and_the_rest_is_r
                 .association(bad.clone())
                 .times(2 * fires),
         );
-        let exporter = Exporter::start(test_config(&ids), &sim).await;
+        let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
         let mut seen = Seen::default();
         let truth = sim.ground_truth();
         wait_until(
@@ -574,7 +574,7 @@ async fn a_final_execution_dated_2100_is_counted_once_and_never_moves_the_waterm
         SimExecution::new("bogus", "Failed", Y2100_MS).with_last_execution_ms(Y2100_MS + 1_000),
     );
     sim.add_execution(id, finished("real", "Success", 5 * MINUTE));
-    let config = with_state(&ids, &state);
+    let config = richest(with_state(&ids, &state));
     let near_now = |m: &Metrics| {
         let now = now_ms() as f64 / 1000.0;
         for name in [
@@ -905,7 +905,7 @@ async fn a_new_exporter_shows_no_execution_series_before_the_first_complete_poll
     sim.push_fault(rule(delay.clone()));
     sim.push_fault(rule(Fault::Throttle).only_with_next_token());
     sim.push_fault(rule(delay).only_with_next_token());
-    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
     let mut seen = Seen::default();
     let (mut held, mut after_partial) = (0, 0);
     let m = wait_until(
