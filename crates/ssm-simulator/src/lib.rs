@@ -53,11 +53,15 @@
 
 mod clock;
 mod demo;
+mod estate;
 mod exporter_config;
 mod faults;
+mod identity;
+mod listing;
 mod model;
 mod paging;
 mod responses;
+mod sts;
 mod wire;
 
 use std::collections::{BTreeMap, HashMap};
@@ -70,13 +74,16 @@ use tokio_util::sync::CancellationToken;
 pub use demo::{DemoAssociation, DEMO_ASSOCIATIONS};
 pub use exporter_config::ExporterConfig;
 pub use faults::{Fault, FaultRule};
+pub use identity::{Scope, DEFAULT_ACCOUNT, DEFAULT_REGION};
 pub use model::{
-    format_filter_time, is_final_status, uuid_like, GroundTruth, SimAssociation, SimExecution,
+    format_filter_time, is_final_status, uuid_like, AssociationDetails, GroundTruth,
+    LastExecutionDateMode, SimAssociation, SimExecution,
 };
 pub use wire::RecordedRequest;
 
 use clock::Clock;
 use faults::{ActiveRule, TokenBucket};
+use identity::Identity;
 use model::AssociationState;
 
 /// A simulated SSM endpoint. Cheap to clone; all clones share one server.
@@ -115,7 +122,12 @@ impl Shared {
 
 #[derive(Default)]
 struct State {
-    associations: BTreeMap<String, AssociationState>,
+    /// Associations by account and region, then by id.
+    scopes: BTreeMap<Scope, BTreeMap<String, AssociationState>>,
+    /// Access keys, roles and issued credentials.
+    identity: Identity,
+    /// When `LastExecutionDate` moves ([`Simulator::set_last_execution_date_mode`]).
+    last_execution_date_mode: LastExecutionDateMode,
     page_size: Option<usize>,
     empty_pages: usize,
     faults: Vec<ActiveRule>,
@@ -126,6 +138,16 @@ struct State {
     issued_tokens: HashMap<String, Option<String>>,
     /// Leave out the `Date` header ([`Simulator::set_date_header`]).
     no_date_header: bool,
+}
+
+impl State {
+    fn association(&self, scope: &Scope, id: &str) -> Option<&AssociationState> {
+        self.scopes.get(scope)?.get(id)
+    }
+
+    fn association_mut(&mut self, scope: &Scope, id: &str) -> Option<&mut AssociationState> {
+        self.scopes.get_mut(scope)?.get_mut(id)
+    }
 }
 
 impl Simulator {
@@ -163,80 +185,48 @@ impl Simulator {
         format!("http://{}", self.shared().addr)
     }
 
-    /// Adds an association, or replaces the metadata of an existing one (keeping its
-    /// executions). Panics if it has more than one alarm (the service model's limit).
+    /// Adds an association to [`DEFAULT_ACCOUNT`] in [`DEFAULT_REGION`], or replaces the
+    /// metadata of an existing one (keeping its executions, version and details). Panics if it
+    /// has more than one alarm (the service model's limit).
     pub fn add_association(&self, id: &str, association: SimAssociation) {
-        assert!(
-            association.alarms.len() <= 1,
-            "association {id}: the SSM model allows at most one configured alarm"
-        );
-        let added_ms = self.now_ms();
-        let mut state = self.shared().lock();
-        match state.associations.get_mut(id) {
-            Some(existing) => existing.meta = association,
-            None => {
-                state
-                    .associations
-                    .insert(id.to_owned(), AssociationState::new(association, added_ms));
-            }
-        }
+        self.add_association_in(DEFAULT_ACCOUNT, DEFAULT_REGION, id, association);
     }
 
-    /// Removes an association and its executions; later calls get `AssociationDoesNotExist`.
+    /// Removes an association of the default account and region and its executions; later
+    /// calls get `AssociationDoesNotExist`.
     pub fn remove_association(&self, id: &str) {
-        self.shared().lock().associations.remove(id);
+        self.remove_association_in(DEFAULT_ACCOUNT, DEFAULT_REGION, id);
     }
 
-    /// Adds an execution (replacing one with the same id). Panics if the association is
-    /// unknown or the execution breaks the service model's alarm limits.
+    /// Adds an execution (replacing one with the same id) to an association of the default
+    /// account and region. Panics if the association is unknown or the execution breaks the
+    /// service model's alarm limits.
     pub fn add_execution(&self, association_id: &str, execution: SimExecution) {
-        if let Some(violation) = execution.model_violation() {
-            panic!("{violation}");
-        }
-        let mut state = self.shared().lock();
-        let association = state
-            .associations
-            .get_mut(association_id)
-            .unwrap_or_else(|| panic!("add_execution: unknown association {association_id}"));
-        association.insert(execution);
+        self.add_execution_in(DEFAULT_ACCOUNT, DEFAULT_REGION, association_id, execution);
     }
 
-    /// Changes an execution in place (status, visibility, ...). Panics if the association or
-    /// execution is unknown or the result breaks the service model's alarm limits.
+    /// Changes an execution of the default account and region in place (status, visibility,
+    /// ...). Panics if the association or execution is unknown or the result breaks the
+    /// service model's alarm limits.
     pub fn update_execution(
         &self,
         association_id: &str,
         execution_id: &str,
         f: impl FnOnce(&mut SimExecution),
     ) {
-        let mut state = self.shared().lock();
-        let association = state
-            .associations
-            .get_mut(association_id)
-            .unwrap_or_else(|| panic!("update_execution: unknown association {association_id}"));
-        let mut execution = association.take(execution_id).unwrap_or_else(|| {
-            panic!("update_execution: unknown execution {execution_id} of {association_id}")
-        });
-        let original = execution.clone();
-        f(&mut execution);
-        match execution.model_violation() {
-            None => association.insert(execution),
-            Some(violation) => {
-                association.insert(original);
-                drop(state);
-                panic!("{violation}");
-            }
-        }
+        self.update_execution_in(
+            DEFAULT_ACCOUNT,
+            DEFAULT_REGION,
+            association_id,
+            execution_id,
+            f,
+        );
     }
 
-    /// All executions of an association (visible or not), newest `CreatedTime` first.
+    /// All executions of an association of the default account and region (visible or not),
+    /// newest `CreatedTime` first.
     pub fn executions(&self, association_id: &str) -> Vec<SimExecution> {
-        self.shared()
-            .lock()
-            .associations
-            .get(association_id)
-            .map(|a| a.executions.values().cloned().collect())
-            .unwrap_or_default()
+        self.executions_in(DEFAULT_ACCOUNT, DEFAULT_REGION, association_id)
     }
 
     /// Caps the items per page below `MaxResults` (short pages); `None` removes the cap. A
@@ -273,14 +263,10 @@ impl Simulator {
         self.shared().lock().rate_limit = requests_per_second.map(TokenBucket::new);
     }
 
-    /// What an exporter should have counted from the visible executions.
+    /// What an exporter should have counted from the visible executions of the default
+    /// account and region ([`Simulator::estate_ground_truth`] covers every account and region).
     pub fn ground_truth(&self) -> GroundTruth {
-        let state = self.shared().lock();
-        let mut truth = GroundTruth::default();
-        for (id, association) in &state.associations {
-            truth.add(id, association);
-        }
-        truth
+        self.ground_truth_in(DEFAULT_ACCOUNT, DEFAULT_REGION)
     }
 
     /// The simulator's notion of now, in epoch milliseconds: host time plus the clock offset.
