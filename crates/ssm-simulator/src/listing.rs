@@ -16,8 +16,10 @@ use crate::Shared;
 
 /// Version prefix of `ListAssociations` page tokens.
 const TOKEN_VERSION: &str = "siml1";
-/// `AssociationFilterKey` of the service model.
+/// `AssociationFilterKey` of the service model, plus `CloudConnectorId` of newer models
+/// (accepted; no simulated association has a cloud connector, so it matches nothing).
 const FILTER_KEYS: &[&str] = &[
+    "CloudConnectorId",
     "InstanceId",
     "Name",
     "AssociationId",
@@ -65,6 +67,7 @@ enum Filter {
     LastExecutedAfter(i64),
     AssociationName(String),
     ResourceGroupName(String),
+    CloudConnectorId,
 }
 
 impl Filter {
@@ -84,6 +87,7 @@ impl Filter {
             Filter::LastExecutedAfter(ms) => a.last_execution_ms(mode).is_some_and(|t| t > *ms),
             Filter::AssociationName(name) => a.meta.name.as_deref() == Some(name.as_str()),
             Filter::ResourceGroupName(group) => a.details.resource_group() == Some(group.as_str()),
+            Filter::CloudConnectorId => false,
         }
     }
 }
@@ -132,6 +136,7 @@ fn parse_filter(index: usize, f: &FilterInput) -> Result<Filter, ApiError> {
         "LastExecutedBefore" => Filter::LastExecutedBefore(time()?),
         "LastExecutedAfter" => Filter::LastExecutedAfter(time()?),
         "AssociationName" => Filter::AssociationName(v),
+        "CloudConnectorId" => Filter::CloudConnectorId,
         _ => Filter::ResourceGroupName(v),
     })
 }
