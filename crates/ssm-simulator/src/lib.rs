@@ -1,8 +1,11 @@
-//! A simulated AWS Systems Manager endpoint speaking the real AWS JSON 1.1 wire protocol.
+//! A simulated AWS Systems Manager endpoint speaking the real AWS JSON 1.1 wire protocol, with
+//! STS `AssumeRole` beside it.
 //!
 //! [`Simulator`] is a real HTTP/1.1 server (hyper, bound to `127.0.0.1`) that answers
-//! `DescribeAssociationExecutions` and `DescribeAssociation` the way SSM does, so the real
-//! `aws-sdk-ssm` client works against it unchanged when pointed at [`Simulator::endpoint_url`].
+//! `DescribeAssociationExecutions`, `DescribeAssociation`, `ListAssociations` and
+//! `ListTagsForResource` the way SSM does, and STS `AssumeRole` the way STS does, so the real
+//! `aws-sdk-ssm` client and aws-config's `AssumeRoleProvider` work against it unchanged when
+//! pointed at [`Simulator::endpoint_url`].
 //! It is used by integration tests, benchmarks (the `ssm-simulator` binary) and the exporter's
 //! `--demo` mode.
 //!
@@ -33,17 +36,71 @@
 //! - a record of every request ([`Simulator::requests`]) and the ground truth an exporter
 //!   should converge to ([`Simulator::ground_truth`]).
 //!
+//! # The estate: accounts, regions, roles
+//! - Associations live in a [`Scope`]: one account in one region. Every SSM operation answers
+//!   from the caller's scope only. The region is the one in the SigV4 credential scope
+//!   (`Authorization: AWS4-HMAC-SHA256 Credential=AKID/20261127/eu-west-1/ssm/aws4_request, ...`;
+//!   [`DEFAULT_REGION`] when the header names none). The account is the access key's:
+//!   [`Simulator::add_access_key`] maps static keys, keys issued by `AssumeRole` belong to the
+//!   role's account, and any other key belongs to [`DEFAULT_ACCOUNT`]. The single-account API
+//!   ([`Simulator::add_association`], [`Simulator::add_execution`], [`Simulator::ground_truth`],
+//!   ...) is the default account in `us-east-1`; the `*_in(account, region, ...)` methods
+//!   reach every other scope ([`Simulator::add_association_in`],
+//!   [`Simulator::add_execution_in`], [`Simulator::update_execution_in`],
+//!   [`Simulator::executions_in`], [`Simulator::ground_truth_in`],
+//!   [`Simulator::estate_ground_truth`]).
+//! - STS `AssumeRole` (query protocol: `POST /`, form-encoded
+//!   `Action=AssumeRole&Version=2011-06-15&RoleArn=..&RoleSessionName=..[&ExternalId=..]
+//!   [&DurationSeconds=..]`, recognised by the SigV4 service `sts` or the form content type)
+//!   answers `text/xml`
+//!   `AssumeRoleResponse/AssumeRoleResult/{AssumedRoleUser{Arn,AssumedRoleId},
+//!   Credentials{AccessKeyId,SecretAccessKey,SessionToken,Expiration}}` with `Expiration` in
+//!   whole seconds (`2026-11-27T10:15:00Z`). Roles come from [`Simulator::add_role`]; an unknown
+//!   role, a caller account the role does not trust, or a missing or wrong `ExternalId` get
+//!   HTTP 403 `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>...`;
+//!   malformed input gets 400 `ValidationError`. Issued credentials need their session token
+//!   (else 403 `UnrecognizedClientException`) and stop working at `Expiration` on the
+//!   simulator's clock (HTTP 400 `ExpiredTokenException`); [`Simulator::set_assumed_role_lifetime`]
+//!   shortens them for tests.
+//! - `ListAssociations`: `AssociationFilterList` with lower-case `key`/`value` (`Name` is the
+//!   document, `AssociationName`, `AssociationId`, `AssociationStatusName` (the overview
+//!   status), `LastExecutedBefore`/`LastExecutedAfter` (ISO-8601 UTC, strict comparison with
+//!   `LastExecutionDate`), `ResourceGroupName` (target `resource-groups:Name`), `InstanceId`,
+//!   and `CloudConnectorId`, which matches nothing), all of which must hold; `MaxResults`
+//!   1-50; associations in id order, paged by keyset tokens bound to the scope (stable while
+//!   associations come and go). [`Simulator::set_page_size`] and
+//!   [`Simulator::set_empty_pages`] apply as to executions.
+//! - `ListTagsForResource` (`ResourceType` `Association`): [`Simulator::set_tags_in`].
+//! - Lifecycle at any time: [`Simulator::add_association_with_details_in`] (targets, document
+//!   version, instance id: [`AssociationDetails`]), [`Simulator::update_association_in`]
+//!   (`AssociationVersion` + 1; later executions carry the new version),
+//!   [`Simulator::replace_association_in`] (new id, same name, old one deleted),
+//!   [`Simulator::remove_association_in`].
+//! - [`Simulator::set_last_execution_date_mode`]: whether an association's
+//!   `LastExecutionDate` moves when a run starts or when it ends (AWS does not say).
+//! - Fault rules match an account ([`FaultRule::account`]) or region ([`FaultRule::region`])
+//!   as well as an operation, including `ListAssociations`, `ListTagsForResource` (its
+//!   `ResourceId` is the association) and `AssumeRole` (answered in STS's codes: `Throttling`,
+//!   `AccessDenied` 403, `ExpiredToken`, `InternalFailure`). A region's endpoint
+//!   "unreachable": `FaultRule::new(Fault::ResetConnection).region("eu-west-1").forever()`.
+//!
 //! Shapes follow the service model: `AlarmConfiguration.Alarms` and `TriggeredAlarms` hold at
 //! most one entry and alarm states are `ALARM` or `UNKNOWN`, so the test helpers that add data
 //! panic on anything else.
 //!
 //! # Layout
 //! - `lib.rs`: [`Simulator`], its shared state and setters.
-//! - `wire.rs`: the HTTP server, request parsing and records, error bodies.
+//! - `wire.rs`: the HTTP server, both protocols' dispatch, the caller's scope, request
+//!   records, error bodies.
+//! - `identity.rs`: [`Scope`], SigV4 credential scopes, access keys, roles, issued credentials.
+//! - `sts.rs`: STS `AssumeRole` (form parsing, XML answers and errors).
+//! - `estate.rs`: the per-scope API: lifecycle, tags, roles, ground truth per scope.
+//! - `listing.rs`: `ListAssociations` (filters, tokens, paging) and `ListTagsForResource`.
 //! - `clock.rs`: the simulator's clock, `Date` headers, the SigV4 request-time check.
-//! - `model.rs`: associations, executions, ground truth.
+//! - `model.rs`: associations (versions, details, overview, `LastExecutionDate` modes),
+//!   executions, ground truth.
 //! - `paging.rs`: `DescribeAssociationExecutions`: filters, page tokens, paging.
-//! - `responses.rs`: execution items and `DescribeAssociation`'s description.
+//! - `responses.rs`: execution items, `DescribeAssociation`'s description, overview and targets.
 //! - `faults.rs`: [`Fault`], [`FaultRule`], the rate limit.
 //! - `demo.rs`: the demo scenario.
 //! - `exporter_config.rs`: [`ExporterConfig`], the exporter configuration the binary writes.

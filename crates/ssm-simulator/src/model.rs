@@ -481,6 +481,14 @@ mod tests {
     }
 
     #[test]
+    fn resource_counts_parse_leniently() {
+        let counts = parse_resource_counts("{Failed=2, Success=3,bogus,x=y}");
+        assert_eq!(counts.len(), 2);
+        assert_eq!(counts["Failed"], 2);
+        assert_eq!(counts["Success"], 3);
+    }
+
+    #[test]
     fn uuid_shape() {
         assert!(is_uuid_shaped(&uuid_like(u128::MAX)));
         assert!(is_uuid_shaped("3f2a9c1e-7b4d-4e8a-9c2F-1a2b3c4d5e6f"));

@@ -157,18 +157,3 @@ pub(crate) fn describe_association(
     description.insert("Overview".into(), overview_json(association));
     Ok(json!({ "AssociationDescription": description }))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::model::parse_resource_counts;
-
-    #[test]
-    fn resource_counts_parse_leniently() {
-        let counts = parse_resource_counts("{Failed=2, Success=3,bogus,x=y}");
-        assert_eq!(counts.len(), 2);
-        assert_eq!(counts["Failed"], 2);
-        assert_eq!(counts["Success"], 3);
-    }
-}

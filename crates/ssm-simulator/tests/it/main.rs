@@ -5,3 +5,4 @@ mod api;
 mod binary;
 mod estate;
 mod misbehaviour;
+mod sts;
