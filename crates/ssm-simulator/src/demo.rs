@@ -7,6 +7,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::identity::Scope;
 use crate::model::{uuid_like, SimAssociation, SimExecution};
 use crate::{Shared, Simulator};
 
@@ -216,7 +217,10 @@ async fn demo_loop(shared: Arc<Shared>, mut rng: StdRng, speedup: u32) {
 
 /// Inserts an execution unless its association was removed meanwhile.
 fn insert_if_present(shared: &Shared, association_id: &str, execution: SimExecution) {
-    if let Some(association) = shared.lock().associations.get_mut(association_id) {
+    if let Some(association) = shared
+        .lock()
+        .association_mut(&Scope::default(), association_id)
+    {
         association.insert(execution);
     }
 }
@@ -236,7 +240,7 @@ fn spawn_later(
             () = tokio::time::sleep(delay) => {}
         }
         let mut state = shared.lock();
-        if let Some(association) = state.associations.get_mut(association_id) {
+        if let Some(association) = state.association_mut(&Scope::default(), association_id) {
             if let Some(mut execution) = association.take(&execution_id) {
                 f(&mut execution);
                 association.insert(execution);

@@ -6,18 +6,20 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
+use crate::identity::Scope;
+
 /// What a matching [`FaultRule`] does to a request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
-    /// HTTP 400 `ThrottlingException`, "Rate exceeded".
+    /// HTTP 400 `ThrottlingException`, "Rate exceeded" (STS: `Throttling`).
     Throttle,
-    /// HTTP 500 `InternalServerError`.
+    /// HTTP 500 `InternalServerError` (STS: `InternalFailure`).
     InternalError,
     /// HTTP 400 `InvalidNextToken`.
     InvalidNextToken,
-    /// HTTP 400 `AccessDeniedException`.
+    /// HTTP 400 `AccessDeniedException` (STS `AssumeRole`: HTTP 403 `AccessDenied`).
     AccessDenied,
-    /// HTTP 400 `ExpiredTokenException`.
+    /// HTTP 400 `ExpiredTokenException` (STS: `ExpiredToken`).
     ExpiredToken,
     /// Answer normally after this delay.
     Delay(Duration),
@@ -25,12 +27,12 @@ pub enum Fault {
     Hang,
     /// Close the TCP connection without any HTTP response.
     ResetConnection,
-    /// `DescribeAssociationExecutions` only, requests carrying a `NextToken` only: answer the
-    /// page normally but send back the very `NextToken` the request carried (even on the last
+    /// `DescribeAssociationExecutions` and `ListAssociations` only, requests carrying a
+    /// `NextToken` only: answer the page normally but send back the very `NextToken` the request carried (even on the last
     /// page), so a client that follows it asks for the same page again.
     RepeatNextToken,
-    /// `DescribeAssociationExecutions` only, requests carrying a `NextToken` only: answer the
-    /// page normally but send back the token that the request's token was itself issued in
+    /// `DescribeAssociationExecutions` and `ListAssociations` only, requests carrying a
+    /// `NextToken` only: answer the page normally but send back the token that the request's token was itself issued in
     /// answer to, so tokens cycle `A -> B -> A -> B ...` (page 1 gives `A`, `A` gives `B`, `B`
     /// gives `A` again). A request whose token answered the first page (no predecessor) gets its
     /// normal `NextToken`.
@@ -56,8 +58,14 @@ impl Fault {
 pub struct FaultRule {
     /// Operation name such as `DescribeAssociationExecutions`; `None` matches any.
     pub operation: Option<String>,
-    /// Association id; `None` matches any.
+    /// Association id (for `ListTagsForResource`, its `ResourceId`); `None` matches any.
     pub association_id: Option<String>,
+    /// Caller's account (from the access key); `None` matches any.
+    pub account: Option<String>,
+    /// Region of the request's SigV4 credential scope; `None` matches any. With
+    /// [`Fault::ResetConnection`] and [`FaultRule::forever`] this makes a region's endpoint
+    /// unreachable.
+    pub region: Option<String>,
     /// Match only requests that carry a `NextToken` (page 2 and later). Implied by the token
     /// faults ([`Fault::RepeatNextToken`], [`Fault::CycleNextTokens`]).
     pub only_with_next_token: bool,
@@ -79,6 +87,8 @@ impl FaultRule {
         FaultRule {
             operation: None,
             association_id: None,
+            account: None,
+            region: None,
             only_with_next_token: false,
             skip: 0,
             times: 1,
@@ -97,6 +107,18 @@ impl FaultRule {
     /// Restricts the rule to one association.
     pub fn association(mut self, association_id: impl Into<String>) -> Self {
         self.association_id = Some(association_id.into());
+        self
+    }
+
+    /// Restricts the rule to callers in one account.
+    pub fn account(mut self, account: impl Into<String>) -> Self {
+        self.account = Some(account.into());
+        self
+    }
+
+    /// Restricts the rule to requests signed for one region.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
         self
     }
 
@@ -136,15 +158,30 @@ impl FaultRule {
         self
     }
 
-    fn matches(&self, operation: &str, association_id: Option<&str>, has_token: bool) -> bool {
+    fn matches(
+        &self,
+        scope: Option<&Scope>,
+        operation: &str,
+        association_id: Option<&str>,
+        has_token: bool,
+    ) -> bool {
         let needs_token = self.only_with_next_token || self.fault.is_token_fault();
-        self.operation.as_deref().is_none_or(|op| op == operation)
+        let in_scope = |wanted: &Option<String>, got: fn(&Scope) -> &str| {
+            wanted
+                .as_deref()
+                .is_none_or(|w| scope.is_some_and(|s| got(s) == w))
+        };
+        in_scope(&self.account, |s| &s.account)
+            && in_scope(&self.region, |s| &s.region)
+            && self.operation.as_deref().is_none_or(|op| op == operation)
             && self
                 .association_id
                 .as_deref()
                 .is_none_or(|id| Some(id) == association_id)
             && (!needs_token || has_token)
-            && (!self.fault.is_token_fault() || operation == crate::wire::OP_DESCRIBE_EXECUTIONS)
+            && (!self.fault.is_token_fault()
+                || operation == crate::wire::OP_DESCRIBE_EXECUTIONS
+                || operation == crate::wire::OP_LIST_ASSOCIATIONS)
     }
 }
 
@@ -168,15 +205,31 @@ impl ActiveRule {
     }
 }
 
-/// The fault for a request, if a rule fires (see [`FaultRule`]).
+/// [`pick_fault_in`] for a request without a known scope (rules restricted to an account or
+/// region do not match it).
+#[cfg(test)]
 pub(crate) fn pick_fault(
     rules: &mut [ActiveRule],
     operation: &str,
     association_id: Option<&str>,
     has_token: bool,
 ) -> Option<Fault> {
+    pick_fault_in(rules, None, operation, association_id, has_token)
+}
+
+/// The fault for a request from `scope`, if a rule fires (see [`FaultRule`]).
+pub(crate) fn pick_fault_in(
+    rules: &mut [ActiveRule],
+    scope: Option<&Scope>,
+    operation: &str,
+    association_id: Option<&str>,
+    has_token: bool,
+) -> Option<Fault> {
     for active in rules.iter_mut() {
-        if !active.rule.matches(operation, association_id, has_token) {
+        if !active
+            .rule
+            .matches(scope, operation, association_id, has_token)
+        {
             continue;
         }
         active.matched += 1;

@@ -1,8 +1,11 @@
-//! A simulated AWS Systems Manager endpoint speaking the real AWS JSON 1.1 wire protocol.
+//! A simulated AWS Systems Manager endpoint speaking the real AWS JSON 1.1 wire protocol, with
+//! STS `AssumeRole` beside it.
 //!
 //! [`Simulator`] is a real HTTP/1.1 server (hyper, bound to `127.0.0.1`) that answers
-//! `DescribeAssociationExecutions` and `DescribeAssociation` the way SSM does, so the real
-//! `aws-sdk-ssm` client works against it unchanged when pointed at [`Simulator::endpoint_url`].
+//! `DescribeAssociationExecutions`, `DescribeAssociation`, `ListAssociations` and
+//! `ListTagsForResource` the way SSM does, and STS `AssumeRole` the way STS does, so the real
+//! `aws-sdk-ssm` client and aws-config's `AssumeRoleProvider` work against it unchanged when
+//! pointed at [`Simulator::endpoint_url`].
 //! It is used by integration tests, benchmarks (the `ssm-simulator` binary) and the exporter's
 //! `--demo` mode.
 //!
@@ -33,17 +36,71 @@
 //! - a record of every request ([`Simulator::requests`]) and the ground truth an exporter
 //!   should converge to ([`Simulator::ground_truth`]).
 //!
+//! # The estate: accounts, regions, roles
+//! - Associations live in a [`Scope`]: one account in one region. Every SSM operation answers
+//!   from the caller's scope only. The region is the one in the SigV4 credential scope
+//!   (`Authorization: AWS4-HMAC-SHA256 Credential=AKID/20261127/eu-west-1/ssm/aws4_request, ...`;
+//!   [`DEFAULT_REGION`] when the header names none). The account is the access key's:
+//!   [`Simulator::add_access_key`] maps static keys, keys issued by `AssumeRole` belong to the
+//!   role's account, and any other key belongs to [`DEFAULT_ACCOUNT`]. The single-account API
+//!   ([`Simulator::add_association`], [`Simulator::add_execution`], [`Simulator::ground_truth`],
+//!   ...) is the default account in `us-east-1`; the `*_in(account, region, ...)` methods
+//!   reach every other scope ([`Simulator::add_association_in`],
+//!   [`Simulator::add_execution_in`], [`Simulator::update_execution_in`],
+//!   [`Simulator::executions_in`], [`Simulator::ground_truth_in`],
+//!   [`Simulator::estate_ground_truth`]).
+//! - STS `AssumeRole` (query protocol: `POST /`, form-encoded
+//!   `Action=AssumeRole&Version=2011-06-15&RoleArn=..&RoleSessionName=..[&ExternalId=..]
+//!   [&DurationSeconds=..]`, recognised by the SigV4 service `sts` or the form content type)
+//!   answers `text/xml`
+//!   `AssumeRoleResponse/AssumeRoleResult/{AssumedRoleUser{Arn,AssumedRoleId},
+//!   Credentials{AccessKeyId,SecretAccessKey,SessionToken,Expiration}}` with `Expiration` in
+//!   whole seconds (`2026-11-27T10:15:00Z`). Roles come from [`Simulator::add_role`]; an unknown
+//!   role, a caller account the role does not trust, or a missing or wrong `ExternalId` get
+//!   HTTP 403 `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>...`;
+//!   malformed input gets 400 `ValidationError`. Issued credentials need their session token
+//!   (else 403 `UnrecognizedClientException`) and stop working at `Expiration` on the
+//!   simulator's clock (HTTP 400 `ExpiredTokenException`); [`Simulator::set_assumed_role_lifetime`]
+//!   shortens them for tests.
+//! - `ListAssociations`: `AssociationFilterList` with lower-case `key`/`value` (`Name` is the
+//!   document, `AssociationName`, `AssociationId`, `AssociationStatusName` (the overview
+//!   status), `LastExecutedBefore`/`LastExecutedAfter` (ISO-8601 UTC, strict comparison with
+//!   `LastExecutionDate`), `ResourceGroupName` (target `resource-groups:Name`), `InstanceId`,
+//!   and `CloudConnectorId`, which matches nothing), all of which must hold; `MaxResults`
+//!   1-50; associations in id order, paged by keyset tokens bound to the scope (stable while
+//!   associations come and go). [`Simulator::set_page_size`] and
+//!   [`Simulator::set_empty_pages`] apply as to executions.
+//! - `ListTagsForResource` (`ResourceType` `Association`): [`Simulator::set_tags_in`].
+//! - Lifecycle at any time: [`Simulator::add_association_with_details_in`] (targets, document
+//!   version, instance id: [`AssociationDetails`]), [`Simulator::update_association_in`]
+//!   (`AssociationVersion` + 1; later executions carry the new version),
+//!   [`Simulator::replace_association_in`] (new id, same name, old one deleted),
+//!   [`Simulator::remove_association_in`].
+//! - [`Simulator::set_last_execution_date_mode`]: whether an association's
+//!   `LastExecutionDate` moves when a run starts or when it ends (AWS does not say).
+//! - Fault rules match an account ([`FaultRule::account`]) or region ([`FaultRule::region`])
+//!   as well as an operation, including `ListAssociations`, `ListTagsForResource` (its
+//!   `ResourceId` is the association) and `AssumeRole` (answered in STS's codes: `Throttling`,
+//!   `AccessDenied` 403, `ExpiredToken`, `InternalFailure`). A region's endpoint
+//!   "unreachable": `FaultRule::new(Fault::ResetConnection).region("eu-west-1").forever()`.
+//!
 //! Shapes follow the service model: `AlarmConfiguration.Alarms` and `TriggeredAlarms` hold at
 //! most one entry and alarm states are `ALARM` or `UNKNOWN`, so the test helpers that add data
 //! panic on anything else.
 //!
 //! # Layout
 //! - `lib.rs`: [`Simulator`], its shared state and setters.
-//! - `wire.rs`: the HTTP server, request parsing and records, error bodies.
+//! - `wire.rs`: the HTTP server, both protocols' dispatch, the caller's scope, request
+//!   records, error bodies.
+//! - `identity.rs`: [`Scope`], SigV4 credential scopes, access keys, roles, issued credentials.
+//! - `sts.rs`: STS `AssumeRole` (form parsing, XML answers and errors).
+//! - `estate.rs`: the per-scope API: lifecycle, tags, roles, ground truth per scope.
+//! - `listing.rs`: `ListAssociations` (filters, tokens, paging) and `ListTagsForResource`.
 //! - `clock.rs`: the simulator's clock, `Date` headers, the SigV4 request-time check.
-//! - `model.rs`: associations, executions, ground truth.
+//! - `model.rs`: associations (versions, details, overview, `LastExecutionDate` modes),
+//!   executions, ground truth.
 //! - `paging.rs`: `DescribeAssociationExecutions`: filters, page tokens, paging.
-//! - `responses.rs`: execution items and `DescribeAssociation`'s description.
+//! - `responses.rs`: execution items, `DescribeAssociation`'s description, overview and targets.
 //! - `faults.rs`: [`Fault`], [`FaultRule`], the rate limit.
 //! - `demo.rs`: the demo scenario.
 //! - `exporter_config.rs`: [`ExporterConfig`], the exporter configuration the binary writes.
@@ -53,11 +110,15 @@
 
 mod clock;
 mod demo;
+mod estate;
 mod exporter_config;
 mod faults;
+mod identity;
+mod listing;
 mod model;
 mod paging;
 mod responses;
+mod sts;
 mod wire;
 
 use std::collections::{BTreeMap, HashMap};
@@ -70,13 +131,16 @@ use tokio_util::sync::CancellationToken;
 pub use demo::{DemoAssociation, DEMO_ASSOCIATIONS};
 pub use exporter_config::ExporterConfig;
 pub use faults::{Fault, FaultRule};
+pub use identity::{Scope, DEFAULT_ACCOUNT, DEFAULT_REGION};
 pub use model::{
-    format_filter_time, is_final_status, uuid_like, GroundTruth, SimAssociation, SimExecution,
+    format_filter_time, is_final_status, uuid_like, AssociationDetails, GroundTruth,
+    LastExecutionDateMode, SimAssociation, SimExecution,
 };
 pub use wire::RecordedRequest;
 
 use clock::Clock;
 use faults::{ActiveRule, TokenBucket};
+use identity::Identity;
 use model::AssociationState;
 
 /// A simulated SSM endpoint. Cheap to clone; all clones share one server.
@@ -115,7 +179,12 @@ impl Shared {
 
 #[derive(Default)]
 struct State {
-    associations: BTreeMap<String, AssociationState>,
+    /// Associations by account and region, then by id.
+    scopes: BTreeMap<Scope, BTreeMap<String, AssociationState>>,
+    /// Access keys, roles and issued credentials.
+    identity: Identity,
+    /// When `LastExecutionDate` moves ([`Simulator::set_last_execution_date_mode`]).
+    last_execution_date_mode: LastExecutionDateMode,
     page_size: Option<usize>,
     empty_pages: usize,
     faults: Vec<ActiveRule>,
@@ -126,6 +195,16 @@ struct State {
     issued_tokens: HashMap<String, Option<String>>,
     /// Leave out the `Date` header ([`Simulator::set_date_header`]).
     no_date_header: bool,
+}
+
+impl State {
+    fn association(&self, scope: &Scope, id: &str) -> Option<&AssociationState> {
+        self.scopes.get(scope)?.get(id)
+    }
+
+    fn association_mut(&mut self, scope: &Scope, id: &str) -> Option<&mut AssociationState> {
+        self.scopes.get_mut(scope)?.get_mut(id)
+    }
 }
 
 impl Simulator {
@@ -163,80 +242,48 @@ impl Simulator {
         format!("http://{}", self.shared().addr)
     }
 
-    /// Adds an association, or replaces the metadata of an existing one (keeping its
-    /// executions). Panics if it has more than one alarm (the service model's limit).
+    /// Adds an association to [`DEFAULT_ACCOUNT`] in [`DEFAULT_REGION`], or replaces the
+    /// metadata of an existing one (keeping its executions, version and details). Panics if it
+    /// has more than one alarm (the service model's limit).
     pub fn add_association(&self, id: &str, association: SimAssociation) {
-        assert!(
-            association.alarms.len() <= 1,
-            "association {id}: the SSM model allows at most one configured alarm"
-        );
-        let added_ms = self.now_ms();
-        let mut state = self.shared().lock();
-        match state.associations.get_mut(id) {
-            Some(existing) => existing.meta = association,
-            None => {
-                state
-                    .associations
-                    .insert(id.to_owned(), AssociationState::new(association, added_ms));
-            }
-        }
+        self.add_association_in(DEFAULT_ACCOUNT, DEFAULT_REGION, id, association);
     }
 
-    /// Removes an association and its executions; later calls get `AssociationDoesNotExist`.
+    /// Removes an association of the default account and region and its executions; later
+    /// calls get `AssociationDoesNotExist`.
     pub fn remove_association(&self, id: &str) {
-        self.shared().lock().associations.remove(id);
+        self.remove_association_in(DEFAULT_ACCOUNT, DEFAULT_REGION, id);
     }
 
-    /// Adds an execution (replacing one with the same id). Panics if the association is
-    /// unknown or the execution breaks the service model's alarm limits.
+    /// Adds an execution (replacing one with the same id) to an association of the default
+    /// account and region. Panics if the association is unknown or the execution breaks the
+    /// service model's alarm limits.
     pub fn add_execution(&self, association_id: &str, execution: SimExecution) {
-        if let Some(violation) = execution.model_violation() {
-            panic!("{violation}");
-        }
-        let mut state = self.shared().lock();
-        let association = state
-            .associations
-            .get_mut(association_id)
-            .unwrap_or_else(|| panic!("add_execution: unknown association {association_id}"));
-        association.insert(execution);
+        self.add_execution_in(DEFAULT_ACCOUNT, DEFAULT_REGION, association_id, execution);
     }
 
-    /// Changes an execution in place (status, visibility, ...). Panics if the association or
-    /// execution is unknown or the result breaks the service model's alarm limits.
+    /// Changes an execution of the default account and region in place (status, visibility,
+    /// ...). Panics if the association or execution is unknown or the result breaks the
+    /// service model's alarm limits.
     pub fn update_execution(
         &self,
         association_id: &str,
         execution_id: &str,
         f: impl FnOnce(&mut SimExecution),
     ) {
-        let mut state = self.shared().lock();
-        let association = state
-            .associations
-            .get_mut(association_id)
-            .unwrap_or_else(|| panic!("update_execution: unknown association {association_id}"));
-        let mut execution = association.take(execution_id).unwrap_or_else(|| {
-            panic!("update_execution: unknown execution {execution_id} of {association_id}")
-        });
-        let original = execution.clone();
-        f(&mut execution);
-        match execution.model_violation() {
-            None => association.insert(execution),
-            Some(violation) => {
-                association.insert(original);
-                drop(state);
-                panic!("{violation}");
-            }
-        }
+        self.update_execution_in(
+            DEFAULT_ACCOUNT,
+            DEFAULT_REGION,
+            association_id,
+            execution_id,
+            f,
+        );
     }
 
-    /// All executions of an association (visible or not), newest `CreatedTime` first.
+    /// All executions of an association of the default account and region (visible or not),
+    /// newest `CreatedTime` first.
     pub fn executions(&self, association_id: &str) -> Vec<SimExecution> {
-        self.shared()
-            .lock()
-            .associations
-            .get(association_id)
-            .map(|a| a.executions.values().cloned().collect())
-            .unwrap_or_default()
+        self.executions_in(DEFAULT_ACCOUNT, DEFAULT_REGION, association_id)
     }
 
     /// Caps the items per page below `MaxResults` (short pages); `None` removes the cap. A
@@ -273,14 +320,10 @@ impl Simulator {
         self.shared().lock().rate_limit = requests_per_second.map(TokenBucket::new);
     }
 
-    /// What an exporter should have counted from the visible executions.
+    /// What an exporter should have counted from the visible executions of the default
+    /// account and region ([`Simulator::estate_ground_truth`] covers every account and region).
     pub fn ground_truth(&self) -> GroundTruth {
-        let state = self.shared().lock();
-        let mut truth = GroundTruth::default();
-        for (id, association) in &state.associations {
-            truth.add(id, association);
-        }
-        truth
+        self.ground_truth_in(DEFAULT_ACCOUNT, DEFAULT_REGION)
     }
 
     /// The simulator's notion of now, in epoch milliseconds: host time plus the clock offset.

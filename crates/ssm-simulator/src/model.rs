@@ -200,6 +200,98 @@ impl SimAssociation {
     }
 }
 
+/// Association fields beyond [`SimAssociation`] that `ListAssociations` returns (kept apart
+/// so that code building a `SimAssociation` literal keeps compiling).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AssociationDetails {
+    /// `DocumentVersion` (default `$DEFAULT`).
+    pub document_version: String,
+    /// `Targets` as (key, values), e.g. `("tag:Env", ["prod"])` or
+    /// `("resource-groups:Name", ["web"])`; at most 5 (service model).
+    pub targets: Vec<(String, Vec<String>)>,
+    /// `InstanceId` of a legacy single-instance association.
+    pub instance_id: Option<String>,
+}
+
+impl Default for AssociationDetails {
+    fn default() -> Self {
+        AssociationDetails {
+            document_version: "$DEFAULT".to_owned(),
+            targets: Vec::new(),
+            instance_id: None,
+        }
+    }
+}
+
+impl AssociationDetails {
+    /// Sets `DocumentVersion`.
+    pub fn with_document_version(mut self, version: impl Into<String>) -> Self {
+        self.document_version = version.into();
+        self
+    }
+
+    /// Adds a target (`Key`, `Values`).
+    pub fn with_target(
+        mut self,
+        key: impl Into<String>,
+        values: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.targets
+            .push((key.into(), values.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Sets `InstanceId`.
+    pub fn with_instance_id(mut self, instance_id: impl Into<String>) -> Self {
+        self.instance_id = Some(instance_id.into());
+        self
+    }
+
+    /// The resource group this association targets, if any.
+    pub(crate) fn resource_group(&self) -> Option<&str> {
+        self.targets
+            .iter()
+            .find(|(key, _)| key == "resource-groups:Name")
+            .and_then(|(_, values)| values.first())
+            .map(String::as_str)
+    }
+}
+
+/// When an association's `LastExecutionDate` (in `ListAssociations` and `DescribeAssociation`)
+/// moves; AWS does not document which, so the simulator models both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LastExecutionDateMode {
+    /// When a run starts: the newest visible execution's `CreatedTime`, whatever its status.
+    Start,
+    /// When a run ends (the default): the newest end (`LastExecutionDate`, else
+    /// `CreatedTime`) among visible executions in a final status; runs in progress do not
+    /// move it.
+    #[default]
+    End,
+}
+
+/// An association's `Overview`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Overview {
+    pub(crate) status: &'static str,
+    pub(crate) detailed_status: Option<String>,
+    pub(crate) counts: BTreeMap<String, i64>,
+}
+
+/// Parses `{Failed=2,Success=3}` leniently into counts.
+pub(crate) fn parse_resource_counts(text: &str) -> BTreeMap<String, i64> {
+    text.trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .split(',')
+        .filter_map(|pair| {
+            let (status, count) = pair.split_once('=')?;
+            Some((status.trim().to_owned(), count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 /// What an exporter watching the simulator should converge to.
 ///
 /// Maps are sparse: only non-zero counts appear.
@@ -221,26 +313,99 @@ pub(crate) type ExecutionKey = (Reverse<i64>, String);
 /// One association with its executions.
 pub(crate) struct AssociationState {
     pub(crate) meta: SimAssociation,
+    pub(crate) details: AssociationDetails,
+    /// `AssociationVersion`: 1 when created, +1 per update.
+    pub(crate) version: u32,
+    /// Tags (`ListTagsForResource`).
+    pub(crate) tags: BTreeMap<String, String>,
     /// When it was added, on the simulator's clock (epoch milliseconds).
     pub(crate) added_ms: i64,
     /// Executions in response order: newest `CreatedTime` first, ties by `ExecutionId`.
     pub(crate) executions: BTreeMap<ExecutionKey, SimExecution>,
     /// `ExecutionId` -> `CreatedTime`, to find an execution's key.
     created_by_id: HashMap<String, i64>,
+    /// `ExecutionId` -> the `AssociationVersion` it ran (the version when first added).
+    execution_versions: HashMap<String, u32>,
 }
 
 impl AssociationState {
-    pub(crate) fn new(meta: SimAssociation, added_ms: i64) -> Self {
+    pub(crate) fn new(meta: SimAssociation, details: AssociationDetails, added_ms: i64) -> Self {
         AssociationState {
             meta,
+            details,
+            version: 1,
+            tags: BTreeMap::new(),
             added_ms,
             executions: BTreeMap::new(),
             created_by_id: HashMap::new(),
+            execution_versions: HashMap::new(),
+        }
+    }
+
+    /// The `AssociationVersion` an execution ran.
+    pub(crate) fn execution_version(&self, execution_id: &str) -> u32 {
+        self.execution_versions
+            .get(execution_id)
+            .copied()
+            .unwrap_or(self.version)
+    }
+
+    /// `LastExecutionDate` under `mode`, if there is one.
+    pub(crate) fn last_execution_ms(&self, mode: LastExecutionDateMode) -> Option<i64> {
+        let visible = self.executions.values().filter(|e| e.visible);
+        match mode {
+            LastExecutionDateMode::Start => visible.map(|e| e.created_ms).max(),
+            LastExecutionDateMode::End => visible
+                .filter(|e| is_final_status(&e.status))
+                .map(|e| e.last_execution_ms.unwrap_or(e.created_ms))
+                .max(),
+        }
+    }
+
+    /// `LastSuccessfulExecutionDate`, if there is one.
+    pub(crate) fn last_success_ms(&self) -> Option<i64> {
+        self.executions
+            .values()
+            .filter(|e| e.visible && e.status == "Success")
+            .map(|e| e.last_execution_ms.unwrap_or(e.created_ms))
+            .max()
+    }
+
+    /// `Overview`, driven by the newest visible execution (`Pending` without one).
+    pub(crate) fn overview(&self) -> Overview {
+        let Some(latest) = self.executions.values().find(|e| e.visible) else {
+            return Overview {
+                status: "Pending",
+                detailed_status: None,
+                counts: BTreeMap::new(),
+            };
+        };
+        let status = match latest.status.as_str() {
+            "Success" | "Skipped" => "Success",
+            "Failed" | "TimedOut" | "Cancelled" => "Failed",
+            _ => "Pending",
+        };
+        let detailed = latest.detailed_status.as_deref().unwrap_or(&latest.status);
+        let mut counts = latest
+            .resource_count_by_status
+            .as_deref()
+            .map(parse_resource_counts)
+            .unwrap_or_default();
+        if counts.is_empty() {
+            counts.insert(latest.status.clone(), 1);
+        }
+        Overview {
+            status,
+            detailed_status: Some(detailed.to_owned()),
+            counts,
         }
     }
 
     /// Inserts an execution, replacing one with the same id.
     pub(crate) fn insert(&mut self, execution: SimExecution) {
+        self.execution_versions
+            .entry(execution.execution_id.clone())
+            .or_insert(self.version);
         if let Some(old) = self
             .created_by_id
             .insert(execution.execution_id.clone(), execution.created_ms)
@@ -313,6 +478,14 @@ mod tests {
             format_filter_time(4_102_444_800_000),
             "2100-01-01T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn resource_counts_parse_leniently() {
+        let counts = parse_resource_counts("{Failed=2, Success=3,bogus,x=y}");
+        assert_eq!(counts.len(), 2);
+        assert_eq!(counts["Failed"], 2);
+        assert_eq!(counts["Success"], 3);
     }
 
     #[test]

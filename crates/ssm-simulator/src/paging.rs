@@ -9,10 +9,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::faults::Fault;
+use crate::identity::Scope;
 use crate::model::SimExecution;
 use crate::responses::execution_json;
 use crate::wire::{validate_association_id, ApiError};
-use crate::Shared;
+use crate::{Shared, State};
 
 /// Default and maximum `MaxResults` of `DescribeAssociationExecutions`.
 const MAX_RESULTS: i64 = 50;
@@ -79,21 +80,11 @@ impl PageToken {
             "{TOKEN_VERSION}|{}|{}|{after}",
             self.association_id, self.empty_pages
         );
-        plain.bytes().fold(String::new(), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+        hex_encode(&plain)
     }
 
     fn decode(token: &str) -> Option<PageToken> {
-        if !token.len().is_multiple_of(2) || !token.is_ascii() {
-            return None;
-        }
-        let bytes = (0..token.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
-            .collect::<Option<Vec<u8>>>()?;
-        let plain = String::from_utf8(bytes).ok()?;
+        let plain = hex_decode(token)?;
         let mut parts = plain.splitn(4, '|');
         if parts.next()? != TOKEN_VERSION {
             return None;
@@ -113,6 +104,26 @@ impl PageToken {
             after,
         })
     }
+}
+
+/// Opaque token text: the hex of `plain`.
+pub(crate) fn hex_encode(plain: &str) -> String {
+    plain.bytes().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// The text of a [`hex_encode`]d token, if it is one.
+pub(crate) fn hex_decode(token: &str) -> Option<String> {
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
+        return None;
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// Parses one filter; keys and operators follow the service model.
@@ -157,17 +168,12 @@ fn parse_filter(f: &FilterInput) -> Result<Filter, ApiError> {
 /// [`Fault::CycleNextTokens`] that fired) changes the `NextToken` sent back.
 pub(crate) fn describe_executions(
     shared: &Shared,
+    scope: &Scope,
     request: ExecutionsRequest,
     token_fault: Option<&Fault>,
 ) -> Result<Value, ApiError> {
     let association_id = validate_association_id(request.association_id.as_deref())?;
-    let max_results = request.max_results.unwrap_or(MAX_RESULTS);
-    if !(1..=MAX_RESULTS).contains(&max_results) {
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{max_results}' at 'maxResults' failed to \
-             satisfy constraint: Member must have value between 1 and 50"
-        )));
-    }
+    let max_results = max_results(request.max_results)?;
     let filters = match &request.filters {
         None => Vec::new(),
         Some(list) if list.is_empty() => {
@@ -181,8 +187,7 @@ pub(crate) fn describe_executions(
 
     let mut state = shared.lock();
     let association = state
-        .associations
-        .get(association_id)
+        .association(scope, association_id)
         .ok_or_else(|| ApiError::no_association(association_id))?;
     let sent = request.next_token.filter(|t| !t.is_empty());
     let position = match sent.as_deref() {
@@ -205,9 +210,9 @@ pub(crate) fn describe_executions(
         };
         (Vec::new(), Some(next.encode()))
     } else {
-        let limit = state.page_size.map_or(max_results as usize, |cap| {
-            cap.clamp(1, max_results as usize)
-        });
+        let limit = state
+            .page_size
+            .map_or(max_results, |cap| cap.clamp(1, max_results));
         let start = match &position.after {
             Some((ms, id)) => Bound::Excluded((Reverse(*ms), id.clone())),
             None => Bound::Unbounded,
@@ -221,7 +226,7 @@ pub(crate) fn describe_executions(
         let more = matching.next().is_some();
         let items: Vec<Value> = page
             .iter()
-            .map(|e| execution_json(association_id, &association.meta, e))
+            .map(|e| execution_json(association_id, association, e))
             .collect();
         let next = page.last().filter(|_| more).map(|last| {
             PageToken {
@@ -234,6 +239,21 @@ pub(crate) fn describe_executions(
         (items, next)
     };
 
+    let mut body = json!({ "AssociationExecutions": items });
+    if let Some(next) = next_token(&mut state, sent, next, token_fault) {
+        body["NextToken"] = Value::from(next);
+    }
+    Ok(body)
+}
+
+/// The `NextToken` to send: `next`, or what a token fault that fired makes of it; remembers
+/// which token answered which (for [`Fault::CycleNextTokens`]).
+pub(crate) fn next_token(
+    state: &mut State,
+    sent: Option<String>,
+    next: Option<String>,
+    token_fault: Option<&Fault>,
+) -> Option<String> {
     let next = match token_fault {
         Some(Fault::RepeatNextToken) => sent.clone(),
         Some(Fault::CycleNextTokens) => sent
@@ -241,16 +261,24 @@ pub(crate) fn describe_executions(
             .and_then(|t| state.issued_tokens.get(t).cloned().flatten())
             .or(next),
         _ => next,
-    };
-    let mut body = json!({ "AssociationExecutions": items });
-    if let Some(next) = next {
-        if state.issued_tokens.len() >= MAX_ISSUED_TOKENS {
-            state.issued_tokens.clear();
-        }
-        state.issued_tokens.entry(next.clone()).or_insert(sent);
-        body["NextToken"] = Value::from(next);
+    }?;
+    if state.issued_tokens.len() >= MAX_ISSUED_TOKENS {
+        state.issued_tokens.clear();
     }
-    Ok(body)
+    state.issued_tokens.entry(next.clone()).or_insert(sent);
+    Some(next)
+}
+
+/// Checks `MaxResults` (1 to 50, default 50).
+pub(crate) fn max_results(value: Option<i64>) -> Result<usize, ApiError> {
+    let max_results = value.unwrap_or(MAX_RESULTS);
+    if !(1..=MAX_RESULTS).contains(&max_results) {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{max_results}' at 'maxResults' failed to \
+             satisfy constraint: Member must have value between 1 and 50"
+        )));
+    }
+    Ok(max_results as usize)
 }
 
 #[cfg(test)]

@@ -1,17 +1,17 @@
-//! Response shapes of the service model built from the world model: an execution item and
-//! `DescribeAssociation`'s description.
-
-use std::collections::BTreeMap;
+//! Response shapes of the service model built from the world model: an execution item,
+//! `DescribeAssociation`'s description, and the targets and overview that `ListAssociations`
+//! shares with it.
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::model::{SimAssociation, SimExecution};
+use crate::identity::Scope;
+use crate::model::{AssociationDetails, AssociationState, SimAssociation, SimExecution};
 use crate::wire::{validate_association_id, ApiError};
 use crate::Shared;
 
 /// Epoch milliseconds as an AWS JSON timestamp (epoch seconds with a millisecond fraction).
-fn timestamp(ms: i64) -> Value {
+pub(crate) fn timestamp(ms: i64) -> Value {
     Value::from(ms as f64 / 1000.0)
 }
 
@@ -39,12 +39,16 @@ fn alarm_configuration(association: &SimAssociation) -> Option<Value> {
 /// One `AssociationExecution` item.
 pub(crate) fn execution_json(
     association_id: &str,
-    association: &SimAssociation,
+    association: &AssociationState,
     e: &SimExecution,
 ) -> Value {
     let mut item = Map::new();
     item.insert("AssociationId".into(), Value::from(association_id));
-    item.insert("AssociationVersion".into(), Value::from("1"));
+    let version = association.execution_version(&e.execution_id);
+    item.insert(
+        "AssociationVersion".into(),
+        Value::from(version.to_string()),
+    );
     item.insert("ExecutionId".into(), Value::from(e.execution_id.as_str()));
     item.insert("Status".into(), Value::from(e.status.as_str()));
     if let Some(detailed) = &e.detailed_status {
@@ -57,7 +61,7 @@ pub(crate) fn execution_json(
     if let Some(counts) = &e.resource_count_by_status {
         item.insert("ResourceCountByStatus".into(), Value::from(counts.as_str()));
     }
-    if let Some(alarms) = alarm_configuration(association) {
+    if let Some(alarms) = alarm_configuration(&association.meta) {
         item.insert("AlarmConfiguration".into(), alarms);
     }
     if !e.triggered_alarms.is_empty() {
@@ -74,31 +78,44 @@ pub(crate) fn execution_json(
     Value::Object(item)
 }
 
-/// Parses `{Failed=2,Success=3}` leniently into counts.
-fn parse_resource_counts(text: &str) -> BTreeMap<String, i64> {
-    text.trim()
-        .trim_start_matches('{')
-        .trim_end_matches('}')
-        .split(',')
-        .filter_map(|pair| {
-            let (status, count) = pair.split_once('=')?;
-            Some((status.trim().to_owned(), count.trim().parse().ok()?))
-        })
-        .collect()
+/// `Targets` as the service model has them.
+pub(crate) fn targets_json(details: &AssociationDetails) -> Value {
+    let targets: Vec<Value> = details
+        .targets
+        .iter()
+        .map(|(key, values)| json!({ "Key": key, "Values": values }))
+        .collect();
+    Value::from(targets)
 }
 
-/// Answers `DescribeAssociation`.
+/// `AssociationOverview` as the service model has it.
+pub(crate) fn overview_json(association: &AssociationState) -> Value {
+    let overview = association.overview();
+    let mut out = Map::new();
+    out.insert("Status".into(), Value::from(overview.status));
+    if let Some(detailed) = overview.detailed_status {
+        out.insert("DetailedStatus".into(), Value::from(detailed));
+        out.insert(
+            "AssociationStatusAggregatedCount".into(),
+            json!(overview.counts),
+        );
+    }
+    Value::Object(out)
+}
+
+/// Answers `DescribeAssociation` from the caller's account and region.
 pub(crate) fn describe_association(
     shared: &Shared,
+    scope: &Scope,
     request: AssociationRequest,
 ) -> Result<Value, ApiError> {
     let association_id = validate_association_id(request.association_id.as_deref())?;
     let state = shared.lock();
     let association = state
-        .associations
-        .get(association_id)
+        .association(scope, association_id)
         .ok_or_else(|| ApiError::no_association(association_id))?;
     let meta = &association.meta;
+    let details = &association.details;
 
     let first_created = association.executions.values().map(|e| e.created_ms).min();
     let created = first_created.map_or(association.added_ms, |first| {
@@ -110,68 +127,33 @@ pub(crate) fn describe_association(
         description.insert("AssociationName".into(), Value::from(name.as_str()));
     }
     description.insert("Name".into(), Value::from(meta.document_name.as_str()));
-    description.insert("DocumentVersion".into(), Value::from("$DEFAULT"));
+    description.insert(
+        "DocumentVersion".into(),
+        Value::from(details.document_version.as_str()),
+    );
     if let Some(schedule) = &meta.schedule_expression {
         description.insert("ScheduleExpression".into(), Value::from(schedule.as_str()));
     }
-    description.insert("AssociationVersion".into(), Value::from("1"));
+    description.insert(
+        "AssociationVersion".into(),
+        Value::from(association.version.to_string()),
+    );
     description.insert("Date".into(), timestamp(created));
     if let Some(alarms) = alarm_configuration(meta) {
         description.insert("AlarmConfiguration".into(), alarms);
     }
-
-    let visible = || association.executions.values().filter(|e| e.visible);
-    let ran_at = |e: &SimExecution| e.last_execution_ms.unwrap_or(e.created_ms);
-    if let Some(last) = visible().map(ran_at).max() {
+    if !details.targets.is_empty() {
+        description.insert("Targets".into(), targets_json(details));
+    }
+    if let Some(instance) = &details.instance_id {
+        description.insert("InstanceId".into(), Value::from(instance.as_str()));
+    }
+    if let Some(last) = association.last_execution_ms(state.last_execution_date_mode) {
         description.insert("LastExecutionDate".into(), timestamp(last));
     }
-    if let Some(last) = visible()
-        .filter(|e| e.status == "Success")
-        .map(ran_at)
-        .max()
-    {
+    if let Some(last) = association.last_success_ms() {
         description.insert("LastSuccessfulExecutionDate".into(), timestamp(last));
     }
-
-    // Newest visible execution drives the overview (executions are stored newest first).
-    let mut overview = Map::new();
-    match visible().next() {
-        None => {
-            overview.insert("Status".into(), Value::from("Pending"));
-        }
-        Some(latest) => {
-            let status = match latest.status.as_str() {
-                "Success" | "Skipped" => "Success",
-                "Failed" | "TimedOut" | "Cancelled" => "Failed",
-                _ => "Pending",
-            };
-            overview.insert("Status".into(), Value::from(status));
-            let detailed = latest.detailed_status.as_deref().unwrap_or(&latest.status);
-            overview.insert("DetailedStatus".into(), Value::from(detailed));
-            let mut counts = latest
-                .resource_count_by_status
-                .as_deref()
-                .map(parse_resource_counts)
-                .unwrap_or_default();
-            if counts.is_empty() {
-                counts.insert(latest.status.clone(), 1);
-            }
-            overview.insert("AssociationStatusAggregatedCount".into(), json!(counts));
-        }
-    }
-    description.insert("Overview".into(), Value::Object(overview));
+    description.insert("Overview".into(), overview_json(association));
     Ok(json!({ "AssociationDescription": description }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resource_counts_parse_leniently() {
-        let counts = parse_resource_counts("{Failed=2, Success=3,bogus,x=y}");
-        assert_eq!(counts.len(), 2);
-        assert_eq!(counts["Failed"], 2);
-        assert_eq!(counts["Success"], 3);
-    }
 }

@@ -1,6 +1,8 @@
-//! The wire protocol: an AWS JSON 1.1 HTTP server on 127.0.0.1 (request parsing, SigV4
-//! header checks, the request record, error bodies, `Date` and `x-amzn-RequestId` headers).
+//! The wire protocols: an HTTP server on 127.0.0.1 speaking AWS JSON 1.1 (SSM) and the query
+//! protocol (STS): request parsing and dispatch, SigV4 header checks, the caller's account and
+//! region, the request record, error bodies, `Date` and `x-amzn-RequestId` headers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,39 +17,71 @@ use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
 use crate::clock::{http_date, parse_amz_date, skew_error};
-use crate::faults::{pick_fault, Fault};
+use crate::faults::{pick_fault_in, Fault};
+use crate::identity::{
+    parse_credential_scope, CredentialProblem, Scope, DEFAULT_ACCOUNT, DEFAULT_REGION,
+};
+use crate::listing::{list_associations, list_tags};
 use crate::model::{is_uuid_shaped, uuid_like};
 use crate::paging::describe_executions;
 use crate::responses::describe_association;
+use crate::sts::{error_xml, parse_form, serve_query};
 use crate::Shared;
 
 /// `X-Amz-Target` prefix of every SSM operation.
 const TARGET_PREFIX: &str = "AmazonSSM.";
 /// Content type of AWS JSON 1.1 requests and responses.
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
+/// Content type of query-protocol (STS) responses.
+const XML: &str = "text/xml";
 /// Largest request body accepted (SSM requests are tiny).
 const MAX_BODY_BYTES: usize = 1 << 20;
 
 pub(crate) const OP_DESCRIBE_EXECUTIONS: &str = "DescribeAssociationExecutions";
 pub(crate) const OP_DESCRIBE_ASSOCIATION: &str = "DescribeAssociation";
+pub(crate) const OP_LIST_ASSOCIATIONS: &str = "ListAssociations";
+pub(crate) const OP_LIST_TAGS: &str = "ListTagsForResource";
+/// The SSM operations the simulator answers.
+const SSM_OPERATIONS: &[&str] = &[
+    OP_DESCRIBE_EXECUTIONS,
+    OP_DESCRIBE_ASSOCIATION,
+    OP_LIST_ASSOCIATIONS,
+    OP_LIST_TAGS,
+];
 
 /// One request as received, with the answer given.
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
-    /// Operation from `X-Amz-Target` without the `AmazonSSM.` prefix (empty if absent).
+    /// Operation from `X-Amz-Target` without the `AmazonSSM.` prefix (empty if absent), or the
+    /// STS `Action` (`AssumeRole`).
     pub operation: String,
-    /// `AssociationId` from the body, if any.
+    /// `ssm` (AWS JSON 1.1) or `sts` (query protocol).
+    pub service: String,
+    /// Caller's account: the account of the access key ([`DEFAULT_ACCOUNT`](crate::DEFAULT_ACCOUNT)
+    /// for unknown static keys and for refused credentials).
+    pub account: String,
+    /// Region of the SigV4 credential scope ([`DEFAULT_REGION`](crate::DEFAULT_REGION) when absent).
+    pub region: String,
+    /// Access key of the SigV4 credential scope (empty when absent).
+    pub access_key: String,
+    /// `AssociationId` from the body, or the `ResourceId` of `ListTagsForResource`, if any.
     pub association_id: Option<String>,
     /// `Filters` as (key, value, type).
     pub filters: Vec<(String, String, String)>,
+    /// `ListAssociations`' `AssociationFilterList` as (key, value).
+    pub association_filters: Vec<(String, String)>,
     /// `MaxResults`, if present.
     pub max_results: Option<i32>,
     /// `NextToken`, if present.
     pub next_token: Option<String>,
+    /// `AssumeRole`'s `RoleArn`.
+    pub role_arn: Option<String>,
+    /// `AssumeRole`'s `ExternalId`.
+    pub external_id: Option<String>,
     /// HTTP status sent; 0 while unanswered or when no response was sent (hang, reset).
     pub status: u16,
-    /// Error code sent (`__type`), or the fault name (`Hang`, `ResetConnection`) when no
-    /// response was sent.
+    /// Error code sent (`__type`, or the STS `Code`), or the fault name (`Hang`,
+    /// `ResetConnection`) when no response was sent.
     pub error_code: Option<String>,
 }
 
@@ -90,9 +124,34 @@ impl ApiError {
 
 /// How a request ends.
 enum Outcome {
-    Reply(Result<Value, ApiError>),
+    Reply(Result<Payload, ApiError>),
     /// Close the connection without a response; the string names the reason for the record.
     Drop(&'static str),
+}
+
+/// A successful answer's body.
+enum Payload {
+    Json(Value),
+    Xml(String),
+}
+
+/// The two AWS protocols the simulator speaks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// SSM: AWS JSON 1.1 (`X-Amz-Target`).
+    Json,
+    /// STS: the query protocol (form-encoded `Action=...`, XML answers).
+    Query,
+}
+
+/// What the request parsers found.
+struct Parsed {
+    operation: String,
+    body: Result<Value, String>,
+    form: HashMap<String, String>,
+    /// `AssociationId`, or `ResourceId` of an association's tags.
+    association_id: Option<String>,
+    has_token: bool,
 }
 
 /// Accepts connections until shutdown.
@@ -137,22 +196,26 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let request_id = uuid_like(rand::random());
-    let operation = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(|t| t.strip_prefix(TARGET_PREFIX).unwrap_or(t).to_owned())
-        .unwrap_or_default();
-    let authorized = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256"));
-    let signed_at = req
-        .headers()
-        .get("x-amz-date")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_amz_date);
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let target = header("x-amz-target");
+    let authorization = header(AUTHORIZATION.as_str()).unwrap_or_default();
+    let authorized = authorization.starts_with("AWS4-HMAC-SHA256");
+    let credential = parse_credential_scope(&authorization);
+    let session_token = header("x-amz-security-token");
+    let is_form = header(CONTENT_TYPE.as_str())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    let protocol = if target.is_none() && (credential.service.as_deref() == Some("sts") || is_form)
+    {
+        Protocol::Query
+    } else {
+        Protocol::Json
+    };
+    let signed_at = header("x-amz-date").as_deref().and_then(parse_amz_date);
     let method_ok = req.method() == Method::POST && req.uri().path() == "/";
     let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
@@ -164,78 +227,125 @@ async fn handle(
             return Err(std::io::Error::other("unreadable request body"));
         }
     };
-    let parsed: Result<Value, _> = if body.iter().all(u8::is_ascii_whitespace) {
-        Ok(Value::Object(Map::new()))
-    } else {
-        serde_json::from_slice(&body)
-    };
-    let index = record(&shared, &operation, parsed.as_ref().ok());
-    let association_id = parsed
-        .as_ref()
-        .ok()
-        .and_then(|b| b.get("AssociationId"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let parsed = parse(protocol, target.as_deref(), &body);
+    let now_ms = shared.clock.now_ms();
+    let identity =
+        shared
+            .lock()
+            .identity
+            .account_of(&credential.access_key, session_token.as_deref(), now_ms);
+    let scope = Scope::new(
+        identity
+            .clone()
+            .unwrap_or_else(|_| DEFAULT_ACCOUNT.to_owned()),
+        credential
+            .region
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+    );
+    let index = record(&shared, protocol, &parsed, &scope, &credential.access_key);
+    let operation = parsed.operation.clone();
+    let association_id = parsed.association_id.clone();
 
     let outcome = if !authorized {
-        Outcome::Reply(Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
+        Outcome::Reply(Err(match protocol {
+            Protocol::Json => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ),
+            Protocol::Query => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationToken",
+                "Request is missing Authentication Token",
+            ),
+        }))
+    } else if let Some(message) = signed_at.and_then(|at| skew_error(at, now_ms)) {
+        Outcome::Reply(Err(ApiError::client(
+            match protocol {
+                Protocol::Json => "InvalidSignatureException",
+                Protocol::Query => "SignatureDoesNotMatch",
+            },
+            message,
         )))
-    } else if let Some(message) = signed_at.and_then(|at| skew_error(at, shared.clock.now_ms())) {
-        Outcome::Reply(Err(ApiError::client("InvalidSignatureException", message)))
-    } else if !method_ok
-        || !matches!(
-            operation.as_str(),
-            OP_DESCRIBE_EXECUTIONS | OP_DESCRIBE_ASSOCIATION
-        )
-    {
+    } else if let Err(problem) = identity {
+        Outcome::Reply(Err(credential_error(protocol, problem)))
+    } else if protocol == Protocol::Query {
+        match gate(&shared, protocol, &scope, &parsed).await {
+            Err(outcome) => outcome,
+            Ok(_) => Outcome::Reply(
+                serve_query(&shared, &scope, &parsed.form, &request_id).map(Payload::Xml),
+            ),
+        }
+    } else if !method_ok || !SSM_OPERATIONS.contains(&operation.as_str()) {
         Outcome::Reply(Err(ApiError::client(
             "UnknownOperationException",
             format!("Unknown operation {operation:?}"),
         )))
     } else {
-        match parsed {
+        match &parsed.body {
             Err(error) => Outcome::Reply(Err(ApiError::client(
                 "SerializationException",
                 format!("Malformed request body: {error}"),
             ))),
-            Ok(body) => serve(&shared, &operation, body).await,
+            Ok(_) => match gate(&shared, protocol, &scope, &parsed).await {
+                Err(outcome) => outcome,
+                Ok(token_fault) => {
+                    let body = parsed.body.unwrap_or_default();
+                    Outcome::Reply(
+                        serve_json(&shared, &scope, &operation, body, token_fault.as_ref())
+                            .map(Payload::Json),
+                    )
+                }
+            },
         }
     };
 
-    let (status, code, reply) = match outcome {
+    let (status, code, reply, content_type) = match outcome {
         Outcome::Drop(reason) => {
             finish(&shared, index, 0, Some(reason));
             tracing::debug!(
                 operation,
                 association_id,
+                %scope,
                 reason,
                 "ssm simulator dropped the connection"
             );
             return Err(std::io::Error::other(reason));
         }
-        Outcome::Reply(Ok(body)) => (StatusCode::OK, None, body),
-        Outcome::Reply(Err(e)) => (
-            e.status,
-            Some(e.code),
-            json!({"__type": e.code, "message": e.message}),
-        ),
+        Outcome::Reply(Ok(Payload::Json(body))) => {
+            (StatusCode::OK, None, body.to_string(), AMZ_JSON)
+        }
+        Outcome::Reply(Ok(Payload::Xml(body))) => (StatusCode::OK, None, body, XML),
+        Outcome::Reply(Err(e)) => match protocol {
+            Protocol::Json => (
+                e.status,
+                Some(e.code),
+                json!({"__type": e.code, "message": e.message}).to_string(),
+                AMZ_JSON,
+            ),
+            Protocol::Query => (
+                e.status,
+                Some(e.code),
+                error_xml(e.status, e.code, &e.message, &request_id),
+                XML,
+            ),
+        },
     };
     finish(&shared, index, status.as_u16(), code);
     tracing::debug!(
         operation,
         association_id,
+        %scope,
         status = status.as_u16(),
         error_code = code,
         request_id,
         "ssm simulator request"
     );
-    let mut response = Response::new(Full::new(Bytes::from(reply.to_string())));
+    let mut response = Response::new(Full::new(Bytes::from(reply)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(AMZ_JSON));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if !shared.lock().no_date_header {
         if let Ok(value) = HeaderValue::from_str(&http_date(shared.clock.now_ms())) {
             headers.insert(DATE, value);
@@ -247,30 +357,129 @@ async fn handle(
     Ok(response)
 }
 
+/// Parses a request body by protocol.
+fn parse(protocol: Protocol, target: Option<&str>, body: &[u8]) -> Parsed {
+    match protocol {
+        Protocol::Query => {
+            let form = parse_form(body);
+            Parsed {
+                operation: form.get("Action").cloned().unwrap_or_default(),
+                body: Ok(Value::Object(Map::new())),
+                form,
+                association_id: None,
+                has_token: false,
+            }
+        }
+        Protocol::Json => {
+            let operation = target
+                .map(|t| t.strip_prefix(TARGET_PREFIX).unwrap_or(t).to_owned())
+                .unwrap_or_default();
+            let body: Result<Value, String> = if body.iter().all(u8::is_ascii_whitespace) {
+                Ok(Value::Object(Map::new()))
+            } else {
+                serde_json::from_slice(body).map_err(|e| e.to_string())
+            };
+            let field = |name: &str| {
+                body.as_ref()
+                    .ok()
+                    .and_then(|b| b.get(name))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let association_id = field("AssociationId").or_else(|| {
+                (field("ResourceType").as_deref() == Some("Association"))
+                    .then(|| field("ResourceId"))
+                    .flatten()
+            });
+            let has_token = field("NextToken").is_some_and(|t| !t.is_empty());
+            Parsed {
+                operation,
+                body,
+                form: HashMap::new(),
+                association_id,
+                has_token,
+            }
+        }
+    }
+}
+
+/// The error for refused credentials.
+fn credential_error(protocol: Protocol, problem: CredentialProblem) -> ApiError {
+    match (protocol, problem) {
+        (Protocol::Json, CredentialProblem::Expired) => ApiError::client(
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ),
+        (Protocol::Query, CredentialProblem::Expired) => ApiError::client(
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        ),
+        (Protocol::Json, CredentialProblem::BadSessionToken) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ),
+        (Protocol::Query, CredentialProblem::BadSessionToken) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        ),
+    }
+}
+
 /// Records a request as received and returns its index.
-fn record(shared: &Shared, operation: &str, body: Option<&Value>) -> usize {
+fn record(
+    shared: &Shared,
+    protocol: Protocol,
+    parsed: &Parsed,
+    scope: &Scope,
+    access_key: &str,
+) -> usize {
+    let body = parsed.body.as_ref().ok();
     let field = |name: &str| body.and_then(|b| b.get(name));
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-    let filters = field("Filters")
-        .and_then(Value::as_array)
-        .map(|filters| {
-            filters
-                .iter()
-                .map(|f| {
-                    let part = |k: &str| text(f.get(k)).unwrap_or_default();
-                    (part("Key"), part("Value"), part("Type"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let pairs = |name: &str, keys: &[&str]| -> Vec<Vec<String>> {
+        field(name)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|f| {
+                        keys.iter()
+                            .map(|k| text(f.get(*k)).unwrap_or_default())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let filters = pairs("Filters", &["Key", "Value", "Type"])
+        .into_iter()
+        .map(|mut f| (f.remove(0), f.remove(0), f.remove(0)))
+        .collect();
+    let association_filters = pairs("AssociationFilterList", &["key", "value"])
+        .into_iter()
+        .map(|mut f| (f.remove(0), f.remove(0)))
+        .collect();
     let request = RecordedRequest {
-        operation: operation.to_owned(),
-        association_id: text(field("AssociationId")),
+        operation: parsed.operation.clone(),
+        service: match protocol {
+            Protocol::Json => "ssm",
+            Protocol::Query => "sts",
+        }
+        .to_owned(),
+        account: scope.account.clone(),
+        region: scope.region.clone(),
+        access_key: access_key.to_owned(),
+        association_id: parsed.association_id.clone(),
         filters,
+        association_filters,
         max_results: field("MaxResults")
             .and_then(Value::as_i64)
             .map(|n| i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })),
         next_token: text(field("NextToken")),
+        role_arn: parsed.form.get("RoleArn").cloned(),
+        external_id: parsed.form.get("ExternalId").cloned(),
         status: 0,
         error_code: None,
     };
@@ -286,72 +495,116 @@ fn finish(shared: &Shared, index: usize, status: u16, error_code: Option<&str>) 
     }
 }
 
-/// Rate limit, faults, then the operation itself.
-async fn serve(shared: &Shared, operation: &str, body: Value) -> Outcome {
-    let association_id = body.get("AssociationId").and_then(Value::as_str);
-    let has_token = body
-        .get("NextToken")
-        .and_then(Value::as_str)
-        .is_some_and(|t| !t.is_empty());
+/// The error a fault gives, in the request's protocol.
+fn fault_error(protocol: Protocol, operation: &str, scope: &Scope, fault: &Fault) -> ApiError {
+    let sts = protocol == Protocol::Query;
+    match fault {
+        Fault::Throttle if sts => ApiError::client("Throttling", "Rate exceeded"),
+        Fault::InternalError if sts => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "An internal error has occurred (simulated).",
+        ),
+        Fault::AccessDenied if sts => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            format!(
+                "User: arn:aws:iam::{}:user/simulated is not authorized to perform: \
+                 sts:{operation} (simulated)",
+                scope.account
+            ),
+        ),
+        Fault::ExpiredToken if sts => ApiError::client(
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        ),
+        Fault::InternalError => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "An internal error has occurred (simulated).",
+        ),
+        Fault::InvalidNextToken => {
+            ApiError::client("InvalidNextToken", "The specified token isn't valid.")
+        }
+        Fault::AccessDenied => ApiError::client(
+            "AccessDeniedException",
+            format!("User is not authorized to perform: ssm:{operation} (simulated)"),
+        ),
+        Fault::ExpiredToken => ApiError::client(
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ),
+        _ => ApiError::throttled(),
+    }
+}
+
+/// Rate limit and faults: `Err` when they decide the request's fate, else the token fault
+/// (if one fired) for the operation to apply.
+async fn gate(
+    shared: &Shared,
+    protocol: Protocol,
+    scope: &Scope,
+    parsed: &Parsed,
+) -> Result<Option<Fault>, Outcome> {
+    let operation = parsed.operation.as_str();
     let fault = {
         let mut state = shared.lock();
         if let Some(bucket) = state.rate_limit.as_mut() {
             if !bucket.try_take() {
-                return Outcome::Reply(Err(ApiError::throttled()));
+                let error = fault_error(protocol, operation, scope, &Fault::Throttle);
+                return Err(Outcome::Reply(Err(error)));
             }
         }
-        pick_fault(&mut state.faults, operation, association_id, has_token)
+        pick_fault_in(
+            &mut state.faults,
+            Some(scope),
+            operation,
+            parsed.association_id.as_deref(),
+            parsed.has_token,
+        )
     };
-    let token_fault = fault.as_ref().filter(|f| f.is_token_fault());
-    match &fault {
-        None | Some(Fault::RepeatNextToken | Fault::CycleNextTokens) => {}
-        Some(Fault::Throttle) => return Outcome::Reply(Err(ApiError::throttled())),
-        Some(Fault::InternalError) => {
-            return Outcome::Reply(Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServerError",
-                "An internal error has occurred (simulated).",
-            )))
-        }
-        Some(Fault::InvalidNextToken) => {
-            return Outcome::Reply(Err(ApiError::client(
-                "InvalidNextToken",
-                "The specified token isn't valid.",
-            )))
-        }
-        Some(Fault::AccessDenied) => {
-            return Outcome::Reply(Err(ApiError::client(
-                "AccessDeniedException",
-                format!("User is not authorized to perform: ssm:{operation} (simulated)"),
-            )))
-        }
-        Some(Fault::ExpiredToken) => {
-            return Outcome::Reply(Err(ApiError::client(
-                "ExpiredTokenException",
-                "The security token included in the request is expired",
-            )))
-        }
+    match fault {
+        None => Ok(None),
+        Some(f) if f.is_token_fault() => Ok(Some(f)),
         Some(Fault::Delay(delay)) => {
             tokio::select! {
-                () = shared.shutdown.cancelled() => return Outcome::Drop("Shutdown"),
-                () = tokio::time::sleep(*delay) => {}
+                () = shared.shutdown.cancelled() => Err(Outcome::Drop("Shutdown")),
+                () = tokio::time::sleep(delay) => Ok(None),
             }
         }
         Some(Fault::Hang) => {
             shared.shutdown.cancelled().await;
-            return Outcome::Drop("Hang");
+            Err(Outcome::Drop("Hang"))
         }
-        Some(Fault::ResetConnection) => return Outcome::Drop("ResetConnection"),
+        Some(Fault::ResetConnection) => Err(Outcome::Drop("ResetConnection")),
+        Some(f) => Err(Outcome::Reply(Err(fault_error(
+            protocol, operation, scope, &f,
+        )))),
     }
-    let result = match operation {
+}
+
+/// Answers one SSM operation for the caller's account and region.
+fn serve_json(
+    shared: &Shared,
+    scope: &Scope,
+    operation: &str,
+    body: Value,
+    token_fault: Option<&Fault>,
+) -> Result<Value, ApiError> {
+    match operation {
         OP_DESCRIBE_EXECUTIONS => serde_json::from_value(body)
             .map_err(serialization_error)
-            .and_then(|request| describe_executions(shared, request, token_fault)),
+            .and_then(|request| describe_executions(shared, scope, request, token_fault)),
+        OP_LIST_ASSOCIATIONS => serde_json::from_value(body)
+            .map_err(serialization_error)
+            .and_then(|request| list_associations(shared, scope, request, token_fault)),
+        OP_LIST_TAGS => serde_json::from_value(body)
+            .map_err(serialization_error)
+            .and_then(|request| list_tags(shared, scope, request)),
         _ => serde_json::from_value(body)
             .map_err(serialization_error)
-            .and_then(|request| describe_association(shared, request)),
-    };
-    Outcome::Reply(result)
+            .and_then(|request| describe_association(shared, scope, request)),
+    }
 }
 
 fn serialization_error(error: serde_json::Error) -> ApiError {

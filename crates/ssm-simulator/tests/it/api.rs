@@ -1132,7 +1132,7 @@ async fn model_limits_are_enforced_on_test_data() {
 }
 
 /// Minimal structural check of a JSON value against a shape of the official service model.
-fn check_shape(model: &Value, shape: &str, value: &Value, path: &str) {
+pub fn check_shape(model: &Value, shape: &str, value: &Value, path: &str) {
     let def = &model["shapes"][shape];
     assert!(def.is_object(), "unknown shape {shape}");
     match def["type"].as_str().unwrap() {

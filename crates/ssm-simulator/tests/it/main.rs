@@ -3,4 +3,6 @@
 
 mod api;
 mod binary;
+mod estate;
 mod misbehaviour;
+mod sts;
