@@ -1249,3 +1249,35 @@ async fn model_random_reloads_restarts_and_faults_seed_2() {
 async fn model_random_reloads_restarts_and_faults_seed_3() {
     random_operations_keep_counts_monotonic_and_exact(3).await;
 }
+
+/// Case 13: an execution whose `TriggeredAlarms` lists the same alarm twice (outside the
+/// service model, as a misbehaving endpoint sends it) is one execution that triggered it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_listed_twice_in_one_execution_counts_once() {
+    let (sim, ids) = simulator_with(1).await;
+    let id = &ids[0];
+    sim.add_execution(
+        id,
+        finished("twice", "Failed", 120_000)
+            .with_triggered_alarm("cpu-high", "ALARM")
+            .with_alarm_listed_twice(),
+    );
+    sim.add_execution(
+        id,
+        finished("once", "Failed", 60_000).with_triggered_alarm("cpu-high", "ALARM"),
+    );
+    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let mut seen = Seen::default();
+    let m = converge(&exporter.address, &sim, &ids, &mut seen).await;
+    let alarm = [
+        ("association_id", id.as_str()),
+        ("alarm_name", "cpu-high"),
+        ("state", "ALARM"),
+    ];
+    assert_eq!(
+        m.value("ssm_association_triggered_alarms_total", &alarm),
+        2.0
+    );
+    hold(&exporter.address, &sim, &ids, &mut seen, 2).await;
+    exporter.stop().await;
+}

@@ -77,6 +77,9 @@ pub struct SimExecution {
     /// malformed answer. Executions without an ID or CreatedTime cannot be counted and are left
     /// out of the ground truth; one without a Status is, to a client, not final.
     pub omit: Vec<&'static str>,
+    /// Send the `TriggeredAlarms` entry twice on the wire: outside the service model (its list
+    /// holds one alarm), as a misbehaving endpoint might. The ground truth still has one.
+    pub alarm_listed_twice: bool,
 }
 
 impl SimExecution {
@@ -96,7 +99,14 @@ impl SimExecution {
             triggered_alarms: Vec::new(),
             visible: true,
             omit: Vec::new(),
+            alarm_listed_twice: false,
         }
+    }
+
+    /// Lists the triggered alarm twice on the wire (see [`SimExecution::alarm_listed_twice`]).
+    pub fn with_alarm_listed_twice(mut self) -> Self {
+        self.alarm_listed_twice = true;
+        self
     }
 
     /// Leaves `field` out of the wire response (see [`SimExecution::omit`]).

@@ -70,6 +70,11 @@ pub(crate) fn execution_json(
             .iter()
             .map(|(name, state)| json!({ "Name": name, "State": state }))
             .collect();
+        let alarms = if e.alarm_listed_twice {
+            alarms.iter().chain(&alarms).cloned().collect()
+        } else {
+            alarms
+        };
         item.insert("TriggeredAlarms".into(), Value::from(alarms));
     }
     for field in &e.omit {
