@@ -73,9 +73,11 @@ fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
             for (id, (saved, removed_at)) in loaded.retired {
                 store.insert_retired(&id, restored_live(config, saved), removed_at);
             }
+            let configured: std::collections::HashSet<&str> =
+                config.associations.iter().map(|a| a.id.as_str()).collect();
             for (id, saved) in loaded.associations {
                 let live = restored_live(config, saved);
-                if config.associations.iter().any(|a| a.id == id) {
+                if configured.contains(id.as_str()) {
                     store.insert(&id, live);
                     restored += 1;
                 } else {

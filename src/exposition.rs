@@ -420,20 +420,35 @@ fn write_durations(f: &Family, s: &Sample<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// Writes one histogram: cumulative buckets, `+Inf`, sum and count. Called for every
+/// association on every rendering, so it allocates nothing (labels are at most two).
 fn write_histogram(f: &Family, labels: &[(&str, &str)], h: &Histogram, out: &mut Vec<u8>) {
-    let bucket = format!("{}_bucket", f.name);
-    let mut with_le = labels.to_vec();
-    with_le.push(("le", ""));
+    debug_assert!(labels.len() <= 2, "association_id and status at most");
+    let mut with_le = [("", ""); 3];
+    let n = labels.len().min(2);
+    with_le[..n].copy_from_slice(&labels[..n]);
     let mut cumulative = 0;
-    for (le, n) in DURATION_BUCKET_LABELS.iter().zip(h.buckets) {
-        cumulative += n;
-        *with_le.last_mut().expect("le was pushed") = ("le", le);
-        sample(out, &bucket, &with_le, cumulative);
+    for (le, count) in DURATION_BUCKET_LABELS.iter().zip(h.buckets) {
+        cumulative += count;
+        with_le[n] = ("le", le);
+        sample_suffixed(out, f.name, "_bucket", &with_le[..=n], cumulative);
     }
-    *with_le.last_mut().expect("le was pushed") = ("le", "+Inf");
-    sample(out, &bucket, &with_le, h.count);
-    sample(out, &format!("{}_sum", f.name), labels, h.sum);
-    sample(out, &format!("{}_count", f.name), labels, h.count);
+    with_le[n] = ("le", "+Inf");
+    sample_suffixed(out, f.name, "_bucket", &with_le[..=n], h.count);
+    sample_suffixed(out, f.name, "_sum", &labels[..n], h.sum);
+    sample_suffixed(out, f.name, "_count", &labels[..n], h.count);
+}
+
+/// Appends `name` + `suffix` `{labels} value\n` (a histogram's `_bucket`, `_sum`, `_count`).
+fn sample_suffixed(
+    out: &mut Vec<u8>,
+    name: &str,
+    suffix: &str,
+    labels: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
+    out.extend_from_slice(name.as_bytes());
+    sample(out, suffix, labels, value);
 }
 
 /// The duration bucket bounds as `le` label values.

@@ -278,6 +278,7 @@ impl Store {
     /// /metrics; their state is kept until [`Store::expire_retired`]).
     pub fn retain(&self, keep: &[String], now_ms: i64) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let keep: std::collections::HashSet<&String> = keep.iter().collect();
         let removed: Vec<String> = entries
             .keys()
             .filter(|id| !keep.contains(id))
@@ -360,6 +361,40 @@ impl Store {
 mod tests {
     use super::*;
     use crate::model::Status;
+
+    fn live(executions: u64) -> Live {
+        let mut exposed = Exposed::default();
+        exposed.executions[FinalStatus::Failed] = executions;
+        Live {
+            tracker: Tracker::new(3_600_000, 60_000),
+            exposed,
+        }
+    }
+
+    /// A removed association is retired, not dropped: adding it back resumes its numbers;
+    /// after the retention it is forgotten and starts afresh.
+    #[test]
+    fn removed_associations_are_retired_resumed_and_expired() {
+        let store = Store::default();
+        store.insert("a", live(7));
+        store.insert("b", live(1));
+        store.retain(&["b".to_string()], 1_000);
+        assert!(store.get("a").is_none(), "its series go");
+        assert_eq!(store.retired().len(), 1);
+        let back = store.insert("a", live(0));
+        assert_eq!(lock(&back.live).exposed.executions[FinalStatus::Failed], 7);
+        assert!(store.retired().is_empty());
+
+        store.retain(&["b".to_string()], 2_000);
+        assert_eq!(store.expire_retired(2_000), 0, "removed at 2000: kept");
+        assert_eq!(
+            store.expire_retired(2_001),
+            1,
+            "removed before 2001: forgotten"
+        );
+        let fresh = store.insert("a", live(0));
+        assert_eq!(lock(&fresh.live).exposed.executions[FinalStatus::Failed], 0);
+    }
 
     #[test]
     fn an_alarm_listed_twice_in_one_execution_counts_once() {

@@ -1281,3 +1281,39 @@ async fn an_alarm_listed_twice_in_one_execution_counts_once() {
     hold(&exporter.address, &sim, &ids, &mut seen, 2).await;
     exporter.stop().await;
 }
+
+/// A run longer than one poll may read (100 pages): the poll stops with `PageLimit`, the next
+/// one goes on from the token where it stopped (no page read twice, no restart), and the counts
+/// end exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_longer_than_the_page_limit_goes_on_at_the_next_poll() {
+    let (sim, ids) = simulator_with(1).await;
+    let id = &ids[0];
+    add_history(&sim, id, "p", 250, now_ms() - 50 * MINUTE, 10_000);
+    // 2 executions a page: 125 pages, more than the 100 one poll reads.
+    sim.set_page_size(Some(2));
+    let mut config = richest(test_config(&ids));
+    config.api_requests_per_second = 5_000.0;
+    let exporter = Exporter::start(config, &sim).await;
+    let mut seen = Seen::default();
+    let m = converge(&exporter.address, &sim, &ids, &mut seen).await;
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_poll_errors_total",
+            &[("association_id", id), ("code", "PageLimit")]
+        ),
+        1.0
+    );
+    let requests = execution_requests(&sim, id);
+    let first_run = &runs(&requests)[0];
+    assert_eq!(first_run.len(), 125, "one run of 125 pages over two polls");
+    let mut tokens: Vec<&str> = first_run
+        .iter()
+        .filter_map(|r| r.next_token.as_deref())
+        .collect();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 124, "no page read twice");
+    hold(&exporter.address, &sim, &ids, &mut seen, 2).await;
+    exporter.stop().await;
+}
