@@ -102,6 +102,19 @@ const REMOVED_ASSOCIATION_RETENTION_SETTING: DurationSetting = DurationSetting {
     max: Some((Duration::from_secs(90 * 24 * 60 * 60), "90d")),
 };
 
+const DISCOVERY_INTERVAL_SETTING: DurationSetting = DurationSetting {
+    default: Duration::from_secs(5 * 60),
+    min: SECOND,
+    min_text: "1s",
+    max: Some((DAY, "24h")),
+};
+const FULL_SWEEP_INTERVAL_SETTING: DurationSetting = DurationSetting {
+    default: HOUR,
+    min: SECOND,
+    min_text: "1s",
+    max: Some((Duration::from_secs(7 * 24 * 60 * 60), "7d")),
+};
+
 /// The keys of the `metrics:` section, in documentation order.
 const METRICS_KEYS: &[&str] = &[
     "duration_histogram",
@@ -163,8 +176,194 @@ pub struct Config {
     pub removed_association_retention: Duration,
     /// What `/metrics` exports per association (the `metrics:` section).
     pub metrics: MetricsConfig,
+    /// Selectors of associations found by listing them (`discovery:`); empty: none.
+    pub discovery: Vec<Selector>,
+    /// How long the tags of a listed association are cached (for selectors with `tags`).
+    pub discovery_interval: Duration,
+    /// Regions to watch; empty: `region`, or the region of the AWS chain.
+    pub regions: Vec<String>,
+    /// Accounts to watch; empty: the exporter's own credentials only.
+    pub accounts: Vec<AccountConfig>,
+    /// An association is polled at least this often even when the listing shows no change.
+    pub full_sweep_interval: Duration,
     /// The config file name as given, for messages and the landing page.
     pub source: String,
+}
+
+/// One `discovery:` selector: every given condition must hold; an empty selector selects
+/// every association.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selector {
+    /// Full match on `AssociationName` (an association without a name never matches).
+    pub association_name: Option<Pattern>,
+    /// Full match on the document name (`Name`).
+    pub document_name: Option<Pattern>,
+    /// Exact tag matches (every key present with this value).
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+impl Selector {
+    /// Whether the association's name and document match; tags are checked apart (they cost
+    /// a call).
+    pub fn matches_names(&self, association_name: Option<&str>, document_name: &str) -> bool {
+        self.association_name
+            .as_ref()
+            .is_none_or(|p| association_name.is_some_and(|n| p.is_match(n)))
+            && self
+                .document_name
+                .as_ref()
+                .is_none_or(|p| p.is_match(document_name))
+    }
+
+    /// Whether `tags` (the association's) hold every tag of the selector.
+    pub fn matches_tags(&self, tags: &[(String, String)]) -> bool {
+        self.tags
+            .iter()
+            .all(|(k, v)| tags.iter().any(|(tk, tv)| tk == k && tv == v))
+    }
+
+    /// A short description for logs and the `selector` label: its index and conditions.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(p) = &self.association_name {
+            parts.push(format!("association_name={}", p.source()));
+        }
+        if let Some(p) = &self.document_name {
+            parts.push(format!("document_name={}", p.source()));
+        }
+        for (k, v) in &self.tags {
+            parts.push(format!("tag:{k}={v}"));
+        }
+        if parts.is_empty() {
+            "everything".to_string()
+        } else {
+            parts.join(",")
+        }
+    }
+}
+
+/// A regular expression matched against a whole string (anchored at both ends).
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    source: String,
+    regex: regex::Regex,
+}
+
+impl Pattern {
+    /// Compiles `source` to match whole strings only.
+    pub fn new(source: &str) -> Result<Pattern, regex::Error> {
+        Ok(Pattern {
+            source: source.to_string(),
+            regex: regex::Regex::new(&format!("^(?:{source})$"))?,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.regex.is_match(text)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.source == other.source
+    }
+}
+
+/// One `accounts:` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// The role to assume in the account; `None`: the exporter's own credentials.
+    pub role_arn: Option<RoleArn>,
+    /// `ExternalId` sent with `AssumeRole`.
+    pub external_id: Option<String>,
+    /// Regions for this account; empty: the top-level `regions`.
+    pub regions: Vec<String>,
+}
+
+/// A validated IAM role ARN: `arn:<partition>:iam::<12 digits>:role/<path/name>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleArn {
+    pub arn: String,
+    pub account_id: String,
+}
+
+impl RoleArn {
+    /// Parses a role ARN, or says what is wrong with it.
+    pub fn parse(arn: &str) -> Result<RoleArn, String> {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let [prefix, partition, service, region, account, resource] = parts.as_slice() else {
+            return Err("expected arn:aws:iam::<12-digit account ID>:role/<name>".to_string());
+        };
+        if *prefix != "arn" || !matches!(*partition, "aws" | "aws-cn" | "aws-us-gov" | "aws-iso" | "aws-iso-b" | "aws-iso-e" | "aws-iso-f" | "aws-eusc") {
+            return Err("expected arn:<partition>:iam::... with a partition such as aws, aws-cn or aws-us-gov".to_string());
+        }
+        if *service != "iam" || !region.is_empty() {
+            return Err("expected an IAM role ARN: arn:aws:iam::<account>:role/<name> (iam, no region)".to_string());
+        }
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("the account ID must be 12 digits, got {account:?}"));
+        }
+        let Some(name) = resource.strip_prefix("role/") else {
+            return Err(format!("expected a role (role/<name>), got {resource:?}"));
+        };
+        let valid = |b: u8| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b);
+        if name.is_empty() || name.ends_with('/') || name.len() > 512 || !name.bytes().all(valid) {
+            return Err(format!("{name:?} is not a valid role name (letters, digits and +=,.@_-, with an optional /path/)"));
+        }
+        Ok(RoleArn {
+            arn: arn.to_string(),
+            account_id: account.to_string(),
+        })
+    }
+}
+
+/// One account in one region: what the exporter builds a client, a request budget and a
+/// listing for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopeConfig {
+    /// `None`: the exporter's own credentials.
+    pub role_arn: Option<RoleArn>,
+    pub external_id: Option<String>,
+    /// `None`: the region of the AWS chain.
+    pub region: Option<String>,
+}
+
+impl Config {
+    /// Every (account, region) to watch, in config order, without repeats: each account's
+    /// regions (its own, or `regions`, or `region`, or the chain's).
+    pub fn scopes(&self) -> Vec<ScopeConfig> {
+        let own = [AccountConfig::default()];
+        let accounts: &[AccountConfig] = if self.accounts.is_empty() {
+            &own
+        } else {
+            &self.accounts
+        };
+        let mut scopes: Vec<ScopeConfig> = Vec::new();
+        for account in accounts {
+            let regions: Vec<Option<String>> = if !account.regions.is_empty() {
+                account.regions.iter().cloned().map(Some).collect()
+            } else if !self.regions.is_empty() {
+                self.regions.iter().cloned().map(Some).collect()
+            } else {
+                vec![self.region.clone()]
+            };
+            for region in regions {
+                let scope = ScopeConfig {
+                    role_arn: account.role_arn.clone(),
+                    external_id: account.external_id.clone(),
+                    region,
+                };
+                if !scopes.contains(&scope) {
+                    scopes.push(scope);
+                }
+            }
+        }
+        scopes
+    }
 }
 
 /// The `metrics:` section: which per-association series `/metrics` exports. The defaults keep
@@ -340,6 +539,11 @@ impl Validator<'_> {
             state_save_interval: STATE_SAVE_INTERVAL_SETTING.default,
             removed_association_retention: REMOVED_ASSOCIATION_RETENTION_SETTING.default,
             metrics: MetricsConfig::default(),
+            discovery: Vec::new(),
+            discovery_interval: DISCOVERY_INTERVAL_SETTING.default,
+            regions: Vec::new(),
+            accounts: Vec::new(),
+            full_sweep_interval: FULL_SWEEP_INTERVAL_SETTING.default,
             source: self.file.to_owned(),
         };
 

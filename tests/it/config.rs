@@ -69,6 +69,11 @@ fn minimal_config_gets_defaults() {
                 last_execution_status: LastExecutionStatus::Current,
                 per_association_internals: false,
             },
+            discovery: Vec::new(),
+            discovery_interval: secs(300),
+            regions: Vec::new(),
+            accounts: Vec::new(),
+            full_sweep_interval: secs(3600),
             source: fixture("valid_minimal.yaml"),
         }
     );
@@ -102,6 +107,11 @@ fn full_config_sets_every_key() {
                 last_execution_status: LastExecutionStatus::PerStatus,
                 per_association_internals: true,
             },
+            discovery: Vec::new(),
+            discovery_interval: secs(300),
+            regions: Vec::new(),
+            accounts: Vec::new(),
+            full_sweep_interval: secs(3600),
             source: fixture("valid_full.yaml"),
         }
     );
