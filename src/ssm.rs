@@ -30,6 +30,16 @@ use crate::config::Config;
 use crate::limit::Budget;
 use crate::model::{AssociationInfo, Execution, Status, TriggeredAlarm};
 
+/// Every SSM operation the exporter calls, with the IAM action it needs: what the shipped
+/// policies must allow (tests compare them). `ListTagsForResource` is called only for
+/// `discovery:` selectors with `tags`. STS `GetCallerIdentity` (the own account's ID) needs no
+/// permission; `sts:AssumeRole` is in the exporter's own policy when `accounts:` name roles.
+pub const SSM_OPERATIONS: &[&str] = &[
+    "ListAssociations",
+    "DescribeAssociationExecutions",
+    "ListTagsForResource",
+];
+
 /// Page size asked for: the API's maximum.
 pub const MAX_RESULTS: i32 = 50;
 
