@@ -1,20 +1,23 @@
-//! The running configuration: its pollers, the state-file writer, restore at start and reload.
+//! The running configuration: one loop per account and region, the state-file writer, restore
+//! at start and reload.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{now_ms, AwsClock};
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, ScopeConfig};
+use crate::discovery::Selection;
+use crate::feed::Rules;
 use crate::limit::Budget;
 use crate::metrics::Metrics;
 use crate::persist;
 use crate::readiness::Readiness;
-use crate::scheduler::{self, ApiHealth, Shared};
-use crate::ssm::{ClientSettings, Ssm};
-use crate::store::{Exposed, Live, Store};
+use crate::scheduler::{self, Report, Scope, ScopeHealth, Shared};
+use crate::ssm::{self, ClientSettings, Ssm};
+use crate::store::{Live, Store};
 use crate::sync::lock;
 use crate::tracker::Tracker;
 
@@ -58,10 +61,12 @@ fn restored_live(config: &Config, saved: persist::Restored) -> Live {
     }
 }
 
-/// Loads the state file, if one is configured, into the store. An unusable file is reported
-/// (log and `ssm_association_exporter_state_load_errors_total`), set aside, and the exporter
-/// starts fresh; associations no longer configured are kept retired (not shown) for
-/// `removed_association_retention`.
+/// Loads the state file, if one is configured, into the store. Every saved association is kept
+/// aside (retired, not shown) until a listing selects it again, which resumes it: which
+/// associations are watched is known only from the listings. Those that were watched when the
+/// file was saved get the full `removed_association_retention` from now. An unusable file is
+/// reported (log and `ssm_association_exporter_state_load_errors_total`), set aside, and the
+/// exporter starts fresh.
 fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
     let Some(path) = &config.state_file else {
         return;
@@ -72,21 +77,14 @@ fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
             let (mut restored, mut retired) = (0, 0);
             for (id, (saved, removed_at)) in loaded.retired {
                 store.insert_retired(&id, restored_live(config, saved), removed_at);
+                retired += 1;
             }
-            let configured: std::collections::HashSet<&str> =
-                config.associations.iter().map(|a| a.id.as_str()).collect();
+            let now = now_ms();
             for (id, saved) in loaded.associations {
-                let live = restored_live(config, saved);
-                if configured.contains(id.as_str()) {
-                    store.insert(&id, live);
-                    restored += 1;
-                } else {
-                    store.insert_retired(&id, live, loaded.saved_at_ms);
-                    retired += 1;
-                }
+                store.insert_retired(&id, restored_live(config, saved), now);
+                restored += 1;
             }
-            store.publish_all();
-            tracing::info!(path = %path.display(), restored, retired, "resumed from the state file");
+            tracing::info!(path = %path.display(), restored, retired, "resumed from the state file; associations come back as the listings select them");
         }
         Err(error) => {
             metrics.state_load_errors_total.inc();
@@ -96,48 +94,39 @@ fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
     }
 }
 
-/// A fresh state: the first poll reaches back `initial_lookback` from AWS's "now" then.
-fn fresh_state(config: &Config) -> Live {
-    Live {
-        tracker: Tracker::new(
-            config.initial_lookback.as_millis() as i64,
-            config.late_visibility_window.as_millis() as i64,
-        ),
-        exposed: Exposed::default(),
-    }
-}
-
-/// One association's polling task and how to stop it.
-struct PollerTask {
+/// One scope's loop and how to stop it.
+struct ScopeTask {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl PollerTask {
-    /// Cancels the task and waits until it has ended, so that no late response of an old
-    /// poller can touch the state after this returns.
-    async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
+/// A scope's name in logs and readiness.
+fn scope_name(scope: &ScopeConfig, default_region: &str) -> String {
+    let region = scope.region.as_deref().unwrap_or(default_region);
+    match &scope.role_arn {
+        Some(role) => format!("{}@{region}", role.arn),
+        None => format!("own-credentials@{region}"),
     }
 }
 
-/// The running configuration: its pollers and the state-file writer.
+/// The running configuration: its scope loops and the state-file writer.
 pub struct Daemon {
     config: Config,
     client: ClientSettings,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
-    shared: Option<Arc<Shared>>,
-    pollers: HashMap<String, PollerTask>,
+    scopes: Vec<ScopeTask>,
+    /// The scopes' names, for the landing page.
+    scope_names: Vec<String>,
+    /// The region of the AWS chain, when the config names none.
+    default_region: Option<String>,
     clock: Arc<AwsClock>,
     persister: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 impl Daemon {
-    /// Restores the state file, then starts polling every association and the state-file
-    /// writer.
+    /// Restores the state file, then starts every scope's loop and the state-file writer.
     pub async fn start(
         config: Config,
         client: ClientSettings,
@@ -153,14 +142,14 @@ impl Daemon {
             store,
             metrics,
             readiness,
-            shared: None,
-            pollers: HashMap::new(),
+            scopes: Vec::new(),
+            scope_names: Vec::new(),
+            default_region: None,
             clock: Arc::new(AwsClock::default()),
             persister: None,
         };
-        daemon.follow_readiness();
         daemon.expire_retired();
-        daemon.start_pollers().await;
+        daemon.start_scopes().await;
         daemon.start_persister();
         daemon
     }
@@ -169,69 +158,75 @@ impl Daemon {
         &self.config
     }
 
-    fn ids(&self) -> Vec<String> {
-        self.config
-            .associations
-            .iter()
-            .map(|a| a.id.clone())
-            .collect()
-    }
-
-    /// Points readiness at the current set of associations.
-    fn follow_readiness(&self) {
-        let store = &self.store;
-        self.readiness.follow(&self.ids(), |id| {
-            store.get(id).is_some_and(|entry| entry.polled())
-        });
-        self.metrics
-            .associations_awaiting_first_poll
-            .set(self.readiness.awaiting_first_poll() as i64);
-    }
-
-    /// Builds the client and budget of the current config and starts every poller.
-    async fn start_pollers(&mut self) {
-        let budget = Arc::new(Budget::new(
-            self.config.api_requests_per_second,
-            self.config.max_concurrent_requests,
-        ));
-        let health = Arc::new(ApiHealth {
-            metrics: self.metrics.clone(),
-            readiness: self.readiness.clone(),
-            clock: self.clock.clone(),
-        });
-        let ssm = Ssm::new(
-            &self.config,
-            &self.client,
-            budget,
-            health,
-            self.clock.clone(),
-        )
-        .await;
-        if ssm.region().is_none() {
-            tracing::warn!("no AWS region configured; SSM calls will fail until one is set");
+    /// Builds each scope's client and budget and starts its loop.
+    async fn start_scopes(&mut self) {
+        let base = ssm::load_base(&self.config, &self.client).await;
+        self.default_region = base.region().map(|r| r.to_string());
+        let default_region = self.default_region.clone().unwrap_or_default();
+        let scopes = self.config.scopes();
+        if scopes.iter().any(|s| s.region.is_none()) && self.default_region.is_none() {
+            tracing::warn!("no AWS region configured; SSM calls will fail until one is set (region:, regions: or AWS_REGION)");
         }
-        self.shared = Some(Arc::new(Shared {
-            ssm,
+        self.scope_names = scopes
+            .iter()
+            .map(|s| scope_name(s, &default_region))
+            .collect();
+        self.readiness.expect_scopes(&self.scope_names);
+        self.metrics.associations_awaiting_first_poll.set(0);
+        let shared = Arc::new(Shared {
             store: self.store.clone(),
             readiness: self.readiness.clone(),
             metrics: self.metrics.clone(),
             poll_interval: self.config.poll_interval,
             publish_each_poll: self.config.state_file.is_none(),
-        }));
-        for id in self.ids() {
-            self.spawn(&id);
+            selection: Selection::new(&self.config),
+            rules: Rules {
+                initial_lookback_ms: self.config.initial_lookback.as_millis() as i64,
+                late_window_ms: self.config.late_visibility_window.as_millis() as i64,
+                full_sweep_ms: self.config.full_sweep_interval.as_millis() as i64,
+            },
+            discovery_interval: self.config.discovery_interval,
+            initial_lookback_ms: self.config.initial_lookback.as_millis() as i64,
+            late_window_ms: self.config.late_visibility_window.as_millis() as i64,
+            claims: Mutex::new(HashMap::new()),
+            report: Mutex::new(Report::default()),
+            scope_count: scopes.len(),
+        });
+        for (scope, name) in scopes.into_iter().zip(self.scope_names.clone()) {
+            let region = scope.region.clone().unwrap_or(default_region.clone());
+            let health = Arc::new(ScopeHealth {
+                metrics: self.metrics.clone(),
+                readiness: self.readiness.clone(),
+                clock: self.clock.clone(),
+                name,
+                key: OnceLock::new(),
+                region,
+            });
+            let budget = Arc::new(Budget::new(
+                self.config.api_requests_per_second,
+                self.config.max_concurrent_requests,
+            ));
+            let ssm = Ssm::for_scope(
+                &base,
+                &scope,
+                self.config.api_max_attempts,
+                budget,
+                health.clone(),
+                self.clock.clone(),
+            )
+            .await;
+            let stop = CancellationToken::new();
+            let task = scheduler::spawn_scope(
+                Scope {
+                    config: scope,
+                    ssm,
+                    health,
+                },
+                shared.clone(),
+                stop.clone(),
+            );
+            self.scopes.push(ScopeTask { stop, task });
         }
-    }
-
-    fn spawn(&mut self, id: &str) {
-        let Some(shared) = self.shared.clone() else {
-            return;
-        };
-        let entry = self.store.insert(id, fresh_state(&self.config));
-        let stop = CancellationToken::new();
-        let task = scheduler::spawn_poller(entry, shared, stop.clone());
-        self.pollers
-            .insert(id.to_string(), PollerTask { stop, task });
     }
 
     fn start_persister(&mut self) {
@@ -257,25 +252,29 @@ impl Daemon {
         }
     }
 
-    pub fn region(&self) -> String {
-        self.shared
-            .as_ref()
-            .and_then(|s| s.ssm.region())
-            .unwrap_or_else(|| "none (set region: or AWS_REGION)".to_string())
+    /// The accounts and regions watched, for logs.
+    pub fn scopes(&self) -> &[String] {
+        &self.scope_names
     }
 
     /// The effective configuration, for the landing page.
     pub fn summary(&self) -> String {
         format!(
-            "{}\neffective region: {}",
+            "{}\nwatched accounts and regions:\n{}",
             self.config.summary(),
-            self.region()
+            self.scope_names
+                .iter()
+                .map(|s| format!("  - {s}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         )
     }
 
-    /// Re-reads the configuration. Added associations start polling, removed ones stop and
-    /// their series go, kept ones keep their state. When polling settings change, every poller
-    /// restarts with them (state kept). An invalid config changes nothing.
+    /// Re-reads the configuration and restarts the scope loops with it; the associations'
+    /// state is kept, so nothing is counted again: the new loops' first listings select what
+    /// to watch, resume associations added back, and retire those no longer selected.
+    /// Associations of accounts or regions no longer configured are retired at once. An
+    /// invalid config changes nothing.
     pub async fn reload(&mut self, source: Option<&ConfigSource>) -> Result<String, ReloadError> {
         let Some(source) = source else {
             return Err(ReloadError::Disabled);
@@ -295,69 +294,61 @@ impl Daemon {
         // Only the rendering depends on it: the next scrape shows the new shape.
         self.store.set_metrics_config(new.metrics);
         let old = std::mem::replace(&mut self.config, new);
-        let new_ids = self.ids();
-        let removed: Vec<String> = old
-            .associations
-            .iter()
-            .map(|a| a.id.clone())
-            .filter(|id| !new_ids.contains(id))
-            .collect();
-        for id in &removed {
-            if let Some(poller) = self.pollers.remove(id) {
-                poller.stop().await;
-            }
-        }
-        let now = self.clock.now_ms();
-        self.store.retain(&new_ids, now);
-        self.expire_retired();
-        let polling_changed = old.poll_interval != self.config.poll_interval
-            || old.api_requests_per_second != self.config.api_requests_per_second
-            || old.max_concurrent_requests != self.config.max_concurrent_requests
-            || old.request_timeout != self.config.request_timeout
-            || old.api_max_attempts != self.config.api_max_attempts
-            || old.region != self.config.region
-            || old.state_file.is_some() != self.config.state_file.is_some();
+        // Every old loop (and its polls) has ended before a new one starts: two pollers of one
+        // association would race on its watermark.
+        self.stop_scopes().await;
         if old.late_visibility_window != self.config.late_visibility_window {
             let window = self.config.late_visibility_window.as_millis() as i64;
             for entry in self.store.entries() {
                 lock(&entry.live).tracker.set_late_window(window);
             }
         }
+        self.retire_unconfigured_scopes();
+        self.expire_retired();
         if old.state_file != self.config.state_file
             || old.state_save_interval != self.config.state_save_interval
         {
             self.stop_persister().await;
             self.start_persister();
         }
-        let added: Vec<String> = new_ids
-            .iter()
-            .filter(|id| !self.pollers.contains_key(*id))
-            .cloned()
-            .collect();
-        self.follow_readiness();
-        if polling_changed {
-            // Every old poller has ended before a new one starts: two pollers of one
-            // association would race on its watermark.
-            self.stop_pollers().await;
-            self.start_pollers().await;
-        } else {
-            for id in &added {
-                self.spawn(id);
-            }
-        }
+        self.start_scopes().await;
         let message = format!(
-            "configuration reloaded: {} associations ({} added, {} removed){}",
-            new_ids.len(),
-            added.len(),
-            removed.len(),
-            if polling_changed {
-                "; polling settings changed, pollers restarted"
-            } else {
-                ""
-            }
+            "configuration reloaded: {} associations by ID, {} discovery selectors, {} accounts/regions",
+            self.config.associations.len(),
+            self.config.discovery.len(),
+            self.scope_names.len()
         );
         tracing::info!("{message}");
         Ok(message)
+    }
+
+    /// Retires the associations of accounts and regions the configuration no longer names
+    /// (no loop would list them again). The exporter's own account is any account not named by
+    /// a role.
+    fn retire_unconfigured_scopes(&self) {
+        let default_region = self.default_region.clone().unwrap_or_default();
+        let scopes = self.config.scopes();
+        let role_accounts: std::collections::HashSet<&str> = scopes
+            .iter()
+            .filter_map(|s| s.role_arn.as_ref().map(|r| r.account_id.as_str()))
+            .collect();
+        let retired = self.store.retire_where(self.clock.now_ms(), |entry| {
+            let configured = scopes.iter().any(|s| {
+                let region = s.region.as_deref().unwrap_or(&default_region);
+                region == entry.scope.region
+                    && match &s.role_arn {
+                        Some(role) => role.account_id == entry.scope.account_id,
+                        None => !role_accounts.contains(entry.scope.account_id.as_str()),
+                    }
+            });
+            !configured
+        });
+        if !retired.is_empty() {
+            tracing::info!(
+                retired = retired.len(),
+                "associations of accounts or regions no longer configured: their series go"
+            );
+        }
     }
 
     /// Forgets removed associations kept for longer than `removed_association_retention`.
@@ -371,20 +362,20 @@ impl Daemon {
         }
     }
 
-    /// Stops every poller and waits until each has ended.
-    async fn stop_pollers(&mut self) {
-        let pollers: Vec<PollerTask> = self.pollers.drain().map(|(_, p)| p).collect();
-        for poller in &pollers {
-            poller.stop.cancel();
+    /// Stops every scope loop and waits until each (and its polls) has ended.
+    async fn stop_scopes(&mut self) {
+        let scopes: Vec<ScopeTask> = std::mem::take(&mut self.scopes);
+        for scope in &scopes {
+            scope.stop.cancel();
         }
-        for poller in pollers {
-            poller.stop().await;
+        for scope in scopes {
+            let _ = scope.task.await;
         }
     }
 
-    /// Stops every poller and writes the state file one last time.
+    /// Stops every scope loop and writes the state file one last time.
     pub async fn stop(&mut self) {
-        self.stop_pollers().await;
+        self.stop_scopes().await;
         self.stop_persister().await;
     }
 }

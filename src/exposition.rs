@@ -12,7 +12,9 @@ use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::config::{DurationHistogram, LastExecutionStatus, MetricsConfig};
 use crate::model::FinalStatus;
-use crate::store::{Exposed, Histogram, Store, DURATION_BUCKETS};
+use std::sync::Arc;
+
+use crate::store::{Entry, Exposed, Histogram, Store, DURATION_BUCKETS};
 
 /// Every metric name the exporter publishes, in one place.
 pub mod names {
@@ -64,6 +66,13 @@ pub mod names {
     pub const ASSOCIATIONS_AWAITING_FIRST_POLL: &str =
         "ssm_association_exporter_associations_awaiting_first_poll";
     pub const AWS_CLOCK_OFFSET_SECONDS: &str = "ssm_association_exporter_aws_clock_offset_seconds";
+    pub const LISTING_SUCCESS: &str = "ssm_association_exporter_listing_success";
+    pub const ASSOCIATIONS_WATCHED: &str = "ssm_association_exporter_associations_watched";
+    pub const POLLS_TOTAL: &str = "ssm_association_exporter_polls_total";
+    pub const STATIC_ASSOCIATIONS_NOT_FOUND: &str =
+        "ssm_association_exporter_static_associations_not_found";
+    pub const DISCOVERY_SELECTOR_ASSOCIATIONS: &str =
+        "ssm_association_exporter_discovery_selector_associations";
 }
 
 /// Appended to the HELP text of families whose values come from the background poll.
@@ -92,7 +101,7 @@ type WriteAggregate = fn(&Family, &Aggregates, &mut Vec<u8>);
 /// What the aggregated internals are computed from: every association's published numbers and
 /// the process-wide counters.
 struct Aggregates<'a> {
-    snapshot: &'a [(String, Exposed)],
+    snapshot: &'a [(Arc<Entry>, Exposed)],
     poll_errors: Vec<(String, u64)>,
     pending_abandoned: u64,
 }
@@ -126,16 +135,22 @@ impl Shown {
     }
 }
 
-/// One association's published numbers, with its ID label, and what to export of them.
+/// One association's published numbers, with its identifying labels, and what to export of
+/// them.
 struct Sample<'a> {
-    id: &'a str,
+    entry: &'a Entry,
     e: &'a Exposed,
     config: &'a MetricsConfig,
 }
 
 impl Sample<'_> {
-    fn label(&self) -> (&'static str, &str) {
-        ("association_id", self.id)
+    /// The labels every per-association series starts with.
+    fn base(&self) -> [(&'static str, &str); 3] {
+        [
+            ("association_id", &self.entry.id),
+            ("account_id", &self.entry.scope.account_id),
+            ("region", &self.entry.scope.region),
+        ]
     }
 }
 
@@ -150,7 +165,7 @@ const FAMILIES: &[Family] = &[
         aggregate: None,
         write: |f, s, out| {
             for (status, n) in s.e.executions.iter() {
-                sample(out, f.name, &[s.label(), ("status", status.name())], n);
+                series(out, f.name, &s.base(), &[("status", status.name())], n);
             }
         },
     },
@@ -172,7 +187,7 @@ const FAMILIES: &[Family] = &[
         aggregate: None,
         write: |f, s, out| {
             for (status, n) in s.e.without_end_time.iter().filter(|(_, n)| **n > 0) {
-                sample(out, f.name, &[s.label(), ("status", status.name())], n);
+                series(out, f.name, &s.base(), &[("status", status.name())], n);
             }
         },
     },
@@ -183,7 +198,7 @@ const FAMILIES: &[Family] = &[
         from_poll: true,
         shown: Shown::Complete,
         aggregate: None,
-        write: |f, s, out| sample(out, f.name, &[s.label()], s.e.in_progress),
+        write: |f, s, out| series(out, f.name, &s.base(), &[], s.e.in_progress),
     },
     Family {
         name: names::LAST_EXECUTION_STATUS,
@@ -196,12 +211,12 @@ const FAMILIES: &[Family] = &[
             let Some(newest) = &s.e.newest else { return };
             match s.config.last_execution_status {
                 LastExecutionStatus::Current => {
-                    sample(out, f.name, &[s.label(), ("status", newest.status.name())], 1);
+                    series(out, f.name, &s.base(), &[("status", newest.status.name())], 1);
                 }
                 LastExecutionStatus::PerStatus => {
                     for status in FinalStatus::ALL {
                         let value = u8::from(newest.status == status);
-                        sample(out, f.name, &[s.label(), ("status", status.name())], value);
+                        series(out, f.name, &s.base(), &[("status", status.name())], value);
                     }
                 }
             }
@@ -216,7 +231,7 @@ const FAMILIES: &[Family] = &[
         aggregate: None,
         write: |f, s, out| {
             if let Some(newest) = &s.e.newest {
-                sample(out, f.name, &[s.label()], Seconds(newest.created_ms));
+                series(out, f.name, &s.base(), &[], Seconds(newest.created_ms));
             }
         },
     },
@@ -229,7 +244,7 @@ const FAMILIES: &[Family] = &[
         aggregate: None,
         write: |f, s, out| {
             if let Some(ms) = s.e.last_success_ms {
-                sample(out, f.name, &[s.label()], Seconds(ms));
+                series(out, f.name, &s.base(), &[], Seconds(ms));
             }
         },
     },
@@ -242,7 +257,7 @@ const FAMILIES: &[Family] = &[
         aggregate: None,
         write: |f, s, out| {
             for (status, count) in s.e.newest.iter().flat_map(|n| &n.resources) {
-                sample(out, f.name, &[s.label(), ("status", status)], count);
+                series(out, f.name, &s.base(), &[("status", status)], count);
             }
         },
     },
@@ -255,8 +270,8 @@ const FAMILIES: &[Family] = &[
         aggregate: None,
         write: |f, s, out| {
             for alarm in s.e.newest.iter().flat_map(|n| &n.alarms) {
-                let labels = [s.label(), ("alarm_name", &alarm.name), ("state", &alarm.state)];
-                sample(out, f.name, &labels, 1);
+                let labels = [("alarm_name", alarm.name.as_str()), ("state", &alarm.state)];
+                series(out, f.name, &s.base(), &labels, 1);
             }
         },
     },
@@ -269,28 +284,28 @@ const FAMILIES: &[Family] = &[
         aggregate: None,
         write: |f, s, out| {
             for ((alarm, state), count) in &s.e.alarms_total {
-                let labels = [s.label(), ("alarm_name", alarm), ("state", state)];
-                sample(out, f.name, &labels, count);
+                let labels = [("alarm_name", alarm.as_str()), ("state", state)];
+                series(out, f.name, &s.base(), &labels, count);
             }
         },
     },
     Family {
         name: names::INFO,
         kind: "gauge",
-        help: "Association metadata from DescribeAssociation (refreshed at most hourly by the background poll); always 1",
+        help: "Association metadata from ListAssociations (the background listing); always 1",
         from_poll: false,
         shown: Shown::Always,
         aggregate: None,
         write: |f, s, out| {
             if let Some(info) = &s.e.info {
                 let labels = [
-                    s.label(),
-                    ("association_name", &info.name),
+                    ("association_name", info.name.as_str()),
                     ("document_name", &info.document_name),
+                    ("document_version", &info.document_version),
                     ("schedule_expression", &info.schedule_expression),
-                    ("region", &info.region),
+                    ("targets", &info.targets),
                 ];
-                sample(out, f.name, &labels, 1);
+                series(out, f.name, &s.base(), &labels, 1);
             }
         },
     },
@@ -303,7 +318,7 @@ const FAMILIES: &[Family] = &[
         aggregate: None,
         write: |f, s, out| {
             if let Some(seconds) = s.e.schedule_interval_seconds {
-                sample(out, f.name, &[s.label()], seconds);
+                series(out, f.name, &s.base(), &[], seconds);
             }
         },
     },
@@ -314,7 +329,7 @@ const FAMILIES: &[Family] = &[
         from_poll: false,
         shown: Shown::Polled,
         aggregate: None,
-        write: |f, s, out| sample(out, f.name, &[s.label()], u8::from(s.e.poll_success)),
+        write: |f, s, out| series(out, f.name, &s.base(), &[], u8::from(s.e.poll_success)),
     },
     Family {
         name: names::LAST_POLL_SUCCESS_TIMESTAMP_SECONDS,
@@ -325,7 +340,7 @@ const FAMILIES: &[Family] = &[
         aggregate: None,
         write: |f, s, out| {
             if let Some(ms) = s.e.last_poll_success_ms {
-                sample(out, f.name, &[s.label()], Seconds(ms));
+                series(out, f.name, &s.base(), &[], Seconds(ms));
             }
         },
     },
@@ -343,7 +358,7 @@ const FAMILIES: &[Family] = &[
                 }
             },
         )),
-        write: |f, s, out| sample(out, f.name, &[s.label()], Seconds(s.e.watermark_ms)),
+        write: |f, s, out| series(out, f.name, &s.base(), &[], Seconds(s.e.watermark_ms)),
     },
     Family {
         name: names::POLL_ERRORS_TOTAL,
@@ -361,7 +376,7 @@ const FAMILIES: &[Family] = &[
         )),
         write: |f, s, out| {
             for (code, count) in &s.e.poll_errors {
-                sample(out, f.name, &[s.label(), ("code", code)], count);
+                series(out, f.name, &s.base(), &[("code", code)], count);
             }
         },
     },
@@ -379,7 +394,7 @@ const FAMILIES: &[Family] = &[
                 }
             },
         )),
-        write: |f, s, out| sample(out, f.name, &[s.label()], s.e.poll_delay_seconds),
+        write: |f, s, out| series(out, f.name, &s.base(), &[], s.e.poll_delay_seconds),
     },
     Family {
         name: names::PENDING_ABANDONED_TOTAL,
@@ -391,7 +406,7 @@ const FAMILIES: &[Family] = &[
             "Executions given up on after staying non-final for longer than 7 days, since the exporter started, over every association",
             |f, a, out| sample(out, f.name, &[], a.pending_abandoned),
         )),
-        write: |f, s, out| sample(out, f.name, &[s.label()], s.e.pending_abandoned),
+        write: |f, s, out| series(out, f.name, &s.base(), &[], s.e.pending_abandoned),
     },
 ];
 
@@ -403,7 +418,7 @@ fn write_durations(f: &Family, s: &Sample<'_>, out: &mut Vec<u8>) {
         DurationHistogram::Off => {}
         DurationHistogram::PerStatus => {
             for (status, h) in s.e.durations.iter().filter(|(_, h)| h.count > 0) {
-                write_histogram(f, &[s.label(), ("status", status.name())], h, out);
+                write_histogram(f, &s.base(), Some(("status", status.name())), h, out);
             }
         }
         DurationHistogram::PerAssociation => {
@@ -414,41 +429,49 @@ fn write_durations(f: &Family, s: &Sample<'_>, out: &mut Vec<u8>) {
             // Every observation is whole milliseconds: round away the float noise of adding.
             all.sum = (all.sum * 1000.0).round() / 1000.0;
             if all.count > 0 {
-                write_histogram(f, &[s.label()], &all, out);
+                write_histogram(f, &s.base(), None, &all, out);
             }
         }
     }
 }
 
 /// Writes one histogram: cumulative buckets, `+Inf`, sum and count. Called for every
-/// association on every rendering, so it allocates nothing (labels are at most two).
-fn write_histogram(f: &Family, labels: &[(&str, &str)], h: &Histogram, out: &mut Vec<u8>) {
-    debug_assert!(labels.len() <= 2, "association_id and status at most");
-    let mut with_le = [("", ""); 3];
-    let n = labels.len().min(2);
-    with_le[..n].copy_from_slice(&labels[..n]);
+/// association on every rendering, so it allocates nothing.
+fn write_histogram(
+    f: &Family,
+    base: &[(&str, &str); 3],
+    status: Option<(&str, &str)>,
+    h: &Histogram,
+    out: &mut Vec<u8>,
+) {
+    let mut extra = [("", ""); 2];
+    let n = usize::from(status.is_some());
+    if let Some(status) = status {
+        extra[0] = status;
+    }
     let mut cumulative = 0;
     for (le, count) in DURATION_BUCKET_LABELS.iter().zip(h.buckets) {
         cumulative += count;
-        with_le[n] = ("le", le);
-        sample_suffixed(out, f.name, "_bucket", &with_le[..=n], cumulative);
+        extra[n] = ("le", le);
+        series_suffixed(out, f.name, "_bucket", base, &extra[..=n], cumulative);
     }
-    with_le[n] = ("le", "+Inf");
-    sample_suffixed(out, f.name, "_bucket", &with_le[..=n], h.count);
-    sample_suffixed(out, f.name, "_sum", &labels[..n], h.sum);
-    sample_suffixed(out, f.name, "_count", &labels[..n], h.count);
+    extra[n] = ("le", "+Inf");
+    series_suffixed(out, f.name, "_bucket", base, &extra[..=n], h.count);
+    series_suffixed(out, f.name, "_sum", base, &extra[..n], h.sum);
+    series_suffixed(out, f.name, "_count", base, &extra[..n], h.count);
 }
 
-/// Appends `name` + `suffix` `{labels} value\n` (a histogram's `_bucket`, `_sum`, `_count`).
-fn sample_suffixed(
+/// Appends `name` + `suffix` `{base,extra} value\n` (a histogram's `_bucket`, `_sum`, `_count`).
+fn series_suffixed(
     out: &mut Vec<u8>,
     name: &str,
     suffix: &str,
-    labels: &[(&str, &str)],
+    base: &[(&str, &str)],
+    extra: &[(&str, &str)],
     value: impl std::fmt::Display,
 ) {
     out.extend_from_slice(name.as_bytes());
-    sample(out, suffix, labels, value);
+    series(out, suffix, base, extra, value);
 }
 
 /// The duration bucket bounds as `le` label values.
@@ -471,10 +494,13 @@ pub fn render_body<W: std::io::Write>(
 /// in turn through a small buffer, so memory stays near the size of that copy rather than of
 /// the rendered body.
 pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<()> {
-    let snapshot: Vec<(String, Exposed)> = store
+    let snapshot: Vec<(Arc<Entry>, Exposed)> = store
         .entries()
-        .iter()
-        .map(|entry| (entry.id.clone(), entry.published()))
+        .into_iter()
+        .map(|entry| {
+            let published = entry.published();
+            (entry, published)
+        })
         .collect();
     let config = store.metrics_config();
     let aggregates = Aggregates {
@@ -496,13 +522,13 @@ pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<
             continue;
         }
         let mut header_written = false;
-        for (id, e) in &snapshot {
+        for (entry, e) in &snapshot {
             if !family.shown.allows(e) {
                 continue;
             }
             let start = buf.len();
             let sample = Sample {
-                id,
+                entry,
                 e,
                 config: &config,
             };
@@ -526,10 +552,21 @@ pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<
 
 /// Appends `name{labels} value\n`.
 fn sample(out: &mut Vec<u8>, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    series(out, name, &[], labels, value);
+}
+
+/// Appends `name{base,extra} value\n`.
+fn series(
+    out: &mut Vec<u8>,
+    name: &str,
+    base: &[(&str, &str)],
+    extra: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
     out.extend_from_slice(name.as_bytes());
-    if !labels.is_empty() {
+    if !base.is_empty() || !extra.is_empty() {
         out.push(b'{');
-        for (i, (key, val)) in labels.iter().enumerate() {
+        for (i, (key, val)) in base.iter().chain(extra).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -619,7 +656,11 @@ mod tests {
                 ..Exposed::default()
             };
             let tracker = Tracker::new(3_600_000, 600_000);
-            store.insert(id, Live { tracker, exposed });
+            let scope = crate::model::ScopeKey {
+                account_id: "123456789012".into(),
+                region: "us-east-1".into(),
+            };
+            store.insert(id, &scope, Live { tracker, exposed });
         }
         store.totals().poll_failed("ThrottlingException");
         store.totals().poll_failed("ThrottlingException");
@@ -647,10 +688,10 @@ mod tests {
         store.set_metrics_config(MetricsConfig::RICHEST);
         let text = render_text(&store);
         assert!(text.contains(
-            "ssm_association_exporter_poll_errors_total{association_id=\"a\",code=\"ThrottlingException\"} 7\n"
+            "ssm_association_exporter_poll_errors_total{association_id=\"a\",account_id=\"123456789012\",region=\"us-east-1\",code=\"ThrottlingException\"} 7\n"
         ));
         assert!(text.contains(
-            "ssm_association_exporter_pending_abandoned_total{association_id=\"b\"} 4\n"
+            "ssm_association_exporter_pending_abandoned_total{association_id=\"b\",account_id=\"123456789012\",region=\"us-east-1\"} 4\n"
         ));
         assert!(
             !text.contains("association_id=\"c\""),

@@ -2,8 +2,10 @@
 //! association executions.
 //!
 //! [`run`] is the whole daemon: it takes a validated [`config::Config`], an already-bound
-//! listener and a shutdown future, polls `DescribeAssociationExecutions` for every configured
-//! association in the background and serves the results from memory on `/metrics`.
+//! listener and a shutdown future; in the background it lists the associations of every
+//! configured account and region (`ListAssociations`), selects those to watch, polls
+//! `DescribeAssociationExecutions` for those whose listing changed, and serves the results
+//! from memory on `/metrics`.
 //!
 //! # Layout
 //! Each module uses only modules listed below it (checked by `scripts/check-module-cycles`).
@@ -11,8 +13,12 @@
 //! - [`healthcheck`]: the `--healthcheck` client (the image has no shell or curl).
 //! - `lib.rs`: these docs and [`run`].
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload` and the landing page.
-//! - [`daemon`]: the running configuration: pollers, state-file writer, restore, reload.
-//! - [`scheduler`]: when to poll what: spreading, backoff, the SSM call observer.
+//! - [`daemon`]: the running configuration: one loop per account and region, state-file writer,
+//!   restore, reload.
+//! - [`scheduler`]: one account and region: its listing every interval, selection, polls,
+//!   backoff, and its SSM call observer (request metrics, credentials).
+//! - [`discovery`]: what to watch: static IDs and `discovery:` selectors against a listing.
+//! - [`feed`]: the change feed: whether a listed association needs a poll now, and why.
 //! - [`poller`]: one poll of one association: pages, tracker, numbers.
 //! - [`persist`]: the state file: its versioned on-disk format keyed by names, the save loop.
 //! - [`exposition`]: the `/metrics` text: every metric name, the per-association families.
@@ -20,8 +26,8 @@
 //! - [`readiness`]: ready or not: the current associations' first polls, credentials.
 //! - [`store`]: per-association numbers, live and published.
 //! - [`tracker`]: the counting rules: watermark, pending and counted executions; pure.
-//! - [`ssm`]: the bottom layer: the only module that touches `aws_sdk_ssm` or AWS error codes.
-//! - [`limit`]: the process-wide rate limit and concurrency cap.
+//! - [`ssm`]: the bottom layer: the only module that touches the AWS SDK or AWS error codes.
+//! - [`limit`]: the rate limit and concurrency cap of one account and region.
 //! - [`schedule`]: SSM schedule expressions (`rate(...)`, `cron(...)`) to the expected gap between runs.
 //! - [`model`]: the project's own types: statuses, executions, alarms, association info.
 //! - [`config`], [`web_config`]: the two configuration files, strict, defaults in one place.
@@ -36,6 +42,8 @@
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod discovery;
+pub mod feed;
 pub mod exposition;
 pub mod healthcheck;
 pub mod http;
@@ -152,8 +160,9 @@ pub async fn run(
     let server = tokio::spawn(http::serve(listener, state.clone(), stop_http.clone()));
     tracing::info!(
         associations = daemon.config().associations.len(),
+        selectors = daemon.config().discovery.len(),
         poll_interval = %config::format_duration(daemon.config().poll_interval),
-        region = %daemon.region(),
+        scopes = %daemon.scopes().join(","),
         "exporter started"
     );
 

@@ -17,7 +17,7 @@ pub struct Metrics {
     pub api_requests_total: IntCounterVec,
     pub api_request_duration_seconds: HistogramVec,
     pub rate_limit_wait_seconds_total: Counter,
-    pub credentials_valid: IntGauge,
+    pub credentials_valid: IntGaugeVec,
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success_timestamp_seconds: Gauge,
     pub state_load_errors_total: IntCounter,
@@ -29,7 +29,15 @@ pub struct Metrics {
     pub future_dated_executions_total: IntCounter,
     pub associations_awaiting_first_poll: IntGauge,
     pub aws_clock_offset_seconds: Gauge,
+    pub listing_success: IntGaugeVec,
+    pub associations_watched: IntGaugeVec,
+    pub polls_total: IntCounterVec,
+    pub static_associations_not_found: IntGauge,
+    pub discovery_selector_associations: IntGaugeVec,
 }
+
+/// The labels of the per-scope self-metrics.
+pub const SCOPE_LABELS: [&str; 2] = ["account_id", "region"];
 
 /// Buckets for how late executions became visible, seconds (size `late_visibility_window`
 /// from them).
@@ -44,9 +52,9 @@ impl Metrics {
             api_requests_total: IntCounterVec::new(
                 Opts::new(
                     names::API_REQUESTS_TOTAL,
-                    "SSM API request attempts, by operation and result code (ok, or the AWS error code).",
+                    "SSM (and STS GetCallerIdentity) request attempts, by account, region, operation and result code (ok, or the AWS error code).",
                 ),
-                &["operation", "code"],
+                &["account_id", "region", "operation", "code"],
             )?,
             api_request_duration_seconds: HistogramVec::new(
                 HistogramOpts::new(
@@ -60,9 +68,12 @@ impl Metrics {
                 names::RATE_LIMIT_WAIT_SECONDS_TOTAL,
                 "Time SSM requests spent waiting for the process-wide rate limit and concurrency cap, seconds.",
             )?,
-            credentials_valid: IntGauge::new(
-                names::CREDENTIALS_VALID,
-                "0 while SSM rejects the exporter's AWS credentials (expired, invalid, access denied), else 1.",
+            credentials_valid: IntGaugeVec::new(
+                Opts::new(
+                    names::CREDENTIALS_VALID,
+                    "0 while the credentials of the account in the region are rejected (expired, invalid, access denied, role not assumable), else 1.",
+                ),
+                &SCOPE_LABELS,
             )?,
             config_last_reload_successful: IntGauge::new(
                 names::CONFIG_LAST_RELOAD_SUCCESSFUL,
@@ -114,8 +125,40 @@ impl Metrics {
                 names::AWS_CLOCK_OFFSET_SECONDS,
                 "AWS's clock (the Date header of SSM responses) minus the host's, seconds; 0 within the header's one-second resolution.",
             )?,
+            listing_success: IntGaugeVec::new(
+                Opts::new(
+                    names::LISTING_SUCCESS,
+                    "1 if the last ListAssociations listing of the account in the region read every page, else 0.",
+                ),
+                &SCOPE_LABELS,
+            )?,
+            associations_watched: IntGaugeVec::new(
+                Opts::new(
+                    names::ASSOCIATIONS_WATCHED,
+                    "Associations watched in the account and region (selected by ID or discovery), after the last complete listing.",
+                ),
+                &SCOPE_LABELS,
+            )?,
+            polls_total: IntCounterVec::new(
+                Opts::new(
+                    names::POLLS_TOTAL,
+                    "Execution polls started, by why the change feed asked for one: first, changed, unexplained, pending, retry, sweep.",
+                ),
+                &["reason"],
+            )?,
+            static_associations_not_found: IntGauge::new(
+                names::STATIC_ASSOCIATIONS_NOT_FOUND,
+                "Association IDs of the associations: list that no complete listing of any configured account and region shows.",
+            )?,
+            discovery_selector_associations: IntGaugeVec::new(
+                Opts::new(
+                    names::DISCOVERY_SELECTOR_ASSOCIATIONS,
+                    "Associations each discovery selector matches (selector: its index in discovery:), over the accounts and regions listed so far.",
+                ),
+                &["selector"],
+            )?,
         };
-        let collectors: [Box<dyn Collector>; 15] = [
+        let collectors: [Box<dyn Collector>; 20] = [
             Box::new(metrics.api_requests_total.clone()),
             Box::new(metrics.api_request_duration_seconds.clone()),
             Box::new(metrics.rate_limit_wait_seconds_total.clone()),
@@ -131,6 +174,11 @@ impl Metrics {
             Box::new(metrics.future_dated_executions_total.clone()),
             Box::new(metrics.associations_awaiting_first_poll.clone()),
             Box::new(metrics.aws_clock_offset_seconds.clone()),
+            Box::new(metrics.listing_success.clone()),
+            Box::new(metrics.associations_watched.clone()),
+            Box::new(metrics.polls_total.clone()),
+            Box::new(metrics.static_associations_not_found.clone()),
+            Box::new(metrics.discovery_selector_associations.clone()),
         ];
         for collector in collectors {
             registry.register(collector)?;
@@ -139,7 +187,6 @@ impl Metrics {
             .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("SSM_EXPORTER_REVISION")])
             .set(1);
-        metrics.credentials_valid.set(1);
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

@@ -132,15 +132,110 @@ pub struct TriggeredAlarm {
     pub state: String,
 }
 
-/// What `DescribeAssociation` says about an association, for the info metric.
+/// What the listing says about an association, for the info metric.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssociationInfo {
     pub name: String,
     pub document_name: String,
     pub schedule_expression: String,
-    /// The region the association lives in (the client's), for console links.
+    /// The region the association lives in, for console links.
     #[serde(default)]
     pub region: String,
+    /// The account the association lives in.
+    #[serde(default)]
+    pub account_id: String,
+    /// The document version the association runs (`$DEFAULT`, `$LATEST` or a number).
+    #[serde(default)]
+    pub document_version: String,
+    /// Its targets in short: `key=value,value;key=value`, cut at [`TARGETS_SUMMARY_MAX`].
+    #[serde(default)]
+    pub targets: String,
+}
+
+/// The longest targets summary kept (a label value); longer ones end with `...`.
+pub const TARGETS_SUMMARY_MAX: usize = 200;
+
+/// `Targets` in short: `InstanceIds=i-1,i-2;tag:Env=prod`, at most [`TARGETS_SUMMARY_MAX`]
+/// bytes (cut on a character boundary, ending with `...`).
+pub fn summarize_targets<'a>(targets: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>) -> String {
+    let mut out = String::new();
+    for (i, (key, values)) in targets.into_iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(key);
+        out.push('=');
+        out.push_str(&values.join(","));
+    }
+    if out.len() > TARGETS_SUMMARY_MAX {
+        let mut cut = TARGETS_SUMMARY_MAX - 3;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    out
+}
+
+/// One account in one region: where an association lives.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ScopeKey {
+    pub account_id: String,
+    pub region: String,
+}
+
+impl fmt::Display for ScopeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.account_id, self.region)
+    }
+}
+
+/// One association as `ListAssociations` shows it: what discovery selects on, what the info
+/// metric shows, and what the change feed compares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedAssociation {
+    pub id: String,
+    /// `AssociationName`; associations created without one have none.
+    pub name: Option<String>,
+    /// The document (`Name`).
+    pub document_name: String,
+    pub document_version: Option<String>,
+    pub association_version: Option<String>,
+    pub schedule_expression: Option<String>,
+    /// [`summarize_targets`] of `Targets`.
+    pub targets: String,
+    /// `LastExecutionDate`, epoch milliseconds. Whether it moves when a run starts or when it
+    /// ends is not documented; the change feed is exact either way.
+    pub last_execution_ms: Option<i64>,
+    /// `Overview` (status, detailed status, counts) in a stable text form.
+    pub overview: String,
+}
+
+impl ListedAssociation {
+    /// What the change feed compares between two listings: a change means something ran,
+    /// ended or was edited.
+    pub fn signature(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.last_execution_ms.map_or(String::new(), |ms| ms.to_string()),
+            self.association_version.as_deref().unwrap_or_default(),
+            self.overview
+        )
+    }
+
+    /// The info metric's labels, in `scope`.
+    pub fn info(&self, scope: &ScopeKey) -> AssociationInfo {
+        AssociationInfo {
+            name: self.name.clone().unwrap_or_default(),
+            document_name: self.document_name.clone(),
+            schedule_expression: self.schedule_expression.clone().unwrap_or_default(),
+            region: scope.region.clone(),
+            account_id: scope.account_id.clone(),
+            document_version: self.document_version.clone().unwrap_or_default(),
+            targets: self.targets.clone(),
+        }
+    }
 }
 
 /// Parses `ResourceCountByStatus` (`{Failed=2,Success=3}`) leniently: malformed parts are
@@ -210,6 +305,18 @@ mod tests {
                 ("Skipped", 3)
             ]
         );
+    }
+
+    #[test]
+    fn targets_are_summarized_and_cut_on_a_character_boundary() {
+        assert_eq!(
+            summarize_targets([("InstanceIds", vec!["i-1", "i-2"]), ("tag:Env", vec!["prod"])]),
+            "InstanceIds=i-1,i-2;tag:Env=prod"
+        );
+        let long = "é".repeat(300);
+        let summary = summarize_targets([("tag:x", vec![long.as_str()])]);
+        assert!(summary.len() <= TARGETS_SUMMARY_MAX, "{}", summary.len());
+        assert!(summary.ends_with("..."));
     }
 
     #[test]

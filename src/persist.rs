@@ -140,6 +140,9 @@ struct Numbers {
     polled: bool,
     #[serde(default = "yes")]
     complete: bool,
+    /// The change feed's view of the association at its last successful poll.
+    signature: Option<String>,
+    seen_ms: Option<i64>,
 }
 
 fn yes() -> bool {
@@ -293,6 +296,8 @@ fn to_disk(live: &Live) -> Association {
             info: e.info.clone(),
             polled: e.polled,
             complete: e.complete,
+            signature: e.signature.clone(),
+            seen_ms: e.seen_ms,
         },
     }
 }
@@ -349,10 +354,12 @@ fn from_disk(a: Association) -> Restored {
             poll_delay_seconds: n.poll_delay_seconds,
             pending_abandoned: n.pending_abandoned,
             info: n.info,
-            // Computed again from the schedule when DescribeAssociation is next asked.
+            // Computed again from the schedule at the next listing.
             schedule_interval_seconds: None,
             polled: n.polled,
             complete: n.complete,
+            signature: n.signature,
+            seen_ms: n.seen_ms,
         },
     }
 }
@@ -513,6 +520,8 @@ fn migrate_v1(live: v1::Live) -> Restored {
             // Version 1 showed every series from the start.
             polled: true,
             complete: true,
+            signature: None,
+            seen_ms: None,
         },
     })
 }

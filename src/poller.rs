@@ -1,34 +1,25 @@
 //! One poll of one association: page through its executions, feed the tracker, count.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::model::Execution;
-use crate::schedule;
 use crate::ssm::{ApiError, ErrorKind, Ssm};
 use crate::store::{Entry, Live, Store};
 use crate::sync::lock;
 use crate::tracker::{Observation, Paging};
 
-/// `DescribeAssociation` is asked again at most this often.
-pub const INFO_REFRESH: Duration = Duration::from_secs(3600);
-
 /// The polling side of one association; its state lives in the store's [`Entry`].
 pub struct Poller {
     entry: Arc<Entry>,
-    info_due: Option<Instant>,
 }
 
 impl Poller {
     pub fn new(entry: Arc<Entry>) -> Poller {
-        Poller {
-            entry,
-            info_due: None,
-        }
+        Poller { entry }
     }
 
     pub fn entry(&self) -> &Entry {
@@ -39,23 +30,60 @@ impl Poller {
         &self.entry.id
     }
 
-    /// Refreshes the association's info when due, then pages through the executions of the
-    /// tracker's run and re-checks stuck ones. `due` is when the poll should have started (for
-    /// the delay metric). Without a state file (`publish`), the numbers are published at the end.
+    /// Pages through the executions of the tracker's run and re-checks stuck ones. `due` is
+    /// when the poll should have started (for the delay metric); `signature` is what the
+    /// listing showed of the association when the poll was decided, kept once the poll has
+    /// succeeded. Without a state file (`publish`), the numbers are published at the end.
     pub async fn poll(
         &mut self,
         ssm: &Ssm,
         store: &Store,
         metrics: &Metrics,
         due: Instant,
+        signature: Option<String>,
         publish: bool,
     ) -> Result<(), ApiError> {
         let result = self.poll_inner(ssm, metrics, due).await;
+        if result.is_ok() {
+            lock(&self.entry.live).exposed.signature = signature;
+        }
         store.mark_dirty();
         if publish {
             self.entry.publish();
         }
         result
+    }
+
+    /// Records a first poll that needs no call: the listing shows that the association has
+    /// not run since the look-back start (`LastExecutionDate` before it, or none), so no final
+    /// execution can be in the window. The look-back start is fixed now, so an execution that
+    /// was already running is counted when it ends, as any later one.
+    pub fn empty_first_poll(
+        &mut self,
+        now_ms: i64,
+        signature: String,
+        last_execution_ms: Option<i64>,
+        store: &Store,
+        publish: bool,
+    ) {
+        {
+            let mut live = lock(&self.entry.live);
+            let start = live.tracker.begin_poll(now_ms);
+            debug_assert!(start.token.is_none());
+            let _ = live.tracker.next_page(None);
+            live.exposed.watermark_ms = live.tracker.watermark_ms().unwrap_or_default();
+            live.exposed.polled = true;
+            live.exposed.complete = true;
+            live.exposed.poll_success = true;
+            live.exposed.last_poll_success_ms = Some(crate::clock::now_ms());
+            live.exposed.signature = Some(signature);
+            // That run is explained: it is before the look-back.
+            live.exposed.seen_ms = live.exposed.seen_ms.max(last_execution_ms);
+        }
+        store.mark_dirty();
+        if publish {
+            self.entry.publish();
+        }
     }
 
     async fn poll_inner(
@@ -66,26 +94,7 @@ impl Poller {
     ) -> Result<(), ApiError> {
         let id = self.entry.id.clone();
         let mut first_sent = None;
-        if self.info_due.is_none_or(|d| Instant::now() >= d) {
-            self.info_due = Some(Instant::now() + INFO_REFRESH);
-            match ssm.describe_association(&id, &mut first_sent).await {
-                Ok(info) => {
-                    let interval = schedule::expected_interval(
-                        &info.schedule_expression,
-                        ssm.clock().now_ms(),
-                    );
-                    let mut live = lock(&self.entry.live);
-                    live.exposed.schedule_interval_seconds = interval.map(|d| d.as_secs_f64());
-                    live.exposed.info = Some(info);
-                }
-                Err(error) => tracing::warn!(
-                    association_id = %id, code = %error.code, %error,
-                    "DescribeAssociation failed; execution polling goes on without the info metric"
-                ),
-            }
-        }
-
-        // "Now" by AWS's clock (the DescribeAssociation above, or an earlier poll, told it).
+        // "Now" by AWS's clock (the listing, or an earlier poll, told it).
         let now = ssm.clock().now_ms();
         let start = {
             let mut live = lock(&self.entry.live);
@@ -224,6 +233,14 @@ fn record(
     observation: Observation,
     metrics: &Metrics,
 ) {
+    let reached = execution
+        .ended_ms
+        .unwrap_or(execution.created_ms)
+        .max(execution.created_ms);
+    // What the listing's LastExecutionDate can be explained by (a bogus future date is not).
+    if !matches!(observation, Observation::Counted { future: true, .. }) {
+        live.exposed.seen_ms = live.exposed.seen_ms.max(Some(reached));
+    }
     let late_ms = match observation {
         Observation::Counted {
             status,

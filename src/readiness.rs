@@ -1,14 +1,16 @@
-//! Whether the exporter is ready: the current associations' first polls, credentials, shutdown.
+//! Whether the exporter is ready: every scope's first listing, the selected associations' first
+//! polls, credentials, shutdown.
 //!
-//! Ready once every association of the current configuration has been polled once
-//! (successfully or not), or once [`FIRST_ROUND_GRACE`] has passed since start, whichever comes
-//! first, until shutdown begins. The set follows reloads: an association removed before its
-//! first poll is no longer waited for, one added is. Throttling, server errors and deleted
-//! associations never make the exporter unready (they are in its metrics, and an exporter that
-//! cannot reach AWS must stay scrapable). Rejected credentials do, while they last: that is a
-//! deployment fault (an expired role, a missing IRSA annotation) that a rollout should stop on.
+//! Ready once every configured account and region (scope) has ended its first listing (or
+//! failed it) and every association it selected has been polled once (successfully or not, or
+//! found to need no poll), or once [`FIRST_ROUND_GRACE`] has passed since start, whichever
+//! comes first, until shutdown begins. The set follows reloads. Throttling, server errors, a
+//! failing account or region and deleted associations never make the exporter unready (they are
+//! in its metrics, and an exporter that cannot reach one account must keep serving the others).
+//! Rejected credentials in *every* scope do, while they last: that is a deployment fault (an
+//! expired role, a missing IRSA annotation) that a rollout should stop on.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,17 +26,19 @@ pub const FIRST_ROUND_GRACE: Duration = Duration::from_secs(60);
 
 pub struct Readiness {
     started: Instant,
+    /// Scopes whose first listing has not ended.
+    scopes: Mutex<HashSet<String>>,
+    /// Associations whose first poll has not ended.
     awaiting: Mutex<HashSet<String>>,
     first_round_logged: AtomicBool,
     stopping: AtomicBool,
-    credentials: Mutex<Credentials>,
-    credentials_failing: AtomicBool,
+    /// Per scope: the code its credentials were last rejected with (`None`: working), and
+    /// which codes were logged.
+    credentials: Mutex<BTreeMap<String, Credentials>>,
 }
 
 #[derive(Default)]
 struct Credentials {
-    /// The current rejection, and the distinct error codes already logged since the last
-    /// success (each is logged once).
     failing: Option<String>,
     logged: Vec<String>,
 }
@@ -49,90 +53,133 @@ impl Readiness {
     pub fn new() -> Readiness {
         Readiness {
             started: Instant::now(),
+            scopes: Mutex::new(HashSet::new()),
             awaiting: Mutex::new(HashSet::new()),
             first_round_logged: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
-            credentials: Mutex::new(Credentials::default()),
-            credentials_failing: AtomicBool::new(false),
+            credentials: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Makes `ids` the current set: those not polled yet are waited for, others not.
-    /// `polled` says whether an association has had its first poll.
-    pub fn follow(&self, ids: &[String], polled: impl Fn(&str) -> bool) {
-        let mut awaiting = lock(&self.awaiting);
-        awaiting.clear();
-        awaiting.extend(ids.iter().filter(|id| !polled(id)).cloned());
+    /// Starts following a (new) configuration of `scopes`: each must end a first listing; the
+    /// associations of the previous one are no longer waited for.
+    pub fn expect_scopes(&self, scopes: &[String]) {
+        *lock(&self.scopes) = scopes.iter().cloned().collect();
+        lock(&self.awaiting).clear();
+        let mut credentials = lock(&self.credentials);
+        credentials.retain(|scope, _| scopes.contains(scope));
+        for scope in scopes {
+            credentials.entry(scope.clone()).or_default();
+        }
     }
 
-    /// Records the end of an association's first poll (successful or not).
+    /// `scope`'s first listing ended: wait for the first polls of `ids` (those that need one).
+    pub fn scope_listed(&self, scope: &str, ids: impl IntoIterator<Item = String>) {
+        if lock(&self.scopes).remove(scope) {
+            lock(&self.awaiting).extend(ids);
+            self.log_if_done();
+        }
+    }
+
+    /// `scope`'s first listing failed: it is not waited for (its metrics tell).
+    pub fn scope_failed(&self, scope: &str) {
+        if lock(&self.scopes).remove(scope) {
+            self.log_if_done();
+        }
+    }
+
     pub fn first_poll_done(&self, id: &str) {
-        let mut awaiting = lock(&self.awaiting);
-        if awaiting.remove(id)
-            && awaiting.is_empty()
+        if lock(&self.awaiting).remove(id) {
+            self.log_if_done();
+        }
+    }
+
+    fn log_if_done(&self) {
+        if lock(&self.scopes).is_empty()
+            && lock(&self.awaiting).is_empty()
             && !self.first_round_logged.swap(true, Ordering::SeqCst)
         {
-            tracing::info!("first round of polls done; ready");
+            tracing::info!("first round of listings and polls done; ready");
         }
     }
 
-    /// Associations of the current set whose first poll has not ended yet.
+    /// Associations whose first poll has not ended.
     pub fn awaiting_first_poll(&self) -> usize {
         lock(&self.awaiting).len()
     }
 
-    /// Marks the start of shutdown.
+    /// Shutdown has begun: not ready from now on.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
-    /// Records that SSM rejected the credentials; logs each distinct error once.
-    pub fn credentials_rejected(&self, code: &str, message: &str) {
-        self.credentials_failing.store(true, Ordering::SeqCst);
-        let mut credentials = lock(&self.credentials);
+    /// The credentials of `scope` were rejected with `code`. Logged once per scope and code
+    /// while failing.
+    pub fn credentials_rejected(&self, scope: &str, code: &str, message: &str) {
+        let mut all = lock(&self.credentials);
+        let credentials = all.entry(scope.to_string()).or_default();
         credentials.failing = Some(code.to_string());
         if !credentials.logged.iter().any(|c| c == code) {
             credentials.logged.push(code.to_string());
             tracing::error!(
+                scope,
                 code,
                 error = message,
-                "SSM rejects the AWS credentials; not ready until they work"
+                "AWS rejects the credentials of this account and region; its associations are not polled until they work"
             );
         }
     }
 
-    /// Records a successful SSM call: credentials work (again).
-    pub fn credentials_accepted(&self) {
-        if !self.credentials_failing.swap(false, Ordering::SeqCst) {
+    /// A call of `scope` succeeded: its credentials work.
+    pub fn credentials_accepted(&self, scope: &str) {
+        let mut all = lock(&self.credentials);
+        let Some(credentials) = all.get_mut(scope) else {
             return;
+        };
+        if credentials.failing.take().is_some() {
+            credentials.logged.clear();
+            tracing::info!(scope, "AWS credentials work again");
         }
-        let mut credentials = lock(&self.credentials);
-        credentials.failing = None;
-        credentials.logged.clear();
-        tracing::info!("AWS credentials work again");
     }
 
-    pub fn credentials_failing(&self) -> bool {
-        self.credentials_failing.load(Ordering::SeqCst)
+    /// Whether `scope`'s credentials are currently rejected.
+    pub fn credentials_failing(&self, scope: &str) -> bool {
+        lock(&self.credentials)
+            .get(scope)
+            .is_some_and(|c| c.failing.is_some())
     }
 
-    /// `Ok` when ready, else the reason.
+    /// `Ok` when ready, else why not.
     pub fn check(&self) -> Result<(), String> {
         if self.stopping.load(Ordering::SeqCst) {
             return Err("shutting down".to_string());
         }
-        if self.credentials_failing() {
-            let code = lock(&self.credentials).failing.clone();
-            return Err(format!(
-                "SSM rejects the AWS credentials ({})",
-                code.unwrap_or_default()
-            ));
+        {
+            let credentials = lock(&self.credentials);
+            if !credentials.is_empty() && credentials.values().all(|c| c.failing.is_some()) {
+                let codes: Vec<String> = credentials
+                    .iter()
+                    .map(|(scope, c)| format!("{scope}: {}", c.failing.as_deref().unwrap_or("")))
+                    .collect();
+                return Err(format!(
+                    "AWS rejects the credentials of every account and region ({})",
+                    codes.join(", ")
+                ));
+            }
         }
-        let awaiting = self.awaiting_first_poll();
-        if awaiting > 0 && self.started.elapsed() < FIRST_ROUND_GRACE {
-            return Err(format!(
-                "starting: {awaiting} associations await their first poll"
-            ));
+        if self.started.elapsed() < FIRST_ROUND_GRACE {
+            let scopes = lock(&self.scopes).len();
+            if scopes > 0 {
+                return Err(format!(
+                    "starting: {scopes} accounts/regions await their first listing"
+                ));
+            }
+            let awaiting = self.awaiting_first_poll();
+            if awaiting > 0 {
+                return Err(format!(
+                    "starting: {awaiting} associations await their first poll"
+                ));
+            }
         }
         Ok(())
     }
@@ -147,37 +194,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn ready_after_every_first_poll() {
+    async fn ready_after_every_listing_and_first_poll() {
         let r = Readiness::new();
-        r.follow(&ids(2), |_| false);
+        r.expect_scopes(&["s1".into(), "s2".into()]);
         assert!(r.check().is_err());
+        r.scope_listed("s1", ids(2));
+        assert!(r.check().is_err());
+        r.scope_failed("s2");
+        assert!(r.check().is_err(), "a0 and a1 still await");
         r.first_poll_done("a0");
-        assert!(r.check().is_err());
         r.first_poll_done("a1");
         assert_eq!(r.check(), Ok(()));
     }
 
-    /// A reload that removes an association before its first poll must not leave the
-    /// exporter waiting for it forever; one that adds associations waits for them.
+    /// A reload does not keep waiting for what the old configuration selected.
     #[tokio::test(start_paused = true)]
-    async fn readiness_follows_the_current_set() {
+    async fn readiness_follows_the_current_configuration() {
         let r = Readiness::new();
-        r.follow(&ids(3), |_| false);
-        r.first_poll_done("a0");
-        r.follow(&["a0".to_string(), "a1".to_string()], |id| id == "a0");
-        r.first_poll_done("a1");
-        assert_eq!(r.check(), Ok(()), "a2 was removed: not waited for");
-        r.follow(&["a0".into(), "a1".into(), "new".into()], |id| id != "new");
-        assert!(r.check().is_err());
-        r.first_poll_done("new");
-        assert_eq!(r.check(), Ok(()));
+        r.expect_scopes(&["s1".into()]);
+        r.scope_listed("s1", ids(3));
+        r.expect_scopes(&["s1".into()]);
+        r.scope_listed("s1", Vec::new());
+        assert_eq!(r.check(), Ok(()), "the old set is not waited for");
     }
 
     /// A huge first round does not hold readiness past the grace period.
     #[tokio::test(start_paused = true)]
     async fn ready_after_the_grace_period_whatever_the_first_round() {
         let r = Readiness::new();
-        r.follow(&ids(10_000), |_| false);
+        r.expect_scopes(&["s1".into()]);
+        r.scope_listed("s1", ids(10_000));
         tokio::time::sleep(FIRST_ROUND_GRACE - Duration::from_millis(1)).await;
         assert!(r.check().is_err());
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -185,14 +231,21 @@ mod tests {
         assert_eq!(r.awaiting_first_poll(), 10_000);
     }
 
+    /// One account's rejected credentials leave the exporter ready for the others; every
+    /// account's make it unready.
     #[tokio::test(start_paused = true)]
-    async fn rejected_credentials_and_shutdown_make_it_unready() {
+    async fn rejected_credentials_everywhere_and_shutdown_make_it_unready() {
         let r = Readiness::new();
-        r.follow(&[], |_| false);
+        r.expect_scopes(&["s1".into(), "s2".into()]);
+        r.scope_listed("s1", Vec::new());
+        r.scope_listed("s2", Vec::new());
         assert_eq!(r.check(), Ok(()));
-        r.credentials_rejected("ExpiredToken", "expired");
-        assert!(r.check().unwrap_err().contains("ExpiredToken"));
-        r.credentials_accepted();
+        r.credentials_rejected("s1", "ExpiredToken", "expired");
+        assert_eq!(r.check(), Ok(()), "s2 still works");
+        r.credentials_rejected("s2", "AccessDenied", "denied");
+        let error = r.check().unwrap_err();
+        assert!(error.contains("ExpiredToken") && error.contains("AccessDenied"), "{error}");
+        r.credentials_accepted("s1");
         assert_eq!(r.check(), Ok(()));
         r.stop();
         assert_eq!(r.check(), Err("shutting down".to_string()));

@@ -1,31 +1,59 @@
-//! When to poll what: one timer loop per association spread over the interval, backoff after
-//! failures, first-poll readiness, and the SSM call observer (request metrics, credentials).
+//! The work of one account in one region (a scope): one loop that lists its associations every
+//! interval, selects what to watch ([`crate::discovery`]), decides which to poll
+//! ([`crate::feed`]) and polls them, within the scope's own request budget; and the SSM call
+//! observer of the scope (request metrics, credentials health).
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::AwsClock;
+use crate::clock::{now_ms, AwsClock};
+use crate::config::ScopeConfig;
+use crate::discovery::Selection;
+use crate::feed::{self, Decision, Known, Rules};
 use crate::metrics::Metrics;
+use crate::model::{ListedAssociation, ScopeKey};
 use crate::poller::Poller;
 use crate::readiness::Readiness;
-use crate::ssm::{Attempt, CallObserver, ErrorKind, Ssm};
-use crate::store::{Entry, Store};
+use crate::schedule;
+use crate::ssm::{ApiError, Attempt, CallObserver, ErrorKind, Ssm};
+use crate::store::{Entry, Exposed, Live, Store};
+use crate::sync::lock;
+use crate::tracker::Tracker;
 
-/// Turns every SSM request attempt into the exporter's request metrics, credential health and
-/// the AWS clock offset.
-pub struct ApiHealth {
+/// Turns every request attempt of one scope into the exporter's request metrics, the scope's
+/// credential health and the AWS clock offset.
+pub struct ScopeHealth {
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
     pub clock: Arc<AwsClock>,
+    /// The scope's name in logs and readiness (`own credentials/us-east-1`, a role ARN/region).
+    pub name: String,
+    /// The account and region labels, once the account is known.
+    pub key: OnceLock<ScopeKey>,
+    /// The region label (known from the start).
+    pub region: String,
 }
 
-impl CallObserver for ApiHealth {
+impl ScopeHealth {
+    /// The `account_id` and `region` label values (`unknown` until the account is known).
+    fn labels(&self) -> [&str; 2] {
+        match self.key.get() {
+            Some(key) => [key.account_id.as_str(), key.region.as_str()],
+            None => ["unknown", self.region.as_str()],
+        }
+    }
+}
+
+impl CallObserver for ScopeHealth {
     fn attempt(&self, attempt: &Attempt<'_>) {
         let m = &self.metrics;
+        let [account, region] = self.labels();
         m.aws_clock_offset_seconds
             .set(self.clock.offset_ms() as f64 / 1000.0);
         m.rate_limit_wait_seconds_total
@@ -36,48 +64,142 @@ impl CallObserver for ApiHealth {
         match attempt.result {
             Ok(()) => {
                 m.api_requests_total
-                    .with_label_values(&[attempt.operation, "ok"])
+                    .with_label_values(&[account, region, attempt.operation, "ok"])
                     .inc();
-                if self.readiness.credentials_failing() {
-                    self.readiness.credentials_accepted();
-                    m.credentials_valid.set(1);
+                if self.readiness.credentials_failing(&self.name) {
+                    self.readiness.credentials_accepted(&self.name);
                 }
+                m.credentials_valid.with_label_values(&[account, region]).set(1);
             }
             Err(error) => {
                 m.api_requests_total
-                    .with_label_values(&[attempt.operation, &error.code])
+                    .with_label_values(&[account, region, attempt.operation, &error.code])
                     .inc();
                 if error.kind == ErrorKind::Credentials {
                     self.readiness
-                        .credentials_rejected(&error.code, &error.message);
-                    m.credentials_valid.set(0);
+                        .credentials_rejected(&self.name, &error.code, &error.message);
+                    m.credentials_valid.with_label_values(&[account, region]).set(0);
                 }
             }
         }
     }
 }
 
-/// What every association loop of one configuration shares.
+/// What every scope of one configuration shares.
 pub struct Shared {
-    pub ssm: Ssm,
     pub store: Arc<Store>,
     pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,
     pub poll_interval: Duration,
     /// Publish numbers at the end of each poll (no state file) rather than after each save.
     pub publish_each_poll: bool,
+    pub selection: Selection,
+    pub rules: Rules,
+    /// How long tags are cached.
+    pub discovery_interval: Duration,
+    /// For a new association's tracker.
+    pub initial_lookback_ms: i64,
+    pub late_window_ms: i64,
+    /// Association ID -> the scope that watches it: an association listed by two scopes (the
+    /// same account configured twice) is watched once.
+    pub claims: Mutex<HashMap<String, String>>,
+    /// What each scope's last complete listing found, for the discovery gauges.
+    pub report: Mutex<Report>,
+    /// How many scopes the configuration has.
+    pub scope_count: usize,
 }
 
-/// Starts the polling loop of one association; it ends when `stop` fires.
-pub fn spawn_poller(
-    entry: Arc<Entry>,
+/// Per scope: the static IDs it lists and how many associations each selector matched.
+#[derive(Default)]
+pub struct Report {
+    scopes: HashMap<String, (HashSet<String>, Vec<usize>)>,
+    warned_selectors: HashSet<usize>,
+    warned_ids: HashSet<String>,
+}
+
+impl Shared {
+    /// A fresh state: the first poll reaches back `initial_lookback` from AWS's "now" then.
+    fn fresh(&self) -> Live {
+        Live {
+            tracker: Tracker::new(self.initial_lookback_ms, self.late_window_ms),
+            exposed: Exposed::default(),
+        }
+    }
+
+    /// Records what `scope`'s complete listing found and updates the discovery gauges; warns
+    /// (once) of a selector that matches nothing and of static IDs found nowhere, once every
+    /// scope has listed.
+    fn report(&self, scope: &str, static_found: HashSet<String>, counts: Vec<usize>) {
+        let mut report = lock(&self.report);
+        report.scopes.insert(scope.to_string(), (static_found, counts));
+        let selectors = self.selection.selectors();
+        let mut totals = vec![0usize; selectors.len()];
+        let mut found: HashSet<&String> = HashSet::new();
+        for (ids, counts) in report.scopes.values() {
+            found.extend(ids);
+            for (total, n) in totals.iter_mut().zip(counts) {
+                *total += n;
+            }
+        }
+        let missing: Vec<String> = self
+            .selection
+            .static_ids()
+            .iter()
+            .filter(|id| !found.contains(id))
+            .cloned()
+            .collect();
+        self.metrics
+            .static_associations_not_found
+            .set(missing.len() as i64);
+        for (i, total) in totals.iter().enumerate() {
+            self.metrics
+                .discovery_selector_associations
+                .with_label_values(&[&i.to_string()])
+                .set(*total as i64);
+        }
+        if report.scopes.len() < self.scope_count {
+            return;
+        }
+        for (i, total) in totals.iter().enumerate() {
+            if *total == 0 && report.warned_selectors.insert(i) {
+                tracing::warn!(
+                    selector = i,
+                    conditions = %selectors[i].describe(),
+                    "discovery selector matches no association in any configured account and region"
+                );
+            } else if *total > 0 {
+                report.warned_selectors.remove(&i);
+            }
+        }
+        for id in &missing {
+            if report.warned_ids.insert(id.clone()) {
+                tracing::warn!(
+                    association_id = %id,
+                    "association not found in any configured account and region (deleted, or in an account or region not configured)"
+                );
+            }
+        }
+        report.warned_ids.retain(|id| missing.contains(id));
+    }
+}
+
+/// One scope: its settings, client and health.
+pub struct Scope {
+    pub config: ScopeConfig,
+    pub ssm: Ssm,
+    pub health: Arc<ScopeHealth>,
+}
+
+/// Starts the loop of one scope; it ends (its polls stopped) when `stop` fires.
+pub fn spawn_scope(
+    scope: Scope,
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(association_loop(Poller::new(entry), shared, stop))
+    tokio::spawn(scope_loop(scope, shared, stop))
 }
 
-/// After this many consecutive failed polls the wait stops growing: interval × 2^4.
+/// After this many consecutive failures the wait stops growing: interval × 2^4.
 const MAX_BACKOFF_EXPONENT: u32 = 4;
 
 /// When one association's polls are due: once at start, then every interval at a random phase
@@ -132,58 +254,448 @@ impl Schedule {
     }
 }
 
-/// Polls one association on its [`Schedule`] until `stop` fires.
-async fn association_loop(mut poller: Poller, shared: Arc<Shared>, stop: CancellationToken) {
+/// What the scope loop keeps of one watched association between listings.
+#[derive(Default)]
+struct Watch {
+    failures: u32,
+    /// No poll before this (after failed polls).
+    next_try: Option<Instant>,
+    /// The code of the last failure, to log each new one once.
+    last_error: Option<String>,
+}
+
+/// Pages of one listing at most (50 associations each: 500,000 associations).
+const MAX_LISTING_PAGES: usize = 10_000;
+
+/// The account and region of a scope: a role's account is in its ARN; the exporter's own comes
+/// from STS `GetCallerIdentity`.
+async fn resolve_key(scope: &Scope) -> Result<ScopeKey, ApiError> {
+    let region = scope.health.region.clone();
+    let account_id = match &scope.config.role_arn {
+        Some(role) => role.account_id.clone(),
+        None => scope.ssm.caller_account().await?,
+    };
+    Ok(ScopeKey { account_id, region })
+}
+
+/// Every association of the scope, page by page. Only a complete listing is returned: a
+/// partial one could not tell a removed association from one on a page not read.
+async fn list_all(ssm: &Ssm) -> Result<Vec<ListedAssociation>, ApiError> {
+    let mut all = Vec::new();
+    let mut token = None;
+    let mut tokens = HashSet::new();
+    for _ in 0..MAX_LISTING_PAGES {
+        let page = ssm.association_page(token.take()).await?;
+        if page.malformed > 0 {
+            tracing::warn!(
+                skipped = page.malformed,
+                "associations without AssociationId or Name skipped"
+            );
+        }
+        all.extend(page.associations);
+        match page.next_token {
+            None => return Ok(all),
+            Some(next) if !tokens.insert(next.clone()) => {
+                return Err(ApiError {
+                    kind: ErrorKind::Transient,
+                    code: crate::poller::REPEATED_TOKEN.to_string(),
+                    message: "ListAssociations sent a NextToken it had already sent; the listing is read again at the next interval".to_string(),
+                });
+            }
+            Some(next) => token = Some(next),
+        }
+    }
+    Err(ApiError {
+        kind: ErrorKind::Transient,
+        code: crate::poller::PAGE_LIMIT.to_string(),
+        message: format!("ListAssociations had more than {MAX_LISTING_PAGES} pages"),
+    })
+}
+
+/// How long after its `failures`-th consecutive failed poll an association is polled again, in
+/// listings after the next one: 0, 1, 3, 7, then 15 at most (a deleted association or a missing
+/// permission does not spend the budget of the others).
+fn retry_wait(interval: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(MAX_BACKOFF_EXPONENT);
+    interval * (factor - 1)
+}
+
+/// The loop of one scope: find its account, then list, select, decide and poll every interval
+/// until `stop` fires; then stop its polls and wait for them.
+async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) {
+    let name = scope.health.name.clone();
     let interval = shared.poll_interval;
-    let phase = interval.mul_f64(rand::rng().random_range(0.0..1.0));
-    let mut schedule = Schedule::new(interval, phase, Instant::now());
-    let mut last_error: Option<String> = None;
-    loop {
-        // Boxed: the poll future (SDK calls included) is large, and a sleeping task should
-        // not carry its space between polls (it matters at thousands of associations).
-        let due = schedule.due();
-        let poll = Box::pin(poller.poll(
-            &shared.ssm,
-            &shared.store,
-            &shared.metrics,
-            due,
-            shared.publish_each_poll,
-        ));
+    let mut attempt = 0u32;
+    let key = loop {
         let result = tokio::select! {
             _ = stop.cancelled() => return,
-            result = poll => result,
+            result = resolve_key(&scope) => result,
         };
-        match &result {
-            Ok(()) => {
-                if last_error.take().is_some() {
-                    tracing::info!(association_id = poller.id(), "poll recovered");
-                }
-            }
+        match result {
+            Ok(key) => break key,
             Err(error) => {
-                if last_error.as_deref() != Some(error.code.as_str()) {
-                    tracing::warn!(association_id = poller.id(), code = %error.code, %error, "poll failed");
-                } else {
-                    tracing::debug!(association_id = poller.id(), code = %error.code, %error, "poll failed again");
+                if attempt == 0 {
+                    tracing::error!(scope = %name, code = %error.code, %error, "cannot tell the account of these credentials (STS GetCallerIdentity); trying again");
+                    shared.readiness.scope_failed(&name);
                 }
-                last_error = Some(error.code.clone());
+                attempt += 1;
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(retry_wait(interval, attempt + 1)) => {}
+                }
             }
         }
-        if !poller.entry().polled() {
-            poller.entry().mark_polled();
-            shared.readiness.first_poll_done(poller.id());
+    };
+    let _ = scope.health.key.set(key.clone());
+    let labels = [key.account_id.as_str(), key.region.as_str()];
+    let metrics = &shared.metrics;
+    let _ = metrics
+        .credentials_valid
+        .remove_label_values(&["unknown", &key.region]);
+    if !shared.readiness.credentials_failing(&name) {
+        metrics.credentials_valid.with_label_values(&labels).set(1);
+    }
+
+    let phase = interval.mul_f64(rand::rng().random_range(0.0..1.0));
+    let mut schedule = Schedule::new(interval, phase, Instant::now());
+    let mut state = ScopeState {
+        key: key.clone(),
+        name: name.clone(),
+        watch: HashMap::new(),
+        in_flight: HashSet::new(),
+        tags: HashMap::new(),
+        polls: JoinSet::new(),
+        first_listing: true,
+        listing_error: None,
+    };
+    // Associations of this scope from before a reload: a listing that no longer selects them
+    // retires them.
+    for entry in shared.store.entries() {
+        if entry.scope == key {
+            state.watch.insert(entry.id.clone(), Watch::default());
+        }
+    }
+    'listings: loop {
+        let due = schedule.due();
+        let listing = tokio::select! {
+            _ = stop.cancelled() => break 'listings,
+            listing = list_all(&scope.ssm) => listing,
+        };
+        let ok = match listing {
+            Ok(listed) => {
+                tokio::select! {
+                    _ = stop.cancelled() => break 'listings,
+                    () = state.apply(&scope, &shared, listed, due) => {}
+                }
+                true
+            }
+            Err(error) => {
+                state.listing_failed(&shared, &error);
+                false
+            }
+        };
+        let next = schedule.after_poll(ok, Instant::now());
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break 'listings,
+                _ = tokio::time::sleep_until(next) => break,
+                Some(done) = state.polls.join_next(), if !state.polls.is_empty() => {
+                    if let Ok((id, result)) = done {
+                        state.poll_ended(&id, result, interval);
+                    }
+                }
+            }
+        }
+    }
+    state.polls.shutdown().await;
+}
+
+/// What one scope loop keeps between listings.
+struct ScopeState {
+    key: ScopeKey,
+    name: String,
+    watch: HashMap<String, Watch>,
+    in_flight: HashSet<String>,
+    /// Association ID -> when its tags were read, and the tags.
+    tags: HashMap<String, (Instant, Vec<(String, String)>)>,
+    polls: JoinSet<(String, Result<(), ApiError>)>,
+    first_listing: bool,
+    listing_error: Option<String>,
+}
+
+impl ScopeState {
+    fn labels(&self) -> [&str; 2] {
+        [self.key.account_id.as_str(), self.key.region.as_str()]
+    }
+
+    fn listing_failed(&mut self, shared: &Shared, error: &ApiError) {
+        shared
+            .metrics
+            .listing_success
+            .with_label_values(&self.labels())
+            .set(0);
+        if self.listing_error.as_deref() != Some(error.code.as_str()) {
+            tracing::warn!(scope = %self.name, code = %error.code, %error, "ListAssociations failed; its associations are not polled until a listing succeeds");
+        }
+        self.listing_error = Some(error.code.clone());
+        if std::mem::take(&mut self.first_listing) {
+            shared.readiness.scope_failed(&self.name);
+        }
+    }
+
+    /// The tags of `id`, from the cache while fresh; `None` when they cannot be read.
+    async fn tags_of(
+        &mut self,
+        ssm: &Ssm,
+        id: &str,
+        max_age: Duration,
+    ) -> Option<Vec<(String, String)>> {
+        if let Some((at, tags)) = self.tags.get(id) {
+            if at.elapsed() < max_age {
+                return Some(tags.clone());
+            }
+        }
+        match ssm.association_tags(id).await {
+            Ok(tags) => {
+                self.tags
+                    .insert(id.to_string(), (Instant::now(), tags.clone()));
+                Some(tags)
+            }
+            Err(error) => {
+                tracing::warn!(scope = %self.name, association_id = id, code = %error.code, %error, "ListTagsForResource failed; using the tags read before, if any");
+                self.tags.get(id).map(|(_, tags)| tags.clone())
+            }
+        }
+    }
+
+    /// Applies one complete listing: selects, starts the polls the change feed asks for,
+    /// retires what is no longer listed or selected.
+    async fn apply(
+        &mut self,
+        scope: &Scope,
+        shared: &Arc<Shared>,
+        listed: Vec<ListedAssociation>,
+        due: Instant,
+    ) {
+        if self.listing_error.take().is_some() {
+            tracing::info!(scope = %self.name, "ListAssociations works again");
+        }
+        let aws_now = scope.ssm.clock().now_ms();
+        let now = now_ms();
+        let selectors = shared.selection.selectors().len();
+        let mut counts = vec![0usize; selectors];
+        let mut static_found = HashSet::new();
+        let mut selected: HashSet<String> = HashSet::with_capacity(listed.len());
+        let mut awaiting = Vec::new();
+        for l in &listed {
+            let mut verdict = shared.selection.by_names(l);
+            if !verdict.need_tags.is_empty() {
+                let tags = self
+                    .tags_of(&scope.ssm, &l.id, shared.discovery_interval)
+                    .await
+                    .unwrap_or_default();
+                shared.selection.with_tags(&mut verdict, &tags);
+            }
+            if verdict.static_id {
+                static_found.insert(l.id.clone());
+            }
+            for i in &verdict.matched {
+                counts[*i] += 1;
+            }
+            if !verdict.selected() {
+                continue;
+            }
+            {
+                let mut claims = lock(&shared.claims);
+                match claims.get(&l.id) {
+                    Some(owner) if *owner != self.name => continue,
+                    Some(_) => {}
+                    None => {
+                        claims.insert(l.id.clone(), self.name.clone());
+                    }
+                }
+            }
+            selected.insert(l.id.clone());
+            let entry = shared
+                .store
+                .get(&l.id)
+                .unwrap_or_else(|| shared.store.insert(&l.id, &self.key, shared.fresh()));
+            let in_flight = self.in_flight.contains(&l.id);
+            update_info(&entry, l, &self.key, aws_now, shared, !in_flight);
+            let watch = self.watch.entry(l.id.clone()).or_default();
+            if in_flight || watch.next_try.is_some_and(|t| Instant::now() < t) {
+                continue;
+            }
+            let signature = l.signature();
+            let decision = {
+                let live = lock(&entry.live);
+                let known = Known {
+                    started: live.tracker.started(),
+                    complete: live.exposed.complete,
+                    poll_success: live.exposed.poll_success,
+                    signature: live.exposed.signature.as_deref(),
+                    seen_ms: live.exposed.seen_ms,
+                    in_progress: live.tracker.in_progress() as u64,
+                    last_poll_success_ms: live.exposed.last_poll_success_ms,
+                };
+                feed::decide(l, &signature, &known, &shared.rules, aws_now, now)
+            };
+            match decision {
+                Decision::Skip => entry.mark_polled(),
+                Decision::EmptyFirstPoll => {
+                    Poller::new(entry.clone()).empty_first_poll(
+                        aws_now,
+                        signature,
+                        l.last_execution_ms,
+                        &shared.store,
+                        shared.publish_each_poll,
+                    );
+                    entry.mark_polled();
+                }
+                Decision::Poll(reason) => {
+                    shared
+                        .metrics
+                        .polls_total
+                        .with_label_values(&[reason.name()])
+                        .inc();
+                    if !entry.polled() {
+                        awaiting.push(l.id.clone());
+                    }
+                    self.in_flight.insert(l.id.clone());
+                    self.polls.spawn(poll_task(
+                        entry,
+                        scope.ssm.clone(),
+                        shared.clone(),
+                        due,
+                        signature,
+                    ));
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .watch
+            .keys()
+            .filter(|id| !selected.contains(*id))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            let mut claims = lock(&shared.claims);
+            for id in &gone {
+                self.watch.remove(id);
+                if claims.get(id) == Some(&self.name) {
+                    claims.remove(id);
+                }
+                tracing::info!(scope = %self.name, association_id = %id, "association no longer listed or selected; its series go");
+            }
+            drop(claims);
+            shared.store.retire(&gone, now);
+        }
+        let listed_ids: HashSet<&str> = listed.iter().map(|l| l.id.as_str()).collect();
+        self.tags.retain(|id, _| listed_ids.contains(id.as_str()));
+        let labels = self.labels();
+        shared
+            .metrics
+            .associations_watched
+            .with_label_values(&labels)
+            .set(selected.len() as i64);
+        shared
+            .metrics
+            .listing_success
+            .with_label_values(&labels)
+            .set(1);
+        shared.report(&self.name, static_found, counts);
+        if std::mem::take(&mut self.first_listing) {
+            shared.readiness.scope_listed(&self.name, awaiting);
             shared
                 .metrics
                 .associations_awaiting_first_poll
                 .set(shared.readiness.awaiting_first_poll() as i64);
         }
-        let next = schedule.after_poll(result.is_ok(), Instant::now());
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep_until(next) => {}
+    }
+
+    /// A poll of `id` ended.
+    fn poll_ended(&mut self, id: &str, result: Result<(), ApiError>, interval: Duration) {
+        self.in_flight.remove(id);
+        let Some(watch) = self.watch.get_mut(id) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                if watch.last_error.take().is_some() {
+                    tracing::info!(association_id = id, "poll recovered");
+                }
+                watch.failures = 0;
+                watch.next_try = None;
+            }
+            Err(error) => {
+                if watch.last_error.as_deref() != Some(error.code.as_str()) {
+                    tracing::warn!(association_id = id, code = %error.code, %error, "poll failed");
+                } else {
+                    tracing::debug!(association_id = id, code = %error.code, %error, "poll failed again");
+                }
+                watch.last_error = Some(error.code.clone());
+                watch.failures = watch.failures.saturating_add(1);
+                watch.next_try = Some(Instant::now() + retry_wait(interval, watch.failures));
+            }
         }
     }
 }
 
+/// Keeps the association's info (and schedule gap) as the listing shows it.
+fn update_info(
+    entry: &Entry,
+    listed: &ListedAssociation,
+    key: &ScopeKey,
+    aws_now_ms: i64,
+    shared: &Shared,
+    publish: bool,
+) {
+    let info = listed.info(key);
+    let mut live = lock(&entry.live);
+    if live.exposed.info.as_ref() == Some(&info) && live.exposed.schedule_interval_seconds.is_some()
+    {
+        return;
+    }
+    live.exposed.schedule_interval_seconds =
+        schedule::expected_interval(&info.schedule_expression, aws_now_ms)
+            .map(|d| d.as_secs_f64());
+    live.exposed.info = Some(info);
+    drop(live);
+    shared.store.mark_dirty();
+    if publish && shared.publish_each_poll {
+        entry.publish();
+    }
+}
+
+/// One poll of one association, then its first-poll readiness.
+async fn poll_task(
+    entry: Arc<Entry>,
+    ssm: Ssm,
+    shared: Arc<Shared>,
+    due: Instant,
+    signature: String,
+) -> (String, Result<(), ApiError>) {
+    let mut poller = Poller::new(entry.clone());
+    let result = poller
+        .poll(
+            &ssm,
+            &shared.store,
+            &shared.metrics,
+            due,
+            Some(signature),
+            shared.publish_each_poll,
+        )
+        .await;
+    if !entry.polled() {
+        entry.mark_polled();
+        shared.readiness.first_poll_done(&entry.id);
+        shared
+            .metrics
+            .associations_awaiting_first_poll
+            .set(shared.readiness.awaiting_first_poll() as i64);
+    }
+    (entry.id.clone(), result)
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,9 +26,9 @@ use aws_sdk_ssm::types::{
 use rand::Rng;
 
 use crate::clock::{now_ms, AwsClock};
-use crate::config::Config;
+use crate::config::{Config, ScopeConfig};
 use crate::limit::Budget;
-use crate::model::{AssociationInfo, Execution, Status, TriggeredAlarm};
+use crate::model::{summarize_targets, Execution, ListedAssociation, Status, TriggeredAlarm};
 
 /// Every SSM operation the exporter calls, with the IAM action it needs: what the shipped
 /// policies must allow (tests compare them). `ListTagsForResource` is called only for
@@ -119,10 +119,20 @@ pub struct ExecutionPage {
     pub malformed: usize,
 }
 
+/// One page of `ListAssociations`.
+#[derive(Debug, Default)]
+pub struct AssociationPage {
+    pub associations: Vec<ListedAssociation>,
+    pub next_token: Option<String>,
+    /// Entries without an AssociationId or document name (never seen in practice), skipped.
+    pub malformed: usize,
+}
+
 /// The SSM client with the exporter's rate limit, retries and request metrics.
 #[derive(Clone)]
 pub struct Ssm {
     client: aws_sdk_ssm::Client,
+    sts: aws_sdk_sts::Client,
     budget: Arc<Budget>,
     observer: Arc<dyn CallObserver>,
     clock: Arc<AwsClock>,
@@ -160,49 +170,78 @@ impl aws_sdk_ssm::config::Intercept for DateWatcher {
     }
 }
 
+/// Loads the AWS configuration every scope's client starts from (once per configuration): the
+/// standard chain (environment, profile/SSO, web identity, ECS task role, instance metadata),
+/// with the config's `region` if set, the exporter's timeouts and no SDK retries.
+pub async fn load_base(config: &Config, settings: &ClientSettings) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        // Responses are small JSON pages bounded by request_timeout; the stalled-stream
+        // monitor would only add a timer and bookkeeping to every call.
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+                .operation_attempt_timeout(config.request_timeout)
+                .build(),
+        );
+    if let Some(region) = &config.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if settings.fake_credentials {
+        loader = loader.test_credentials();
+        if config.region.is_none() {
+            loader = loader.region(Region::from_static("us-east-1"));
+        }
+    }
+    loader.load().await
+}
+
 impl Ssm {
-    /// Builds the client from the standard AWS configuration chain (environment, profile/SSO,
-    /// web identity, ECS task role, instance metadata), with the config's region if set.
-    pub async fn new(
-        config: &Config,
-        settings: &ClientSettings,
+    /// The client of one scope: `base` in `scope`'s region, with the credentials of the role
+    /// it names (aws-config's STS provider, refreshed before they expire) or the base ones.
+    pub async fn for_scope(
+        base: &aws_config::SdkConfig,
+        scope: &ScopeConfig,
+        max_attempts: u32,
         budget: Arc<Budget>,
         observer: Arc<dyn CallObserver>,
         clock: Arc<AwsClock>,
     ) -> Ssm {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(1))
-            // Responses are small JSON pages bounded by request_timeout; the stalled-stream
-            // monitor would only add a timer and bookkeeping to every call.
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
-                    .operation_attempt_timeout(config.request_timeout)
-                    .build(),
-            );
-        if let Some(region) = &config.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        if settings.fake_credentials {
-            loader = loader.test_credentials();
-            if config.region.is_none() {
-                loader = loader.region(Region::from_static("us-east-1"));
+        let region = scope
+            .region
+            .clone()
+            .map(Region::new)
+            .or_else(|| base.region().cloned());
+        let mut ssm_config =
+            aws_sdk_ssm::config::Builder::from(base).interceptor(DateWatcher(clock.clone()));
+        ssm_config.set_region(region.clone());
+        // Only scopes on the base credentials ask STS who they are (a role's account is in its
+        // ARN), so the STS client keeps the base credentials.
+        let mut sts_config = aws_sdk_sts::config::Builder::from(base);
+        sts_config.set_region(region.clone());
+        if let Some(role) = &scope.role_arn {
+            let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
+                .session_name("ssm-association-exporter")
+                .configure(base);
+            if let Some(region) = region.clone() {
+                provider = provider.region(region);
             }
+            if let Some(external_id) = &scope.external_id {
+                provider = provider.external_id(external_id.clone());
+            }
+            ssm_config = ssm_config.credentials_provider(provider.build().await);
         }
-        let sdk_config = loader.load().await;
-        let client_config = aws_sdk_ssm::config::Builder::from(&sdk_config)
-            .interceptor(DateWatcher(clock.clone()))
-            .build();
         Ssm {
-            client: aws_sdk_ssm::Client::from_conf(client_config),
+            client: aws_sdk_ssm::Client::from_conf(ssm_config.build()),
+            sts: aws_sdk_sts::Client::from_conf(sts_config.build()),
             clock,
             budget,
             observer,
-            max_attempts: config.api_max_attempts.max(1),
+            max_attempts: max_attempts.max(1),
         }
     }
 
@@ -299,31 +338,119 @@ impl Ssm {
         Ok(page)
     }
 
-    /// Reads the association's name, document and schedule.
-    pub async fn describe_association(
+    /// Reads one page (50) of `ListAssociations`: every association of the scope.
+    pub async fn association_page(
         &self,
-        association_id: &str,
-        first_sent: &mut Option<Instant>,
-    ) -> Result<AssociationInfo, ApiError> {
+        next_token: Option<String>,
+    ) -> Result<AssociationPage, ApiError> {
         let output = self
-            .call("DescribeAssociation", first_sent, || {
+            .call("ListAssociations", &mut None, || {
                 self.client
-                    .describe_association()
-                    .association_id(association_id)
+                    .list_associations()
+                    .max_results(MAX_RESULTS)
+                    .set_next_token(next_token.clone())
                     .send()
             })
             .await?;
-        let d = output.association_description().ok_or_else(|| ApiError {
-            kind: ErrorKind::Transient,
-            code: "InvalidResponse".into(),
-            message: "DescribeAssociation returned no AssociationDescription".into(),
-        })?;
-        Ok(AssociationInfo {
-            name: d.association_name().unwrap_or_default().to_string(),
-            document_name: d.name().unwrap_or_default().to_string(),
-            schedule_expression: d.schedule_expression().unwrap_or_default().to_string(),
-            region: self.region().unwrap_or_default(),
-        })
+        let mut page = AssociationPage {
+            next_token: output.next_token().map(str::to_string),
+            ..AssociationPage::default()
+        };
+        for a in output.associations() {
+            let (Some(id), Some(document)) = (a.association_id(), a.name()) else {
+                page.malformed += 1;
+                continue;
+            };
+            let overview = a.overview().map_or(String::new(), |o| {
+                let mut counts: Vec<String> = o
+                    .association_status_aggregated_count()
+                    .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
+                    .unwrap_or_default();
+                counts.sort();
+                format!(
+                    "{}/{}/{}",
+                    o.status().unwrap_or_default(),
+                    o.detailed_status().unwrap_or_default(),
+                    counts.join(",")
+                )
+            });
+            page.associations.push(ListedAssociation {
+                id: id.to_ascii_lowercase(),
+                name: a.association_name().map(str::to_string),
+                document_name: document.to_string(),
+                document_version: a.document_version().map(str::to_string),
+                association_version: a.association_version().map(str::to_string),
+                schedule_expression: a.schedule_expression().map(str::to_string),
+                targets: summarize_targets(a.targets().iter().map(|t| {
+                    (
+                        t.key().unwrap_or_default(),
+                        t.values().iter().map(String::as_str).collect(),
+                    )
+                })),
+                last_execution_ms: a.last_execution_date().map(round_to_millis),
+                overview,
+            });
+        }
+        Ok(page)
+    }
+
+    /// The tags of an association (`ListTagsForResource`).
+    pub async fn association_tags(
+        &self,
+        association_id: &str,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        let output = self
+            .call("ListTagsForResource", &mut None, || {
+                self.client
+                    .list_tags_for_resource()
+                    .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Association)
+                    .resource_id(association_id)
+                    .send()
+            })
+            .await?;
+        Ok(output
+            .tag_list()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect())
+    }
+
+    /// The account ID of the scope's credentials (STS `GetCallerIdentity`, which needs no
+    /// permission). Not on the SSM request budget.
+    pub async fn caller_account(&self) -> Result<String, ApiError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            let result = self.sts.get_caller_identity().send().await;
+            let elapsed = started.elapsed();
+            let error = match result {
+                Ok(output) => {
+                    self.observer.attempt(&Attempt {
+                        operation: "GetCallerIdentity",
+                        waited: Duration::ZERO,
+                        elapsed,
+                        result: Ok(()),
+                    });
+                    return output.account().map(str::to_string).ok_or_else(|| ApiError {
+                        kind: ErrorKind::Transient,
+                        code: "InvalidResponse".into(),
+                        message: "GetCallerIdentity returned no Account".into(),
+                    });
+                }
+                Err(e) => map_error("GetCallerIdentity", &e),
+            };
+            self.observer.attempt(&Attempt {
+                operation: "GetCallerIdentity",
+                waited: Duration::ZERO,
+                elapsed,
+                result: Err(&error),
+            });
+            if !error.retryable() || attempt >= self.max_attempts {
+                return Err(error);
+            }
+            tokio::time::sleep(backoff(attempt, error.kind == ErrorKind::Throttled)).await;
+        }
     }
 
     /// Runs one SSM operation with the rate limit, concurrency cap, metrics and retries.
@@ -437,15 +564,18 @@ const CREDENTIAL_CODES: &[&str] = &[
 ];
 
 /// The kind of an AWS error `code` (HTTP `status`) from `operation`. Access denied counts as a
-/// credentials failure for the operation the exporter cannot do without; for
-/// DescribeAssociation it only loses the info metric.
+/// credentials failure for the operations the exporter cannot do without; for
+/// ListTagsForResource it only loses tag selection.
 fn kind_of(operation: &str, code: &str, message: &str, status: u16) -> ErrorKind {
     if is_clock_skew(code, message) {
         ErrorKind::ClockSkew
     } else if is_throttle(code) {
         ErrorKind::Throttled
     } else if CREDENTIAL_CODES.contains(&code)
-        || (operation == "DescribeAssociationExecutions" && code == "AccessDeniedException")
+        || (matches!(
+            operation,
+            "DescribeAssociationExecutions" | "ListAssociations" | "GetCallerIdentity"
+        ) && matches!(code, "AccessDeniedException" | "AccessDenied"))
     {
         ErrorKind::Credentials
     } else if code == "InvalidNextToken" {
@@ -630,10 +760,16 @@ mod tests {
                 ErrorKind::Credentials,
             ),
             (
-                "DescribeAssociation",
+                "ListTagsForResource",
                 "AccessDeniedException",
                 400,
                 ErrorKind::Permanent,
+            ),
+            (
+                "ListAssociations",
+                "AccessDeniedException",
+                400,
+                ErrorKind::Credentials,
             ),
             (
                 "DescribeAssociationExecutions",

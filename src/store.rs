@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::config::MetricsConfig;
 use crate::model::{
-    parse_resource_counts, AssociationInfo, Execution, FinalStatus, PerStatus, TriggeredAlarm,
+    parse_resource_counts, AssociationInfo, Execution, FinalStatus, PerStatus, ScopeKey,
+    TriggeredAlarm,
 };
 use crate::sync::lock;
 use crate::tracker::Tracker;
@@ -122,6 +123,12 @@ pub struct Exposed {
     /// A run has paged to its end (the execution series are shown from then on, at their full
     /// value: a new exporter or pod never shows 0 then N).
     pub complete: bool,
+    /// The change feed: what the listing showed of the association (`LastExecutionDate`,
+    /// `AssociationVersion`, `Overview`) when it was last polled successfully.
+    pub signature: Option<String>,
+    /// The newest CreatedTime or end time of an execution seen: a listing's
+    /// `LastExecutionDate` after it is not explained yet by what the API has shown.
+    pub seen_ms: Option<i64>,
 }
 
 fn bump<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K, by: u64) {
@@ -192,6 +199,8 @@ pub struct Live {
 /// One association's entry in the store.
 pub struct Entry {
     pub id: String,
+    /// The account and region it lives in (its `account_id` and `region` labels).
+    pub scope: ScopeKey,
     pub live: Mutex<Live>,
     published: Mutex<Exposed>,
     /// Whether a poll of this association has ended in this process (successfully or not).
@@ -242,8 +251,8 @@ pub struct Store {
 
 impl Store {
     /// The entry of `id`: the existing one, or the retired state of `id` brought back, or a new
-    /// one from `initial`.
-    pub fn insert(&self, id: &str, initial: Live) -> Arc<Entry> {
+    /// one from `initial`, in `scope`.
+    pub fn insert(&self, id: &str, scope: &ScopeKey, initial: Live) -> Arc<Entry> {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         entries
             .entry(id.to_string())
@@ -257,6 +266,7 @@ impl Store {
                 };
                 Arc::new(Entry {
                     id: id.to_string(),
+                    scope: scope.clone(),
                     published: Mutex::new(initial.exposed.clone()),
                     live: Mutex::new(initial),
                     polled: AtomicBool::new(false),
@@ -274,24 +284,30 @@ impl Store {
             .cloned()
     }
 
-    /// Retires every association not in `keep` at `now_ms` (their series disappear from
-    /// /metrics; their state is kept until [`Store::expire_retired`]).
-    pub fn retain(&self, keep: &[String], now_ms: i64) {
+    /// Retires the associations `ids` at `now_ms` (their series disappear from /metrics; their
+    /// state is kept until [`Store::expire_retired`]).
+    pub fn retire(&self, ids: &[String], now_ms: i64) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        let keep: std::collections::HashSet<&String> = keep.iter().collect();
-        let removed: Vec<String> = entries
-            .keys()
-            .filter(|id| !keep.contains(id))
-            .cloned()
-            .collect();
         let mut retired = lock(&self.retired);
-        for id in removed {
-            if let Some(entry) = entries.remove(&id) {
+        for id in ids {
+            if let Some(entry) = entries.remove(id) {
                 let live = lock(&entry.live).clone();
-                retired.insert(id, (live, now_ms));
+                retired.insert(id.clone(), (live, now_ms));
             }
         }
         self.mark_dirty();
+    }
+
+    /// Retires every association for which `retire` says so; returns their IDs.
+    pub fn retire_where(&self, now_ms: i64, retire: impl Fn(&Entry) -> bool) -> Vec<String> {
+        let ids: Vec<String> = self
+            .entries()
+            .iter()
+            .filter(|e| retire(e))
+            .map(|e| e.id.clone())
+            .collect();
+        self.retire(&ids, now_ms);
+        ids
     }
 
     /// Keeps the state of a removed association (from the state file).
@@ -376,23 +392,24 @@ mod tests {
     #[test]
     fn removed_associations_are_retired_resumed_and_expired() {
         let store = Store::default();
-        store.insert("a", live(7));
-        store.insert("b", live(1));
-        store.retain(&["b".to_string()], 1_000);
+        let scope = ScopeKey::default();
+        store.insert("a", &scope, live(7));
+        store.insert("b", &scope, live(1));
+        store.retire(&["a".to_string()], 1_000);
         assert!(store.get("a").is_none(), "its series go");
         assert_eq!(store.retired().len(), 1);
-        let back = store.insert("a", live(0));
+        let back = store.insert("a", &scope, live(0));
         assert_eq!(lock(&back.live).exposed.executions[FinalStatus::Failed], 7);
         assert!(store.retired().is_empty());
 
-        store.retain(&["b".to_string()], 2_000);
+        store.retire(&["a".to_string()], 2_000);
         assert_eq!(store.expire_retired(2_000), 0, "removed at 2000: kept");
         assert_eq!(
             store.expire_retired(2_001),
             1,
             "removed before 2001: forgotten"
         );
-        let fresh = store.insert("a", live(0));
+        let fresh = store.insert("a", &scope, live(0));
         assert_eq!(lock(&fresh.live).exposed.executions[FinalStatus::Failed], 0);
     }
 

@@ -246,6 +246,11 @@ impl Tracker {
         }
     }
 
+    /// Whether a poll has started (the look-back start is fixed).
+    pub fn started(&self) -> bool {
+        self.floor_ms.is_some()
+    }
+
     /// The `since` point of the current run (or of the next one).
     pub fn since_ms(&self) -> i64 {
         match &self.run {

@@ -1,0 +1,273 @@
+//! The change feed: from what one `ListAssociations` listing shows of an association and what
+//! the exporter already knows of it, whether its executions need a poll now, and why. Pure.
+//!
+//! An association is polled when
+//! - it has never been polled (`first`), unless the listing shows it has not run since the
+//!   look-back start: then there is nothing to count and the first poll is recorded without a
+//!   call (its look-back start is fixed then, so a run already going is counted when it ends);
+//! - its last poll failed or stopped early (`retry`; the caller spaces retries out);
+//! - its `LastExecutionDate`, `AssociationVersion` or `Overview` changed since its last
+//!   successful poll (`changed`);
+//! - its `LastExecutionDate` is newer than every execution seen so far and still within the
+//!   late-visibility window: the run it reports has not become visible yet (`unexplained`);
+//! - it has executions not final yet (`pending`): what moves them is not always in the listing
+//!   (with `LastExecutionDate` set at the start of a run, its end changes nothing there);
+//! - `full_sweep_interval` has passed since its last successful poll (`sweep`), spread over
+//!   half the interval by association, so that sweeps do not come all at once.
+//!
+//! Whether AWS moves `LastExecutionDate` when a run starts or when it ends is not documented;
+//! these rules count every execution exactly once either way (tests cover both).
+
+use crate::model::ListedAssociation;
+
+/// Why an association is polled (the `reason` label of `..._polls_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    First,
+    Retry,
+    Changed,
+    Unexplained,
+    Pending,
+    Sweep,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 6] = [
+        Reason::First,
+        Reason::Retry,
+        Reason::Changed,
+        Reason::Unexplained,
+        Reason::Pending,
+        Reason::Sweep,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::First => "first",
+            Reason::Retry => "retry",
+            Reason::Changed => "changed",
+            Reason::Unexplained => "unexplained",
+            Reason::Pending => "pending",
+            Reason::Sweep => "sweep",
+        }
+    }
+}
+
+/// What to do with one listed association.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing to read.
+    Skip,
+    /// A first poll with nothing to read: record it without a call.
+    EmptyFirstPoll,
+    Poll(Reason),
+}
+
+/// What the exporter knows of the association (from its live state).
+#[derive(Clone, Debug, Default)]
+pub struct Known<'a> {
+    /// A poll has started (the look-back start is fixed).
+    pub started: bool,
+    /// A run has paged to its end.
+    pub complete: bool,
+    /// The last poll succeeded.
+    pub poll_success: bool,
+    /// What the listing showed when it was last polled successfully.
+    pub signature: Option<&'a str>,
+    /// The newest CreatedTime or end time of an execution seen.
+    pub seen_ms: Option<i64>,
+    /// Executions not final yet.
+    pub in_progress: u64,
+    /// When it was last polled successfully (host clock).
+    pub last_poll_success_ms: Option<i64>,
+}
+
+/// The settings the rules use, milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    pub initial_lookback_ms: i64,
+    pub late_window_ms: i64,
+    pub full_sweep_ms: i64,
+}
+
+/// Decides for `listed`; `aws_now_ms` is AWS's clock (to compare with its dates), `now_ms` the
+/// host's (to compare with `last_poll_success_ms`).
+pub fn decide(
+    listed: &ListedAssociation,
+    signature: &str,
+    known: &Known<'_>,
+    rules: &Rules,
+    aws_now_ms: i64,
+    now_ms: i64,
+) -> Decision {
+    if !known.started {
+        let lookback_start = aws_now_ms.saturating_sub(rules.initial_lookback_ms);
+        return if listed
+            .last_execution_ms
+            .is_none_or(|last| last <= lookback_start)
+        {
+            Decision::EmptyFirstPoll
+        } else {
+            Decision::Poll(Reason::First)
+        };
+    }
+    if !known.complete || !known.poll_success {
+        return Decision::Poll(Reason::Retry);
+    }
+    if known.signature != Some(signature) {
+        return Decision::Poll(Reason::Changed);
+    }
+    if let Some(last) = listed.last_execution_ms {
+        if known.seen_ms.is_none_or(|seen| last > seen)
+            && last >= aws_now_ms.saturating_sub(rules.late_window_ms)
+        {
+            return Decision::Poll(Reason::Unexplained);
+        }
+    }
+    if known.in_progress > 0 {
+        return Decision::Poll(Reason::Pending);
+    }
+    let sweep_after = rules.full_sweep_ms - spread(&listed.id, rules.full_sweep_ms / 2);
+    if known
+        .last_poll_success_ms
+        .is_none_or(|last| now_ms.saturating_sub(last) >= sweep_after)
+    {
+        return Decision::Poll(Reason::Sweep);
+    }
+    Decision::Skip
+}
+
+/// A stable offset in `0..range` for `id` (FNV-1a), spreading sweeps.
+fn spread(id: &str, range: i64) -> i64 {
+    if range <= 0 {
+        return 0;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % range as u64) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: i64 = 60_000;
+    const NOW: i64 = 1_800_000_000_000;
+    const RULES: Rules = Rules {
+        initial_lookback_ms: 60 * MINUTE,
+        late_window_ms: 10 * MINUTE,
+        full_sweep_ms: 60 * MINUTE,
+    };
+
+    fn listed(last: Option<i64>) -> ListedAssociation {
+        ListedAssociation {
+            id: "8dfe3659-4309-493a-8755-0123456789ab".into(),
+            name: Some("patch".into()),
+            document_name: "AWS-RunPatchBaseline".into(),
+            document_version: None,
+            association_version: Some("1".into()),
+            schedule_expression: None,
+            targets: String::new(),
+            last_execution_ms: last,
+            overview: "Success//".into(),
+        }
+    }
+
+    fn polled<'a>(signature: &'a str, seen: Option<i64>) -> Known<'a> {
+        Known {
+            started: true,
+            complete: true,
+            poll_success: true,
+            signature: Some(signature),
+            seen_ms: seen,
+            in_progress: 0,
+            last_poll_success_ms: Some(NOW - MINUTE),
+        }
+    }
+
+    fn decide_now(l: &ListedAssociation, known: &Known<'_>) -> Decision {
+        decide(l, &l.signature(), known, &RULES, NOW, NOW)
+    }
+
+    #[test]
+    fn a_first_look_polls_only_what_ran_within_the_look_back() {
+        let fresh = Known::default();
+        assert_eq!(decide_now(&listed(None), &fresh), Decision::EmptyFirstPoll);
+        let old = listed(Some(NOW - 61 * MINUTE));
+        assert_eq!(decide_now(&old, &fresh), Decision::EmptyFirstPoll);
+        let recent = listed(Some(NOW - 59 * MINUTE));
+        assert_eq!(decide_now(&recent, &fresh), Decision::Poll(Reason::First));
+    }
+
+    #[test]
+    fn nothing_changed_nothing_read() {
+        let l = listed(Some(NOW - 30 * MINUTE));
+        let sig = l.signature();
+        assert_eq!(
+            decide_now(&l, &polled(&sig, Some(NOW - 30 * MINUTE))),
+            Decision::Skip
+        );
+    }
+
+    #[test]
+    fn a_change_of_the_listing_is_polled() {
+        let before = listed(Some(NOW - 30 * MINUTE));
+        let sig = before.signature();
+        let known = polled(&sig, Some(NOW - 30 * MINUTE));
+        let ran = listed(Some(NOW - MINUTE));
+        assert_eq!(decide_now(&ran, &known), Decision::Poll(Reason::Changed));
+        let mut edited = before.clone();
+        edited.association_version = Some("2".into());
+        assert_eq!(decide_now(&edited, &known), Decision::Poll(Reason::Changed));
+        let mut overview = before.clone();
+        overview.overview = "Failed/Failed/Failed=1".into();
+        assert_eq!(
+            decide_now(&overview, &known),
+            Decision::Poll(Reason::Changed)
+        );
+    }
+
+    /// The listing reported a run the executions API did not show yet: asked again each
+    /// listing while within the late-visibility window, then left to the sweep.
+    #[test]
+    fn a_run_not_visible_yet_is_chased_within_the_window() {
+        let l = listed(Some(NOW - 2 * MINUTE));
+        let sig = l.signature();
+        let known = polled(&sig, Some(NOW - 30 * MINUTE));
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Unexplained));
+        let old = listed(Some(NOW - 11 * MINUTE));
+        let sig = old.signature();
+        let known = polled(&sig, Some(NOW - 30 * MINUTE));
+        assert_eq!(decide_now(&old, &known), Decision::Skip);
+    }
+
+    #[test]
+    fn pending_executions_and_failed_polls_are_polled() {
+        let l = listed(Some(NOW - 30 * MINUTE));
+        let sig = l.signature();
+        let mut known = polled(&sig, Some(NOW - 30 * MINUTE));
+        known.in_progress = 1;
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Pending));
+        known.in_progress = 0;
+        known.poll_success = false;
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Retry));
+    }
+
+    #[test]
+    fn every_association_is_swept_within_the_interval_and_spread_over_its_second_half() {
+        let l = listed(None);
+        let sig = l.signature();
+        let mut known = polled(&sig, None);
+        known.last_poll_success_ms = Some(NOW - 29 * MINUTE);
+        assert_eq!(decide_now(&l, &known), Decision::Skip);
+        known.last_poll_success_ms = Some(NOW - 60 * MINUTE);
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Sweep));
+        let offsets: std::collections::BTreeSet<i64> = (0..100)
+            .map(|i| spread(&format!("id-{i}"), 30 * MINUTE) / MINUTE)
+            .collect();
+        assert!(offsets.len() > 15, "spread over the range: {offsets:?}");
+    }
+}
