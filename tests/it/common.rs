@@ -295,9 +295,25 @@ impl Metrics {
         }
     }
 
-    /// The value of `name` with exactly these labels, if present.
+    /// The value of `name` with exactly these labels, if present; the scope labels
+    /// (`account_id`, `region`) may be left out, and then the series of every account and
+    /// region with these labels are added up.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.samples.get(&key(name, labels)).copied()
+        if let Some(v) = self.samples.get(&key(name, labels)) {
+            return Some(*v);
+        }
+        let scoped: Vec<f64> = self
+            .series(name, labels)
+            .into_iter()
+            .filter(|(found, _)| {
+                found.len() > labels.len()
+                    && found.keys().all(|k| {
+                        labels.iter().any(|(l, _)| l == k) || k == "account_id" || k == "region"
+                    })
+            })
+            .map(|(_, v)| v)
+            .collect();
+        (!scoped.is_empty()).then(|| scoped.iter().sum())
     }
 
     /// The value, or 0 when the series does not exist.

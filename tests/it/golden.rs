@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::collections::BTreeMap;
 
 use ssm_association_exporter::config::MetricsConfig;
+use ssm_association_exporter::model::ScopeKey;
 use ssm_association_exporter::store::{Live, Store};
 use ssm_association_exporter::tracker::Tracker;
 use ssm_association_exporter::{exposition, persist};
@@ -24,12 +25,16 @@ fn fixture(name: &str) -> std::path::PathBuf {
 fn render_fixture(config: MetricsConfig) -> String {
     let saved = persist::load(&fixture("v1.json")).unwrap().unwrap();
     let store = Store::default();
+    let scope = ScopeKey {
+        account_id: "123456789012".into(),
+        region: "us-east-1".into(),
+    };
     for (id, restored) in saved.associations {
         let live = Live {
             tracker: Tracker::restore(restored.tracker, 3_600_000, 60_000),
             exposed: restored.exposed,
         };
-        store.insert(&id, live);
+        store.insert(&id, &scope, live);
     }
     store.publish_all();
     store.set_metrics_config(config);
@@ -49,27 +54,45 @@ fn assert_same(rendered: &str, expected: &str) {
 
 #[test]
 fn metrics_of_a_restored_version_1_state_equal_what_0_1_served() {
-    // Since 0.1: ssm_association_info has one more label, `region` (empty until
-    // DescribeAssociation is asked again); the duration histogram dropped the buckets 10, 30, 900
-    // and 1800 (the others keep their cumulative counts: re-bucketing is exact); the HELP of
-    // ssm_association_last_execution_status names its setting. Everything else is byte for byte
-    // what 0.1 served.
+    // Since 0.1: every per-association series has the labels account_id and region after
+    // association_id; ssm_association_info has two more, document_version and targets (empty
+    // until the association is listed again), and its HELP names the listing; the duration
+    // histogram dropped the buckets 10, 30, 900 and 1800 (the others keep their cumulative
+    // counts: re-bucketing is exact); the HELP of ssm_association_last_execution_status names
+    // its setting. Everything else is byte for byte what 0.1 served.
     let dropped = ["10", "30", "900", "1800"].map(|le| format!(",le=\"{le}\"}}"));
     let expected = std::fs::read_to_string(fixture("v1.metrics"))
         .unwrap()
         .lines()
         .filter(|line| !dropped.iter().any(|le| line.contains(le.as_str())))
-        .map(|line| match line.strip_suffix("\"} 1") {
-            Some(head) if line.starts_with("ssm_association_info{") => {
-                format!("{head}\",region=\"\"}} 1\n")
+        .map(|line| {
+            let line = match line.split_once("{association_id=\"") {
+                Some((name, rest)) if name.starts_with("ssm_association") => {
+                    let (id, rest) = rest.split_once('"').unwrap();
+                    format!(
+                        "{name}{{association_id=\"{id}\",account_id=\"123456789012\",region=\"us-east-1\"{rest}"
+                    )
+                }
+                _ => line.to_string(),
+            };
+            match line.strip_suffix("\"} 1") {
+                Some(head) if line.starts_with("ssm_association_info{") => format!(
+                    "{}\",targets=\"\"}} 1\n",
+                    head.replace(",schedule_expression=", ",document_version=\"\",schedule_expression=")
+                ),
+                _ if line.starts_with("# HELP ssm_association_info ") => {
+                    "# HELP ssm_association_info Association metadata from ListAssociations (the \
+                     background listing); always 1.\n"
+                        .to_string()
+                }
+                _ if line.starts_with("# HELP ssm_association_last_execution_status ") => {
+                    "# HELP ssm_association_last_execution_status 1 for the status of the newest final \
+                     execution (with metrics.last_execution_status: per_status, also 0 for the other \
+                     final statuses) (from the background poll of DescribeAssociationExecutions).\n"
+                        .to_string()
+                }
+                _ => format!("{line}\n"),
             }
-            _ if line.starts_with("# HELP ssm_association_last_execution_status ") => {
-                "# HELP ssm_association_last_execution_status 1 for the status of the newest final \
-                 execution (with metrics.last_execution_status: per_status, also 0 for the other \
-                 final statuses) (from the background poll of DescribeAssociationExecutions).\n"
-                    .to_string()
-            }
-            _ => format!("{line}\n"),
         })
         .collect::<String>();
     assert_same(&render_fixture(MetricsConfig::RICHEST), &expected);
