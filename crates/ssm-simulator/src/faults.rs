@@ -17,7 +17,7 @@ pub enum Fault {
     InternalError,
     /// HTTP 400 `InvalidNextToken`.
     InvalidNextToken,
-    /// HTTP 400 `AccessDeniedException` (STS `AssumeRole`: HTTP 403 `AccessDenied`).
+    /// HTTP 400 `AccessDeniedException` (STS: HTTP 403 `AccessDenied`).
     AccessDenied,
     /// HTTP 400 `ExpiredTokenException` (STS: `ExpiredToken`).
     ExpiredToken,

@@ -1,10 +1,11 @@
 //! Who is calling, and where: the SigV4 credential scope (access key, region, service), the
-//! account behind an access key, IAM roles and the temporary credentials `AssumeRole` issues.
+//! account behind an access key, IAM roles and the temporary credentials `AssumeRole` issues,
+//! and who a caller is (`GetCallerIdentity`).
 
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::model::uuid_like;
+use crate::model::{stable_hash, uuid_like};
 
 /// Account that unknown (static) access keys belong to, and of [`Simulator::add_association`](crate::Simulator::add_association).
 pub const DEFAULT_ACCOUNT: &str = "123456789012";
@@ -91,6 +92,28 @@ pub(crate) struct Issued {
     pub(crate) account: String,
     pub(crate) session_token: String,
     pub(crate) expires_ms: i64,
+    /// The role session: `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+    pub(crate) arn: String,
+    /// `<role id>:<session>` (`AssumedRoleId`, and `GetCallerIdentity`'s `UserId`).
+    pub(crate) user_id: String,
+}
+
+/// What `AssumeRole` hands out: the keys and the session's principal.
+#[derive(Clone, Debug)]
+pub(crate) struct IssuedKeys {
+    pub(crate) access_key: String,
+    pub(crate) secret: String,
+    pub(crate) session_token: String,
+    pub(crate) arn: String,
+    pub(crate) user_id: String,
+}
+
+/// Who a caller is, as `GetCallerIdentity` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Principal {
+    pub(crate) arn: String,
+    pub(crate) user_id: String,
+    pub(crate) account: String,
 }
 
 /// Why a caller's credentials are refused.
@@ -144,23 +167,61 @@ impl Identity {
             .unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned()))
     }
 
-    /// Issues credentials for `account` valid until `expires_ms`: (access key, secret, token).
-    pub(crate) fn issue(&mut self, account: &str, expires_ms: i64) -> (String, String, String) {
+    /// Issues credentials for a session `session` of `role_arn` (a role of `account`) valid
+    /// until `expires_ms`.
+    pub(crate) fn issue(
+        &mut self,
+        account: &str,
+        role_arn: &str,
+        session: &str,
+        expires_ms: i64,
+    ) -> IssuedKeys {
         let access_key = format!("ASIA{}", alnum(rand::random(), 16));
         let secret = format!("{}{}", alnum(rand::random(), 20), alnum(rand::random(), 20));
         let session_token = format!(
             "FwoGZXIvYXdzE{}",
             uuid_like(rand::random()).replace('-', "")
         );
+        let partition = role_arn.split(':').nth(1).unwrap_or("aws");
+        let role_name = role_arn_account(role_arn).map_or(role_arn, |(_, name)| name);
+        let arn = format!("arn:{partition}:sts::{account}:assumed-role/{role_name}/{session}");
+        // A role's id is stable (`AROA` + 17 characters); the session is appended.
+        let user_id = format!("AROA{}:{session}", alnum(stable_hash(role_arn), 17));
         self.issued.insert(
             access_key.clone(),
             Issued {
                 account: account.to_owned(),
                 session_token: session_token.clone(),
                 expires_ms,
+                arn: arn.clone(),
+                user_id: user_id.clone(),
             },
         );
-        (access_key, secret, session_token)
+        IssuedKeys {
+            access_key,
+            secret,
+            session_token,
+            arn,
+            user_id,
+        }
+    }
+
+    /// Who the caller signing with `access_key` is: the role session for credentials issued
+    /// by `AssumeRole`, else the IAM user `simulated` of the key's account (`account`, as
+    /// [`Identity::account_of`] found it) with a user id stable per access key.
+    pub(crate) fn principal_of(&self, access_key: &str, account: &str) -> Principal {
+        match self.issued.get(access_key) {
+            Some(issued) => Principal {
+                arn: issued.arn.clone(),
+                user_id: issued.user_id.clone(),
+                account: issued.account.clone(),
+            },
+            None => Principal {
+                arn: format!("arn:aws:iam::{account}:user/simulated"),
+                user_id: format!("AIDA{}", alnum(stable_hash(access_key), 17)),
+                account: account.to_owned(),
+            },
+        }
     }
 }
 
@@ -232,8 +293,26 @@ mod tests {
             identity.account_of("AKIDOTHER", None, 0).unwrap(),
             "222222222222"
         );
-        let (key, _, token) = identity.issue("111111111111", 1_000);
+        let keys = identity.issue(
+            "111111111111",
+            "arn:aws:iam::111111111111:role/path/reader",
+            "s1",
+            1_000,
+        );
+        let (key, token) = (keys.access_key, keys.session_token);
         assert!(key.starts_with("ASIA") && key.len() == 20, "{key}");
+        assert_eq!(keys.arn, "arn:aws:sts::111111111111:assumed-role/reader/s1");
+        assert!(keys.user_id.starts_with("AROA") && keys.user_id.ends_with(":s1"));
+        let principal = identity.principal_of(&key, "ignored");
+        assert_eq!(
+            (principal.arn, principal.user_id, principal.account),
+            (keys.arn, keys.user_id, "111111111111".to_owned())
+        );
+        let user = identity.principal_of("AKIDOTHER", "222222222222");
+        assert_eq!(user.arn, "arn:aws:iam::222222222222:user/simulated");
+        assert!(user.user_id.starts_with("AIDA") && user.user_id.len() == 21);
+        assert_eq!(user, identity.principal_of("AKIDOTHER", "222222222222"));
+        assert_ne!(user.user_id, identity.principal_of("AKIDX", "2").user_id);
         assert_eq!(
             identity.account_of(&key, Some(&token), 999).unwrap(),
             "111111111111"

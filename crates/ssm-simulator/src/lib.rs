@@ -1,11 +1,11 @@
 //! A simulated AWS Systems Manager endpoint speaking the real AWS JSON 1.1 wire protocol, with
-//! STS `AssumeRole` beside it.
+//! STS `AssumeRole` and `GetCallerIdentity` beside it.
 //!
 //! [`Simulator`] is a real HTTP/1.1 server (hyper, bound to `127.0.0.1`) that answers
 //! `DescribeAssociationExecutions`, `DescribeAssociation`, `ListAssociations` and
-//! `ListTagsForResource` the way SSM does, and STS `AssumeRole` the way STS does, so the real
-//! `aws-sdk-ssm` client and aws-config's `AssumeRoleProvider` work against it unchanged when
-//! pointed at [`Simulator::endpoint_url`].
+//! `ListTagsForResource` the way SSM does, and STS `AssumeRole` and `GetCallerIdentity` the way
+//! STS does, so the real `aws-sdk-ssm` and `aws-sdk-sts` clients and aws-config's
+//! `AssumeRoleProvider` work against it unchanged when pointed at [`Simulator::endpoint_url`].
 //! It is used by integration tests, benchmarks (the `ssm-simulator` binary) and the exporter's
 //! `--demo` mode.
 //!
@@ -62,6 +62,14 @@
 //!   (else 403 `UnrecognizedClientException`) and stop working at `Expiration` on the
 //!   simulator's clock (HTTP 400 `ExpiredTokenException`); [`Simulator::set_assumed_role_lifetime`]
 //!   shortens them for tests.
+//! - STS `GetCallerIdentity` (`Action=GetCallerIdentity&Version=2011-06-15`, same protocol)
+//!   answers `GetCallerIdentityResponse/GetCallerIdentityResult/{Arn,UserId,Account}` for the
+//!   caller's account as SSM calls see it: an issued key gives its role session
+//!   (`arn:aws:sts::<account>:assumed-role/<role>/<session>`, `UserId` `AROA...:<session>`,
+//!   the role id stable per role), any other key the IAM user
+//!   `arn:aws:iam::<account>:user/simulated` (`UserId` `AIDA...`, stable per access key).
+//!   Refused credentials get the errors `AssumeRole` callers get; any other version or action
+//!   gets 400 `InvalidAction`.
 //! - `ListAssociations`: `AssociationFilterList` with lower-case `key`/`value` (`Name` is the
 //!   document, `AssociationName`, `AssociationId`, `AssociationStatusName` (the overview
 //!   status), `LastExecutedBefore`/`LastExecutedAfter` (ISO-8601 UTC, strict comparison with
@@ -80,8 +88,8 @@
 //!   `LastExecutionDate` moves when a run starts or when it ends (AWS does not say).
 //! - Fault rules match an account ([`FaultRule::account`]) or region ([`FaultRule::region`])
 //!   as well as an operation, including `ListAssociations`, `ListTagsForResource` (its
-//!   `ResourceId` is the association) and `AssumeRole` (answered in STS's codes: `Throttling`,
-//!   `AccessDenied` 403, `ExpiredToken`, `InternalFailure`). A region's endpoint
+//!   `ResourceId` is the association), `AssumeRole` and `GetCallerIdentity` (both answered in
+//!   STS's codes: `Throttling`, `AccessDenied` 403, `ExpiredToken`, `InternalFailure` 500). A region's endpoint
 //!   "unreachable": `FaultRule::new(Fault::ResetConnection).region("eu-west-1").forever()`.
 //!
 //! Shapes follow the service model: `AlarmConfiguration.Alarms` and `TriggeredAlarms` hold at
@@ -92,8 +100,9 @@
 //! - `lib.rs`: [`Simulator`], its shared state and setters.
 //! - `wire.rs`: the HTTP server, both protocols' dispatch, the caller's scope, request
 //!   records, error bodies.
-//! - `identity.rs`: [`Scope`], SigV4 credential scopes, access keys, roles, issued credentials.
-//! - `sts.rs`: STS `AssumeRole` (form parsing, XML answers and errors).
+//! - `identity.rs`: [`Scope`], SigV4 credential scopes, access keys, roles, issued credentials,
+//!   callers' principals.
+//! - `sts.rs`: STS `AssumeRole` and `GetCallerIdentity` (form parsing, XML answers and errors).
 //! - `estate.rs`: the per-scope API: lifecycle, tags, roles, ground truth per scope.
 //! - `listing.rs`: `ListAssociations` (filters, tokens, paging) and `ListTagsForResource`.
 //! - `clock.rs`: the simulator's clock, `Date` headers, the SigV4 request-time check.

@@ -43,6 +43,14 @@ pub fn uuid_like(bits: u128) -> String {
     )
 }
 
+/// A 128-bit FNV-1a hash: stable ids derived from names (user ids, bulk association ids).
+pub(crate) fn stable_hash(text: &str) -> u128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    text.bytes()
+        .fold(OFFSET, |h, b| (h ^ u128::from(b)).wrapping_mul(PRIME))
+}
+
 /// `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
 pub(crate) fn is_uuid_shaped(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();

@@ -1,5 +1,6 @@
-//! STS `AssumeRole` in the AWS query protocol: form-encoded requests, XML answers and errors,
-//! trust and `ExternalId` checks, and expiring credentials mapped to the role's account.
+//! STS in the AWS query protocol: form-encoded requests, XML answers and errors; `AssumeRole`
+//! with trust and `ExternalId` checks and expiring credentials mapped to the role's account,
+//! and `GetCallerIdentity`.
 
 use std::collections::HashMap;
 
@@ -19,6 +20,7 @@ const MAX_DURATION_S: i64 = 43_200;
 const DEFAULT_DURATION_S: i64 = 3_600;
 
 pub(crate) const OP_ASSUME_ROLE: &str = "AssumeRole";
+pub(crate) const OP_GET_CALLER_IDENTITY: &str = "GetCallerIdentity";
 
 /// Decodes an `application/x-www-form-urlencoded` body (later duplicates win).
 pub(crate) fn parse_form(body: &[u8]) -> HashMap<String, String> {
@@ -121,10 +123,12 @@ fn iso_seconds(ms: i64) -> String {
     )
 }
 
-/// Answers one query-protocol request: `AssumeRole` is the only action.
+/// Answers one query-protocol request (`AssumeRole` or `GetCallerIdentity`) from a caller
+/// whose credentials were accepted: `caller` is its scope, `access_key` the key it signed with.
 pub(crate) fn serve_query(
     shared: &Shared,
     caller: &Scope,
+    access_key: &str,
     params: &HashMap<String, String>,
     request_id: &str,
 ) -> Result<String, ApiError> {
@@ -133,13 +137,41 @@ pub(crate) fn serve_query(
         .get("Version")
         .map(String::as_str)
         .unwrap_or_default();
-    if action != OP_ASSUME_ROLE || version != STS_VERSION {
-        return Err(ApiError::client(
+    match action {
+        OP_ASSUME_ROLE if version == STS_VERSION => assume_role(shared, caller, params, request_id),
+        OP_GET_CALLER_IDENTITY if version == STS_VERSION => {
+            Ok(get_caller_identity(shared, caller, access_key, request_id))
+        }
+        _ => Err(ApiError::client(
             "InvalidAction",
             format!("Could not find operation {action} for version {version}"),
-        ));
+        )),
     }
-    assume_role(shared, caller, params, request_id)
+}
+
+/// `GetCallerIdentity`: the role session for credentials `AssumeRole` issued, else the IAM
+/// user `simulated` of the access key's account. STS answers it whatever IAM allows, so only
+/// fault rules fail it.
+fn get_caller_identity(
+    shared: &Shared,
+    caller: &Scope,
+    access_key: &str,
+    request_id: &str,
+) -> String {
+    let principal = shared
+        .lock()
+        .identity
+        .principal_of(access_key, &caller.account);
+    format!(
+        "<GetCallerIdentityResponse xmlns=\"{STS_XMLNS}\">\n  <GetCallerIdentityResult>\n    \
+         <Arn>{}</Arn>\n    <UserId>{}</UserId>\n    <Account>{}</Account>\n  \
+         </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  \
+         </ResponseMetadata>\n</GetCallerIdentityResponse>\n",
+        xml_escape(&principal.arn),
+        xml_escape(&principal.user_id),
+        xml_escape(&principal.account),
+        xml_escape(request_id),
+    )
 }
 
 fn assume_role(
@@ -190,9 +222,9 @@ fn assume_role(
             )));
         }
     }
-    let Some((_, role_name)) = role_arn_account(role_arn) else {
+    if role_arn_account(role_arn).is_none() {
         return Err(validation(format!("{role_arn} is not a valid role ARN")));
-    };
+    }
 
     let now_ms = shared.clock.now_ms();
     let mut state = shared.lock();
@@ -213,21 +245,24 @@ fn assume_role(
     let lifetime_ms = state.identity.lifetime_ms.unwrap_or(duration_s * 1000);
     // STS states whole seconds; the credentials stop working at exactly that instant.
     let expires_ms = (now_ms + lifetime_ms).div_euclid(1000) * 1000;
-    let (access_key, secret, token) = state.identity.issue(&account, expires_ms);
-    let role_id = format!("AROA{}", &access_key[4..]);
+    let keys = state
+        .identity
+        .issue(&account, role_arn, session, expires_ms);
     Ok(format!(
         "<AssumeRoleResponse xmlns=\"{STS_XMLNS}\">\n  <AssumeRoleResult>\n    \
-         <AssumedRoleUser>\n      <Arn>arn:aws:sts::{account}:assumed-role/{}/{}</Arn>\n      \
-         <AssumedRoleId>{role_id}:{}</AssumedRoleId>\n    </AssumedRoleUser>\n    \
-         <Credentials>\n      <AccessKeyId>{access_key}</AccessKeyId>\n      \
-         <SecretAccessKey>{secret}</SecretAccessKey>\n      \
-         <SessionToken>{token}</SessionToken>\n      \
+         <AssumedRoleUser>\n      <Arn>{}</Arn>\n      \
+         <AssumedRoleId>{}</AssumedRoleId>\n    </AssumedRoleUser>\n    \
+         <Credentials>\n      <AccessKeyId>{}</AccessKeyId>\n      \
+         <SecretAccessKey>{}</SecretAccessKey>\n      \
+         <SessionToken>{}</SessionToken>\n      \
          <Expiration>{}</Expiration>\n    </Credentials>\n  </AssumeRoleResult>\n  \
          <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n\
          </AssumeRoleResponse>\n",
-        xml_escape(role_name),
-        xml_escape(session),
-        xml_escape(session),
+        xml_escape(&keys.arn),
+        xml_escape(&keys.user_id),
+        keys.access_key,
+        keys.secret,
+        keys.session_token,
         iso_seconds(expires_ms),
         xml_escape(request_id),
     ))

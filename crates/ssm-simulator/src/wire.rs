@@ -53,7 +53,7 @@ const SSM_OPERATIONS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
     /// Operation from `X-Amz-Target` without the `AmazonSSM.` prefix (empty if absent), or the
-    /// STS `Action` (`AssumeRole`).
+    /// STS `Action` (`AssumeRole`, `GetCallerIdentity`).
     pub operation: String,
     /// `ssm` (AWS JSON 1.1) or `sts` (query protocol).
     pub service: String,
@@ -274,7 +274,14 @@ async fn handle(
         match gate(&shared, protocol, &scope, &parsed).await {
             Err(outcome) => outcome,
             Ok(_) => Outcome::Reply(
-                serve_query(&shared, &scope, &parsed.form, &request_id).map(Payload::Xml),
+                serve_query(
+                    &shared,
+                    &scope,
+                    &credential.access_key,
+                    &parsed.form,
+                    &request_id,
+                )
+                .map(Payload::Xml),
             ),
         }
     } else if !method_ok || !SSM_OPERATIONS.contains(&operation.as_str()) {

@@ -1,5 +1,6 @@
-//! STS `AssumeRole` on the simulator: the raw query-protocol wire format, and aws-config's own
-//! `AssumeRoleProvider` feeding the real `aws-sdk-ssm` client.
+//! STS on the simulator: `AssumeRole` in the raw query-protocol wire format and through
+//! aws-config's own `AssumeRoleProvider` feeding the real `aws-sdk-ssm` client, and
+//! `GetCallerIdentity` on the wire and through the real `aws-sdk-sts` client.
 
 use std::time::Duration;
 
@@ -169,16 +170,17 @@ async fn assume_role_wire_format_and_denials() {
             "{extra}"
         );
     }
-    let (status, _, xml) = sts_raw(
-        &sim,
-        "ANOTREAL",
-        "Action=GetCallerIdentity&Version=2011-06-15",
-    )
-    .await;
-    assert_eq!(
-        (status, element(&xml, "Code")),
-        (400, Some("InvalidAction"))
-    );
+    for unknown in [
+        "Action=GetSessionToken&Version=2011-06-15",
+        "Action=GetCallerIdentity&Version=2010-01-01",
+    ] {
+        let (status, _, xml) = sts_raw(&sim, "ANOTREAL", unknown).await;
+        assert_eq!(
+            (status, element(&xml, "Code")),
+            (400, Some("InvalidAction")),
+            "{unknown}"
+        );
+    }
 
     // Fault rules reach AssumeRole too, in STS's own codes.
     sim.push_fault(FaultRule::new(Fault::AccessDenied).operation("AssumeRole"));
@@ -313,4 +315,187 @@ async fn a_wrong_external_id_fails_the_assume_role_provider_with_access_denied()
     let recorded = sim.requests();
     assert_eq!(recorded.len(), 1, "no SSM call without credentials");
     assert_eq!(recorded[0].status, 403);
+}
+
+const CALLER_IDENTITY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+
+#[tokio::test]
+async fn get_caller_identity_wire_format_faults_and_record() {
+    let sim = Simulator::start().await.unwrap();
+    let (status, head, xml) = sts_raw(&sim, "ANOTREAL", CALLER_IDENTITY).await;
+    assert_eq!(status, 200, "{xml}");
+    assert!(head.contains("content-type: text/xml"));
+    assert!(head.contains("x-amzn-requestid: "));
+    let request_id = element(&xml, "RequestId").unwrap();
+    let user_id = element(&xml, "UserId").unwrap();
+    assert!(
+        user_id.starts_with("AIDA") && user_id.len() == 21,
+        "{user_id}"
+    );
+    assert_eq!(
+        xml,
+        format!(
+            "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  \
+             <GetCallerIdentityResult>\n    \
+             <Arn>arn:aws:iam::123456789012:user/simulated</Arn>\n    \
+             <UserId>{user_id}</UserId>\n    <Account>123456789012</Account>\n  \
+             </GetCallerIdentityResult>\n  <ResponseMetadata>\n    \
+             <RequestId>{request_id}</RequestId>\n  </ResponseMetadata>\n\
+             </GetCallerIdentityResponse>\n"
+        )
+    );
+    // The user id is stable per access key.
+    let (_, _, again) = sts_raw(&sim, "ANOTREAL", CALLER_IDENTITY).await;
+    assert_eq!(element(&again, "UserId"), Some(user_id));
+
+    // Fault rules reach it as they reach AssumeRole, in STS's codes.
+    let code = |(status, _, xml): (u16, String, String)| {
+        (status, element(&xml, "Code").map(str::to_owned))
+    };
+    sim.push_fault(FaultRule::new(Fault::Throttle).operation("GetCallerIdentity"));
+    sim.push_fault(FaultRule::new(Fault::AccessDenied).operation("GetCallerIdentity"));
+    sim.push_fault(FaultRule::new(Fault::InternalError).operation("GetCallerIdentity"));
+    sim.push_fault(FaultRule::new(Fault::ExpiredToken).operation("GetCallerIdentity"));
+    let expected = [
+        (400, "Throttling"),
+        (403, "AccessDenied"),
+        (500, "InternalFailure"),
+        (400, "ExpiredToken"),
+    ];
+    for (status, wanted) in expected {
+        assert_eq!(
+            code(sts_raw(&sim, "ANOTREAL", CALLER_IDENTITY).await),
+            (status, Some(wanted.to_owned()))
+        );
+    }
+    // An AssumeRole rule leaves GetCallerIdentity alone.
+    sim.push_fault(FaultRule::new(Fault::Throttle).operation("AssumeRole"));
+    assert_eq!(
+        code(sts_raw(&sim, "ANOTREAL", CALLER_IDENTITY).await),
+        (200, None)
+    );
+    sim.clear_faults();
+
+    // Recorded like every other request.
+    let calls: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == "GetCallerIdentity")
+        .collect();
+    assert_eq!(calls.len(), 7);
+    assert_eq!(sim.request_count("GetCallerIdentity"), 7);
+    assert_eq!(calls[0].service, "sts");
+    assert_eq!(calls[0].region, EU);
+    assert_eq!(calls[0].account, DEFAULT_ACCOUNT);
+    assert_eq!(calls[0].access_key, "ANOTREAL");
+    assert_eq!(
+        (calls[0].status, calls[0].error_code.as_deref()),
+        (200, None)
+    );
+    assert_eq!(
+        (calls[3].status, calls[3].error_code.as_deref()),
+        (403, Some("AccessDenied"))
+    );
+}
+
+/// An STS client (the real `aws-sdk-sts`) on the simulator, no retries.
+async fn sts_client(
+    sim: &Simulator,
+    credentials: impl aws_sdk_sts::config::ProvideCredentials + 'static,
+) -> aws_sdk_sts::Client {
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(EU))
+        .endpoint_url(sim.endpoint_url())
+        .credentials_provider(credentials)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    aws_sdk_sts::Client::new(&cfg)
+}
+
+/// (Account, Arn, UserId) as the SDK parsed them.
+async fn caller_identity(client: &aws_sdk_sts::Client) -> (String, String, String) {
+    let out = client.get_caller_identity().send().await.unwrap();
+    (
+        out.account().unwrap().to_owned(),
+        out.arn().unwrap().to_owned(),
+        out.user_id().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn aws_sdk_sts_get_caller_identity_reports_the_callers_account() {
+    let sim = Simulator::start().await.unwrap();
+
+    // An unknown static key belongs to the default account.
+    let unknown = sts_client(&sim, Credentials::new("AKIDUNKNOWN", "s", None, None, "t")).await;
+    let (account, arn, user_id) = caller_identity(&unknown).await;
+    assert_eq!(account, DEFAULT_ACCOUNT);
+    assert_eq!(
+        arn,
+        format!("arn:aws:iam::{DEFAULT_ACCOUNT}:user/simulated")
+    );
+    assert!(user_id.starts_with("AIDA"), "{user_id}");
+
+    // A mapped key reports its account.
+    sim.add_access_key("AKIDMEMBER222", "222222222222");
+    let mapped = sts_client(
+        &sim,
+        Credentials::new("AKIDMEMBER222", "s", None, None, "t"),
+    )
+    .await;
+    let (account, arn, _) = caller_identity(&mapped).await;
+    assert_eq!(account, "222222222222");
+    assert_eq!(arn, "arn:aws:iam::222222222222:user/simulated");
+
+    // Credentials from AssumeRole (via aws-config's provider) report the role's account and
+    // session.
+    setup_role(&sim, Some("secret-1"));
+    let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(EU))
+        .endpoint_url(sim.endpoint_url())
+        .test_credentials()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let provider = AssumeRoleProvider::builder(ROLE)
+        .external_id("secret-1")
+        .session_name("estate-check")
+        .configure(&base)
+        .build()
+        .await;
+    let assumed = sts_client(&sim, provider).await;
+    let (account, arn, user_id) = caller_identity(&assumed).await;
+    assert_eq!(account, MEMBER);
+    assert_eq!(
+        arn,
+        "arn:aws:sts::111111111111:assumed-role/ssm-association-exporter/estate-check"
+    );
+    assert!(
+        user_id.starts_with("AROA") && user_id.ends_with(":estate-check"),
+        "{user_id}"
+    );
+
+    let recorded = sim.requests();
+    let operations: Vec<(&str, &str)> = recorded
+        .iter()
+        .map(|r| (r.operation.as_str(), r.account.as_str()))
+        .collect();
+    assert_eq!(
+        operations,
+        [
+            ("GetCallerIdentity", DEFAULT_ACCOUNT),
+            ("GetCallerIdentity", "222222222222"),
+            ("AssumeRole", DEFAULT_ACCOUNT),
+            ("GetCallerIdentity", MEMBER),
+        ]
+    );
+    assert!(recorded
+        .iter()
+        .all(|r| r.status == 200 && r.service == "sts"));
+
+    // A fault surfaces through the SDK with STS's code.
+    sim.push_fault(FaultRule::new(Fault::AccessDenied).operation("GetCallerIdentity"));
+    let e = assumed.get_caller_identity().send().await.unwrap_err();
+    assert_eq!(e.code(), Some("AccessDenied"));
 }
