@@ -20,7 +20,11 @@
 //!   paging sequence stays stable while new executions are inserted; optional short pages
 //!   ([`Simulator::set_page_size`]) and empty pages that still carry a token
 //!   ([`Simulator::set_empty_pages`]);
-//! - late visibility: executions with `visible == false` exist but are not returned yet;
+//! - late visibility: executions with `visible == false` exist but are not returned yet by
+//!   `DescribeAssociationExecutions`, while the association's `LastExecutionDate`,
+//!   `LastSuccessfulExecutionDate` and `Overview` (in `ListAssociations` and
+//!   `DescribeAssociation`) already reflect them, as in AWS, where an association moves when it
+//!   runs, not when the run becomes visible;
 //!   executions whose status is not final (`Pending`, `InProgress`, `Associated`, any unknown
 //!   string) stay so until changed; `CreatedTime` may be anything, e.g. far in the future;
 //! - faults ([`FaultRule`]), each restricted to an operation, an association, requests with a
@@ -85,7 +89,11 @@
 //!   [`Simulator::replace_association_in`] (new id, same name, old one deleted),
 //!   [`Simulator::remove_association_in`].
 //! - [`Simulator::set_last_execution_date_mode`]: whether an association's
-//!   `LastExecutionDate` moves when a run starts or when it ends (AWS does not say).
+//!   `LastExecutionDate` moves when a run starts or when it ends (AWS does not say). Either
+//!   way invisible executions count, and so does the `Overview`, which follows the newest
+//!   execution by `CreatedTime`: an exporter that polls executions only when
+//!   `LastExecutionDate` or the `Overview` change can see the change before the execution is
+//!   visible, and must catch late-visible executions by other means.
 //! - Fault rules match an account ([`FaultRule::account`]) or region ([`FaultRule::region`])
 //!   as well as an operation, including `ListAssociations`, `ListTagsForResource` (its
 //!   `ResourceId` is the association), `AssumeRole` and `GetCallerIdentity` (both answered in

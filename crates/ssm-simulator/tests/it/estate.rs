@@ -658,6 +658,120 @@ async fn last_execution_date_follows_the_mode() {
     }
 }
 
+/// The newest execution `DescribeAssociationExecutions` shows for `ID`, if any.
+async fn newest_visible(client: &Client) -> Option<String> {
+    let page = client
+        .describe_association_executions()
+        .association_id(ID)
+        .send()
+        .await
+        .unwrap();
+    page.association_executions()
+        .first()
+        .and_then(|e| e.execution_id())
+        .map(str::to_owned)
+}
+
+/// `Overview.Status` of `ID` in ListAssociations and DescribeAssociation (they agree).
+async fn overview_status(client: &Client) -> String {
+    let listed = list_all(client, None, None).await.0;
+    let described = client
+        .describe_association()
+        .association_id(ID)
+        .send()
+        .await
+        .unwrap();
+    let from_list = listed[0].overview().unwrap().status().unwrap().to_owned();
+    let from_describe = described
+        .association_description()
+        .unwrap()
+        .overview()
+        .unwrap()
+        .status()
+        .unwrap()
+        .to_owned();
+    assert_eq!(from_list, from_describe);
+    from_list
+}
+
+#[tokio::test]
+async fn invisible_executions_move_last_execution_date_and_overview() {
+    for mode in [LastExecutionDateMode::Start, LastExecutionDateMode::End] {
+        let sim = Simulator::start().await.unwrap();
+        sim.set_last_execution_date_mode(mode);
+        sim.add_association(ID, SimAssociation::new("AWS-RunPatchBaseline"));
+        let client = client_as(&sim, DEFAULT_REGION, static_key(DEFAULT_KEY)).await;
+        // A visible, finished run.
+        sim.add_execution(
+            ID,
+            SimExecution::new(exec_id(1), "Success", T0).with_last_execution_ms(T0 + 10_000),
+        );
+        let before = last_execution(&client).await;
+        assert_eq!(overview_status(&client).await, "Success");
+
+        // A later run that failed and is not visible yet (visibility lag).
+        let started = T0 + 60_000;
+        sim.add_execution(
+            ID,
+            SimExecution::new(exec_id(2), "Failed", started)
+                .with_last_execution_ms(started + 30_000)
+                .invisible(),
+        );
+        assert_eq!(newest_visible(&client).await.as_deref(), Some(&*exec_id(1)));
+        let after = last_execution(&client).await;
+        match mode {
+            LastExecutionDateMode::Start => {
+                assert_eq!(before, Some(T0));
+                assert_eq!(after, Some(started), "moved by the invisible run's start");
+            }
+            LastExecutionDateMode::End => {
+                assert_eq!(before, Some(T0 + 10_000));
+                assert_eq!(
+                    after,
+                    Some(started + 30_000),
+                    "moved by the invisible run's end"
+                );
+            }
+        }
+        assert!(matches_after(&client, before.unwrap()).await);
+        assert_eq!(
+            overview_status(&client).await,
+            "Failed",
+            "the overview follows the newest run, visible or not"
+        );
+        // An invisible success moves LastSuccessfulExecutionDate as well.
+        sim.add_execution(
+            ID,
+            SimExecution::new(exec_id(3), "Success", started + 60_000)
+                .with_last_execution_ms(started + 70_000)
+                .invisible(),
+        );
+        let described = client
+            .describe_association()
+            .association_id(ID)
+            .send()
+            .await
+            .unwrap();
+        let success = described
+            .association_description()
+            .unwrap()
+            .last_successful_execution_date()
+            .map(ms);
+        assert_eq!(success, Some(started + 70_000));
+        assert_eq!(overview_status(&client).await, "Success");
+
+        // Nothing changes at the association when the runs become visible.
+        let settled = last_execution(&client).await;
+        sim.update_execution(ID, &exec_id(2), |e| e.visible = true);
+        sim.update_execution(ID, &exec_id(3), |e| e.visible = true);
+        assert_eq!(last_execution(&client).await, settled);
+        assert_eq!(newest_visible(&client).await.as_deref(), Some(&*exec_id(3)));
+        // The ground truth counts only what is visible.
+        assert_eq!(sim.ground_truth().executions[ID]["Success"], 2);
+        sim.shutdown();
+    }
+}
+
 #[tokio::test]
 async fn faults_apply_to_the_new_operations_and_per_scope() {
     let sim = Simulator::start().await.unwrap();
