@@ -2,7 +2,8 @@
 //! lifecycle while running, the `LastExecutionDate` switch and scoped faults, all through the
 //! real `aws-sdk-ssm` client.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use aws_sdk_ssm::config::Credentials;
 use aws_sdk_ssm::error::ProvideErrorMetadata;
@@ -915,5 +916,75 @@ async fn listing_responses_match_the_service_model() {
     assert_eq!(
         (status, body["__type"].as_str()),
         (400, Some("ValidationException"))
+    );
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_scope_and_can_be_cleared() {
+    let sim = Simulator::start().await.unwrap();
+    sim.add_access_key(MEMBER_KEY, MEMBER);
+    let home = client_as(&sim, DEFAULT_REGION, static_key(DEFAULT_KEY)).await;
+    let member_eu = client_as(&sim, EU, static_key(MEMBER_KEY)).await;
+    for _ in 0..3 {
+        home.list_associations().send().await.unwrap();
+    }
+    member_eu.list_associations().send().await.unwrap();
+    // Refused requests count too.
+    let e = member_eu
+        .describe_association()
+        .association_id(ID)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AssociationDoesNotExist"));
+
+    let home_scope = Scope::default();
+    let member_scope = Scope::new(MEMBER, EU);
+    assert_eq!(sim.requests()[3].scope(), member_scope);
+    assert_eq!(
+        sim.request_counts_by_scope(),
+        BTreeMap::from([
+            ((home_scope.clone(), "ListAssociations".to_owned()), 3),
+            ((member_scope.clone(), "DescribeAssociation".to_owned()), 1),
+            ((member_scope.clone(), "ListAssociations".to_owned()), 1),
+        ])
+    );
+    assert_eq!(sim.request_count("ListAssociations"), 4);
+
+    sim.clear_requests();
+    assert!(sim.requests().is_empty());
+    assert!(sim.request_counts_by_scope().is_empty());
+    assert_eq!(sim.request_count("ListAssociations"), 0);
+
+    // A request in flight during a clear does not write its answer into a later record.
+    sim.push_fault(
+        FaultRule::new(Fault::Delay(Duration::from_millis(300))).operation("ListAssociations"),
+    );
+    let slow = tokio::spawn({
+        let home = home.clone();
+        async move { home.list_associations().send().await.map(|_| ()) }
+    });
+    while sim.request_count("ListAssociations") == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sim.clear_requests();
+    let e = member_eu
+        .describe_association()
+        .association_id(ID)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AssociationDoesNotExist"));
+    slow.await.unwrap().unwrap();
+    let recorded = sim.requests();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].operation, "DescribeAssociation");
+    assert_eq!(
+        (recorded[0].status, recorded[0].error_code.as_deref()),
+        (400, Some("AssociationDoesNotExist"))
+    );
+    assert_eq!(
+        sim.request_counts_by_scope(),
+        BTreeMap::from([((member_scope, "DescribeAssociation".to_owned()), 1)])
     );
 }
