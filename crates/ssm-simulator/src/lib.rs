@@ -89,7 +89,8 @@
 //!   version, instance id: [`AssociationDetails`]), [`Simulator::update_association_in`]
 //!   (`AssociationVersion` + 1; later executions carry the new version),
 //!   [`Simulator::replace_association_in`] (new id, same name, old one deleted),
-//!   [`Simulator::remove_association_in`].
+//!   [`Simulator::remove_association_in`]. For benchmarks, [`Simulator::add_associations_in`]
+//!   adds many at once.
 //! - [`Simulator::set_last_execution_date_mode`]: whether an association's
 //!   `LastExecutionDate` moves when a run starts or when it ends (AWS does not say). Either
 //!   way invisible executions count, and so does the `Overview`, which follows the newest

@@ -988,3 +988,58 @@ async fn requests_are_counted_by_scope_and_can_be_cleared() {
         BTreeMap::from([((member_scope, "DescribeAssociation".to_owned()), 1)])
     );
 }
+
+#[tokio::test]
+async fn many_associations_are_added_in_bulk() {
+    let sim = Simulator::start().await.unwrap();
+    sim.add_access_key(MEMBER_KEY, MEMBER);
+    let ids = sim.add_associations_in(MEMBER, EU, 120, "bench");
+    assert_eq!(ids.len(), 120);
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 120);
+    assert_eq!(
+        sim.association_ids_in(MEMBER, EU),
+        ids,
+        "listing order is i order"
+    );
+    assert!(sim.association_ids_in(DEFAULT_ACCOUNT, EU).is_empty());
+
+    let client = client_as(&sim, EU, static_key(MEMBER_KEY)).await;
+    let (all, sizes) = list_all(&client, None, None).await;
+    assert_eq!(sizes, [50, 50, 20]);
+    assert_eq!(
+        crate::estate::ids(&all),
+        ids,
+        "uuid-shaped ids the SDK accepts"
+    );
+    assert_eq!(all[7].association_name(), Some("bench-7"));
+    assert_eq!(all[7].name(), Some("AWS-RunPatchBaseline"));
+    assert_eq!(all[7].association_version(), Some("1"));
+    assert_eq!(all[7].overview().unwrap().status(), Some("Pending"));
+    let described = client
+        .describe_association()
+        .association_id(&ids[119])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described
+            .association_description()
+            .unwrap()
+            .association_name(),
+        Some("bench-119")
+    );
+
+    // Executions can be added to them; the same prefix again keeps them, another adds more.
+    sim.add_execution_in(
+        MEMBER,
+        EU,
+        &ids[3],
+        SimExecution::new(exec_id(1), "Success", T0),
+    );
+    assert_eq!(sim.add_associations_in(MEMBER, EU, 120, "bench"), ids);
+    assert_eq!(sim.executions_in(MEMBER, EU, &ids[3]).len(), 1);
+    let more = sim.add_associations_in(MEMBER, EU, 5, "other");
+    assert!(more.iter().all(|id| !ids.contains(id)));
+    assert_eq!(sim.association_ids_in(MEMBER, EU).len(), 125);
+    assert!(sim.add_associations_in(MEMBER, EU, 0, "none").is_empty());
+}
