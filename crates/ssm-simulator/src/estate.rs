@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::identity::{role_arn_account, Role, Scope};
 use crate::model::{
-    AssociationDetails, AssociationState, GroundTruth, LastExecutionDateMode, SimAssociation,
-    SimExecution,
+    stable_hash, uuid_like, AssociationDetails, AssociationState, GroundTruth,
+    LastExecutionDateMode, SimAssociation, SimExecution,
 };
 use crate::{Simulator, State};
 
@@ -114,6 +114,42 @@ impl Simulator {
                 );
             }
         }
+    }
+
+    /// Adds `n` associations to `account` in `region` under one lock, for benchmarks and large
+    /// estates: named `<prefix>-<i>` for `i` in `0..n`, running `AWS-RunPatchBaseline` on
+    /// `rate(30 minutes)` with default [`AssociationDetails`], no executions. Returns their ids
+    /// in `i` order, which is also their listing order: uuid-shaped, derived from `prefix` and
+    /// `i` (the same prefix gives the same ids, so calling it again with a prefix already used
+    /// in that scope replaces those associations' metadata as
+    /// [`Simulator::add_association_in`] does, keeping their executions).
+    pub fn add_associations_in(
+        &self,
+        account: &str,
+        region: &str,
+        n: usize,
+        prefix: &str,
+    ) -> Vec<String> {
+        let high = stable_hash(prefix) << 64;
+        let added_ms = self.now_ms();
+        let mut state = self.shared().lock();
+        let store = state.store_mut(Scope::new(account, region));
+        (0..n)
+            .map(|i| {
+                let id = uuid_like(high | i as u128);
+                let meta = SimAssociation::new("AWS-RunPatchBaseline")
+                    .with_name(format!("{prefix}-{i}"))
+                    .with_schedule("rate(30 minutes)");
+                match store.get_mut(&id) {
+                    Some(existing) => existing.meta = meta,
+                    None => {
+                        let details = AssociationDetails::default();
+                        store.insert(id.clone(), AssociationState::new(meta, details, added_ms));
+                    }
+                }
+                id
+            })
+            .collect()
     }
 
     /// Creates an association (version 1) with its `ListAssociations` details, replacing any

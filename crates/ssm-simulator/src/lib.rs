@@ -20,7 +20,11 @@
 //!   paging sequence stays stable while new executions are inserted; optional short pages
 //!   ([`Simulator::set_page_size`]) and empty pages that still carry a token
 //!   ([`Simulator::set_empty_pages`]);
-//! - late visibility: executions with `visible == false` exist but are not returned yet;
+//! - late visibility: executions with `visible == false` exist but are not returned yet by
+//!   `DescribeAssociationExecutions`, while the association's `LastExecutionDate`,
+//!   `LastSuccessfulExecutionDate` and `Overview` (in `ListAssociations` and
+//!   `DescribeAssociation`) already reflect them, as in AWS, where an association moves when it
+//!   runs, not when the run becomes visible;
 //!   executions whose status is not final (`Pending`, `InProgress`, `Associated`, any unknown
 //!   string) stay so until changed; `CreatedTime` may be anything, e.g. far in the future;
 //! - faults ([`FaultRule`]), each restricted to an operation, an association, requests with a
@@ -33,7 +37,9 @@
 //!   `Date` from it, and requests whose SigV4 `X-Amz-Date` is more than 5 minutes away from it
 //!   are rejected as AWS does (HTTP 400 `InvalidSignatureException`, "Signature expired: ..." or
 //!   "Signature not yet current: ..."). The demo scenario uses the same clock;
-//! - a record of every request ([`Simulator::requests`]) and the ground truth an exporter
+//! - a record of every request ([`Simulator::requests`]; counted by
+//!   [`Simulator::request_count`] and [`Simulator::request_counts_by_scope`], emptied by
+//!   [`Simulator::clear_requests`]) and the ground truth an exporter
 //!   should converge to ([`Simulator::ground_truth`]).
 //!
 //! # The estate: accounts, regions, roles
@@ -83,9 +89,14 @@
 //!   version, instance id: [`AssociationDetails`]), [`Simulator::update_association_in`]
 //!   (`AssociationVersion` + 1; later executions carry the new version),
 //!   [`Simulator::replace_association_in`] (new id, same name, old one deleted),
-//!   [`Simulator::remove_association_in`].
+//!   [`Simulator::remove_association_in`]. For benchmarks, [`Simulator::add_associations_in`]
+//!   adds many at once.
 //! - [`Simulator::set_last_execution_date_mode`]: whether an association's
-//!   `LastExecutionDate` moves when a run starts or when it ends (AWS does not say).
+//!   `LastExecutionDate` moves when a run starts or when it ends (AWS does not say). Either
+//!   way invisible executions count, and so does the `Overview`, which follows the newest
+//!   execution by `CreatedTime`: an exporter that polls executions only when
+//!   `LastExecutionDate` or the `Overview` change can see the change before the execution is
+//!   visible, and must catch late-visible executions by other means.
 //! - Fault rules match an account ([`FaultRule::account`]) or region ([`FaultRule::region`])
 //!   as well as an operation, including `ListAssociations`, `ListTagsForResource` (its
 //!   `ResourceId` is the association), `AssumeRole` and `GetCallerIdentity` (both answered in
@@ -199,6 +210,10 @@ struct State {
     faults: Vec<ActiveRule>,
     rate_limit: Option<TokenBucket>,
     requests: Vec<RecordedRequest>,
+    /// Requests dropped from the front of `requests` by [`Simulator::clear_requests`]; record
+    /// indexes count from the first request ever, so answers to requests in flight during a
+    /// clear find their record, or none.
+    requests_cleared: usize,
     demo_started: bool,
     /// Every `NextToken` sent -> the request token it answered ([`Fault::CycleNextTokens`]).
     issued_tokens: HashMap<String, Option<String>>,
@@ -359,12 +374,14 @@ impl Simulator {
         self.shared().clock.offset_ms()
     }
 
-    /// Every request received, in order of arrival.
+    /// Every request received (since the last [`Simulator::clear_requests`]), in order of
+    /// arrival.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared().lock().requests.clone()
     }
 
-    /// Requests received for one operation (answered or not).
+    /// Requests received for one operation (answered or not) since the start or the last
+    /// [`Simulator::clear_requests`].
     pub fn request_count(&self, operation: &str) -> u64 {
         let state = self.shared().lock();
         state
@@ -372,6 +389,28 @@ impl Simulator {
             .iter()
             .filter(|r| r.operation == operation)
             .count() as u64
+    }
+
+    /// Requests received (answered or not) since the start or the last
+    /// [`Simulator::clear_requests`], counted by the caller's scope (account from the access
+    /// key, region from the SigV4 scope: [`RecordedRequest::scope`]) and operation. STS
+    /// requests count in the caller's scope too.
+    pub fn request_counts_by_scope(&self) -> BTreeMap<(Scope, String), u64> {
+        let state = self.shared().lock();
+        let mut counts = BTreeMap::new();
+        for r in &state.requests {
+            *counts.entry((r.scope(), r.operation.clone())).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Forgets the requests recorded so far ([`Simulator::requests`],
+    /// [`Simulator::request_count`] start again from zero). Requests in flight when it is
+    /// called are not recorded again when answered.
+    pub fn clear_requests(&self) {
+        let mut state = self.shared().lock();
+        state.requests_cleared += state.requests.len();
+        state.requests.clear();
     }
 
     /// Stops accepting, closes open connections and ends hung requests and demo tasks.

@@ -278,13 +278,20 @@ impl AssociationDetails {
 
 /// When an association's `LastExecutionDate` (in `ListAssociations` and `DescribeAssociation`)
 /// moves; AWS does not document which, so the simulator models both.
+///
+/// Either way it looks at every execution, visible or not: the association's date moves when
+/// it runs, independently of when the execution becomes visible in
+/// `DescribeAssociationExecutions` (visibility lag). A client that polls executions only when
+/// `LastExecutionDate` changes can therefore see the date move before the execution shows,
+/// and must catch late-visible executions by other means.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LastExecutionDateMode {
-    /// When a run starts: the newest visible execution's `CreatedTime`, whatever its status.
+    /// When a run starts: the newest execution's `CreatedTime`, whatever its status or
+    /// visibility.
     Start,
     /// When a run ends (the default): the newest end (`LastExecutionDate`, else
-    /// `CreatedTime`) among visible executions in a final status; runs in progress do not
-    /// move it.
+    /// `CreatedTime`) among executions in a final status, visible or not; runs in progress
+    /// do not move it.
     #[default]
     End,
 }
@@ -368,30 +375,33 @@ impl AssociationState {
             .unwrap_or(self.version)
     }
 
-    /// `LastExecutionDate` under `mode`, if there is one.
+    /// `LastExecutionDate` under `mode`, if there is one, from every execution (visible or
+    /// not: the association moves when it runs, not when the run becomes visible).
     pub(crate) fn last_execution_ms(&self, mode: LastExecutionDateMode) -> Option<i64> {
-        let visible = self.executions.values().filter(|e| e.visible);
+        let all = self.executions.values();
         match mode {
-            LastExecutionDateMode::Start => visible.map(|e| e.created_ms).max(),
-            LastExecutionDateMode::End => visible
+            LastExecutionDateMode::Start => all.map(|e| e.created_ms).max(),
+            LastExecutionDateMode::End => all
                 .filter(|e| is_final_status(&e.status))
                 .map(|e| e.last_execution_ms.unwrap_or(e.created_ms))
                 .max(),
         }
     }
 
-    /// `LastSuccessfulExecutionDate`, if there is one.
+    /// `LastSuccessfulExecutionDate`, if there is one, from every execution (visible or not,
+    /// as `LastExecutionDate`).
     pub(crate) fn last_success_ms(&self) -> Option<i64> {
         self.executions
             .values()
-            .filter(|e| e.visible && e.status == "Success")
+            .filter(|e| e.status == "Success")
             .map(|e| e.last_execution_ms.unwrap_or(e.created_ms))
             .max()
     }
 
-    /// `Overview`, driven by the newest visible execution (`Pending` without one).
+    /// `Overview`, driven by the newest execution by `CreatedTime`, visible or not (`Pending`
+    /// without one).
     pub(crate) fn overview(&self) -> Overview {
-        let Some(latest) = self.executions.values().find(|e| e.visible) else {
+        let Some(latest) = self.executions.values().next() else {
             return Overview {
                 status: "Pending",
                 detailed_status: None,

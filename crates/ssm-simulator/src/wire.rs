@@ -85,6 +85,13 @@ pub struct RecordedRequest {
     pub error_code: Option<String>,
 }
 
+impl RecordedRequest {
+    /// The caller's scope: [`RecordedRequest::account`] in [`RecordedRequest::region`].
+    pub fn scope(&self) -> Scope {
+        Scope::new(self.account.clone(), self.region.clone())
+    }
+}
+
 /// An AWS error answer.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -492,11 +499,17 @@ fn record(
     };
     let mut state = shared.lock();
     state.requests.push(request);
-    state.requests.len() - 1
+    state.requests_cleared + state.requests.len() - 1
 }
 
+/// Notes the answer in the record `index` (counted from the first request ever), unless
+/// [`Simulator::clear_requests`](crate::Simulator::clear_requests) dropped it meanwhile.
 fn finish(shared: &Shared, index: usize, status: u16, error_code: Option<&str>) {
-    if let Some(request) = shared.lock().requests.get_mut(index) {
+    let mut state = shared.lock();
+    let Some(position) = index.checked_sub(state.requests_cleared) else {
+        return;
+    };
+    if let Some(request) = state.requests.get_mut(position) {
         request.status = status;
         request.error_code = error_code.map(str::to_owned);
     }

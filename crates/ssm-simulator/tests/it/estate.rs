@@ -2,7 +2,8 @@
 //! lifecycle while running, the `LastExecutionDate` switch and scoped faults, all through the
 //! real `aws-sdk-ssm` client.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use aws_sdk_ssm::config::Credentials;
 use aws_sdk_ssm::error::ProvideErrorMetadata;
@@ -658,6 +659,120 @@ async fn last_execution_date_follows_the_mode() {
     }
 }
 
+/// The newest execution `DescribeAssociationExecutions` shows for `ID`, if any.
+async fn newest_visible(client: &Client) -> Option<String> {
+    let page = client
+        .describe_association_executions()
+        .association_id(ID)
+        .send()
+        .await
+        .unwrap();
+    page.association_executions()
+        .first()
+        .and_then(|e| e.execution_id())
+        .map(str::to_owned)
+}
+
+/// `Overview.Status` of `ID` in ListAssociations and DescribeAssociation (they agree).
+async fn overview_status(client: &Client) -> String {
+    let listed = list_all(client, None, None).await.0;
+    let described = client
+        .describe_association()
+        .association_id(ID)
+        .send()
+        .await
+        .unwrap();
+    let from_list = listed[0].overview().unwrap().status().unwrap().to_owned();
+    let from_describe = described
+        .association_description()
+        .unwrap()
+        .overview()
+        .unwrap()
+        .status()
+        .unwrap()
+        .to_owned();
+    assert_eq!(from_list, from_describe);
+    from_list
+}
+
+#[tokio::test]
+async fn invisible_executions_move_last_execution_date_and_overview() {
+    for mode in [LastExecutionDateMode::Start, LastExecutionDateMode::End] {
+        let sim = Simulator::start().await.unwrap();
+        sim.set_last_execution_date_mode(mode);
+        sim.add_association(ID, SimAssociation::new("AWS-RunPatchBaseline"));
+        let client = client_as(&sim, DEFAULT_REGION, static_key(DEFAULT_KEY)).await;
+        // A visible, finished run.
+        sim.add_execution(
+            ID,
+            SimExecution::new(exec_id(1), "Success", T0).with_last_execution_ms(T0 + 10_000),
+        );
+        let before = last_execution(&client).await;
+        assert_eq!(overview_status(&client).await, "Success");
+
+        // A later run that failed and is not visible yet (visibility lag).
+        let started = T0 + 60_000;
+        sim.add_execution(
+            ID,
+            SimExecution::new(exec_id(2), "Failed", started)
+                .with_last_execution_ms(started + 30_000)
+                .invisible(),
+        );
+        assert_eq!(newest_visible(&client).await.as_deref(), Some(&*exec_id(1)));
+        let after = last_execution(&client).await;
+        match mode {
+            LastExecutionDateMode::Start => {
+                assert_eq!(before, Some(T0));
+                assert_eq!(after, Some(started), "moved by the invisible run's start");
+            }
+            LastExecutionDateMode::End => {
+                assert_eq!(before, Some(T0 + 10_000));
+                assert_eq!(
+                    after,
+                    Some(started + 30_000),
+                    "moved by the invisible run's end"
+                );
+            }
+        }
+        assert!(matches_after(&client, before.unwrap()).await);
+        assert_eq!(
+            overview_status(&client).await,
+            "Failed",
+            "the overview follows the newest run, visible or not"
+        );
+        // An invisible success moves LastSuccessfulExecutionDate as well.
+        sim.add_execution(
+            ID,
+            SimExecution::new(exec_id(3), "Success", started + 60_000)
+                .with_last_execution_ms(started + 70_000)
+                .invisible(),
+        );
+        let described = client
+            .describe_association()
+            .association_id(ID)
+            .send()
+            .await
+            .unwrap();
+        let success = described
+            .association_description()
+            .unwrap()
+            .last_successful_execution_date()
+            .map(ms);
+        assert_eq!(success, Some(started + 70_000));
+        assert_eq!(overview_status(&client).await, "Success");
+
+        // Nothing changes at the association when the runs become visible.
+        let settled = last_execution(&client).await;
+        sim.update_execution(ID, &exec_id(2), |e| e.visible = true);
+        sim.update_execution(ID, &exec_id(3), |e| e.visible = true);
+        assert_eq!(last_execution(&client).await, settled);
+        assert_eq!(newest_visible(&client).await.as_deref(), Some(&*exec_id(3)));
+        // The ground truth counts only what is visible.
+        assert_eq!(sim.ground_truth().executions[ID]["Success"], 2);
+        sim.shutdown();
+    }
+}
+
 #[tokio::test]
 async fn faults_apply_to_the_new_operations_and_per_scope() {
     let sim = Simulator::start().await.unwrap();
@@ -802,4 +917,129 @@ async fn listing_responses_match_the_service_model() {
         (status, body["__type"].as_str()),
         (400, Some("ValidationException"))
     );
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_scope_and_can_be_cleared() {
+    let sim = Simulator::start().await.unwrap();
+    sim.add_access_key(MEMBER_KEY, MEMBER);
+    let home = client_as(&sim, DEFAULT_REGION, static_key(DEFAULT_KEY)).await;
+    let member_eu = client_as(&sim, EU, static_key(MEMBER_KEY)).await;
+    for _ in 0..3 {
+        home.list_associations().send().await.unwrap();
+    }
+    member_eu.list_associations().send().await.unwrap();
+    // Refused requests count too.
+    let e = member_eu
+        .describe_association()
+        .association_id(ID)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AssociationDoesNotExist"));
+
+    let home_scope = Scope::default();
+    let member_scope = Scope::new(MEMBER, EU);
+    assert_eq!(sim.requests()[3].scope(), member_scope);
+    assert_eq!(
+        sim.request_counts_by_scope(),
+        BTreeMap::from([
+            ((home_scope.clone(), "ListAssociations".to_owned()), 3),
+            ((member_scope.clone(), "DescribeAssociation".to_owned()), 1),
+            ((member_scope.clone(), "ListAssociations".to_owned()), 1),
+        ])
+    );
+    assert_eq!(sim.request_count("ListAssociations"), 4);
+
+    sim.clear_requests();
+    assert!(sim.requests().is_empty());
+    assert!(sim.request_counts_by_scope().is_empty());
+    assert_eq!(sim.request_count("ListAssociations"), 0);
+
+    // A request in flight during a clear does not write its answer into a later record.
+    sim.push_fault(
+        FaultRule::new(Fault::Delay(Duration::from_millis(300))).operation("ListAssociations"),
+    );
+    let slow = tokio::spawn({
+        let home = home.clone();
+        async move { home.list_associations().send().await.map(|_| ()) }
+    });
+    while sim.request_count("ListAssociations") == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sim.clear_requests();
+    let e = member_eu
+        .describe_association()
+        .association_id(ID)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AssociationDoesNotExist"));
+    slow.await.unwrap().unwrap();
+    let recorded = sim.requests();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].operation, "DescribeAssociation");
+    assert_eq!(
+        (recorded[0].status, recorded[0].error_code.as_deref()),
+        (400, Some("AssociationDoesNotExist"))
+    );
+    assert_eq!(
+        sim.request_counts_by_scope(),
+        BTreeMap::from([((member_scope, "DescribeAssociation".to_owned()), 1)])
+    );
+}
+
+#[tokio::test]
+async fn many_associations_are_added_in_bulk() {
+    let sim = Simulator::start().await.unwrap();
+    sim.add_access_key(MEMBER_KEY, MEMBER);
+    let ids = sim.add_associations_in(MEMBER, EU, 120, "bench");
+    assert_eq!(ids.len(), 120);
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 120);
+    assert_eq!(
+        sim.association_ids_in(MEMBER, EU),
+        ids,
+        "listing order is i order"
+    );
+    assert!(sim.association_ids_in(DEFAULT_ACCOUNT, EU).is_empty());
+
+    let client = client_as(&sim, EU, static_key(MEMBER_KEY)).await;
+    let (all, sizes) = list_all(&client, None, None).await;
+    assert_eq!(sizes, [50, 50, 20]);
+    assert_eq!(
+        crate::estate::ids(&all),
+        ids,
+        "uuid-shaped ids the SDK accepts"
+    );
+    assert_eq!(all[7].association_name(), Some("bench-7"));
+    assert_eq!(all[7].name(), Some("AWS-RunPatchBaseline"));
+    assert_eq!(all[7].association_version(), Some("1"));
+    assert_eq!(all[7].overview().unwrap().status(), Some("Pending"));
+    let described = client
+        .describe_association()
+        .association_id(&ids[119])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described
+            .association_description()
+            .unwrap()
+            .association_name(),
+        Some("bench-119")
+    );
+
+    // Executions can be added to them; the same prefix again keeps them, another adds more.
+    sim.add_execution_in(
+        MEMBER,
+        EU,
+        &ids[3],
+        SimExecution::new(exec_id(1), "Success", T0),
+    );
+    assert_eq!(sim.add_associations_in(MEMBER, EU, 120, "bench"), ids);
+    assert_eq!(sim.executions_in(MEMBER, EU, &ids[3]).len(), 1);
+    let more = sim.add_associations_in(MEMBER, EU, 5, "other");
+    assert!(more.iter().all(|id| !ids.contains(id)));
+    assert_eq!(sim.association_ids_in(MEMBER, EU).len(), 125);
+    assert!(sim.add_associations_in(MEMBER, EU, 0, "none").is_empty());
 }
