@@ -9,7 +9,7 @@
 //! default and limits in the "Defaults and limits" section, a name in `KEYS`,
 //! an arm in `Validator::config`, and a line in [`Config::summary`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -122,10 +122,19 @@ const METRICS_KEYS: &[&str] = &[
     "per_association_internals",
 ];
 
+/// The keys of a `discovery:` selector, in documentation order.
+const SELECTOR_KEYS: &[&str] = &["association_name", "document_name", "tags"];
+
+/// The keys of an `accounts:` entry, in documentation order.
+const ACCOUNT_KEYS: &[&str] = &["role_arn", "external_id", "regions"];
+
 /// Every accepted top-level key, in documentation order.
 const KEYS: &[&str] = &[
     "associations",
+    "discovery",
+    "discovery_interval",
     "poll_interval",
+    "full_sweep_interval",
     "initial_lookback",
     "late_visibility_window",
     "api_requests_per_second",
@@ -133,11 +142,86 @@ const KEYS: &[&str] = &[
     "request_timeout",
     "api_max_attempts",
     "region",
+    "regions",
+    "accounts",
     "state_file",
     "state_save_interval",
     "removed_association_retention",
     "metrics",
 ];
+
+/// The area prefixes of AWS region names, one per partition family: `<area>-<direction>-<n>`.
+/// The same as the partitions' `regionRegex` in the AWS SDK's endpoint data.
+const REGION_AREAS: &[&str] = &[
+    "us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn", "us-gov", "us-iso", "us-isob",
+    "us-isof", "eu-isoe", "eusc-de",
+];
+
+/// The directions of AWS region names.
+const REGION_DIRECTIONS: &[&str] = &[
+    "east",
+    "west",
+    "north",
+    "south",
+    "central",
+    "northeast",
+    "northwest",
+    "southeast",
+    "southwest",
+];
+
+/// Regions that exist (the AWS SDK's endpoint data), only to suggest one for a misspelt name;
+/// a well-formed name missing here is accepted (regions are added over time).
+const KNOWN_REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-iso-east-1",
+    "us-iso-west-1",
+    "us-isob-east-1",
+    "us-isob-west-1",
+    "us-isof-east-1",
+    "us-isof-south-1",
+    "eu-isoe-west-1",
+    "eusc-de-east-1",
+];
+
+const REGION_EXAMPLES: &str = "e.g. us-east-1, eu-central-2 or us-gov-west-1";
 
 const EXAMPLE_ASSOCIATION_ID: &str = "8dfe3659-4309-493a-8755-0123456789ab";
 
@@ -291,28 +375,76 @@ pub struct RoleArn {
     pub account_id: String,
 }
 
+/// The AWS partitions a role ARN may name.
+const PARTITIONS: &[&str] = &[
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+    "aws-eusc",
+];
+
 impl RoleArn {
-    /// Parses a role ARN, or says what is wrong with it.
+    /// Parses a role ARN, or says what is wrong with it (a lower-case reason, without the ARN).
     pub fn parse(arn: &str) -> Result<RoleArn, String> {
+        const SHAPE: &str = "arn:aws:iam::<12-digit account ID>:role/<name>";
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         let [prefix, partition, service, region, account, resource] = parts.as_slice() else {
-            return Err("expected arn:aws:iam::<12-digit account ID>:role/<name>".to_string());
+            let count = parts.len();
+            let plural = if count == 1 { "" } else { "s" };
+            return Err(format!(
+                "expected {SHAPE} (6 parts separated by colons), got {count} part{plural}"
+            ));
         };
-        if *prefix != "arn" || !matches!(*partition, "aws" | "aws-cn" | "aws-us-gov" | "aws-iso" | "aws-iso-b" | "aws-iso-e" | "aws-iso-f" | "aws-eusc") {
-            return Err("expected arn:<partition>:iam::... with a partition such as aws, aws-cn or aws-us-gov".to_string());
+        if *prefix != "arn" {
+            return Err(format!("expected {SHAPE}, starting with arn:"));
         }
-        if *service != "iam" || !region.is_empty() {
-            return Err("expected an IAM role ARN: arn:aws:iam::<account>:role/<name> (iam, no region)".to_string());
+        if !PARTITIONS.contains(partition) {
+            return Err(format!(
+                "unknown partition {partition:?}; expected one of {}",
+                PARTITIONS.join(", ")
+            ));
+        }
+        if *service != "iam" {
+            return Err(format!(
+                "the service must be iam, got {service:?} (expected {SHAPE})"
+            ));
+        }
+        if !region.is_empty() {
+            return Err(format!(
+                "IAM ARNs have no region, got {region:?} (expected {SHAPE})"
+            ));
         }
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("the account ID must be 12 digits, got {account:?}"));
         }
-        let Some(name) = resource.strip_prefix("role/") else {
+        let Some(path_and_name) = resource.strip_prefix("role/") else {
             return Err(format!("expected a role (role/<name>), got {resource:?}"));
         };
-        let valid = |b: u8| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b);
-        if name.is_empty() || name.ends_with('/') || name.len() > 512 || !name.bytes().all(valid) {
-            return Err(format!("{name:?} is not a valid role name (letters, digits and +=,.@_-, with an optional /path/)"));
+        // `role/<path/>name`: the path's parts and the name are non-empty and use IAM's
+        // characters; the name is at most 64 characters, the path at most 512.
+        let valid = |b: u8| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b);
+        let (path, name) = match path_and_name.rsplit_once('/') {
+            Some((path, name)) => (Some(path), name),
+            None => (None, path_and_name),
+        };
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(valid) {
+            return Err(format!(
+                "{name:?} is not a valid role name (1 to 64 letters, digits and +=,.@_-)"
+            ));
+        }
+        if let Some(path) = path.filter(|path| {
+            path.len() + 2 > 512
+                || path
+                    .split('/')
+                    .any(|part| part.is_empty() || !part.bytes().all(valid))
+        }) {
+            return Err(format!(
+                "{path:?} is not a valid role path (parts of letters, digits and +=,.@_- separated by /)"
+            ));
         }
         Ok(RoleArn {
             arn: arn.to_string(),
@@ -491,6 +623,13 @@ struct Validator<'a> {
     text: &'a str,
 }
 
+/// An item of a list of mappings: its key path (`accounts[1]`), node, and entries.
+struct ListItem<'n> {
+    key: String,
+    node: &'n Node,
+    entries: &'n [(Node, Node)],
+}
+
 /// A map entry's key name, position, and value.
 struct Entry<'n> {
     name: String,
@@ -509,7 +648,7 @@ impl Validator<'_> {
             Raw::Null => {
                 return Err(ConfigError::whole_file(
                     self.file,
-                    "the config file is empty; it must be a mapping with at least the key associations",
+                    "the config file is empty; it must be a mapping with at least the key associations or discovery",
                 ));
             }
             _ => {
@@ -547,13 +686,36 @@ impl Validator<'_> {
             source: self.file.to_owned(),
         };
 
-        let mut has_associations = false;
-        for Entry { name, key, value } in self.entries(entries, "", KEYS)? {
+        let entries = self.entries(entries, "", KEYS)?;
+        let has = |wanted: &str| entries.iter().any(|entry| entry.name == wanted);
+        let (has_associations, has_discovery, has_region) =
+            (has("associations"), has("discovery"), has("region"));
+        for Entry { name, key, value } in entries {
             match name.as_str() {
                 "associations" => {
-                    config.associations = self.associations(value)?;
-                    has_associations = true;
+                    config.associations = self.associations(value, has_discovery)?;
                 }
+                "discovery" => config.discovery = self.discovery(&name, value)?,
+                "discovery_interval" => {
+                    config.discovery_interval =
+                        self.duration(&name, value, &DISCOVERY_INTERVAL_SETTING)?;
+                }
+                "full_sweep_interval" => {
+                    config.full_sweep_interval =
+                        self.duration(&name, value, &FULL_SWEEP_INTERVAL_SETTING)?;
+                }
+                "regions" => {
+                    if has_region {
+                        return Err(self.error(
+                            key,
+                            &name,
+                            "set either region or regions, not both (regions replaces region)",
+                        ));
+                    }
+                    config.regions =
+                        self.regions(&name, value, "region or the AWS config chain")?;
+                }
+                "accounts" => config.accounts = self.accounts(&name, value)?,
                 "poll_interval" => {
                     config.poll_interval = self.duration(&name, value, &POLL_INTERVAL_SETTING)?;
                 }
@@ -599,8 +761,12 @@ impl Validator<'_> {
             }
         }
 
-        if !has_associations {
-            return Err(self.error(&root, "associations", "required key is missing"));
+        if !has_associations && !has_discovery {
+            return Err(self.error(
+                &root,
+                "associations",
+                "required key is missing: set associations (association IDs), discovery (selectors), or both",
+            ));
         }
         Ok(config)
     }
@@ -836,17 +1002,20 @@ impl Validator<'_> {
         }
     }
 
+    /// A region name, checked by [`is_region`] (`region`, `regions[i]`, `accounts[i].regions[j]`).
     fn region(&self, key: &str, node: &Node) -> Result<String, ConfigError> {
-        const EXAMPLES: &str = "e.g. us-east-1, eu-central-2 or us-gov-west-1";
+        const EXAMPLES: &str = REGION_EXAMPLES;
         match &node.value {
             Raw::Str(s) if is_region(s) => Ok(s.clone()),
-            Raw::Str(s) => Err(self.error(
-                node,
-                key,
-                format!(
-                    "{s:?} is not a valid AWS region (expected lowercase letters, digits and dashes, {EXAMPLES})"
-                ),
-            )),
+            Raw::Str(s) => {
+                let mut message = format!(
+                    "{s:?} is not a known AWS region name (expected <area>-<direction>-<number>, {EXAMPLES})"
+                );
+                if let Some(suggestion) = suggest_region(s) {
+                    let _ = write!(message, " (did you mean {suggestion}?)");
+                }
+                Err(self.error(node, key, message))
+            }
             Raw::Null => Err(self.error(
                 node,
                 key,
@@ -961,7 +1130,12 @@ impl Validator<'_> {
         }
     }
 
-    fn associations(&self, node: &Node) -> Result<Vec<AssociationConfig>, ConfigError> {
+    /// The `associations:` list; it may be empty when `discovery` selects associations.
+    fn associations(
+        &self,
+        node: &Node,
+        has_discovery: bool,
+    ) -> Result<Vec<AssociationConfig>, ConfigError> {
         const KEY: &str = "associations";
         let items = match &node.value {
             Raw::Seq(items) => items,
@@ -983,7 +1157,7 @@ impl Validator<'_> {
                 ));
             }
         };
-        if items.is_empty() {
+        if items.is_empty() && !has_discovery {
             return Err(self.error(
                 node,
                 KEY,
@@ -1062,6 +1236,415 @@ impl Validator<'_> {
             _ => Ok((item, item_key.to_owned())),
         }
     }
+
+    /// A non-empty list of mappings (`discovery:`, `accounts:`), with `what` naming an item
+    /// for messages ("a selector", "an account") and `hint` saying what `{}` means.
+    fn mapping_list<'n>(
+        &self,
+        key: &str,
+        node: &'n Node,
+        what: &str,
+        keys: &[&str],
+        hint: &str,
+    ) -> Result<Vec<ListItem<'n>>, ConfigError> {
+        let mapping = format!("a mapping with some of the keys {}", keys.join(", "));
+        let expected = format!("{what} ({mapping})");
+        let items = match &node.value {
+            Raw::Seq(items) if items.is_empty() => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!("the list is empty; add {what} ({hint}) or remove the key"),
+                ));
+            }
+            Raw::Seq(items) => items,
+            Raw::Null => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "missing value; expected a list, each item {expected}, or remove the key"
+                    ),
+                ));
+            }
+            _ => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "expected a list, each item {expected}, got {}",
+                        self.describe(node)
+                    ),
+                ));
+            }
+        };
+        let mut result = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{index}]");
+            match &item.value {
+                Raw::Map(entries) => result.push(ListItem {
+                    key: item_key,
+                    node: item,
+                    entries,
+                }),
+                Raw::Null => {
+                    return Err(self.error(
+                        item,
+                        &item_key,
+                        format!("empty entry; expected {what} ({mapping}; {hint})"),
+                    ));
+                }
+                _ => {
+                    return Err(self.error(
+                        item,
+                        &item_key,
+                        format!("expected {expected}, got {}", self.describe(item)),
+                    ));
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// The `discovery:` selectors; no two alike.
+    fn discovery(&self, key: &str, node: &Node) -> Result<Vec<Selector>, ConfigError> {
+        let items = self.mapping_list(
+            key,
+            node,
+            "a selector",
+            SELECTOR_KEYS,
+            "{} selects every association",
+        )?;
+        let mut selectors: Vec<Selector> = Vec::with_capacity(items.len());
+        for ListItem {
+            key: item_key,
+            node: item,
+            entries,
+        } in items
+        {
+            let prefix = format!("{item_key}.");
+            let mut selector = Selector::default();
+            for Entry { name, value, .. } in self.entries(entries, &prefix, SELECTOR_KEYS)? {
+                let full = format!("{prefix}{name}");
+                match name.as_str() {
+                    "association_name" => {
+                        selector.association_name = Some(self.pattern(&full, value)?);
+                    }
+                    "document_name" => selector.document_name = Some(self.pattern(&full, value)?),
+                    "tags" => selector.tags = self.tags(&full, value)?,
+                    // `entries` only yields names listed in SELECTOR_KEYS.
+                    _ => unreachable!("{name} is not in SELECTOR_KEYS"),
+                }
+            }
+            if let Some(first) = selectors.iter().position(|s| *s == selector) {
+                return Err(self.error(
+                    item,
+                    &item_key,
+                    format!("duplicate selector (same as {key}[{first}])"),
+                ));
+            }
+            selectors.push(selector);
+        }
+        Ok(selectors)
+    }
+
+    /// A regular expression matched against whole names.
+    fn pattern(&self, key: &str, node: &Node) -> Result<Pattern, ConfigError> {
+        let source = match &node.value {
+            Raw::Str(s) if s.is_empty() => {
+                return Err(self.error(
+                    node,
+                    key,
+                    "empty regular expression (it would match only an empty name); remove the key to match every name",
+                ));
+            }
+            Raw::Str(s) => s,
+            Raw::Null => {
+                return Err(self.error(
+                    node,
+                    key,
+                    "missing value; expected a regular expression such as '^prod-', or remove the key to match every name",
+                ));
+            }
+            Raw::Int(_) | Raw::Float(_) | Raw::Bool(_) => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "expected a regular expression (a string), got {}; quote it",
+                        self.describe(node)
+                    ),
+                ));
+            }
+            _ => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "expected a regular expression (a string), got {}",
+                        self.describe(node)
+                    ),
+                ));
+            }
+        };
+        // Compiled alone first: a pattern that only compiles inside the anchors Pattern adds
+        // (e.g. `a)|(b`) would not be matched whole.
+        regex::Regex::new(source)
+            .and_then(|_| Pattern::new(source))
+            .map_err(|err| {
+                self.error(
+                    node,
+                    key,
+                    format!("invalid regular expression: {}", regex_error_gist(&err)),
+                )
+            })
+    }
+
+    /// `tags:`: a mapping of tag keys to values, both strings.
+    fn tags(&self, key: &str, node: &Node) -> Result<BTreeMap<String, String>, ConfigError> {
+        let entries = match &node.value {
+            Raw::Map(entries) => entries,
+            Raw::Null => {
+                return Err(self.error(
+                    node,
+                    key,
+                    "missing value; expected a mapping of tag keys to values such as {team: platform}, or remove the key",
+                ));
+            }
+            _ => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "expected a mapping of tag keys to values such as {{team: platform}}, got {}",
+                        self.describe(node)
+                    ),
+                ));
+            }
+        };
+        let mut tags = BTreeMap::new();
+        let mut first_line: HashMap<&str, u64> = HashMap::new();
+        for (tag_key, value) in entries {
+            let name = match &tag_key.value {
+                Raw::Str(s) if !s.is_empty() => s.as_str(),
+                Raw::Str(_) => {
+                    return Err(self.error(tag_key, key, "empty tag key"));
+                }
+                _ => {
+                    return Err(self.error(
+                        tag_key,
+                        &format!("{key}.{}", self.key_name(tag_key)),
+                        "tag keys are strings; quote it",
+                    ));
+                }
+            };
+            let full = format!("{key}.{name}");
+            if let Some(line) = first_line.get(name) {
+                return Err(self.error(
+                    tag_key,
+                    &full,
+                    format!("duplicate key (first set at line {line})"),
+                ));
+            }
+            first_line.insert(name, tag_key.referenced.line());
+            let value = match &value.value {
+                Raw::Str(s) => s.clone(),
+                Raw::Int(_) | Raw::Float(_) | Raw::Bool(_) => {
+                    return Err(self.error(
+                        value,
+                        &full,
+                        format!(
+                            "tag values are strings; quote it: '{}'",
+                            self.describe(value)
+                        ),
+                    ));
+                }
+                Raw::Null => {
+                    return Err(self.error(
+                        value,
+                        &full,
+                        "missing value; expected the tag's value (a string; '' for an empty one)",
+                    ));
+                }
+                _ => {
+                    return Err(self.error(
+                        value,
+                        &full,
+                        format!(
+                            "expected the tag's value (a string), got {}",
+                            self.describe(value)
+                        ),
+                    ));
+                }
+            };
+            tags.insert(name.to_owned(), value);
+        }
+        Ok(tags)
+    }
+
+    /// A non-empty list of regions, no repeats; `default` says what removing the key means.
+    fn regions(&self, key: &str, node: &Node, default: &str) -> Result<Vec<String>, ConfigError> {
+        let items = match &node.value {
+            Raw::Seq(items) if items.is_empty() => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!("the list is empty; name at least one region, or remove the key to use {default}"),
+                ));
+            }
+            Raw::Seq(items) => items,
+            Raw::Null => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!("missing value; expected a list of AWS regions such as [us-east-1, eu-west-1], or remove the key to use {default}"),
+                ));
+            }
+            Raw::Str(s) => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!("expected a list of AWS regions, got {s:?}; write [{s}]"),
+                ));
+            }
+            _ => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "expected a list of AWS regions such as [us-east-1, eu-west-1], got {}",
+                        self.describe(node)
+                    ),
+                ));
+            }
+        };
+        let mut regions: Vec<String> = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{index}]");
+            if let Raw::Null = item.value {
+                return Err(self.error(
+                    item,
+                    &item_key,
+                    format!("missing value; expected an AWS region ({REGION_EXAMPLES})"),
+                ));
+            }
+            let region = self.region(&item_key, item)?;
+            if let Some(first) = regions.iter().position(|r| *r == region) {
+                return Err(self.error(
+                    item,
+                    &item_key,
+                    format!("duplicate region {region} (same as {key}[{first}])"),
+                ));
+            }
+            regions.push(region);
+        }
+        Ok(regions)
+    }
+
+    /// The `accounts:` list; no two entries with the same role (or both without one).
+    fn accounts(&self, key: &str, node: &Node) -> Result<Vec<AccountConfig>, ConfigError> {
+        let items = self.mapping_list(
+            key,
+            node,
+            "an account",
+            ACCOUNT_KEYS,
+            "{} stands for the exporter's own credentials",
+        )?;
+        let mut accounts: Vec<AccountConfig> = Vec::with_capacity(items.len());
+        for ListItem {
+            key: item_key,
+            node: item,
+            entries,
+        } in items
+        {
+            let prefix = format!("{item_key}.");
+            let mut account = AccountConfig::default();
+            let mut external_id_key = None;
+            for Entry { name, key, value } in self.entries(entries, &prefix, ACCOUNT_KEYS)? {
+                let full = format!("{prefix}{name}");
+                match name.as_str() {
+                    "role_arn" => account.role_arn = Some(self.role_arn(&full, value)?),
+                    "external_id" => {
+                        account.external_id = Some(self.external_id(&full, value)?);
+                        external_id_key = Some((key, full));
+                    }
+                    "regions" => {
+                        account.regions = self.regions(&full, value, "the top-level regions")?;
+                    }
+                    // `entries` only yields names listed in ACCOUNT_KEYS.
+                    _ => unreachable!("{name} is not in ACCOUNT_KEYS"),
+                }
+            }
+            if let (Some((external_id, full)), None) = (external_id_key, &account.role_arn) {
+                return Err(self.error(
+                    external_id,
+                    &full,
+                    "external_id needs role_arn (it is sent with AssumeRole)",
+                ));
+            }
+            if let Some(first) = accounts.iter().position(|a| a.role_arn == account.role_arn) {
+                return Err(self.error(
+                    item,
+                    &item_key,
+                    format!("duplicate account (same as {key}[{first}])"),
+                ));
+            }
+            accounts.push(account);
+        }
+        Ok(accounts)
+    }
+
+    fn role_arn(&self, key: &str, node: &Node) -> Result<RoleArn, ConfigError> {
+        const EXPECTED: &str =
+            "a role ARN such as arn:aws:iam::111111111111:role/ssm-association-exporter";
+        match &node.value {
+            Raw::Str(s) => RoleArn::parse(s)
+                .map_err(|reason| self.error(node, key, format!("malformed role ARN: {reason}"))),
+            Raw::Null => Err(self.error(
+                node,
+                key,
+                format!("missing value; expected {EXPECTED}, or remove the key to use the exporter's own credentials"),
+            )),
+            _ => Err(self.error(
+                node,
+                key,
+                format!("expected {EXPECTED}, got {}", self.describe(node)),
+            )),
+        }
+    }
+
+    fn external_id(&self, key: &str, node: &Node) -> Result<String, ConfigError> {
+        const EXPECTED: &str = "2 to 1224 letters, digits and _+=,.@:/-";
+        match &node.value {
+            Raw::Str(s) if is_external_id(s) => Ok(s.clone()),
+            Raw::Str(s) => Err(self.error(
+                node,
+                key,
+                format!("{s:?} is not a valid external ID (expected {EXPECTED})"),
+            )),
+            Raw::Int(_) | Raw::Float(_) | Raw::Bool(_) => Err(self.error(
+                node,
+                key,
+                format!(
+                    "expected an external ID (a string), got {}; quote it",
+                    self.describe(node)
+                ),
+            )),
+            Raw::Null => Err(self.error(
+                node,
+                key,
+                format!("missing value; expected an external ID ({EXPECTED}), or remove the key"),
+            )),
+            _ => Err(self.error(
+                node,
+                key,
+                format!(
+                    "expected an external ID ({EXPECTED}), got {}",
+                    self.describe(node)
+                ),
+            )),
+        }
+    }
 }
 
 /// Whether `s` matches SSM's association ID pattern (8-4-4-4-12 hex digits).
@@ -1073,26 +1656,56 @@ fn is_association_id(s: &str) -> bool {
         })
 }
 
-/// Whether `s` looks like an AWS region name: a lowercase letter prefix,
-/// one or more lowercase alphanumeric parts, and a numeric suffix, joined by
-/// dashes (`us-east-1`, `us-gov-west-1`).
+/// Whether `s` is a well-formed AWS region name: `<area>-<direction>-<number>` with an area
+/// of [`REGION_AREAS`] (`us`, `us-gov`, ...), a direction of [`REGION_DIRECTIONS`] and a
+/// number from 1 to 99 (`us-east-1`, `us-gov-west-1`, `ap-southeast-7`).
 fn is_region(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    let [first, middle @ .., last] = parts.as_slice() else {
+    let mut parts = s.rsplitn(3, '-');
+    let (Some(number), Some(direction), Some(area)) = (parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
-    s.len() <= 64
-        && first.len() >= 2
-        && first.bytes().all(|b| b.is_ascii_lowercase())
-        && !middle.is_empty()
-        && middle.iter().all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-        && !last.is_empty()
-        && last.bytes().all(|b| b.is_ascii_digit())
+    REGION_AREAS.contains(&area)
+        && REGION_DIRECTIONS.contains(&direction)
+        && (1..=2).contains(&number.len())
+        && !number.starts_with('0')
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A region name `s` was likely meant to be, for a name that is not well-formed.
+fn suggest_region(s: &str) -> Option<String> {
+    let lower = s.to_ascii_lowercase();
+    if lower != s && is_region(&lower) {
+        return Some(lower);
+    }
+    // Closer than `suggest` allows: region names are alike (`europe-west-1` is not
+    // `eu-isoe-west-1`).
+    KNOWN_REGIONS
+        .iter()
+        .map(|known| (edit_distance(&lower, known), *known))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known.to_owned())
+}
+
+/// Whether `s` is a valid `ExternalId` for `AssumeRole`: 2 to 1224 characters of
+/// `[\w+=,.@:/-]` (the STS pattern).
+fn is_external_id(s: &str) -> bool {
+    (2..=1224).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b))
+}
+
+/// The gist of a regular expression error: its `error:` line, without the pattern echo and
+/// caret (whose columns would count the anchors the pattern is wrapped in).
+fn regex_error_gist(err: &regex::Error) -> String {
+    let text = err.to_string();
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("error: "))
+        .or_else(|| text.lines().map(str::trim).find(|line| !line.is_empty()))
+        .unwrap_or("unknown error")
+        .trim_end_matches('.')
+        .to_owned()
 }
 
 /// The known name closest to `name`, if it is close enough to be a likely typo.
@@ -1136,10 +1749,24 @@ impl Config {
         for association in &self.associations {
             let _ = writeln!(out, "  - {}", association.id);
         }
+        let _ = writeln!(out, "discovery: {}", self.discovery.len());
+        for selector in &self.discovery {
+            let _ = writeln!(out, "  - {}", selector.describe());
+        }
+        let _ = writeln!(
+            out,
+            "discovery_interval: {}",
+            format_duration(self.discovery_interval)
+        );
         let _ = writeln!(
             out,
             "poll_interval: {}",
             format_duration(self.poll_interval)
+        );
+        let _ = writeln!(
+            out,
+            "full_sweep_interval: {}",
+            format_duration(self.full_sweep_interval)
         );
         let _ = writeln!(
             out,
@@ -1174,6 +1801,37 @@ impl Config {
                 .as_deref()
                 .unwrap_or("from the AWS config chain")
         );
+        if self.regions.is_empty() {
+            let _ = write!(out, "\nregions: none (the region above)");
+        } else {
+            let _ = write!(out, "\nregions: {}", self.regions.join(", "));
+        }
+        if self.accounts.is_empty() {
+            let _ = write!(out, "\naccounts: none (the exporter's own credentials)");
+        } else {
+            let _ = write!(out, "\naccounts: {}", self.accounts.len());
+        }
+        for account in &self.accounts {
+            let who = account
+                .role_arn
+                .as_ref()
+                .map_or("own credentials", |role| role.arn.as_str());
+            let external_id = if account.external_id.is_some() {
+                " with an external ID"
+            } else {
+                ""
+            };
+            let regions = if !account.regions.is_empty() {
+                account.regions.join(", ")
+            } else if !self.regions.is_empty() {
+                self.regions.join(", ")
+            } else {
+                self.region
+                    .clone()
+                    .unwrap_or_else(|| "the region of the AWS config chain".to_owned())
+            };
+            let _ = write!(out, "\n  - {who}{external_id} in {regions}");
+        }
         let _ = write!(
             out,
             "\nstate_file: {}",
@@ -1326,8 +1984,18 @@ mod tests {
             "us-gov-west-1",
             "cn-northwest-1",
             "us-isob-east-1",
+            "us-isof-south-1",
+            "eu-isoe-west-1",
+            "eusc-de-east-1",
+            "ap-southeast-7",
+            "mx-central-1",
+            "il-central-1",
+            "us-east-12",
         ] {
             assert!(is_region(ok), "{ok}");
+        }
+        for known in KNOWN_REGIONS {
+            assert!(is_region(known), "{known}");
         }
         for bad in [
             "",
@@ -1339,9 +2007,112 @@ mod tests {
             "us-east-1a",
             "-us-east-1",
             "u-east-1",
+            "us-esat-1",
+            "xx-east-1",
+            "us-east-0",
+            "us-east-01",
+            "us-east-100",
+            "us-gov-1",
+            "us-foo-east-1",
+            "useast-1",
+            "us-east-1-",
+            "us-east--1",
         ] {
             assert!(!is_region(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn region_suggestions() {
+        assert_eq!(suggest_region("us-esat-1").as_deref(), Some("us-east-1"));
+        assert_eq!(suggest_region("US-East-1").as_deref(), Some("us-east-1"));
+        assert_eq!(
+            suggest_region("eu-centrl-1").as_deref(),
+            Some("eu-central-1")
+        );
+        assert_eq!(suggest_region("europe"), None);
+        assert_eq!(suggest_region("europe-west-1"), None);
+    }
+
+    #[test]
+    fn role_arns() {
+        let role =
+            RoleArn::parse("arn:aws:iam::111111111111:role/ssm-association-exporter").unwrap();
+        assert_eq!(role.account_id, "111111111111");
+        assert_eq!(
+            role.arn,
+            "arn:aws:iam::111111111111:role/ssm-association-exporter"
+        );
+        for ok in [
+            "arn:aws-us-gov:iam::111111111111:role/x",
+            "arn:aws-cn:iam::111111111111:role/team/app/Reader+=,.@_-1",
+        ] {
+            assert!(RoleArn::parse(ok).is_ok(), "{ok}");
+        }
+        let cases = [
+            ("", "expected arn:aws:iam::<12-digit account ID>:role/<name> (6 parts separated by colons), got 1 part"),
+            ("arn:aws:iam:111111111111:role/x", "expected arn:aws:iam::<12-digit account ID>:role/<name> (6 parts separated by colons), got 5 parts"),
+            ("ARN:aws:iam::111111111111:role/x", "expected arn:aws:iam::<12-digit account ID>:role/<name>, starting with arn:"),
+            ("arn:amazon:iam::111111111111:role/x", "unknown partition \"amazon\"; expected one of aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc"),
+            ("arn:aws:sts::111111111111:role/x", "the service must be iam, got \"sts\" (expected arn:aws:iam::<12-digit account ID>:role/<name>)"),
+            ("arn:aws:iam:us-east-1:111111111111:role/x", "IAM ARNs have no region, got \"us-east-1\" (expected arn:aws:iam::<12-digit account ID>:role/<name>)"),
+            ("arn:aws:iam::11111111111:role/x", "the account ID must be 12 digits, got \"11111111111\""),
+            ("arn:aws:iam::11111111111a:role/x", "the account ID must be 12 digits, got \"11111111111a\""),
+            ("arn:aws:iam::111111111111:user/x", "expected a role (role/<name>), got \"user/x\""),
+            ("arn:aws:iam::111111111111:role/", "\"\" is not a valid role name (1 to 64 letters, digits and +=,.@_-)"),
+            ("arn:aws:iam::111111111111:role/team/", "\"\" is not a valid role name (1 to 64 letters, digits and +=,.@_-)"),
+            ("arn:aws:iam::111111111111:role/a b", "\"a b\" is not a valid role name (1 to 64 letters, digits and +=,.@_-)"),
+            ("arn:aws:iam::111111111111:role//x", "\"\" is not a valid role path (parts of letters, digits and +=,.@_- separated by /)"),
+            ("arn:aws:iam::111111111111:role/a//x", "\"a/\" is not a valid role path (parts of letters, digits and +=,.@_- separated by /)"),
+        ];
+        for (arn, expected) in cases {
+            assert_eq!(RoleArn::parse(arn), Err(expected.to_owned()), "{arn}");
+        }
+        let long = format!("arn:aws:iam::111111111111:role/{}", "r".repeat(65));
+        assert!(RoleArn::parse(&long).is_err());
+        let long_path = format!("arn:aws:iam::111111111111:role/{}/x", "p".repeat(511));
+        assert!(RoleArn::parse(&long_path).is_err());
+    }
+
+    #[test]
+    fn external_ids() {
+        assert!(is_external_id("optional"));
+        assert!(is_external_id("ab"));
+        assert!(is_external_id("Ab_9+=,.@:/-"));
+        assert!(is_external_id(&"x".repeat(1224)));
+        assert!(!is_external_id("a"));
+        assert!(!is_external_id(&"x".repeat(1225)));
+        assert!(!is_external_id("with space"));
+        assert!(!is_external_id("caf\u{e9}"));
+    }
+
+    #[test]
+    fn regex_errors_are_one_line() {
+        // Built at run time: clippy rejects an invalid literal pattern.
+        let err = regex::Regex::new(&["^prod-", "("].concat()).unwrap_err();
+        assert_eq!(regex_error_gist(&err), "unclosed group");
+        let err = regex::Regex::new("a{99999999}").unwrap_err();
+        assert!(!regex_error_gist(&err).contains('\n'));
+    }
+
+    #[test]
+    fn a_pattern_is_matched_whole_even_with_an_alternation_or_a_stray_paren() {
+        let parse_with = |pattern: &str| {
+            parse(
+                &format!("discovery:\n  - association_name: '{pattern}'\n"),
+                "d.yaml",
+            )
+        };
+        let config = parse_with("prod-|dev-").unwrap();
+        let pattern = config.discovery[0].association_name.as_ref().unwrap();
+        assert!(pattern.is_match("prod-"));
+        assert!(!pattern.is_match("prod-web"));
+        // Compiles inside Pattern's anchors, `^(?:a)|(b)$`, but not alone.
+        let err = parse_with("a)|(b").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "d.yaml:2:23: discovery[0].association_name: invalid regular expression: unopened group"
+        );
     }
 
     #[test]

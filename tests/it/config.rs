@@ -3,17 +3,25 @@
 use std::path::Path;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use ssm_association_exporter::config::{
-    format_duration, load, parse, parse_duration, AssociationConfig, Config, ConfigError,
-    DurationHistogram, LastExecutionStatus, MetricsConfig, DEFAULT_CONFIG_FILE,
+    format_duration, load, parse, parse_duration, AccountConfig, AssociationConfig, Config,
+    ConfigError, DurationHistogram, LastExecutionStatus, MetricsConfig, Pattern, RoleArn, Selector,
+    DEFAULT_CONFIG_FILE,
 };
 
 const ID_A: &str = "8dfe3659-4309-493a-8755-0123456789ab";
 const ID_B: &str = "0b1f2e3d-4c5b-4a69-8877-66554433aabb";
-const KEY_LIST: &str = "associations, poll_interval, initial_lookback, late_visibility_window, \
+const KEY_LIST: &str = "associations, discovery, discovery_interval, poll_interval, \
+                        full_sweep_interval, initial_lookback, late_visibility_window, \
                         api_requests_per_second, max_concurrent_requests, request_timeout, \
-                        api_max_attempts, region, state_file, state_save_interval, \
-                        removed_association_retention, metrics";
+                        api_max_attempts, region, regions, accounts, state_file, \
+                        state_save_interval, removed_association_retention, metrics";
+const SELECTOR_KEY_LIST: &str = "association_name, document_name, tags";
+const REGION_HINT: &str =
+    "(expected <area>-<direction>-<number>, e.g. us-east-1, eu-central-2 or us-gov-west-1)";
+const ROLE: &str = "arn:aws:iam::111111111111:role/ssm-association-exporter";
 const METRICS_KEY_LIST: &str =
     "duration_histogram, last_execution_status, per_association_internals";
 const ID_HINT: &str =
@@ -42,6 +50,25 @@ fn assert_error(name: &str, rest: &str) {
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+fn pattern(source: &str) -> Option<Pattern> {
+    Some(Pattern::new(source).unwrap())
+}
+
+fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn role(arn: &str) -> Option<RoleArn> {
+    Some(RoleArn::parse(arn).unwrap())
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
 }
 
 // --- valid files -----------------------------------------------------------
@@ -107,14 +134,125 @@ fn full_config_sets_every_key() {
                 last_execution_status: LastExecutionStatus::PerStatus,
                 per_association_internals: true,
             },
-            discovery: Vec::new(),
-            discovery_interval: secs(300),
+            discovery: vec![Selector {
+                association_name: None,
+                document_name: pattern("AWS-RunPatchBaseline"),
+                tags: tags(&[("env", "prod"), ("team", "platform")]),
+            }],
+            discovery_interval: secs(600),
+            // Set in valid_estate.yaml: it excludes region.
             regions: Vec::new(),
-            accounts: Vec::new(),
-            full_sweep_interval: secs(3600),
+            accounts: vec![
+                AccountConfig {
+                    role_arn: role("arn:aws:iam::222222222222:role/ops/ssm-reader"),
+                    external_id: Some("ext-id-1".into()),
+                    regions: Vec::new(),
+                },
+                AccountConfig {
+                    role_arn: None,
+                    external_id: None,
+                    regions: strings(&["eu-west-1", "eu-central-1"]),
+                },
+            ],
+            full_sweep_interval: secs(1800),
             source: fixture("valid_full.yaml"),
         }
     );
+}
+
+#[test]
+fn estate_config_parses() {
+    let config = load_fixture("valid_estate.yaml").unwrap();
+    let minimal = load_fixture("valid_minimal.yaml").unwrap();
+    assert_eq!(
+        config,
+        Config {
+            associations: vec![AssociationConfig { id: ID_A.into() }],
+            discovery: vec![
+                Selector {
+                    association_name: pattern("^prod-"),
+                    document_name: pattern("^AWS-RunPatchBaseline$"),
+                    tags: tags(&[("team", "platform")]),
+                },
+                Selector::default(),
+            ],
+            discovery_interval: secs(300),
+            regions: strings(&["us-east-1", "eu-west-1"]),
+            accounts: vec![
+                AccountConfig {
+                    role_arn: role(ROLE),
+                    external_id: Some("optional".into()),
+                    regions: strings(&["eu-west-1"]),
+                },
+                AccountConfig::default(),
+            ],
+            full_sweep_interval: secs(3600),
+            source: fixture("valid_estate.yaml"),
+            ..minimal
+        }
+    );
+    assert_eq!(
+        config.accounts[0].role_arn.as_ref().unwrap().account_id,
+        "111111111111"
+    );
+    let summary = config.summary();
+    assert!(
+        summary.contains(
+            "discovery: 2\n\
+             \x20 - association_name=^prod-,document_name=^AWS-RunPatchBaseline$,tag:team=platform\n\
+             \x20 - everything\n\
+             discovery_interval: 5m\npoll_interval: 1m\nfull_sweep_interval: 1h\n"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "region: from the AWS config chain\nregions: us-east-1, eu-west-1\naccounts: 2\n\
+             \x20 - {ROLE} with an external ID in eu-west-1\n\
+             \x20 - own credentials in us-east-1, eu-west-1\n"
+        )),
+        "{summary}"
+    );
+}
+
+#[test]
+fn discovery_alone_needs_no_associations() {
+    let config = load_fixture("valid_discovery_only.yaml").unwrap();
+    assert_eq!(config.associations, Vec::new());
+    assert_eq!(
+        config.discovery,
+        vec![Selector {
+            document_name: pattern("AWS-RunPatchBaseline"),
+            ..Selector::default()
+        }]
+    );
+    let config = load_fixture("associations_empty_with_discovery.yaml").unwrap();
+    assert_eq!(config.associations, Vec::new());
+    assert_eq!(config.discovery.len(), 1);
+}
+
+#[test]
+fn estate_boundary_values_are_accepted() {
+    let text = "discovery:\n  - tags: {}\n    association_name: '(?i)PROD-.*'\n\
+                discovery_interval: 24h\nfull_sweep_interval: 7d\n\
+                regions: [us-gov-west-1, cn-northwest-1, us-isob-east-1, eu-isoe-west-1, ap-southeast-12]\n\
+                accounts:\n  - role_arn: arn:aws-us-gov:iam::123456789012:role/a/b/c\n    external_id: ab\n";
+    let config = parse(text, "bounds.yaml").unwrap();
+    assert_eq!(config.discovery_interval, secs(86_400));
+    assert_eq!(config.full_sweep_interval, secs(7 * 86_400));
+    assert!(config.discovery[0].tags.is_empty());
+    let name = config.discovery[0].association_name.as_ref().unwrap();
+    assert!(name.is_match("prod-web"));
+    assert!(!name.is_match("x-prod-web"));
+    assert_eq!(config.regions.len(), 5);
+    assert_eq!(config.accounts[0].external_id.as_deref(), Some("ab"));
+    // Two own-credentials entries differ only in regions: a duplicate all the same.
+    let config = parse(
+        "discovery: [{}]\ndiscovery_interval: 1s\nfull_sweep_interval: 1s\n",
+        "bounds.yaml",
+    )
+    .unwrap();
+    assert_eq!(config.discovery, vec![Selector::default()]);
 }
 
 #[test]
@@ -180,9 +318,13 @@ fn summary_lists_effective_values() {
         format!(
             "config file: tests/fixtures/config/valid_minimal.yaml\n\
              associations: 1\n  - {ID_A}\n\
-             poll_interval: 1m\ninitial_lookback: 1h\nlate_visibility_window: 10m\n\
+             discovery: 0\ndiscovery_interval: 5m\n\
+             poll_interval: 1m\nfull_sweep_interval: 1h\n\
+             initial_lookback: 1h\nlate_visibility_window: 10m\n\
              api_requests_per_second: 5\nmax_concurrent_requests: 4\nrequest_timeout: 10s\n\
              api_max_attempts: 3\nregion: from the AWS config chain\n\
+             regions: none (the region above)\n\
+             accounts: none (the exporter's own credentials)\n\
              state_file: none (state is kept in memory only)\nstate_save_interval: 5s\n\
              removed_association_retention: 7d\n\
              metrics: duration_histogram per_association, last_execution_status current, \
@@ -194,6 +336,21 @@ fn summary_lists_effective_values() {
     assert!(full.contains("late_visibility_window: 0s\n"), "{full}");
     assert!(full.contains("api_requests_per_second: 2.5\n"), "{full}");
     assert!(full.contains("region: eu-central-2\n"), "{full}");
+    assert!(
+        full.contains(
+            "discovery: 1\n  - document_name=AWS-RunPatchBaseline,tag:env=prod,tag:team=platform\n\
+             discovery_interval: 10m\npoll_interval: 2m\nfull_sweep_interval: 30m\n"
+        ),
+        "{full}"
+    );
+    assert!(
+        full.contains(
+            "regions: none (the region above)\naccounts: 2\n\
+             \x20 - arn:aws:iam::222222222222:role/ops/ssm-reader with an external ID in eu-central-2\n\
+             \x20 - own credentials in eu-west-1, eu-central-1\n"
+        ),
+        "{full}"
+    );
     assert!(
         full.ends_with(
             "state_file: tests/fixtures/config/state/exporter-state.json\nstate_save_interval: 2s\n\
@@ -369,7 +526,7 @@ fn empty_association_list() {
 fn missing_association_list() {
     assert_error(
         "associations_missing.yaml",
-        ":2:1: associations: required key is missing",
+        ":2:1: associations: required key is missing: set associations (association IDs), discovery (selectors), or both",
     );
 }
 
@@ -400,7 +557,7 @@ fn yaml_syntax_error() {
 #[test]
 fn empty_file() {
     let message =
-        ": the config file is empty; it must be a mapping with at least the key associations";
+        ": the config file is empty; it must be a mapping with at least the key associations or discovery";
     assert_error("empty.yaml", message);
     assert_error("comments_only.yaml", message);
 }
@@ -453,8 +610,271 @@ fn api_max_attempts_too_large() {
 fn invalid_region() {
     assert_error(
         "region_invalid.yaml",
-        ":3:9: region: \"US-East-1\" is not a valid AWS region (expected lowercase letters, digits and dashes, e.g. us-east-1, eu-central-2 or us-gov-west-1)",
+        &format!(
+            ":3:9: region: \"US-East-1\" is not a known AWS region name {REGION_HINT} (did you mean us-east-1?)"
+        ),
     );
+}
+
+// --- invalid estate keys ---------------------------------------------------
+
+#[test]
+fn invalid_regex_in_selector() {
+    assert_error(
+        "discovery_regex_invalid.yaml",
+        ":3:23: discovery[1].association_name: invalid regular expression: unclosed group",
+    );
+}
+
+#[test]
+fn unknown_key_in_selector() {
+    assert_error(
+        "discovery_unknown_key.yaml",
+        &format!(
+            ":2:5: discovery[0].association_names: unknown key; expected one of {SELECTOR_KEY_LIST} (did you mean association_name?)"
+        ),
+    );
+}
+
+#[test]
+fn tag_value_not_a_string() {
+    assert_error(
+        "discovery_tag_not_string.yaml",
+        ":4:13: discovery[0].tags.tier: tag values are strings; quote it: '1'",
+    );
+}
+
+#[test]
+fn duplicate_selector() {
+    assert_error(
+        "discovery_duplicate_selector.yaml",
+        ":5:5: discovery[2]: duplicate selector (same as discovery[0])",
+    );
+}
+
+#[test]
+fn empty_selector_entry() {
+    assert_error(
+        "discovery_null_entry.yaml",
+        &format!(
+            ":3:4: discovery[1]: empty entry; expected a selector (a mapping with some of the keys {SELECTOR_KEY_LIST}; {{}} selects every association)"
+        ),
+    );
+}
+
+#[test]
+fn region_and_regions_together() {
+    assert_error(
+        "region_and_regions.yaml",
+        ":3:1: regions: set either region or regions, not both (regions replaces region)",
+    );
+}
+
+#[test]
+fn unknown_region_in_regions() {
+    assert_error(
+        "regions_unknown.yaml",
+        &format!(
+            ":4:5: regions[1]: \"us-esat-1\" is not a known AWS region name {REGION_HINT} (did you mean us-east-1?)"
+        ),
+    );
+}
+
+#[test]
+fn unknown_region_in_account_regions() {
+    assert_error(
+        "account_region_unknown.yaml",
+        &format!(
+            ":5:26: accounts[1].regions[1]: \"europe-west-1\" is not a known AWS region name {REGION_HINT}"
+        ),
+    );
+}
+
+#[test]
+fn duplicate_region() {
+    assert_error(
+        "regions_duplicate.yaml",
+        ":2:33: regions[2]: duplicate region us-east-1 (same as regions[0])",
+    );
+}
+
+#[test]
+fn malformed_role_arns() {
+    assert_error(
+        "role_arn_wrong_service.yaml",
+        ":3:15: accounts[0].role_arn: malformed role ARN: the service must be iam, got \"sts\" \
+         (expected arn:aws:iam::<12-digit account ID>:role/<name>)",
+    );
+    assert_error(
+        "role_arn_short_account.yaml",
+        ":3:15: accounts[0].role_arn: malformed role ARN: the account ID must be 12 digits, got \"11111111111\"",
+    );
+    assert_error(
+        "role_arn_not_role.yaml",
+        ":3:15: accounts[0].role_arn: malformed role ARN: expected a role (role/<name>), got \"user/ssm-association-exporter\"",
+    );
+}
+
+#[test]
+fn external_id_without_role_arn() {
+    assert_error(
+        "external_id_without_role.yaml",
+        ":4:5: accounts[0].external_id: external_id needs role_arn (it is sent with AssumeRole)",
+    );
+}
+
+#[test]
+fn duplicate_account() {
+    assert_error(
+        "account_duplicate.yaml",
+        ":6:5: accounts[2]: duplicate account (same as accounts[0])",
+    );
+}
+
+#[test]
+fn estate_durations_out_of_range() {
+    assert_error(
+        "discovery_interval_too_large.yaml",
+        ":3:21: discovery_interval: must be at most 24h, got 2d",
+    );
+    assert_error(
+        "full_sweep_interval_too_small.yaml",
+        ":2:22: full_sweep_interval: must be at least 1s, got 500ms",
+    );
+}
+
+#[test]
+fn estate_inline_edge_cases() {
+    let cases = [
+        (
+            "discovery: []\n",
+            "x.yaml:1:12: discovery: the list is empty; add a selector ({} selects every association) or remove the key",
+        ),
+        (
+            "discovery:\n",
+            "x.yaml:1:10: discovery: missing value; expected a list, each item a selector (a mapping with some of the keys association_name, document_name, tags), or remove the key",
+        ),
+        (
+            "discovery: {}\n",
+            "x.yaml:1:12: discovery: expected a list, each item a selector (a mapping with some of the keys association_name, document_name, tags), got a mapping",
+        ),
+        (
+            "discovery: [prod]\n",
+            "x.yaml:1:13: discovery[0]: expected a selector (a mapping with some of the keys association_name, document_name, tags), got \"prod\"",
+        ),
+        (
+            "discovery:\n  - association_name: 5\n",
+            "x.yaml:2:23: discovery[0].association_name: expected a regular expression (a string), got 5; quote it",
+        ),
+        (
+            "discovery:\n  - document_name: ''\n",
+            "x.yaml:2:20: discovery[0].document_name: empty regular expression (it would match only an empty name); remove the key to match every name",
+        ),
+        (
+            "discovery:\n  - tags: {enabled: true}\n",
+            "x.yaml:2:21: discovery[0].tags.enabled: tag values are strings; quote it: 'true'",
+        ),
+        (
+            "discovery:\n  - tags: {1: x}\n",
+            "x.yaml:2:12: discovery[0].tags.1: tag keys are strings; quote it",
+        ),
+        (
+            "discovery:\n  - tags: {a: x, a: y}\n",
+            "x.yaml:2:18: discovery[0].tags.a: duplicate key (first set at line 2)",
+        ),
+        (
+            "discovery:\n  - tags: team\n",
+            "x.yaml:2:11: discovery[0].tags: expected a mapping of tag keys to values such as {team: platform}, got \"team\"",
+        ),
+        (
+            "discovery:\n  - {}\n  - {}\n",
+            "x.yaml:3:5: discovery[1]: duplicate selector (same as discovery[0])",
+        ),
+        (
+            "discovery:\n  - document_name: x\n    document_name: y\n",
+            "x.yaml:3:5: discovery[0].document_name: duplicate key (first set at line 2)",
+        ),
+        (
+            "associations: []\n",
+            "x.yaml:1:15: associations: the list is empty; name at least one association ID",
+        ),
+        (
+            "associations: [ID]\nregions: []\n",
+            "x.yaml:2:10: regions: the list is empty; name at least one region, or remove the key to use region or the AWS config chain",
+        ),
+        (
+            "associations: [ID]\nregions: us-east-1\n",
+            "x.yaml:2:10: regions: expected a list of AWS regions, got \"us-east-1\"; write [us-east-1]",
+        ),
+        (
+            "associations: [ID]\nregions:\n  -\n",
+            "x.yaml:3:4: regions[0]: missing value; expected an AWS region (e.g. us-east-1, eu-central-2 or us-gov-west-1)",
+        ),
+        (
+            "associations: [ID]\nregions: [us-east-1]\nregion: us-east-1\n",
+            "x.yaml:2:1: regions: set either region or regions, not both (regions replaces region)",
+        ),
+        (
+            "associations: [ID]\nregion: us-east-0\n",
+            &format!("x.yaml:2:9: region: \"us-east-0\" is not a known AWS region name {REGION_HINT} (did you mean us-east-1?)"),
+        ),
+        (
+            "associations: [ID]\naccounts: []\n",
+            "x.yaml:2:11: accounts: the list is empty; add an account ({} stands for the exporter's own credentials) or remove the key",
+        ),
+        (
+            "associations: [ID]\naccounts:\n  - {}\n  - {}\n",
+            "x.yaml:4:5: accounts[1]: duplicate account (same as accounts[0])",
+        ),
+        (
+            "associations: [ID]\naccounts:\n  - {}\n  - regions: [eu-west-1]\n",
+            "x.yaml:4:5: accounts[1]: duplicate account (same as accounts[0])",
+        ),
+        (
+            "associations: [ID]\naccounts:\n  - rolearn: x\n",
+            "x.yaml:3:5: accounts[0].rolearn: unknown key; expected one of role_arn, external_id, regions (did you mean role_arn?)",
+        ),
+        (
+            "associations: [ID]\naccounts:\n  - role_arn: ROLE\n    external_id: x\n",
+            "x.yaml:4:18: accounts[0].external_id: \"x\" is not a valid external ID (expected 2 to 1224 letters, digits and _+=,.@:/-)",
+        ),
+        (
+            "associations: [ID]\naccounts:\n  - role_arn: ROLE\n    external_id: 1234\n",
+            "x.yaml:4:18: accounts[0].external_id: expected an external ID (a string), got 1234; quote it",
+        ),
+        (
+            "associations: [ID]\naccounts:\n  - external_id: abc\n    role_arn: ROLE\n",
+            "",
+        ),
+        (
+            "associations: [ID]\naccounts:\n  - role_arn:\n",
+            "x.yaml:3:13: accounts[0].role_arn: missing value; expected a role ARN such as arn:aws:iam::111111111111:role/ssm-association-exporter, or remove the key to use the exporter's own credentials",
+        ),
+        (
+            "associations: [ID]\naccounts:\n  - role_arn: ROLE\n    regions: [eu-west-1, eu-west-1]\n",
+            "x.yaml:4:26: accounts[0].regions[1]: duplicate region eu-west-1 (same as accounts[0].regions[0])",
+        ),
+        (
+            "associations: [ID]\naccounts:\n  - role_arn: ROLE\n    regions: []\n",
+            "x.yaml:4:14: accounts[0].regions: the list is empty; name at least one region, or remove the key to use the top-level regions",
+        ),
+        (
+            "associations: [ID]\ndiscovery_interval: 0s\n",
+            "x.yaml:2:21: discovery_interval: must be at least 1s, got 0s",
+        ),
+        (
+            "associations: [ID]\nfull_sweep_interval: 8d\n",
+            "x.yaml:2:22: full_sweep_interval: must be at most 7d, got 8d",
+        ),
+    ];
+    for (text, expected) in cases {
+        let text = text.replace("ID", ID_A).replace("ROLE", ROLE);
+        match parse(&text, "x.yaml") {
+            Ok(_) if expected.is_empty() => {}
+            Ok(config) => panic!("input {text:?} should be invalid, got {config:?}"),
+            Err(err) => assert_eq!(err.to_string(), expected, "input: {text:?}"),
+        }
+    }
 }
 
 #[test]
@@ -602,7 +1022,7 @@ fn inline_edge_cases() {
             "hello\n",
             "x.yaml:1:1: the config file must be a mapping of settings (key: value), got \"hello\"",
         ),
-        ("~\n", "x.yaml: the config file is empty; it must be a mapping with at least the key associations"),
+        ("~\n", "x.yaml: the config file is empty; it must be a mapping with at least the key associations or discovery"),
         (
             "associations: [ID]\n1: x\n",
             &format!("x.yaml:2:1: 1: unknown key; expected one of {KEY_LIST}"),
