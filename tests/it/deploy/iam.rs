@@ -1,0 +1,496 @@
+//! The IAM policies (`deploy/iam/`) and the member-role StackSet template
+//! (`deploy/cloudformation/member-role-stackset.yaml`) against what the exporter calls.
+//!
+//! The SSM actions every policy grants are compared with `ssm::SSM_OPERATIONS`, the list of
+//! operations the code calls, so a new call without a policy change (or a policy granting more
+//! than the code calls) fails here. `cfn-lint` (PyPI, `scripts/install-test-tools`) checks the
+//! template, and the JSON policies wrapped in a template of their own so that its IAM rules
+//! (known action names, ARN and principal shapes) apply to them too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use ssm_association_exporter::ssm::SSM_OPERATIONS;
+
+use super::{read, tools_dir, yaml};
+
+const TEMPLATE: &str = "deploy/cloudformation/member-role-stackset.yaml";
+const EXPORTER_POLICY: &str = "deploy/iam/exporter-policy.json";
+const MEMBER_POLICY: &str = "deploy/iam/member-role-policy.json";
+const TRUST_POLICY: &str = "deploy/iam/member-role-trust-policy.json";
+/// The SSM operation called only for `discovery:` selectors with tags (`UseTagDiscovery`).
+const TAG_OPERATION: &str = "ListTagsForResource";
+
+/// `cfn-lint` from the tools virtualenv. Not skipped when missing: these checks are cheap and
+/// the template is otherwise untested.
+fn cfn_lint() -> Command {
+    let path = tools_dir().join("venv/bin/cfn-lint");
+    assert!(
+        path.exists(),
+        "cfn-lint is required: run scripts/install-test-tools ({} is missing)",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+/// Runs cfn-lint with every rule, informational ones included; panics unless it reports nothing.
+fn lint_clean(template: &Path) {
+    let out = cfn_lint()
+        .args(["--include-checks", "I", "--template"])
+        .arg(template)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "cfn-lint on {} ({}):\n{text}",
+        template.display(),
+        out.status
+    );
+}
+
+/// The SSM IAM actions the code calls: `ssm:<Op>` for each of `SSM_OPERATIONS`.
+fn called_actions() -> BTreeSet<String> {
+    SSM_OPERATIONS
+        .iter()
+        .map(|op| format!("ssm:{op}"))
+        .collect()
+}
+
+/// A JSON policy document of `deploy/iam`: it parses, has the current policy language version
+/// and only `Allow` statements.
+fn json_policy(path: &str) -> Value {
+    let policy: Value = serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(policy["Version"], "2012-10-17", "{path}");
+    let statements = policy["Statement"].as_array().expect("Statement list");
+    assert!(!statements.is_empty(), "{path}: no statements");
+    for s in statements {
+        assert_eq!(s["Effect"], "Allow", "{path}: {s}");
+    }
+    policy
+}
+
+/// A policy element that is one value or a list of them.
+fn one_or_many(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+/// Action -> the resources it is granted on, over every statement of a policy. Panics on the
+/// constructs that would grant more than the listed actions and resources.
+fn grants(policy: &Value) -> BTreeMap<String, Vec<Value>> {
+    let mut grants: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for s in policy["Statement"].as_array().expect("Statement list") {
+        assert_eq!(s["Effect"], "Allow", "{s}");
+        for inverted in ["NotAction", "NotResource"] {
+            assert!(
+                s.get(inverted).is_none(),
+                "{inverted} grants everything else: {s}"
+            );
+        }
+        for action in one_or_many(&s["Action"]) {
+            let action = action.as_str().expect("an action name").to_string();
+            assert!(
+                !action.contains(['*', '?']),
+                "a wildcard action grants more than the exporter calls: {action}"
+            );
+            grants
+                .entry(action)
+                .or_default()
+                .extend(one_or_many(&s["Resource"]));
+        }
+    }
+    grants
+}
+
+/// The ARN text of a resource: a string, or the template of a `Fn::Sub`.
+fn arn_text(resource: &Value) -> &str {
+    resource
+        .as_str()
+        .or_else(|| resource["Fn::Sub"].as_str())
+        .unwrap_or_else(|| panic!("a resource ARN: {resource}"))
+}
+
+/// Whether a resource is State Manager associations: `arn:<partition>:ssm:<region>:<account>:association/<id>`.
+fn is_association_arn(resource: &Value) -> bool {
+    // The template's pseudo parameters hold "::": substitute them before splitting.
+    let arn = arn_text(resource)
+        .replace("${AWS::Partition}", "aws")
+        .replace("${AWS::AccountId}", "123456789012");
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(
+        parts.as_slice(),
+        ["arn", "aws", "ssm", _, account, id]
+            if !account.is_empty()
+                && *account != "*"
+                && id.starts_with("association/")
+    )
+}
+
+/// The SSM part of a policy is exactly `expected`, `ssm:ListAssociations` on "*" (it has no
+/// resource-level permissions) and everything else on association ARNs only.
+fn assert_ssm_grants(what: &str, policy: &Value, expected: &BTreeSet<String>) {
+    let grants = grants(policy);
+    let ssm: BTreeSet<String> = grants
+        .keys()
+        .filter(|a| a.to_ascii_lowercase().starts_with("ssm:"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        &ssm, expected,
+        "{what}: SSM actions differ from SSM_OPERATIONS"
+    );
+    for action in &ssm {
+        let resources = &grants[action];
+        if action == "ssm:ListAssociations" {
+            assert_eq!(resources, &[json!("*")], "{what}: {action}");
+        } else {
+            assert!(
+                !resources.is_empty() && resources.iter().all(is_association_arn),
+                "{what}: {action} must be on association ARNs only: {resources:?}"
+            );
+        }
+    }
+}
+
+/// Evaluates a template condition for the given parameter values.
+fn condition(template: &Value, expr: &Value, params: &BTreeMap<&str, &str>) -> bool {
+    let operand = |v: &Value| -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            other => {
+                let name = other["Ref"].as_str().unwrap_or_else(|| panic!("{other}"));
+                params
+                    .get(name)
+                    .map(|s| s.to_string())
+                    .or_else(|| {
+                        template["Parameters"][name]["Default"]
+                            .as_str()
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| panic!("no value for parameter {name}"))
+            }
+        }
+    };
+    let (function, args) = expr
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .unwrap_or_else(|| panic!("a condition: {expr}"));
+    match function.as_str() {
+        "Fn::Equals" => operand(&args[0]) == operand(&args[1]),
+        "Fn::Not" => !condition(template, &args[0], params),
+        "Fn::And" => one_or_many(args)
+            .iter()
+            .all(|a| condition(template, a, params)),
+        "Fn::Or" => one_or_many(args)
+            .iter()
+            .any(|a| condition(template, a, params)),
+        "Condition" => {
+            let name = args.as_str().unwrap();
+            condition(template, &template["Conditions"][name], params)
+        }
+        other => panic!("unexpected condition function {other}"),
+    }
+}
+
+/// The template's `Resources` with `Fn::If` decided and `Ref: AWS::NoValue` dropped, as
+/// CloudFormation would for the given parameters; other intrinsics stay as written.
+fn resolved_resources(template: &Value, params: &[(&str, &str)]) -> Value {
+    let params: BTreeMap<&str, &str> = params.iter().copied().collect();
+    let conditions: BTreeMap<String, bool> = template["Conditions"]
+        .as_object()
+        .map(|c| {
+            c.iter()
+                .map(|(name, expr)| (name.clone(), condition(template, expr, &params)))
+                .collect()
+        })
+        .unwrap_or_default();
+    fn resolve(value: &Value, conditions: &BTreeMap<String, bool>) -> Option<Value> {
+        match value {
+            Value::Object(o) if o.len() == 1 && o.contains_key("Fn::If") => {
+                let args = o["Fn::If"].as_array().expect("Fn::If arguments");
+                let name = args[0].as_str().expect("Fn::If condition name");
+                let chosen = if conditions[name] { &args[1] } else { &args[2] };
+                resolve(chosen, conditions)
+            }
+            Value::Object(o) if o.len() == 1 && o.get("Ref") == Some(&json!("AWS::NoValue")) => {
+                None
+            }
+            Value::Object(o) => Some(Value::Object(
+                o.iter()
+                    .filter_map(|(k, v)| resolve(v, conditions).map(|v| (k.clone(), v)))
+                    .collect(),
+            )),
+            Value::Array(items) => Some(Value::Array(
+                items
+                    .iter()
+                    .filter_map(|v| resolve(v, conditions))
+                    .collect(),
+            )),
+            other => Some(other.clone()),
+        }
+    }
+    resolve(&template["Resources"], &conditions).unwrap()
+}
+
+/// The template's one role, resolved for the parameters.
+fn template_role(params: &[(&str, &str)]) -> Value {
+    let template = yaml(TEMPLATE);
+    let resources = resolved_resources(&template, params);
+    let roles: Vec<&Value> = resources
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::IAM::Role")
+        .collect();
+    assert_eq!(roles.len(), 1, "one role in {TEMPLATE}");
+    roles[0]["Properties"].clone()
+}
+
+/// The single inline policy of the template's role.
+fn template_inline_policy(params: &[(&str, &str)]) -> Value {
+    let role = template_role(params);
+    let policies = role["Policies"].as_array().expect("inline Policies");
+    assert_eq!(policies.len(), 1, "one inline policy");
+    let policy = policies[0]["PolicyDocument"].clone();
+    assert_eq!(policy["Version"], "2012-10-17");
+    policy
+}
+
+/// The role name of `arn:<partition>:iam::<account>:role/<path/><name>`.
+fn role_name(arn: &str) -> &str {
+    let (_, resource) = arn
+        .rsplit_once(":role/")
+        .unwrap_or_else(|| panic!("a role ARN: {arn}"));
+    resource.rsplit('/').next().unwrap()
+}
+
+#[test]
+fn cfn_lint_finds_nothing_in_the_member_role_template() {
+    lint_clean(&super::repo(TEMPLATE));
+}
+
+#[test]
+fn cfn_lint_finds_nothing_in_the_json_policies() {
+    // cfn-lint checks policy documents inside templates (action names against the service's
+    // actions, ARN and principal shapes): wrap the JSON files in one.
+    let template = json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {
+            "ExporterPolicy": {
+                "Type": "AWS::IAM::ManagedPolicy",
+                "Properties": { "PolicyDocument": json_policy(EXPORTER_POLICY) }
+            },
+            "MemberPolicy": {
+                "Type": "AWS::IAM::ManagedPolicy",
+                "Properties": { "PolicyDocument": json_policy(MEMBER_POLICY) }
+            },
+            "MemberRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": json_policy(TRUST_POLICY),
+                    "ManagedPolicyArns": [{ "Ref": "MemberPolicy" }]
+                }
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policies.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&template).unwrap()).unwrap();
+    lint_clean(&path);
+}
+
+#[test]
+fn every_policy_grants_exactly_the_ssm_calls_the_exporter_makes() {
+    assert!(SSM_OPERATIONS.contains(&TAG_OPERATION));
+    let all = called_actions();
+    let exporter = json_policy(EXPORTER_POLICY);
+    assert_ssm_grants(EXPORTER_POLICY, &exporter, &all);
+    let non_ssm: Vec<String> = grants(&exporter)
+        .into_keys()
+        .filter(|a| !all.contains(a))
+        .collect();
+    assert_eq!(non_ssm, ["sts:AssumeRole"], "{EXPORTER_POLICY}");
+
+    let member = json_policy(MEMBER_POLICY);
+    assert_ssm_grants(MEMBER_POLICY, &member, &all);
+    assert_eq!(
+        grants(&member).into_keys().collect::<BTreeSet<_>>(),
+        all,
+        "{MEMBER_POLICY}: nothing but the SSM reads"
+    );
+
+    let with_tags = template_inline_policy(&[("UseTagDiscovery", "true")]);
+    assert_ssm_grants("template, UseTagDiscovery=true", &with_tags, &all);
+    assert_eq!(grants(&with_tags).into_keys().collect::<BTreeSet<_>>(), all);
+    let without: BTreeSet<String> = all
+        .iter()
+        .filter(|a| **a != format!("ssm:{TAG_OPERATION}"))
+        .cloned()
+        .collect();
+    let no_tags = template_inline_policy(&[("UseTagDiscovery", "false")]);
+    assert_ssm_grants("template, UseTagDiscovery=false", &no_tags, &without);
+    assert_eq!(
+        grants(&no_tags).into_keys().collect::<BTreeSet<_>>(),
+        without
+    );
+
+    // The member role's JSON policy is the template's (for the default parameters), up to the
+    // account and partition the template fills in.
+    let default = template_inline_policy(&[]);
+    let shape = |policy: &Value| -> BTreeMap<String, Vec<String>> {
+        grants(policy)
+            .into_iter()
+            .map(|(action, resources)| {
+                let kinds = resources
+                    .iter()
+                    .map(|r| {
+                        if r == "*" {
+                            "*".to_string()
+                        } else {
+                            assert!(is_association_arn(r), "{r}");
+                            "association".to_string()
+                        }
+                    })
+                    .collect();
+                (action, kinds)
+            })
+            .collect()
+    };
+    assert_eq!(
+        shape(&default),
+        shape(&member),
+        "{TEMPLATE} vs {MEMBER_POLICY}"
+    );
+}
+
+#[test]
+fn the_template_builds_arns_for_its_own_partition_and_account() {
+    let role = template_role(&[]);
+    let text = serde_json::to_string(&role).unwrap();
+    assert!(
+        !text.contains("arn:aws:"),
+        "use ${{AWS::Partition}}: {text}"
+    );
+    let policy = template_inline_policy(&[]);
+    for (action, resources) in grants(&policy) {
+        for r in resources.iter().filter(|r| *r != "*") {
+            assert_eq!(
+                arn_text(r),
+                "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:association/*",
+                "{action}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_exporter_may_assume_the_member_role_and_only_it() {
+    let exporter = json_policy(EXPORTER_POLICY);
+    let assume = &grants(&exporter)["sts:AssumeRole"];
+    assert_eq!(assume.len(), 1, "{assume:?}");
+    let target = assume[0].as_str().unwrap();
+    assert!(
+        target.starts_with("arn:aws:iam::*:role/"),
+        "member roles in any account: {target}"
+    );
+    let member_role = role_name(target);
+
+    let trust = json_policy(TRUST_POLICY);
+    let statements = trust["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{TRUST_POLICY}");
+    let s = &statements[0];
+    assert_eq!(s["Action"], "sts:AssumeRole");
+    let principal = s["Principal"]["AWS"].as_str().expect("Principal.AWS");
+    assert!(
+        principal.starts_with("arn:aws:iam::123456789012:role/"),
+        "{principal}"
+    );
+    assert_eq!(role_name(principal), member_role, "{TRUST_POLICY}");
+    let external_id = &s["Condition"]["StringEquals"]["sts:ExternalId"];
+    assert!(
+        external_id.as_str().is_some_and(|id| !id.is_empty()),
+        "{TRUST_POLICY}: sts:ExternalId condition: {s}"
+    );
+
+    // The StackSet creates the role under the name the exporter's policy may assume.
+    let template = yaml(TEMPLATE);
+    assert_eq!(
+        template["Parameters"]["RoleName"]["Default"], member_role,
+        "{TEMPLATE}: RoleName default"
+    );
+}
+
+#[test]
+fn the_template_trusts_the_exporter_role_with_the_external_id_when_given() {
+    let template = yaml(TEMPLATE);
+    let params = &template["Parameters"];
+    let mut names: Vec<&str> = params
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ExporterRoleArn",
+            "ExternalId",
+            "RoleName",
+            "UseTagDiscovery"
+        ]
+    );
+    assert_eq!(params["ExternalId"]["NoEcho"], true);
+    assert_eq!(params["ExternalId"]["Default"], "");
+    assert_eq!(
+        params["UseTagDiscovery"]["AllowedValues"],
+        json!(["true", "false"])
+    );
+    assert!(
+        params["ExporterRoleArn"].get("Default").is_none(),
+        "no default principal"
+    );
+    assert_eq!(
+        template["Outputs"]["RoleArn"]["Value"],
+        json!({ "Fn::GetAtt": ["MemberRole", "Arn"] })
+    );
+
+    let trust_statement = |params: &[(&str, &str)]| -> Value {
+        let role = template_role(params);
+        assert_eq!(role["RoleName"], json!({ "Ref": "RoleName" }));
+        let trust = &role["AssumeRolePolicyDocument"];
+        assert_eq!(trust["Version"], "2012-10-17");
+        let statements = trust["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1);
+        let s = statements[0].clone();
+        assert_eq!(s["Effect"], "Allow");
+        assert_eq!(s["Action"], "sts:AssumeRole");
+        assert_eq!(
+            s["Principal"],
+            json!({ "AWS": { "Ref": "ExporterRoleArn" } })
+        );
+        s
+    };
+    let with_id = trust_statement(&[("ExternalId", "an-external-id")]);
+    assert_eq!(
+        with_id["Condition"],
+        json!({ "StringEquals": { "sts:ExternalId": { "Ref": "ExternalId" } } })
+    );
+    let without_id = trust_statement(&[("ExternalId", "")]);
+    assert!(
+        without_id.get("Condition").is_none(),
+        "an empty ExternalId means no condition: {without_id}"
+    );
+}
