@@ -80,9 +80,10 @@ impl Selection {
     /// Completes `verdict` with the association's `tags`: the tag selectors that match too.
     pub fn with_tags(&self, verdict: &mut Verdict, tags: &[(String, String)]) {
         let need = std::mem::take(&mut verdict.need_tags);
-        verdict
-            .matched
-            .extend(need.into_iter().filter(|i| self.selectors[*i].matches_tags(tags)));
+        verdict.matched.extend(
+            need.into_iter()
+                .filter(|i| self.selectors[*i].matches_tags(tags)),
+        );
         verdict.matched.sort_unstable();
     }
 }
@@ -158,7 +159,10 @@ mod tests {
         let mut v = s.by_names(&listed("a", None, "AWS-X"));
         s.with_tags(
             &mut v,
-            &[("env".into(), "prod".into()), ("team".into(), "platform".into())],
+            &[
+                ("env".into(), "prod".into()),
+                ("team".into(), "platform".into()),
+            ],
         );
         assert!(v.selected());
     }

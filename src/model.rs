@@ -218,7 +218,8 @@ impl ListedAssociation {
     pub fn signature(&self) -> String {
         format!(
             "{}|{}|{}",
-            self.last_execution_ms.map_or(String::new(), |ms| ms.to_string()),
+            self.last_execution_ms
+                .map_or(String::new(), |ms| ms.to_string()),
             self.association_version.as_deref().unwrap_or_default(),
             self.overview
         )
@@ -310,7 +311,10 @@ mod tests {
     #[test]
     fn targets_are_summarized_and_cut_on_a_character_boundary() {
         assert_eq!(
-            summarize_targets([("InstanceIds", vec!["i-1", "i-2"]), ("tag:Env", vec!["prod"])]),
+            summarize_targets([
+                ("InstanceIds", vec!["i-1", "i-2"]),
+                ("tag:Env", vec!["prod"])
+            ]),
             "InstanceIds=i-1,i-2;tag:Env=prod"
         );
         let long = "é".repeat(300);

@@ -244,7 +244,10 @@ mod tests {
         assert_eq!(r.check(), Ok(()), "s2 still works");
         r.credentials_rejected("s2", "AccessDenied", "denied");
         let error = r.check().unwrap_err();
-        assert!(error.contains("ExpiredToken") && error.contains("AccessDenied"), "{error}");
+        assert!(
+            error.contains("ExpiredToken") && error.contains("AccessDenied"),
+            "{error}"
+        );
         r.credentials_accepted("s1");
         assert_eq!(r.check(), Ok(()));
         r.stop();

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{now_ms, AwsClock};
 use crate::config::ScopeConfig;
 use crate::discovery::Selection;
-use crate::feed::{self, Decision, Known, Rules};
+use crate::feed::{self, Decision, Known, Reason, Rules};
 use crate::metrics::Metrics;
 use crate::model::{ListedAssociation, ScopeKey};
 use crate::poller::Poller;
@@ -69,7 +69,9 @@ impl CallObserver for ScopeHealth {
                 if self.readiness.credentials_failing(&self.name) {
                     self.readiness.credentials_accepted(&self.name);
                 }
-                m.credentials_valid.with_label_values(&[account, region]).set(1);
+                m.credentials_valid
+                    .with_label_values(&[account, region])
+                    .set(1);
             }
             Err(error) => {
                 m.api_requests_total
@@ -78,7 +80,9 @@ impl CallObserver for ScopeHealth {
                 if error.kind == ErrorKind::Credentials {
                     self.readiness
                         .credentials_rejected(&self.name, &error.code, &error.message);
-                    m.credentials_valid.with_label_values(&[account, region]).set(0);
+                    m.credentials_valid
+                        .with_label_values(&[account, region])
+                        .set(0);
                 }
             }
         }
@@ -131,7 +135,9 @@ impl Shared {
     /// scope has listed.
     fn report(&self, scope: &str, static_found: HashSet<String>, counts: Vec<usize>) {
         let mut report = lock(&self.report);
-        report.scopes.insert(scope.to_string(), (static_found, counts));
+        report
+            .scopes
+            .insert(scope.to_string(), (static_found, counts));
         let selectors = self.selection.selectors();
         let mut totals = vec![0usize; selectors.len()];
         let mut found: HashSet<&String> = HashSet::new();
@@ -262,6 +268,10 @@ struct Watch {
     next_try: Option<Instant>,
     /// The code of the last failure, to log each new one once.
     last_error: Option<String>,
+    /// One more poll is owed at the next listing (after a poll for a change).
+    follow_up: bool,
+    /// The reason of the poll in flight.
+    reason: Option<Reason>,
 }
 
 /// Pages of one listing at most (50 associations each: 500,000 associations).
@@ -537,6 +547,7 @@ impl ScopeState {
                     seen_ms: live.exposed.seen_ms,
                     in_progress: live.tracker.in_progress() as u64,
                     last_poll_success_ms: live.exposed.last_poll_success_ms,
+                    follow_up: watch.follow_up,
                 };
                 feed::decide(l, &signature, &known, &shared.rules, aws_now, now)
             };
@@ -561,6 +572,8 @@ impl ScopeState {
                     if !entry.polled() {
                         awaiting.push(l.id.clone());
                     }
+                    watch.reason = Some(reason);
+                    watch.follow_up = false;
                     self.in_flight.insert(l.id.clone());
                     self.polls.spawn(poll_task(
                         entry,
@@ -626,6 +639,7 @@ impl ScopeState {
                 }
                 watch.failures = 0;
                 watch.next_try = None;
+                watch.follow_up = watch.reason.take().is_some_and(Reason::wants_follow_up);
             }
             Err(error) => {
                 if watch.last_error.as_deref() != Some(error.code.as_str()) {
@@ -657,8 +671,7 @@ fn update_info(
         return;
     }
     live.exposed.schedule_interval_seconds =
-        schedule::expected_interval(&info.schedule_expression, aws_now_ms)
-            .map(|d| d.as_secs_f64());
+        schedule::expected_interval(&info.schedule_expression, aws_now_ms).map(|d| d.as_secs_f64());
     live.exposed.info = Some(info);
     drop(live);
     shared.store.mark_dirty();

@@ -432,11 +432,14 @@ impl Ssm {
                         elapsed,
                         result: Ok(()),
                     });
-                    return output.account().map(str::to_string).ok_or_else(|| ApiError {
-                        kind: ErrorKind::Transient,
-                        code: "InvalidResponse".into(),
-                        message: "GetCallerIdentity returned no Account".into(),
-                    });
+                    return output
+                        .account()
+                        .map(str::to_string)
+                        .ok_or_else(|| ApiError {
+                            kind: ErrorKind::Transient,
+                            code: "InvalidResponse".into(),
+                            message: "GetCallerIdentity returned no Account".into(),
+                        });
                 }
                 Err(e) => map_error("GetCallerIdentity", &e),
             };

@@ -45,7 +45,9 @@ pub fn test_config(ids: &[String]) -> Config {
         discovery_interval: Duration::from_secs(300),
         regions: Vec::new(),
         accounts: Vec::new(),
-        full_sweep_interval: Duration::from_secs(3600),
+        // Short, so that an execution that becomes visible long after the listing moved is
+        // found within seconds; tests of the change feed itself set it to an hour.
+        full_sweep_interval: Duration::from_secs(3),
         source: "test".to_string(),
     }
 }

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod deploy;
 mod e2e_prometheus;
+mod estate;
 mod exactness;
 mod exporter;
 mod golden;

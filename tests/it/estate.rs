@@ -1,0 +1,556 @@
+//! One exporter over an estate: discovery, accounts (assumed roles), regions, and the change
+//! feed, against the simulator's accounts and regions through the real SDK clients (SSM, and
+//! STS for AssumeRole and GetCallerIdentity).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ssm_association_exporter::config::{AccountConfig, Config, Pattern, RoleArn, Selector};
+use ssm_simulator::{
+    Fault, FaultRule, LastExecutionDateMode, SimAssociation, SimExecution, Simulator,
+    DEFAULT_ACCOUNT,
+};
+
+use crate::common::*;
+
+const MEMBER: &str = "111111111111";
+const ROLE: &str = "arn:aws:iam::111111111111:role/ssm-association-exporter";
+const EXTERNAL_ID: &str = "estate-test-7f3a";
+const US: &str = "us-east-1";
+const EU: &str = "eu-west-1";
+
+/// The three scopes of the test estate: (account, region).
+const SCOPES: [(&str, &str); 3] = [(DEFAULT_ACCOUNT, US), (DEFAULT_ACCOUNT, EU), (MEMBER, EU)];
+
+fn association(name: &str) -> SimAssociation {
+    SimAssociation {
+        name: Some(name.to_string()),
+        document_name: "AWS-RunPatchBaseline".to_string(),
+        schedule_expression: Some("rate(30 minutes)".to_string()),
+        alarms: Vec::new(),
+    }
+}
+
+fn execution(id: &str, status: &str, created_ms: i64, visible: bool) -> SimExecution {
+    let last = (status != "InProgress").then_some(created_ms + 30_000);
+    SimExecution {
+        execution_id: id.to_string(),
+        status: status.to_string(),
+        detailed_status: None,
+        created_ms,
+        last_execution_ms: last,
+        resource_count_by_status: None,
+        triggered_alarms: Vec::new(),
+        visible,
+        omit: Vec::new(),
+        alarm_listed_twice: false,
+    }
+}
+
+fn selector(name: &str) -> Selector {
+    Selector {
+        association_name: Some(Pattern::new(name).unwrap()),
+        ..Selector::default()
+    }
+}
+
+/// Discovery of `prod-.*` in two regions of the own account and one region of a member
+/// account reached through a role with an external ID.
+fn estate_config() -> Config {
+    let mut config = test_config(&[]);
+    // The change feed alone must find everything: no sweep within the test.
+    config.full_sweep_interval = Duration::from_secs(3600);
+    config.region = None;
+    config.discovery = vec![selector("prod-.*")];
+    config.regions = vec![US.to_string(), EU.to_string()];
+    config.accounts = vec![
+        AccountConfig {
+            role_arn: Some(RoleArn::parse(ROLE).unwrap()),
+            external_id: Some(EXTERNAL_ID.to_string()),
+            regions: vec![EU.to_string()],
+        },
+        AccountConfig::default(),
+    ];
+    config
+}
+
+/// Per scope: the ids of `prod-<scope>-<i>` (i < n); each scope also has one `dev-` association
+/// that no selector takes.
+fn populate(sim: &Simulator, n: u32) -> BTreeMap<(String, String), Vec<String>> {
+    sim.add_role(
+        ROLE,
+        MEMBER,
+        Some(EXTERNAL_ID.to_string()),
+        [DEFAULT_ACCOUNT],
+    );
+    let mut ids = BTreeMap::new();
+    for (s, (account, region)) in SCOPES.iter().enumerate() {
+        let mut scope_ids = Vec::new();
+        for i in 0..n {
+            let id = assoc_id(1000 * (s as u32 + 1) + i);
+            sim.add_association_in(account, region, &id, association(&format!("prod-{s}-{i}")));
+            scope_ids.push(id);
+        }
+        let dev = assoc_id(1000 * (s as u32 + 1) + 999);
+        sim.add_association_in(account, region, &dev, association(&format!("dev-{s}")));
+        sim.add_execution_in(
+            account,
+            region,
+            &dev,
+            execution("dev-run", "Failed", sim.now_ms() - 60_000, true),
+        );
+        ids.insert((account.to_string(), region.to_string()), scope_ids);
+    }
+    ids
+}
+
+/// Scrapes until every watched association equals the estate's ground truth, checking on
+/// every scrape that no counter went down.
+async fn converge(exporter: &Exporter, sim: &Simulator, ids: &[String], what: &str) -> Metrics {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut last: Option<Metrics> = None;
+    loop {
+        let m = exporter.metrics().await;
+        if let Some(prev) = &last {
+            for (series, before) in &prev.samples {
+                if series.starts_with("ssm_association_executions_total")
+                    || series.starts_with("ssm_association_triggered_alarms_total")
+                {
+                    let now = m.samples.get(series).copied().unwrap_or(0.0);
+                    assert!(now >= *before, "{series} went down: {before} -> {now}");
+                }
+            }
+        }
+        let truth = estate_truth(sim);
+        match matches_ground_truth(&m, &truth, ids) {
+            Ok(()) => return m,
+            Err(reason) if tokio::time::Instant::now() > deadline => {
+                panic!("{what}: not exact after 30 s: {reason}")
+            }
+            Err(_) => {}
+        }
+        last = Some(m);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The ground truth of every scope merged (association ids are unique across the estate).
+fn estate_truth(sim: &Simulator) -> ssm_simulator::GroundTruth {
+    let mut all = ssm_simulator::GroundTruth::default();
+    for truth in sim.estate_ground_truth().into_values() {
+        all.executions.extend(truth.executions);
+        all.in_progress.extend(truth.in_progress);
+        all.triggered_alarms.extend(truth.triggered_alarms);
+        all.without_end_time.extend(truth.without_end_time);
+    }
+    all
+}
+
+/// The whole estate, counted exactly through a run's life (in progress at the first look,
+/// ended later, new runs, a run visible only two listings after the listing showed it), with
+/// `LastExecutionDate` moving at the start or at the end of a run.
+async fn an_estate_is_counted_exactly(mode: LastExecutionDateMode) {
+    let sim = Simulator::start().await.unwrap();
+    sim.set_last_execution_date_mode(mode);
+    let by_scope = populate(&sim, 3);
+    let now = sim.now_ms();
+    for ((account, region), ids) in &by_scope {
+        for (i, id) in ids.iter().enumerate() {
+            sim.add_execution_in(
+                account,
+                region,
+                id,
+                execution("old-ok", "Success", now - 20 * 60_000, true),
+            );
+            if i == 0 {
+                sim.add_execution_in(
+                    account,
+                    region,
+                    id,
+                    execution("running", "InProgress", now - 60_000, true),
+                );
+            }
+        }
+    }
+    let all: Vec<String> = by_scope.values().flatten().cloned().collect();
+    let exporter = Exporter::start(estate_config(), &sim).await;
+    exporter.wait_ready().await;
+    let m = converge(&exporter, &sim, &all, "first round").await;
+
+    // Labels: each association in its own account and region; the dev ones are not watched.
+    for ((account, region), ids) in &by_scope {
+        for id in ids {
+            let series = m.series(
+                "ssm_association_executions_total",
+                &[("association_id", id)],
+            );
+            assert_eq!(series.len(), 5, "{id}: one series per final status");
+            for (labels, _) in series {
+                assert_eq!(labels["account_id"], *account, "{id}");
+                assert_eq!(labels["region"], *region, "{id}");
+            }
+            let info = m.series("ssm_association_info", &[("association_id", id)]);
+            assert_eq!(info.len(), 1, "{id}");
+            assert_eq!(info[0].0["document_name"], "AWS-RunPatchBaseline");
+            assert!(
+                info[0].0.contains_key("targets") && info[0].0.contains_key("document_version")
+            );
+        }
+        let watched = m.value(
+            "ssm_association_exporter_associations_watched",
+            &[("account_id", account), ("region", region)],
+        );
+        assert_eq!(watched, 3.0, "{account}/{region}");
+    }
+    assert!(!m.text.contains("dev-run") && !m.text.contains(&assoc_id(1999)));
+
+    // Activity: the running executions end, new runs happen, one shows up late.
+    let now = sim.now_ms();
+    for ((account, region), ids) in &by_scope {
+        sim.update_execution_in(account, region, &ids[0], "running", |e| {
+            e.status = "Failed".to_string();
+            e.last_execution_ms = Some(now);
+        });
+        sim.add_execution_in(
+            account,
+            region,
+            &ids[1],
+            execution("new-ok", "Success", now, true),
+        );
+        sim.add_execution_in(
+            account,
+            region,
+            &ids[2],
+            execution("late", "TimedOut", now, false),
+        );
+    }
+    converge(&exporter, &sim, &all, "after the runs").await;
+    // Two listings later, the late ones become visible; the listing shows no change then.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for ((account, region), ids) in &by_scope {
+        sim.update_execution_in(account, region, &ids[2], "late", |e| e.visible = true);
+    }
+    let m = converge(&exporter, &sim, &all, "after the late ones became visible").await;
+    for ids in by_scope.values() {
+        assert_eq!(
+            m.value(
+                "ssm_association_executions_total",
+                &[("association_id", &ids[2]), ("status", "TimedOut")]
+            ),
+            1.0
+        );
+    }
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn an_estate_is_counted_exactly_when_last_execution_date_moves_at_the_end() {
+    an_estate_is_counted_exactly(LastExecutionDateMode::End).await;
+}
+
+#[tokio::test]
+async fn an_estate_is_counted_exactly_when_last_execution_date_moves_at_the_start() {
+    an_estate_is_counted_exactly(LastExecutionDateMode::Start).await;
+}
+
+/// SSM calls follow activity: a quiet estate costs its listing pages and nothing else, the
+/// first round polls only what ran within the look-back, and a burst of runs costs about one
+/// poll per run.
+#[tokio::test]
+async fn calls_follow_activity_not_fleet_size() {
+    let sim = Simulator::start().await.unwrap();
+    let ids = sim.add_associations_in(DEFAULT_ACCOUNT, US, 200, "fleet");
+    let now = sim.now_ms();
+    for id in &ids[..10] {
+        sim.add_execution_in(
+            DEFAULT_ACCOUNT,
+            US,
+            id,
+            execution("r1", "Success", now - 5 * 60_000, true),
+        );
+    }
+    let mut config = test_config(&[]);
+    config.full_sweep_interval = Duration::from_secs(3600);
+    config.discovery = vec![Selector::default()];
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    converge(&exporter, &sim, &ids, "first round").await;
+    let first_round = sim.request_count("DescribeAssociationExecutions");
+    assert!(
+        first_round <= 12,
+        "the first round polls the 10 that ran in the look-back, not all 200: {first_round}"
+    );
+    assert_eq!(sim.request_count("DescribeAssociation"), 0);
+
+    // Quiet (after the first round's follow-up polls): ten listings, no execution poll.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    sim.clear_requests();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let listings = sim.request_count("ListAssociations");
+    let polls = sim.request_count("DescribeAssociationExecutions");
+    assert!(
+        listings >= 4 * 5,
+        "4 pages per listing, every 300 ms: {listings}"
+    );
+    assert_eq!(polls, 0, "nothing ran, nothing polled");
+
+    // Five runs: about one poll each (two at most).
+    sim.clear_requests();
+    let now = sim.now_ms();
+    for id in &ids[100..105] {
+        sim.add_execution_in(
+            DEFAULT_ACCOUNT,
+            US,
+            id,
+            execution("r2", "Failed", now, true),
+        );
+    }
+    converge(&exporter, &sim, &ids, "after five runs").await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let polls = sim.request_count("DescribeAssociationExecutions");
+    assert!((5..=10).contains(&polls), "5 runs, {polls} polls");
+    let m = exporter.metrics().await;
+    assert!(
+        m.value(
+            "ssm_association_exporter_polls_total",
+            &[("reason", "changed")]
+        ) >= 5.0
+    );
+    exporter.stop().await;
+}
+
+/// A member account whose role cannot be assumed (wrong external ID), and a region whose
+/// endpoint resets every connection: their health metrics say so, the rest is exact and the
+/// exporter is ready.
+#[tokio::test]
+async fn a_failing_account_or_region_never_stops_the_others() {
+    let sim = Simulator::start().await.unwrap();
+    let by_scope = populate(&sim, 2);
+    let now = sim.now_ms();
+    for ((account, region), ids) in &by_scope {
+        for id in ids {
+            sim.add_execution_in(
+                account,
+                region,
+                id,
+                execution("ok", "Success", now - 60_000, true),
+            );
+        }
+    }
+    // Us-east-1 of the own account is reachable; its eu-west-1 is not.
+    sim.push_fault(
+        FaultRule::new(Fault::ResetConnection)
+            .account(DEFAULT_ACCOUNT)
+            .region(EU)
+            .forever(),
+    );
+    let mut config = estate_config();
+    config.accounts[0].external_id = Some("the-wrong-one".to_string());
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let healthy = &by_scope[&(DEFAULT_ACCOUNT.to_string(), US.to_string())];
+    converge(&exporter, &sim, healthy, "the healthy scope").await;
+    assert_eq!(exporter.get("/readyz").await.status, 200);
+    let m = exporter
+        .wait_for("the member account's credentials reported", |m| {
+            let v = m.get(
+                "ssm_association_exporter_credentials_valid",
+                &[("account_id", MEMBER), ("region", EU)],
+            );
+            (v == Some(0.0)).then_some(()).ok_or(format!("{v:?}"))
+        })
+        .await;
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_credentials_valid",
+            &[("account_id", DEFAULT_ACCOUNT), ("region", US)]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_listing_success",
+            &[("account_id", DEFAULT_ACCOUNT), ("region", EU)]
+        ),
+        0.0
+    );
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_listing_success",
+            &[("account_id", DEFAULT_ACCOUNT), ("region", US)]
+        ),
+        1.0
+    );
+    exporter.stop().await;
+}
+
+/// Throttling of ListAssociations itself delays the listing; nothing is lost.
+#[tokio::test]
+async fn a_throttled_listing_is_retried_and_loses_nothing() {
+    let (sim, ids) = simulator_with(3).await;
+    let now = sim.now_ms();
+    for id in &ids {
+        sim.add_execution(id, execution("ok", "Success", now - 60_000, true));
+    }
+    sim.push_fault(
+        FaultRule::new(Fault::Throttle)
+            .operation("ListAssociations")
+            .times(3),
+    );
+    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    exporter.wait_ready().await;
+    let m = converge(&exporter, &sim, &ids, "after the throttling").await;
+    assert!(
+        m.value(
+            "ssm_association_exporter_api_requests_total",
+            &[
+                ("operation", "ListAssociations"),
+                ("code", "ThrottlingException")
+            ]
+        ) >= 1.0
+    );
+    exporter.stop().await;
+}
+
+/// Terraform replaces an association: new ID, same name. The old series go, the new ones
+/// start, and nothing of the old is counted under the new ID.
+#[tokio::test]
+async fn an_association_replaced_under_the_same_name_ends_its_series_and_starts_new_ones() {
+    let sim = Simulator::start().await.unwrap();
+    let old = assoc_id(1);
+    sim.add_association_in(DEFAULT_ACCOUNT, US, &old, association("prod-web"));
+    sim.add_execution_in(
+        DEFAULT_ACCOUNT,
+        US,
+        &old,
+        execution("a", "Failed", sim.now_ms() - 60_000, true),
+    );
+    let mut config = test_config(&[]);
+    config.discovery = vec![selector("prod-.*")];
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    converge(&exporter, &sim, std::slice::from_ref(&old), "before").await;
+
+    let new = assoc_id(2);
+    sim.replace_association_in(DEFAULT_ACCOUNT, US, &old, &new, association("prod-web"));
+    sim.add_execution_in(
+        DEFAULT_ACCOUNT,
+        US,
+        &new,
+        execution("b", "Success", sim.now_ms(), true),
+    );
+    let m = exporter
+        .wait_for("the old series gone, the new counted", |m| {
+            let old_series = m.series(
+                "ssm_association_executions_total",
+                &[("association_id", &old)],
+            );
+            let new_ok = m.value(
+                "ssm_association_executions_total",
+                &[("association_id", &new), ("status", "Success")],
+            );
+            (old_series.is_empty() && new_ok == 1.0)
+                .then_some(())
+                .ok_or(format!("old {} series, new {new_ok}", old_series.len()))
+        })
+        .await;
+    assert_eq!(
+        m.value(
+            "ssm_association_executions_total",
+            &[("association_id", &new), ("status", "Failed")]
+        ),
+        0.0
+    );
+    assert!(m
+        .series("ssm_association_info", &[("association_id", &old)])
+        .is_empty());
+    exporter.stop().await;
+}
+
+/// An association named by ID and by a selector is watched once; an ID found nowhere and a
+/// selector that matches nothing are reported.
+#[tokio::test]
+async fn selected_twice_is_watched_once_and_what_matches_nothing_is_reported() {
+    let (sim, ids) = simulator_with(2).await;
+    let now = sim.now_ms();
+    for id in &ids {
+        sim.add_execution(id, execution("ok", "Success", now - 60_000, true));
+    }
+    let missing = assoc_id(77);
+    let mut config = test_config(&[ids[0].clone(), missing.clone()]);
+    config.discovery = vec![Selector::default(), selector("nothing-.*")];
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let m = converge(&exporter, &sim, &ids, "both").await;
+    assert_eq!(
+        m.series(
+            "ssm_association_executions_total",
+            &[("association_id", &ids[0]), ("status", "Success")]
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        m.value("ssm_association_exporter_associations_watched", &[]),
+        2.0
+    );
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_static_associations_not_found",
+            &[]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_discovery_selector_associations",
+            &[("selector", "0")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        m.get(
+            "ssm_association_exporter_discovery_selector_associations",
+            &[("selector", "1")]
+        ),
+        Some(0.0)
+    );
+    exporter.stop().await;
+}
+
+/// A tag selector reads tags only for associations whose names match, once per
+/// `discovery_interval`, and selects only the tagged ones.
+#[tokio::test]
+async fn tag_selectors_take_only_tagged_associations_and_cache_the_tags() {
+    let (sim, ids) = simulator_with(3).await;
+    sim.set_tags_in(DEFAULT_ACCOUNT, US, &ids[1], [("team", "platform")]);
+    sim.set_tags_in(DEFAULT_ACCOUNT, US, &ids[2], [("team", "data")]);
+    let mut config = test_config(&[]);
+    config.discovery = vec![Selector {
+        tags: [("team".to_string(), "platform".to_string())].into(),
+        ..Selector::default()
+    }];
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let m = exporter
+        .wait_for("the tagged association watched", |m| {
+            let n = m.value("ssm_association_exporter_associations_watched", &[]);
+            (n == 1.0).then_some(()).ok_or(format!("{n}"))
+        })
+        .await;
+    assert_eq!(
+        m.series("ssm_association_info", &[("association_id", &ids[1])])
+            .len(),
+        1
+    );
+    assert!(m
+        .series("ssm_association_info", &[("association_id", &ids[2])])
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        sim.request_count("ListTagsForResource"),
+        3,
+        "each association's tags read once within discovery_interval"
+    );
+    exporter.stop().await;
+}
