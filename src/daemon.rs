@@ -13,6 +13,7 @@ use crate::discovery::Selection;
 use crate::feed::Rules;
 use crate::limit::Budget;
 use crate::metrics::Metrics;
+use crate::model::ScopeKey;
 use crate::persist;
 use crate::readiness::Readiness;
 use crate::scheduler::{self, Report, Scope, ScopeHealth, Shared};
@@ -61,12 +62,13 @@ fn restored_live(config: &Config, saved: persist::Restored) -> Live {
     }
 }
 
-/// Loads the state file, if one is configured, into the store. Every saved association is kept
-/// aside (retired, not shown) until a listing selects it again, which resumes it: which
-/// associations are watched is known only from the listings. Those that were watched when the
-/// file was saved get the full `removed_association_retention` from now. An unusable file is
-/// reported (log and `ssm_association_exporter_state_load_errors_total`), set aside, and the
-/// exporter starts fresh.
+/// Loads the state file, if one is configured, into the store. Saved associations whose
+/// account and region are known (from their info) are shown again at once; the first listing
+/// of their scope retires those no longer selected. Those of older files without an account
+/// and region are kept aside (retired, not shown) until a listing selects them, which resumes
+/// them, with the full `removed_association_retention` from now. An unusable file is reported
+/// (log and `ssm_association_exporter_state_load_errors_total`), set aside, and the exporter
+/// starts fresh.
 fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
     let Some(path) = &config.state_file else {
         return;
@@ -81,10 +83,26 @@ fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
             }
             let now = now_ms();
             for (id, saved) in loaded.associations {
-                store.insert_retired(&id, restored_live(config, saved), now);
-                restored += 1;
+                let scope = saved.exposed.info.as_ref().and_then(|info| {
+                    (!info.account_id.is_empty() && !info.region.is_empty()).then(|| ScopeKey {
+                        account_id: info.account_id.clone(),
+                        region: info.region.clone(),
+                    })
+                });
+                let live = restored_live(config, saved);
+                match scope {
+                    Some(scope) => {
+                        store.insert(&id, &scope, live);
+                        restored += 1;
+                    }
+                    None => {
+                        store.insert_retired(&id, live, now);
+                        retired += 1;
+                    }
+                }
             }
-            tracing::info!(path = %path.display(), restored, retired, "resumed from the state file; associations come back as the listings select them");
+            store.publish_all();
+            tracing::info!(path = %path.display(), restored, retired, "resumed from the state file");
         }
         Err(error) => {
             metrics.state_load_errors_total.inc();
@@ -171,8 +189,17 @@ impl Daemon {
             .iter()
             .map(|s| scope_name(s, &default_region))
             .collect();
-        self.readiness.expect_scopes(&self.scope_names);
-        self.metrics.associations_awaiting_first_poll.set(0);
+        let awaited: Vec<String> = self
+            .config
+            .associations
+            .iter()
+            .filter(|a| self.store.get(&a.id).is_none_or(|e| !e.polled()))
+            .map(|a| a.id.clone())
+            .collect();
+        self.readiness.expect_scopes(&self.scope_names, awaited);
+        self.metrics
+            .associations_awaiting_first_poll
+            .set(self.readiness.awaiting_first_poll() as i64);
         let shared = Arc::new(Shared {
             store: self.store.clone(),
             readiness: self.readiness.clone(),
@@ -294,6 +321,16 @@ impl Daemon {
         // Only the rendering depends on it: the next scrape shows the new shape.
         self.store.set_metrics_config(new.metrics);
         let old = std::mem::replace(&mut self.config, new);
+        let (added, removed) = {
+            let before: std::collections::HashSet<&str> =
+                old.associations.iter().map(|a| a.id.as_str()).collect();
+            let after: std::collections::HashSet<&str> =
+                self.config.associations.iter().map(|a| a.id.as_str()).collect();
+            (
+                after.difference(&before).count(),
+                before.difference(&after).count(),
+            )
+        };
         // Every old loop (and its polls) has ended before a new one starts: two pollers of one
         // association would race on its watermark.
         self.stop_scopes().await;
@@ -313,7 +350,7 @@ impl Daemon {
         }
         self.start_scopes().await;
         let message = format!(
-            "configuration reloaded: {} associations by ID, {} discovery selectors, {} accounts/regions",
+            "configuration reloaded: {} associations by ID ({added} added, {removed} removed), {} discovery selectors, {} accounts/regions; pollers restarted, the next listings apply it",
             self.config.associations.len(),
             self.config.discovery.len(),
             self.scope_names.len()

@@ -28,6 +28,8 @@ pub struct Readiness {
     started: Instant,
     /// Scopes whose first listing has not ended.
     scopes: Mutex<HashSet<String>>,
+    /// Every scope seen so far: a reload waits only for the first listing of new ones.
+    known_scopes: Mutex<HashSet<String>>,
     /// Associations whose first poll has not ended.
     awaiting: Mutex<HashSet<String>>,
     first_round_logged: AtomicBool,
@@ -54,6 +56,7 @@ impl Readiness {
         Readiness {
             started: Instant::now(),
             scopes: Mutex::new(HashSet::new()),
+            known_scopes: Mutex::new(HashSet::new()),
             awaiting: Mutex::new(HashSet::new()),
             first_round_logged: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
@@ -61,11 +64,19 @@ impl Readiness {
         }
     }
 
-    /// Starts following a (new) configuration of `scopes`: each must end a first listing; the
-    /// associations of the previous one are no longer waited for.
-    pub fn expect_scopes(&self, scopes: &[String]) {
-        *lock(&self.scopes) = scopes.iter().cloned().collect();
-        lock(&self.awaiting).clear();
+    /// Starts following a (new) configuration of `scopes`: each new one must end a first
+    /// listing, and the associations `ids` (named by ID and never polled) their first poll;
+    /// what the previous configuration waited for is no longer waited for.
+    pub fn expect_scopes(&self, scopes: &[String], ids: impl IntoIterator<Item = String>) {
+        let mut known = lock(&self.known_scopes);
+        *lock(&self.scopes) = scopes
+            .iter()
+            .filter(|s| !known.contains(*s))
+            .cloned()
+            .collect();
+        known.extend(scopes.iter().cloned());
+        drop(known);
+        *lock(&self.awaiting) = ids.into_iter().collect();
         let mut credentials = lock(&self.credentials);
         credentials.retain(|scope, _| scopes.contains(scope));
         for scope in scopes {
@@ -196,7 +207,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn ready_after_every_listing_and_first_poll() {
         let r = Readiness::new();
-        r.expect_scopes(&["s1".into(), "s2".into()]);
+        r.expect_scopes(&["s1".into(), "s2".into()], Vec::new());
         assert!(r.check().is_err());
         r.scope_listed("s1", ids(2));
         assert!(r.check().is_err());
@@ -207,22 +218,28 @@ mod tests {
         assert_eq!(r.check(), Ok(()));
     }
 
-    /// A reload does not keep waiting for what the old configuration selected.
+    /// A reload does not keep waiting for what the old configuration selected, nor for the
+    /// listing of a scope already listed; it waits for associations it adds and new scopes.
     #[tokio::test(start_paused = true)]
     async fn readiness_follows_the_current_configuration() {
         let r = Readiness::new();
-        r.expect_scopes(&["s1".into()]);
+        r.expect_scopes(&["s1".into()], Vec::new());
         r.scope_listed("s1", ids(3));
-        r.expect_scopes(&["s1".into()]);
-        r.scope_listed("s1", Vec::new());
+        r.expect_scopes(&["s1".into()], Vec::new());
         assert_eq!(r.check(), Ok(()), "the old set is not waited for");
+        r.expect_scopes(&["s1".into(), "s2".into()], ["added".to_string()]);
+        assert!(r.check().is_err());
+        r.scope_listed("s2", Vec::new());
+        assert!(r.check().is_err(), "the added association awaits its poll");
+        r.first_poll_done("added");
+        assert_eq!(r.check(), Ok(()));
     }
 
     /// A huge first round does not hold readiness past the grace period.
     #[tokio::test(start_paused = true)]
     async fn ready_after_the_grace_period_whatever_the_first_round() {
         let r = Readiness::new();
-        r.expect_scopes(&["s1".into()]);
+        r.expect_scopes(&["s1".into()], Vec::new());
         r.scope_listed("s1", ids(10_000));
         tokio::time::sleep(FIRST_ROUND_GRACE - Duration::from_millis(1)).await;
         assert!(r.check().is_err());
@@ -236,7 +253,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn rejected_credentials_everywhere_and_shutdown_make_it_unready() {
         let r = Readiness::new();
-        r.expect_scopes(&["s1".into(), "s2".into()]);
+        r.expect_scopes(&["s1".into(), "s2".into()], Vec::new());
         r.scope_listed("s1", Vec::new());
         r.scope_listed("s2", Vec::new());
         assert_eq!(r.check(), Ok(()));

@@ -178,6 +178,8 @@ impl Shared {
             }
         }
         for id in &missing {
+            // Not to be waited for: no configured account and region has it.
+            self.readiness.first_poll_done(id);
             if report.warned_ids.insert(id.clone()) {
                 tracing::warn!(
                     association_id = %id,
@@ -343,6 +345,15 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         };
         match result {
             Ok(key) => break key,
+            // STS unreachable (a private network with an SSM endpoint only): the scope works
+            // without knowing its account; its series say `account_id="unknown"`.
+            Err(error) if error.kind != ErrorKind::Credentials && attempt >= 2 => {
+                tracing::warn!(scope = %name, code = %error.code, %error, "STS GetCallerIdentity keeps failing; watching this region with account_id=\"unknown\" (allow STS, or set AWS_ENDPOINT_URL_STS)");
+                break ScopeKey {
+                    account_id: "unknown".to_string(),
+                    region: scope.health.region.clone(),
+                };
+            }
             Err(error) => {
                 if attempt == 0 {
                     tracing::error!(scope = %name, code = %error.code, %error, "cannot tell the account of these credentials (STS GetCallerIdentity); trying again");
@@ -359,9 +370,11 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
     let _ = scope.health.key.set(key.clone());
     let labels = [key.account_id.as_str(), key.region.as_str()];
     let metrics = &shared.metrics;
-    let _ = metrics
-        .credentials_valid
-        .remove_label_values(&["unknown", &key.region]);
+    if key.account_id != "unknown" {
+        let _ = metrics
+            .credentials_valid
+            .remove_label_values(&["unknown", &key.region]);
+    }
     if !shared.readiness.credentials_failing(&name) {
         metrics.credentials_valid.with_label_values(&labels).set(1);
     }
@@ -552,7 +565,10 @@ impl ScopeState {
                 feed::decide(l, &signature, &known, &shared.rules, aws_now, now)
             };
             match decision {
-                Decision::Skip => entry.mark_polled(),
+                Decision::Skip => {
+                    entry.mark_polled();
+                    shared.readiness.first_poll_done(&l.id);
+                }
                 Decision::EmptyFirstPoll => {
                     Poller::new(entry.clone()).empty_first_poll(
                         aws_now,
@@ -562,6 +578,7 @@ impl ScopeState {
                         shared.publish_each_poll,
                     );
                     entry.mark_polled();
+                    shared.readiness.first_poll_done(&l.id);
                 }
                 Decision::Poll(reason) => {
                     shared
@@ -619,11 +636,11 @@ impl ScopeState {
         shared.report(&self.name, static_found, counts);
         if std::mem::take(&mut self.first_listing) {
             shared.readiness.scope_listed(&self.name, awaiting);
-            shared
-                .metrics
-                .associations_awaiting_first_poll
-                .set(shared.readiness.awaiting_first_poll() as i64);
         }
+        shared
+            .metrics
+            .associations_awaiting_first_poll
+            .set(shared.readiness.awaiting_first_poll() as i64);
     }
 
     /// A poll of `id` ended.

@@ -521,6 +521,7 @@ pub fn exporter_command() -> std::process::Command {
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_ENDPOINT_URL_SSM")
+        .env_remove("AWS_ENDPOINT_URL_STS")
         .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
         .env("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
         .env("AWS_REGION", "us-east-1")

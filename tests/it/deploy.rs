@@ -300,6 +300,7 @@ pub async fn run_container(container: &Container) -> Run {
     ];
     if !demo {
         env.push(("AWS_ENDPOINT_URL_SSM".into(), sim.endpoint_url()));
+        env.push(("AWS_ENDPOINT_URL_STS".into(), sim.endpoint_url()));
     }
     env.extend(container.env.iter().cloned());
     // Credentials and region come from IRSA, a task role or the node in the real thing: fake

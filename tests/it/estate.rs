@@ -554,3 +554,59 @@ async fn tag_selectors_take_only_tagged_associations_and_cache_the_tags() {
     );
     exporter.stop().await;
 }
+
+/// STS unreachable (a private network with an SSM endpoint only): the region is still watched,
+/// under `account_id="unknown"`.
+#[tokio::test]
+async fn without_sts_the_region_is_watched_under_an_unknown_account() {
+    let (sim, ids) = simulator_with(1).await;
+    sim.add_execution(&ids[0], execution("ok", "Success", sim.now_ms() - 60_000, true));
+    sim.push_fault(
+        FaultRule::new(Fault::ResetConnection)
+            .operation("GetCallerIdentity")
+            .forever(),
+    );
+    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let m = converge(&exporter, &sim, &ids, "without STS").await;
+    let series = m.series("ssm_association_executions_total", &[("association_id", &ids[0])]);
+    assert!(series.iter().all(|(labels, _)| labels["account_id"] == "unknown"));
+    assert!(
+        m.value(
+            "ssm_association_exporter_api_requests_total",
+            &[("operation", "GetCallerIdentity"), ("code", "ConnectionError")]
+        ) >= 3.0
+    );
+    exporter.stop().await;
+}
+
+/// `ListTagsForResource` denied: a tag selector matches nothing (no tags known), the call is
+/// counted by code, and nothing else is affected.
+#[tokio::test]
+async fn denied_tags_match_no_tag_selector_and_are_counted() {
+    let (sim, ids) = simulator_with(2).await;
+    sim.set_tags_in(DEFAULT_ACCOUNT, US, &ids[0], [("team", "platform")]);
+    sim.push_fault(
+        FaultRule::new(Fault::AccessDenied)
+            .operation("ListTagsForResource")
+            .forever(),
+    );
+    let mut config = test_config(&[ids[1].clone()]);
+    config.discovery = vec![Selector {
+        tags: [("team".to_string(), "platform".to_string())].into(),
+        ..Selector::default()
+    }];
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let m = exporter
+        .wait_for("the denied tags counted", |m| {
+            let n = m.value(
+                "ssm_association_exporter_api_requests_total",
+                &[("operation", "ListTagsForResource"), ("code", "AccessDeniedException")],
+            );
+            (n >= 2.0).then_some(()).ok_or(format!("{n}"))
+        })
+        .await;
+    assert_eq!(m.value("ssm_association_exporter_associations_watched", &[]), 1.0, "the static one");
+    assert!(m.series("ssm_association_info", &[("association_id", &ids[0])]).is_empty());
+    exporter.stop().await;
+}

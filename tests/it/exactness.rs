@@ -127,23 +127,24 @@ async fn converge(address: &str, sim: &Simulator, ids: &[String], seen: &mut See
     .await
 }
 
-/// After [`converge`]: `polls` more complete polls of every association in `ids`, and every
-/// scrape meanwhile still equals the ground truth (nothing counted twice later).
-async fn hold(address: &str, sim: &Simulator, ids: &[String], seen: &mut Seen, polls: usize) {
+/// After [`converge`]: `rounds` more listings (and the polls the change feed decides on them),
+/// and every scrape meanwhile still equals the ground truth (nothing counted twice later).
+async fn hold(address: &str, sim: &Simulator, ids: &[String], seen: &mut Seen, rounds: usize) {
     let truth = sim.ground_truth();
-    let start: Vec<usize> = ids.iter().map(|id| polls_of(sim, id)).collect();
+    let listings = sim.request_count("ListAssociations") as usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let m = scrape(address, seen).await.expect("scrape");
         if let Err(reason) = matches_ground_truth(&m, &truth, ids) {
             panic!("counts moved away from the ground truth: {reason}");
         }
-        if ids
-            .iter()
-            .zip(&start)
-            .all(|(id, n)| polls_of(sim, id) >= n + polls)
-        {
+        if sim.request_count("ListAssociations") as usize >= listings + rounds {
             return;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hold: no {rounds} listings within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
 }
@@ -245,6 +246,23 @@ async fn start_from_file(path: &Path, sim: &Simulator) -> Exporter {
         ..Options::default()
     };
     Exporter::start_with(config, sim, options).await
+}
+
+/// Scrapes (checking monotonicity) until `done` holds, for 10 s at most.
+async fn scrape_until(
+    exporter: &Exporter,
+    seen: &mut Seen,
+    done: impl Fn(&Metrics) -> bool,
+) -> Metrics {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(m) = scrape(&exporter.address, seen).await {
+            if done(&m) || tokio::time::Instant::now() > deadline {
+                return m;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn reload(exporter: &Exporter) -> String {
@@ -721,6 +739,7 @@ async fn ten_minutes_of_clock_skew_either_way_keep_polls_exact_and_the_lookback_
 fn spawn_binary(sim: &Simulator, config: &Path, port: u16) -> Child {
     exporter_command()
         .env("AWS_ENDPOINT_URL_SSM", sim.endpoint_url())
+        .env("AWS_ENDPOINT_URL_STS", sim.endpoint_url())
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdin(Stdio::null())
@@ -748,7 +767,7 @@ async fn a_failed_state_save_then_sigkill_never_lowers_a_counter_and_ends_exact(
     std::fs::write(
         &config,
         format!(
-            "associations:\n{list}poll_interval: 1s\nstate_file: {}\nstate_save_interval: 100ms\napi_requests_per_second: 200\n",
+            "associations:\n{list}poll_interval: 1s\nfull_sweep_interval: 1s\nstate_file: {}\nstate_save_interval: 100ms\napi_requests_per_second: 200\n",
             state_dir.join("state.json").display()
         ),
     )
@@ -830,13 +849,20 @@ async fn an_association_removed_and_added_back_by_reloads_resumes_its_counters()
     write_config(&path, &[b], "poll_interval: 1s\n");
     assert!(reload(&exporter).await.contains("1 removed"));
     sim.add_execution(a, finished("while-out", "TimedOut", 10_000));
-    let m = scrape(&exporter.address, &mut seen).await.unwrap();
-    assert_eq!(total(&m, a), 0.0, "its series went with it");
+    let m = scrape_until(&exporter, &mut seen, |m| total(m, a) == 0.0).await;
+    assert_eq!(total(&m, a), 0.0, "its series went with it at the next listing");
 
     write_config(&path, &[a, b], "poll_interval: 1s\n");
     assert!(reload(&exporter).await.contains("1 added"));
-    let m = scrape(&exporter.address, &mut seen).await.unwrap();
-    assert_eq!(total(&m, a), 20.0, "back at once with its old counters");
+    let first_polls = |m: &Metrics| {
+        m.value("ssm_association_exporter_polls_total", &[("reason", "first")])
+    };
+    let before = first_polls(&scrape(&exporter.address, &mut seen).await.unwrap());
+    let m = scrape_until(&exporter, &mut seen, |m| total(m, a) > 0.0).await;
+    // Resumed, not started afresh: back with its old counters (and, if its poll for the run
+    // while it was out already ended, that one), and no first poll again.
+    assert!([20.0, 21.0].contains(&total(&m, a)), "{}", total(&m, a));
+    assert_eq!(first_polls(&m), before, "resumed, not polled as new");
     converge(&exporter.address, &sim, &ids, &mut seen).await;
     hold(&exporter.address, &sim, &ids, &mut seen, 2).await;
     exporter.stop().await;

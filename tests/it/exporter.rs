@@ -246,19 +246,24 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
         ),
         60.0
     );
-    // Info from DescribeAssociation.
+    // Info from the listing.
     assert_eq!(
         m.value(
             "ssm_association_info",
             &[
                 ("association_id", a),
+                ("account_id", "123456789012"),
+                ("region", "us-east-1"),
                 ("association_name", "assoc-0"),
                 ("document_name", "AWS-RunPatchBaseline"),
+                ("document_version", "$DEFAULT"),
                 ("schedule_expression", "rate(30 minutes)"),
-                ("region", "us-east-1")
+                ("targets", "")
             ]
         ),
-        1.0
+        1.0,
+        "{}",
+        m.text
     );
     assert_eq!(
         m.value(
@@ -593,7 +598,7 @@ async fn throttling_is_retried_counted_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_association_is_reported_and_the_others_go_on() {
+async fn a_deleted_association_loses_its_series_and_the_others_go_on() {
     let (sim, ids) = simulator_with(2).await;
     let (gone, kept) = (&ids[0], &ids[1]);
     sim.add_execution(
@@ -606,56 +611,50 @@ async fn a_deleted_association_is_reported_and_the_others_go_on() {
     );
     let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
     exporter.wait_ready().await;
+    exporter
+        .wait_for("both counted", |m| {
+            let n = m.value(
+                "ssm_association_executions_total",
+                &[("association_id", gone), ("status", "Success")],
+            );
+            (n == 1.0).then_some(()).ok_or(format!("{n}"))
+        })
+        .await;
     sim.remove_association(gone);
     sim.add_execution(
         kept,
         SimExecution::new("k2", "Failed", minutes_ago(1)).with_last_execution_ms(now_ms()),
     );
     let m = exporter
-        .wait_for("the deletion to be reported", |m| {
-            let failed = m.value(
-                "ssm_association_exporter_poll_success",
-                &[("association_id", gone)],
-            ) == 0.0
-                && m.value(
-                    "ssm_association_exporter_poll_errors_total",
-                    &[
-                        ("association_id", gone),
-                        ("code", "AssociationDoesNotExist"),
-                    ],
-                ) >= 1.0;
+        .wait_for("the deleted one's series gone, the other counted", |m| {
+            let gone_series = m
+                .series("ssm_association_executions_total", &[("association_id", gone)])
+                .len();
             let counted = m.value(
                 "ssm_association_executions_total",
                 &[("association_id", kept), ("status", "Failed")],
             ) == 1.0;
-            if failed && counted {
+            if gone_series == 0 && counted {
                 Ok(())
             } else {
-                Err(format!("failed={failed} counted={counted}"))
+                Err(format!("gone series={gone_series} counted={counted}"))
             }
         })
         .await;
-    assert!(
+    assert!(m
+        .series("ssm_association_info", &[("association_id", gone)])
+        .is_empty());
+    assert_eq!(
         m.value(
-            "ssm_association_exporter_api_requests_total",
-            &[
-                ("operation", "DescribeAssociationExecutions"),
-                ("code", "AssociationDoesNotExist")
-            ]
-        ) >= 1.0
+            "ssm_association_exporter_static_associations_not_found",
+            &[]
+        ),
+        1.0
     );
     assert_eq!(
         m.value(
             "ssm_association_exporter_poll_success",
             &[("association_id", kept)]
-        ),
-        1.0
-    );
-    // What was counted before the deletion stays exported.
-    assert_eq!(
-        m.value(
-            "ssm_association_executions_total",
-            &[("association_id", gone), ("status", "Success")]
         ),
         1.0
     );
@@ -665,53 +664,27 @@ async fn a_deleted_association_is_reported_and_the_others_go_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn describe_association_failure_does_not_stop_execution_polling() {
-    let (sim, ids) = simulator_with(1).await;
-    let id = &ids[0];
-    sim.add_execution(
-        id,
-        SimExecution::new("d1", "Success", minutes_ago(5)).with_last_execution_ms(minutes_ago(4)),
-    );
-    sim.push_fault(
-        FaultRule::new(Fault::AccessDenied)
-            .operation("DescribeAssociation")
-            .forever(),
-    );
-    let exporter = Exporter::start(test_config(&ids), &sim).await;
-    exporter.wait_ready().await;
-    let m = exporter.metrics().await;
-    matches_ground_truth(&m, &sim.ground_truth(), &ids).unwrap();
-    assert_eq!(
-        m.value(
-            "ssm_association_exporter_api_requests_total",
-            &[
-                ("operation", "DescribeAssociation"),
-                ("code", "AccessDeniedException")
-            ]
-        ),
-        1.0
-    );
-    assert!(m
-        .series("ssm_association_info", &[("association_id", id)])
-        .is_empty());
-    assert_eq!(
-        m.value(
-            "ssm_association_exporter_poll_success",
-            &[("association_id", id)]
-        ),
-        1.0
-    );
-    exporter.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_routes_readiness_and_methods() {
     let (sim, ids) = simulator_with(1).await;
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("r1", "Success", minutes_ago(5)).with_last_execution_ms(minutes_ago(4)),
+    );
     // Hold the first poll so readiness can be seen before it.
     sim.push_fault(
-        FaultRule::new(Fault::Delay(Duration::from_millis(1500))).operation("DescribeAssociation"),
+        FaultRule::new(Fault::Delay(Duration::from_millis(1500)))
+            .operation("DescribeAssociationExecutions"),
     );
     let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let ready = exporter.get("/readyz").await;
+    assert_eq!(ready.status, 503);
+    assert!(
+        ready.body.contains("1 associations await their first poll")
+            || ready.body.contains("1 accounts/regions await their first listing"),
+        "{}",
+        ready.body
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let ready = exporter.get("/readyz").await;
     assert_eq!(ready.status, 503);
     assert!(
@@ -764,12 +737,18 @@ async fn a_real_scrape_passes_promtool_check_metrics() {
         &ids[1],
         SimExecution::new("m2", "InProgress", minutes_ago(2)),
     );
+    sim.add_execution(
+        &ids[1],
+        SimExecution::new("m3", "Success", minutes_ago(9)).with_last_execution_ms(minutes_ago(8)),
+    );
     sim.push_fault(
         FaultRule::new(Fault::Throttle)
             .operation("DescribeAssociationExecutions")
             .association(ids[1].clone()),
     );
-    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let mut config = test_config(&ids);
+    config.discovery = vec![ssm_association_exporter::config::Selector::default()];
+    let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;
     let body = exporter.get("/metrics").await.body;
     // The README's metric table and a real scrape name the same metrics.
@@ -843,16 +822,24 @@ fn promtool() -> Option<&'static str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_spaces_requests() {
-    let (sim, ids) = simulator_with(6).await;
+    let (sim, ids) = simulator_with(11).await;
+    for id in &ids {
+        sim.add_execution(
+            id,
+            SimExecution::new("r1", "Success", minutes_ago(5)).with_last_execution_ms(minutes_ago(4)),
+        );
+    }
     let mut config = test_config(&ids);
     config.api_requests_per_second = 10.0;
     config.poll_interval = Duration::from_secs(60);
     let started = std::time::Instant::now();
     let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;
-    // 6 associations × (DescribeAssociation + one page) = 12 requests at 10/s: at least 1.1 s.
+    // One listing page + 11 first polls = 12 requests at 10/s: at least 1.1 s. STS
+    // GetCallerIdentity is not on the SSM budget.
     let elapsed = started.elapsed();
-    assert_eq!(sim.requests().len(), 12);
+    assert_eq!(sim.request_count("ListAssociations"), 1);
+    assert_eq!(sim.request_count("DescribeAssociationExecutions"), 11);
     assert!(
         elapsed >= Duration::from_millis(1_100),
         "12 requests at 10/s took only {elapsed:?}"

@@ -202,6 +202,7 @@ fn spawn_exporter(sim: &Simulator, config: &Path, port: u16, extra: &[&str]) -> 
     exporter_command()
         .env("AWS_SESSION_TOKEN", "fake-session-token-for-tests")
         .env("AWS_ENDPOINT_URL_SSM", sim.endpoint_url())
+        .env("AWS_ENDPOINT_URL_STS", sim.endpoint_url())
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .args(extra)
@@ -422,14 +423,30 @@ async fn a_throttling_storm_is_counted_backed_off_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_association_backs_off_keeps_its_series_and_spares_the_others() {
+async fn a_failing_association_backs_off_keeps_its_series_and_spares_the_others() {
     let (sim, ids) = simulator_with(2).await;
-    let (gone, kept) = (&ids[0], &ids[1]);
-    add_history(&sim, gone, 4);
+    let (failing, kept) = (&ids[0], &ids[1]);
+    add_history(&sim, failing, 4);
     add_history(&sim, kept, 4);
     let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
     exporter.wait_ready().await;
-    sim.remove_association(gone);
+    exporter
+        .wait_for("both counted", |m| {
+            let t = total(m, failing) + total(m, kept);
+            (t == 8.0).then_some(()).ok_or(format!("{t}"))
+        })
+        .await;
+    // A run of the failing one is listed, but its polls keep failing.
+    sim.push_fault(
+        FaultRule::new(Fault::InternalError)
+            .operation("DescribeAssociationExecutions")
+            .association(failing.as_str())
+            .forever(),
+    );
+    sim.add_execution(
+        failing,
+        SimExecution::new("new", "Failed", now_ms() - 1_000).with_last_execution_ms(now_ms()),
+    );
     let count = |id: &str| {
         sim.requests()
             .iter()
@@ -439,48 +456,41 @@ async fn a_deleted_association_backs_off_keeps_its_series_and_spares_the_others(
             })
             .count()
     };
-    // The backoff itself (1, 2, 4, 8, 16 intervals) is tested on tokio's paused clock
-    // (scheduler::tests); here: the deleted one fails with its own code while the healthy one
-    // goes on being polled, and the series stay.
-    let kept_before = count(kept);
-    exporter
-        .wait_for("a failed poll of the deleted association", |m| {
-            let failed = m.value(
-                "ssm_association_exporter_poll_errors_total",
-                &[
-                    ("association_id", gone),
-                    ("code", "AssociationDoesNotExist"),
-                ],
-            );
-            if failed >= 1.0 && count(kept) >= kept_before + 3 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{failed} failed polls, {} healthy polls",
-                    count(kept) - kept_before
-                ))
-            }
+    let before = count(failing);
+    // Ten listings (300 ms each): without backoff ten failed polls; with it 1, +1, +3, +7
+    // listings apart: four.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let failed_polls = count(failing) - before;
+    assert!(
+        (2..=5).contains(&failed_polls),
+        "{failed_polls} polls in ten listings"
+    );
+    // The other one is spared: its run is counted.
+    sim.add_execution(
+        kept,
+        SimExecution::new("k-new", "Success", now_ms() - 1_000).with_last_execution_ms(now_ms()),
+    );
+    let m = exporter
+        .wait_for("the healthy one counted", |m| {
+            let t = total(m, kept);
+            (t == 5.0).then_some(()).ok_or(format!("{t}"))
         })
         .await;
-    let m = exporter.metrics().await;
     assert_eq!(
         m.value(
             "ssm_association_exporter_poll_success",
-            &[("association_id", gone)]
+            &[("association_id", failing)]
         ),
         0.0
     );
     assert!(
         m.value(
             "ssm_association_exporter_poll_errors_total",
-            &[
-                ("association_id", gone),
-                ("code", "AssociationDoesNotExist")
-            ]
-        ) >= 1.0
+            &[("association_id", failing), ("code", "InternalServerError")]
+        ) >= 2.0
     );
-    // Its series stay until it is removed from the config.
-    assert_eq!(total(&m, gone), 4.0);
+    // Its series stay while it is listed.
+    assert_eq!(total(&m, failing), 4.0);
     assert_eq!(exporter.get("/readyz").await.status, 200);
     exporter.stop().await;
 }
@@ -507,14 +517,14 @@ async fn rejected_credentials_are_logged_once_reported_unready_and_recover() {
     let body = loop {
         if tokio::net::TcpStream::connect(&address).await.is_ok() {
             let ready = http_request(&address, "GET", "/readyz").await;
-            if ready.status == 503 && ready.body.contains("rejects the AWS credentials") {
+            if ready.status == 503 && ready.body.contains("rejects the credentials") {
                 break ready.body;
             }
         }
         assert!(Instant::now() < deadline, "never reported the credentials");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(body.contains("ExpiredTokenException"), "{body}");
+    assert!(body.contains("ExpiredToken"), "{body}");
     let m = scrape(&address).await.unwrap();
     assert_eq!(
         m.value("ssm_association_exporter_credentials_valid", &[]),
@@ -551,7 +561,7 @@ async fn rejected_credentials_are_logged_once_reported_unready_and_recover() {
     let logs = String::from_utf8_lossy(&output.stderr);
     // ...but one log line for the one distinct error.
     assert_eq!(
-        logs.matches("rejects the AWS credentials").count(),
+        logs.matches("rejects the credentials of this account").count(),
         1,
         "{logs}"
     );

@@ -112,6 +112,7 @@ async fn tls_and_basic_auth_protect_metrics_and_leave_probes_open() {
     let address = format!("127.0.0.1:{port}");
     let mut child = exporter_command()
         .env("AWS_ENDPOINT_URL_SSM", sim.endpoint_url())
+        .env("AWS_ENDPOINT_URL_STS", sim.endpoint_url())
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--web.config.file={}", web.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -130,7 +131,7 @@ async fn tls_and_basic_auth_protect_metrics_and_leave_probes_open() {
     let response = loop {
         if let Ok(response) = https_get(&address, &ca_pem, "/metrics", Some(&good)).await {
             if response.contains(&format!(
-                "ssm_association_executions_total{{association_id=\"{}\",status=\"Failed\"}} 1",
+                "ssm_association_executions_total{{association_id=\"{}\",account_id=\"123456789012\",region=\"us-east-1\",status=\"Failed\"}} 1",
                 ids[0]
             )) {
                 break response;
@@ -258,6 +259,7 @@ async fn aws_secrets_stay_out_of_the_logs_even_with_rust_log_trace_for_every_cra
         .env("AWS_SECRET_ACCESS_KEY", "secret-key-never-logged")
         .env("AWS_SESSION_TOKEN", "session-token-never-logged")
         .env("AWS_ENDPOINT_URL_SSM", sim.endpoint_url())
+        .env("AWS_ENDPOINT_URL_STS", sim.endpoint_url())
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdin(Stdio::null())
