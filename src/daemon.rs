@@ -324,8 +324,12 @@ impl Daemon {
         let (added, removed) = {
             let before: std::collections::HashSet<&str> =
                 old.associations.iter().map(|a| a.id.as_str()).collect();
-            let after: std::collections::HashSet<&str> =
-                self.config.associations.iter().map(|a| a.id.as_str()).collect();
+            let after: std::collections::HashSet<&str> = self
+                .config
+                .associations
+                .iter()
+                .map(|a| a.id.as_str())
+                .collect();
             (
                 after.difference(&before).count(),
                 before.difference(&after).count(),

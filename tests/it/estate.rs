@@ -560,7 +560,10 @@ async fn tag_selectors_take_only_tagged_associations_and_cache_the_tags() {
 #[tokio::test]
 async fn without_sts_the_region_is_watched_under_an_unknown_account() {
     let (sim, ids) = simulator_with(1).await;
-    sim.add_execution(&ids[0], execution("ok", "Success", sim.now_ms() - 60_000, true));
+    sim.add_execution(
+        &ids[0],
+        execution("ok", "Success", sim.now_ms() - 60_000, true),
+    );
     sim.push_fault(
         FaultRule::new(Fault::ResetConnection)
             .operation("GetCallerIdentity")
@@ -568,12 +571,20 @@ async fn without_sts_the_region_is_watched_under_an_unknown_account() {
     );
     let exporter = Exporter::start(test_config(&ids), &sim).await;
     let m = converge(&exporter, &sim, &ids, "without STS").await;
-    let series = m.series("ssm_association_executions_total", &[("association_id", &ids[0])]);
-    assert!(series.iter().all(|(labels, _)| labels["account_id"] == "unknown"));
+    let series = m.series(
+        "ssm_association_executions_total",
+        &[("association_id", &ids[0])],
+    );
+    assert!(series
+        .iter()
+        .all(|(labels, _)| labels["account_id"] == "unknown"));
     assert!(
         m.value(
             "ssm_association_exporter_api_requests_total",
-            &[("operation", "GetCallerIdentity"), ("code", "ConnectionError")]
+            &[
+                ("operation", "GetCallerIdentity"),
+                ("code", "ConnectionError")
+            ]
         ) >= 3.0
     );
     exporter.stop().await;
@@ -601,12 +612,21 @@ async fn denied_tags_match_no_tag_selector_and_are_counted() {
         .wait_for("the denied tags counted", |m| {
             let n = m.value(
                 "ssm_association_exporter_api_requests_total",
-                &[("operation", "ListTagsForResource"), ("code", "AccessDeniedException")],
+                &[
+                    ("operation", "ListTagsForResource"),
+                    ("code", "AccessDeniedException"),
+                ],
             );
             (n >= 2.0).then_some(()).ok_or(format!("{n}"))
         })
         .await;
-    assert_eq!(m.value("ssm_association_exporter_associations_watched", &[]), 1.0, "the static one");
-    assert!(m.series("ssm_association_info", &[("association_id", &ids[0])]).is_empty());
+    assert_eq!(
+        m.value("ssm_association_exporter_associations_watched", &[]),
+        1.0,
+        "the static one"
+    );
+    assert!(m
+        .series("ssm_association_info", &[("association_id", &ids[0])])
+        .is_empty());
     exporter.stop().await;
 }

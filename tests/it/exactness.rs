@@ -850,12 +850,19 @@ async fn an_association_removed_and_added_back_by_reloads_resumes_its_counters()
     assert!(reload(&exporter).await.contains("1 removed"));
     sim.add_execution(a, finished("while-out", "TimedOut", 10_000));
     let m = scrape_until(&exporter, &mut seen, |m| total(m, a) == 0.0).await;
-    assert_eq!(total(&m, a), 0.0, "its series went with it at the next listing");
+    assert_eq!(
+        total(&m, a),
+        0.0,
+        "its series went with it at the next listing"
+    );
 
     write_config(&path, &[a, b], "poll_interval: 1s\n");
     assert!(reload(&exporter).await.contains("1 added"));
     let first_polls = |m: &Metrics| {
-        m.value("ssm_association_exporter_polls_total", &[("reason", "first")])
+        m.value(
+            "ssm_association_exporter_polls_total",
+            &[("reason", "first")],
+        )
     };
     let before = first_polls(&scrape(&exporter.address, &mut seen).await.unwrap());
     let m = scrape_until(&exporter, &mut seen, |m| total(m, a) > 0.0).await;

@@ -628,7 +628,10 @@ async fn a_deleted_association_loses_its_series_and_the_others_go_on() {
     let m = exporter
         .wait_for("the deleted one's series gone, the other counted", |m| {
             let gone_series = m
-                .series("ssm_association_executions_total", &[("association_id", gone)])
+                .series(
+                    "ssm_association_executions_total",
+                    &[("association_id", gone)],
+                )
                 .len();
             let counted = m.value(
                 "ssm_association_executions_total",
@@ -680,7 +683,9 @@ async fn http_routes_readiness_and_methods() {
     assert_eq!(ready.status, 503);
     assert!(
         ready.body.contains("1 associations await their first poll")
-            || ready.body.contains("1 accounts/regions await their first listing"),
+            || ready
+                .body
+                .contains("1 accounts/regions await their first listing"),
         "{}",
         ready.body
     );
@@ -826,7 +831,8 @@ async fn the_rate_limit_spaces_requests() {
     for id in &ids {
         sim.add_execution(
             id,
-            SimExecution::new("r1", "Success", minutes_ago(5)).with_last_execution_ms(minutes_ago(4)),
+            SimExecution::new("r1", "Success", minutes_ago(5))
+                .with_last_execution_ms(minutes_ago(4)),
         );
     }
     let mut config = test_config(&ids);

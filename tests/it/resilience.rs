@@ -561,7 +561,8 @@ async fn rejected_credentials_are_logged_once_reported_unready_and_recover() {
     let logs = String::from_utf8_lossy(&output.stderr);
     // ...but one log line for the one distinct error.
     assert_eq!(
-        logs.matches("rejects the credentials of this account").count(),
+        logs.matches("rejects the credentials of this account")
+            .count(),
         1,
         "{logs}"
     );
