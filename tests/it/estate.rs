@@ -630,3 +630,54 @@ async fn denied_tags_match_no_tag_selector_and_are_counted() {
         .is_empty());
     exporter.stop().await;
 }
+
+/// Assumed-role credentials that expire every two seconds are renewed before they do: the
+/// member account goes on being polled, never with expired credentials.
+#[tokio::test]
+async fn assumed_role_credentials_are_renewed_before_they_expire() {
+    let sim = Simulator::start().await.unwrap();
+    sim.add_role(
+        ROLE,
+        MEMBER,
+        Some(EXTERNAL_ID.to_string()),
+        [DEFAULT_ACCOUNT],
+    );
+    sim.set_assumed_role_lifetime(Some(Duration::from_secs(2)));
+    let id = assoc_id(42);
+    sim.add_association_in(MEMBER, EU, &id, association("prod-member"));
+    sim.add_execution_in(
+        MEMBER,
+        EU,
+        &id,
+        execution("a", "Success", sim.now_ms() - 60_000, true),
+    );
+    let mut config = test_config(&[]);
+    config.region = None;
+    config.discovery = vec![selector("prod-.*")];
+    config.accounts = vec![AccountConfig {
+        role_arn: Some(RoleArn::parse(ROLE).unwrap()),
+        external_id: Some(EXTERNAL_ID.to_string()),
+        regions: vec![EU.to_string()],
+    }];
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let ids = [id.clone()];
+    converge(&exporter, &sim, &ids, "first").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    sim.add_execution_in(
+        MEMBER,
+        EU,
+        &id,
+        execution("b", "Failed", sim.now_ms(), true),
+    );
+    let m = converge(&exporter, &sim, &ids, "after the first credentials expired").await;
+    assert_eq!(
+        m.value(
+            "ssm_association_exporter_api_requests_total",
+            &[("account_id", MEMBER), ("code", "ExpiredTokenException")]
+        ),
+        0.0
+    );
+    assert!(sim.request_count("AssumeRole") >= 2, "renewed");
+    exporter.stop().await;
+}
