@@ -109,10 +109,10 @@ fn every_alert_says_what_and_links_its_runbook_and_the_association() {
         if is_per_association(&alert) && !name.ends_with("Throttled") {
             let expr = alert["expr"].as_str().unwrap();
             assert!(
-                expr.contains("group_left (association_name, region)")
-                    && expr.contains("ssm_association_info")
+                expr.contains("group_left (association_name, account_id, region)")
+                    && expr.contains("max by (association_id, association_name, account_id, region) (ssm_association_info)")
                     && expr.contains("or on (association_id)"),
-                "{name}: names the association from ssm_association_info, and fires without it"
+                "{name}: names the association and its account and region from ssm_association_info, and fires without it"
             );
             let console = annotations["console_url"]
                 .as_str()
