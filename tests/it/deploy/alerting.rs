@@ -1,8 +1,9 @@
 //! Alerts, runbooks, Alertmanager and Grafana: `promtool check rules` and `promtool test rules`
 //! (every alert firing and not firing, a replaced pod not re-alerting), every PromQL expression
 //! of the dashboard and the Grafana-managed rules through promtool, every alert with summary,
-//! description, a runbook section and (per association) the association's name and console
-//! link, every alert mirrored in Grafana, and `amtool check-config` on the Alertmanager example.
+//! description, a runbook section and (per association) the association's name, account, region
+//! and console link, every alert mirrored in Grafana, and `amtool check-config` on the
+//! Alertmanager example with its inhibitions scoped to one account and region.
 
 use super::*;
 
@@ -109,10 +110,10 @@ fn every_alert_says_what_and_links_its_runbook_and_the_association() {
         if is_per_association(&alert) && !name.ends_with("Throttled") {
             let expr = alert["expr"].as_str().unwrap();
             assert!(
-                expr.contains("group_left (association_name, region)")
-                    && expr.contains("ssm_association_info")
+                expr.contains("group_left (association_name, account_id, region)")
+                    && expr.contains("max by (association_id, association_name, account_id, region) (ssm_association_info)")
                     && expr.contains("or on (association_id)"),
-                "{name}: names the association from ssm_association_info, and fires without it"
+                "{name}: names the association and its account and region from ssm_association_info, and fires without it"
             );
             let console = annotations["console_url"]
                 .as_str()
@@ -140,6 +141,16 @@ fn every_alert_says_what_and_links_its_runbook_and_the_association() {
     }
 }
 
+/// The labels an alert carries that an inhibition can compare: `job`, and `account_id` and
+/// `region` when the alert is per account and region (aggregated by them) or per association
+/// (joined from `ssm_association_info`).
+fn carries_account_and_region(alert: &Value) -> bool {
+    let expr = alert["expr"].as_str().unwrap();
+    expr.contains("by (job, account_id, region)")
+        || (expr.contains("by (job, association_id)")
+            && expr.contains("group_left (association_name, account_id, region)"))
+}
+
 #[test]
 fn the_alertmanager_example_is_valid_and_inhibits_what_credentials_cause() {
     let config = yaml("deploy/alertmanager/alertmanager.yml");
@@ -147,33 +158,61 @@ fn the_alertmanager_example_is_valid_and_inhibits_what_credentials_cause() {
         .iter()
         .map(|a| a["alert"].as_str().unwrap().to_string())
         .collect();
-    let credentials = config["inhibit_rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| {
-            r["source_matchers"][0]
+    let rule_of = |source: &str| {
+        config["inhibit_rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["source_matchers"][0].as_str().unwrap().contains(source))
+            .unwrap_or_else(|| panic!("an inhibition by {source}"))
+            .clone()
+    };
+    // Rejected credentials or a failing listing of one account and region silence only the
+    // alerts of that account and region: the estate's other accounts are still polled.
+    for (source, must_target) in [
+        (
+            "SSMAssociationExporterCredentialsRejected",
+            &[
+                "SSMAssociationExporterListingFailing",
+                "SSMAssociationExporterPollFailing",
+                "SSMAssociationExporterStale",
+            ][..],
+        ),
+        (
+            "SSMAssociationExporterListingFailing",
+            &["SSMAssociationExporterStale"][..],
+        ),
+    ] {
+        let rule = rule_of(source);
+        assert_eq!(
+            rule["equal"],
+            serde_json::json!(["job", "account_id", "region"]),
+            "{source}: inhibits per job, account and region"
+        );
+        let source_alert = alerts().into_iter().find(|a| a["alert"] == source).unwrap();
+        assert!(
+            source_alert["expr"]
                 .as_str()
                 .unwrap()
-                .contains("CredentialsRejected")
-        })
-        .expect("an inhibition for rejected credentials");
-    assert_eq!(credentials["equal"][0], "job");
-    let targets = credentials["target_matchers"][0].as_str().unwrap();
-    let targets = targets.split('"').nth(1).unwrap();
-    for target in targets.split('|') {
-        assert!(
-            names.contains(&target.to_string()),
-            "inhibits unknown alert {target}"
+                .contains("by (job, account_id, region)"),
+            "{source} carries the labels its inhibition compares"
         );
-        let alert = alerts().into_iter().find(|a| a["alert"] == target).unwrap();
-        assert!(
-            alert["expr"]
-                .as_str()
-                .unwrap()
-                .contains("by (job, association_id)"),
-            "{target} keeps the job label the inhibition compares"
-        );
+        let targets = rule["target_matchers"][0].as_str().unwrap();
+        let targets: Vec<&str> = targets.split('"').nth(1).unwrap().split('|').collect();
+        for target in must_target {
+            assert!(targets.contains(target), "{source} inhibits {target}");
+        }
+        for target in targets {
+            assert!(
+                names.contains(&target.to_string()),
+                "inhibits unknown alert {target}"
+            );
+            let alert = alerts().into_iter().find(|a| a["alert"] == target).unwrap();
+            assert!(
+                carries_account_and_region(&alert),
+                "{target} keeps the job, account_id and region labels the inhibition compares"
+            );
+        }
     }
     let Some(mut amtool) = tool("amtool") else {
         return;
