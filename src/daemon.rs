@@ -2,7 +2,7 @@
 //! at start and reload.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio_util::sync::CancellationToken;
@@ -17,6 +17,7 @@ use crate::model::ScopeKey;
 use crate::persist;
 use crate::readiness::Readiness;
 use crate::scheduler::{self, Report, Scope, ScopeHealth, Shared};
+use crate::shard::Shard;
 use crate::ssm::{self, ClientSettings, Ssm};
 use crate::store::{Live, Store};
 use crate::sync::lock;
@@ -69,8 +70,8 @@ fn restored_live(config: &Config, saved: persist::Restored) -> Live {
 /// them, with the full `removed_association_retention` from now. An unusable file is reported
 /// (log and `ssm_association_exporter_state_load_errors_total`), set aside, and the exporter
 /// starts fresh.
-fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
-    let Some(path) = &config.state_file else {
+fn restore_state(config: &Config, path: Option<&Path>, store: &Store, metrics: &Metrics) {
+    let Some(path) = path else {
         return;
     };
     match persist::load(path) {
@@ -112,6 +113,25 @@ fn restore_state(config: &Config, store: &Store, metrics: &Metrics) {
     }
 }
 
+/// The state file of this shard: `state_file` itself without sharding, else
+/// `<stem>.shard-<N><.ext>` beside it (each shard keeps only what it owns; the index, not the
+/// count, names it, so a shard keeps its file when the count changes).
+pub fn state_path(config: &Config, shard: Shard) -> Option<PathBuf> {
+    let path = config.state_file.as_ref()?;
+    if !shard.is_sharded() {
+        return Some(path.clone());
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.shard-{}.{}", shard.index, ext.to_string_lossy()),
+        None => format!("{stem}.shard-{}", shard.index),
+    };
+    Some(path.with_file_name(name))
+}
+
 /// One scope's loop and how to stop it.
 struct ScopeTask {
     stop: CancellationToken,
@@ -130,6 +150,7 @@ fn scope_name(scope: &ScopeConfig, default_region: &str) -> String {
 /// The running configuration: its scope loops and the state-file writer.
 pub struct Daemon {
     config: Config,
+    shard: Shard,
     client: ClientSettings,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
@@ -147,15 +168,22 @@ impl Daemon {
     /// Restores the state file, then starts every scope's loop and the state-file writer.
     pub async fn start(
         config: Config,
+        shard: Shard,
         client: ClientSettings,
         store: Arc<Store>,
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
     ) -> Daemon {
-        restore_state(&config, &store, &metrics);
+        restore_state(
+            &config,
+            state_path(&config, shard).as_deref(),
+            &store,
+            &metrics,
+        );
         store.set_metrics_config(config.metrics);
         let mut daemon = Daemon {
             config,
+            shard,
             client,
             store,
             metrics,
@@ -218,6 +246,7 @@ impl Daemon {
             claims: Mutex::new(HashMap::new()),
             report: Mutex::new(Report::default()),
             scope_count: scopes.len(),
+            shard: self.shard,
         });
         for (scope, name) in scopes.into_iter().zip(self.scope_names.clone()) {
             let region = scope.region.clone().unwrap_or(default_region.clone());
@@ -257,7 +286,7 @@ impl Daemon {
     }
 
     fn start_persister(&mut self) {
-        let Some(path) = self.config.state_file.clone() else {
+        let Some(path) = state_path(&self.config, self.shard) else {
             return;
         };
         let token = CancellationToken::new();

@@ -73,6 +73,9 @@ pub mod names {
         "ssm_association_exporter_static_associations_not_found";
     pub const DISCOVERY_SELECTOR_ASSOCIATIONS: &str =
         "ssm_association_exporter_discovery_selector_associations";
+    pub const SHARD_ORDINAL: &str = "ssm_association_exporter_shard_ordinal";
+    pub const TOTAL_SHARDS: &str = "ssm_association_exporter_total_shards";
+    pub const OWNED_ASSOCIATIONS: &str = "ssm_association_exporter_owned_associations";
 }
 
 /// Appended to the HELP text of families whose values come from the background poll.

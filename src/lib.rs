@@ -29,6 +29,7 @@
 //! - [`ssm`]: the bottom layer: the only module that touches the AWS SDK or AWS error codes.
 //! - [`limit`]: the rate limit and concurrency cap of one account and region.
 //! - [`schedule`]: SSM schedule expressions (`rate(...)`, `cron(...)`) to the expected gap between runs.
+//! - [`shard`]: which associations this shard owns (jump consistent hash).
 //! - [`model`]: the project's own types: statuses, executions, alarms, association info.
 //! - [`config`], [`web_config`]: the two configuration files, strict, defaults in one place.
 //! - [`yaml`]: strict YAML parsing with one located-error format (`file:line:column: key: ...`).
@@ -56,6 +57,7 @@ pub mod poller;
 pub mod readiness;
 pub mod schedule;
 pub mod scheduler;
+pub mod shard;
 pub mod ssm;
 pub mod store;
 pub mod sync;
@@ -96,6 +98,8 @@ pub struct Options {
     pub max_connections: usize,
     /// TLS and basic auth (`--web.config.file`).
     pub web: Arc<web_config::WebConfig>,
+    /// `--shard`, `--total-shards`: which associations this process owns.
+    pub shard: shard::Shard,
 }
 
 impl Default for Options {
@@ -106,6 +110,7 @@ impl Default for Options {
             config_source: None,
             max_connections: http::DEFAULT_MAX_CONNECTIONS,
             web: Arc::new(web_config::WebConfig::plain()),
+            shard: shard::Shard::default(),
         }
     }
 }
@@ -136,8 +141,11 @@ pub async fn run(
     let readiness = Arc::new(Readiness::new());
 
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    metrics.shard_ordinal.set(i64::from(options.shard.index));
+    metrics.total_shards.set(i64::from(options.shard.total));
     let mut daemon = Daemon::start(
         config,
+        options.shard,
         options.client.clone(),
         store.clone(),
         metrics.clone(),

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use ssm_association_exporter::config::{self, Config, DEFAULT_CONFIG_FILE};
 use ssm_association_exporter::logging::{self, LogFormat};
+use ssm_association_exporter::shard::Shard;
 use ssm_association_exporter::ssm::ClientSettings;
 use ssm_association_exporter::web_config::WebConfig;
 use ssm_association_exporter::{run, ConfigSource, Options, DEFAULT_TELEMETRY_PATH};
@@ -60,6 +61,17 @@ struct Flags {
     /// Needs the default `demo` build feature; without it this flag exits with status 2.
     #[arg(long)]
     demo: bool,
+    /// This process's shard: it watches only the associations the hash of
+    /// account_id/region/association_id assigns to it.
+    #[arg(long = "shard", value_name = "N", default_value_t = 0)]
+    shard: u32,
+    /// How many shards the associations are split into (1: no sharding).
+    #[arg(long = "total-shards", value_name = "M", default_value_t = 1)]
+    total_shards: u32,
+    /// Take --shard from the ordinal at the end of the host name (a StatefulSet pod's
+    /// `name-<ordinal>`); --shard must then be left out.
+    #[arg(long = "shard.from-hostname")]
+    shard_from_hostname: bool,
     /// GET /healthz of the exporter at --web.listen-address and exit 0 (healthy) or 1: a
     /// container HEALTHCHECK for images without a shell or curl.
     #[arg(long)]
@@ -116,6 +128,14 @@ fn main() -> ExitCode {
         tracing::error!("--web.telemetry-path: {message}");
         return ExitCode::from(2);
     }
+    let shard = match shard_of(&flags) {
+        Ok(shard) => shard,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
     let web = match &flags.web_config_file {
         None => WebConfig::plain(),
         Some(path) => match WebConfig::load(path) {
@@ -150,10 +170,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(flags, config, web))
+    runtime.block_on(serve(flags, config, web, shard))
 }
 
-async fn serve(flags: Flags, config: Config, web: WebConfig) -> ExitCode {
+/// The shard from `--shard`/`--total-shards`, or from the host name with
+/// `--shard.from-hostname` (`HOSTNAME`, as Kubernetes sets it to the pod name, else the
+/// kernel's host name).
+fn shard_of(flags: &Flags) -> Result<Shard, String> {
+    let index = if flags.shard_from_hostname {
+        if flags.shard != 0 {
+            return Err("set either --shard or --shard.from-hostname, not both".to_string());
+        }
+        let hostname = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.trim().is_empty())
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .unwrap_or_default();
+        Shard::ordinal_from_hostname(&hostname)?
+    } else {
+        flags.shard
+    };
+    Shard::new(index, flags.total_shards)
+}
+
+async fn serve(flags: Flags, config: Config, web: WebConfig, shard: Shard) -> ExitCode {
     let address = listen_address(&flags.listen_address);
     // Bind before anything starts, so a bad address fails at once.
     let listener = match TcpListener::bind(&address).await {
@@ -177,6 +217,7 @@ async fn serve(flags: Flags, config: Config, web: WebConfig) -> ExitCode {
         }),
         max_connections: flags.max_connections as usize,
         web: std::sync::Arc::new(web),
+        shard,
     };
     #[cfg(feature = "demo")]
     let mut simulator = None;

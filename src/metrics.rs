@@ -34,6 +34,9 @@ pub struct Metrics {
     pub polls_total: IntCounterVec,
     pub static_associations_not_found: IntGauge,
     pub discovery_selector_associations: IntGaugeVec,
+    pub shard_ordinal: IntGauge,
+    pub total_shards: IntGauge,
+    pub owned_associations: IntGauge,
 }
 
 /// The labels of the per-scope self-metrics.
@@ -157,8 +160,20 @@ impl Metrics {
                 ),
                 &["selector"],
             )?,
+            shard_ordinal: IntGauge::new(
+                names::SHARD_ORDINAL,
+                "This process's shard (--shard, or the ordinal of its StatefulSet pod name); 0 without sharding.",
+            )?,
+            total_shards: IntGauge::new(
+                names::TOTAL_SHARDS,
+                "How many shards the associations are split into (--total-shards); 1 without sharding.",
+            )?,
+            owned_associations: IntGauge::new(
+                names::OWNED_ASSOCIATIONS,
+                "Associations this shard watches (selected, and assigned to this shard by the hash of account_id/region/association_id).",
+            )?,
         };
-        let collectors: [Box<dyn Collector>; 20] = [
+        let collectors: [Box<dyn Collector>; 23] = [
             Box::new(metrics.api_requests_total.clone()),
             Box::new(metrics.api_request_duration_seconds.clone()),
             Box::new(metrics.rate_limit_wait_seconds_total.clone()),
@@ -179,6 +194,9 @@ impl Metrics {
             Box::new(metrics.polls_total.clone()),
             Box::new(metrics.static_associations_not_found.clone()),
             Box::new(metrics.discovery_selector_associations.clone()),
+            Box::new(metrics.shard_ordinal.clone()),
+            Box::new(metrics.total_shards.clone()),
+            Box::new(metrics.owned_associations.clone()),
         ];
         for collector in collectors {
             registry.register(collector)?;

@@ -21,6 +21,7 @@ use crate::model::{ListedAssociation, ScopeKey};
 use crate::poller::Poller;
 use crate::readiness::Readiness;
 use crate::schedule;
+use crate::shard::Shard;
 use crate::ssm::{ApiError, Attempt, CallObserver, ErrorKind, Ssm};
 use crate::store::{Entry, Exposed, Live, Store};
 use crate::sync::lock;
@@ -111,6 +112,8 @@ pub struct Shared {
     pub report: Mutex<Report>,
     /// How many scopes the configuration has.
     pub scope_count: usize,
+    /// Which associations this process owns.
+    pub shard: Shard,
 }
 
 /// Per scope: the static IDs it lists and how many associations each selector matched.
@@ -528,6 +531,11 @@ impl ScopeState {
             if !verdict.selected() {
                 continue;
             }
+            if !shared.shard.owns(&self.key, &l.id) {
+                // Another shard's: not waited for here.
+                shared.readiness.first_poll_done(&l.id);
+                continue;
+            }
             {
                 let mut claims = lock(&shared.claims);
                 match claims.get(&l.id) {
@@ -634,6 +642,10 @@ impl ScopeState {
             .with_label_values(&labels)
             .set(1);
         shared.report(&self.name, static_found, counts);
+        shared
+            .metrics
+            .owned_associations
+            .set(shared.store.entries().len() as i64);
         if std::mem::take(&mut self.first_listing) {
             shared.readiness.scope_listed(&self.name, awaiting);
         }

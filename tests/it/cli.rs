@@ -170,6 +170,56 @@ fn bad_flags_are_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// Shard flags that cannot work stop the binary before anything starts; a StatefulSet pod name
+/// gives the shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_flags_are_checked_and_the_pod_name_gives_the_shard() {
+    for args in [
+        &["--shard=3", "--total-shards=3"][..],
+        &["--total-shards=0"][..],
+        &["--shard.from-hostname", "--shard=1", "--total-shards=3"][..],
+    ] {
+        let out = run_to_end(exporter().arg("--demo").args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("shard"),
+            "{args:?}"
+        );
+    }
+    let out = run_to_end(
+        exporter()
+            .env("HOSTNAME", "ssm-association-exporter")
+            .args(["--demo", "--shard.from-hostname", "--total-shards=3"]),
+    );
+    assert_eq!(out.status.code(), Some(2));
+
+    let port = free_port();
+    let mut child = exporter()
+        .env("HOSTNAME", "ssm-association-exporter-2")
+        .args(["--demo", "--shard.from-hostname", "--total-shards=3"])
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let address = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        if tokio::net::TcpStream::connect(&address).await.is_ok() {
+            let response = http_request(&address, "GET", "/metrics").await;
+            if response.status == 200 {
+                break response.body;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "never served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let m = Metrics::parse(&body);
+    assert_eq!(m.value("ssm_association_exporter_shard_ordinal", &[]), 2.0);
+    assert_eq!(m.value("ssm_association_exporter_total_shards", &[]), 3.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_honours_aws_endpoint_url_ssm_and_stops_cleanly_on_sigterm() {
     let (sim, ids) = simulator_with(1).await;

@@ -15,4 +15,5 @@ mod exporter;
 mod golden;
 mod resilience;
 mod security;
+mod shards;
 mod web_config;
