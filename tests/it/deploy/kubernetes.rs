@@ -86,7 +86,18 @@ pub fn pod_container(docs: &[Value], artefact: &str) -> (Container, Value) {
         .iter()
         .filter(|d| d["kind"] == "Deployment" || d["kind"] == "StatefulSet")
         .collect();
-    assert_eq!(workloads.len(), 1, "{artefact}: one workload");
+    // One workload, or with ha.enabled two StatefulSets that differ only in name and the
+    // replica-set label: the same pod, the same shard layout.
+    assert!(!workloads.is_empty(), "{artefact}: a workload");
+    for other in &workloads[1..] {
+        assert_eq!(other["kind"], "StatefulSet", "{artefact}: HA workloads");
+        assert_eq!(
+            without_replica_set(other),
+            without_replica_set(workloads[0]),
+            "{artefact}: the HA StatefulSets differ only in name and replica-set label"
+        );
+    }
+    assert!(workloads.len() <= 2, "{artefact}: at most two workloads");
     let workload = workloads[0].clone();
     let pod = &workload["spec"]["template"]["spec"];
     let c = &pod["containers"][0];
@@ -199,12 +210,51 @@ pub fn pod_container(docs: &[Value], artefact: &str) -> (Container, Value) {
     (container, workload)
 }
 
+/// A workload without its name and the `ssm-association-exporter/replica-set` label, to
+/// compare the two StatefulSets of ha.enabled.
+fn without_replica_set(workload: &Value) -> Value {
+    let mut w = workload.clone();
+    w["metadata"]["name"] = Value::Null;
+    for pointer in [
+        "/spec/selector/matchLabels",
+        "/spec/template/metadata/labels",
+    ] {
+        if let Some(map) = w.pointer_mut(pointer).and_then(Value::as_object_mut) {
+            map.remove("ssm-association-exporter/replica-set");
+        }
+    }
+    w
+}
+
+/// `--total-shards=M` of a container's argv, if sharded.
+fn total_shards(argv: &[String]) -> Option<u64> {
+    argv.iter()
+        .find_map(|a| a.strip_prefix("--total-shards="))
+        .map(|m| m.parse().unwrap())
+}
+
 /// The hardening every rendered workload keeps.
 fn assert_hardened(workload: &Value, artefact: &str) {
     let pod = &workload["spec"]["template"]["spec"];
+    let args = strings(&pod["containers"][0]["args"]);
+    // The first release crash-looped on a repeated --config.file: every flag at most once.
+    let mut flags: Vec<&str> = args
+        .iter()
+        .map(|a| a.split_once('=').map_or(a.as_str(), |(f, _)| f))
+        .collect();
+    flags.sort();
+    let before = flags.len();
+    flags.dedup();
     assert_eq!(
-        workload["spec"]["replicas"], 1,
-        "{artefact}: one replica polls"
+        flags.len(),
+        before,
+        "{artefact}: a repeated flag in {args:?}"
+    );
+    // One replica polls every association; with sharding, one per shard.
+    assert_eq!(
+        workload["spec"]["replicas"],
+        total_shards(&args).unwrap_or(1),
+        "{artefact}: replicas"
     );
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{artefact}");
     assert_eq!(
@@ -398,6 +448,83 @@ fn persistence_makes_a_statefulset_with_a_claim_and_the_defaults_a_deployment() 
 }
 
 #[test]
+fn sharding_makes_a_statefulset_of_shards_and_ha_two_with_the_same_layout() {
+    let Some(sharded) = helm_template("sharding-values.yaml") else {
+        return;
+    };
+    let docs = yaml_documents(&sharded);
+    let sets = find(&docs, "StatefulSet");
+    assert_eq!(sets.len(), 1);
+    let set = sets[0];
+    assert_eq!(set["spec"]["replicas"], 3);
+    let args = strings(&set["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(
+        args.iter().any(|a| a == "--shard.from-hostname"),
+        "{args:?}"
+    );
+    assert!(args.iter().any(|a| a == "--total-shards=3"), "{args:?}");
+    assert_eq!(
+        set["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
+        "state"
+    );
+    let headless = named(
+        &docs,
+        "Service",
+        set["spec"]["serviceName"].as_str().unwrap(),
+    );
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+    // Only the ClusterIP Service matches the ServiceMonitor's selector: no double scrape.
+    assert!(headless["metadata"]["labels"]["app.kubernetes.io/name"].is_null());
+
+    let ha = yaml_documents(&helm_template("sharding-ha-values.yaml").unwrap());
+    let sets = find(&ha, "StatefulSet");
+    let names: Vec<&str> = sets
+        .iter()
+        .map(|s| s["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "exporter-ssm-association-exporter-a",
+            "exporter-ssm-association-exporter-b"
+        ]
+    );
+    for set in &sets {
+        assert_eq!(set["spec"]["replicas"], 2);
+        let args = strings(&set["spec"]["template"]["spec"]["containers"][0]["args"]);
+        assert!(args.iter().any(|a| a == "--total-shards=2"), "{args:?}");
+        // Each StatefulSet selects only its own pods; the Service selects both.
+        let selector = &set["spec"]["selector"]["matchLabels"];
+        assert_eq!(
+            &set["spec"]["template"]["metadata"]["labels"]["ssm-association-exporter/replica-set"],
+            &selector["ssm-association-exporter/replica-set"]
+        );
+    }
+    assert_ne!(sets[0]["spec"]["selector"], sets[1]["spec"]["selector"]);
+}
+
+#[test]
+fn the_chart_refuses_replicas_without_sharding_and_repeated_shard_flags() {
+    for set in [
+        &["--set", "replicas=2"][..],
+        &["--set", "ha.enabled=true"],
+        &[
+            "--set",
+            "sharding.enabled=true",
+            "--set",
+            "extraArgs={--total-shards=4}",
+        ],
+    ] {
+        let Some(mut helm) = tool("helm") else {
+            return;
+        };
+        helm.args(["template", "exporter", CHART]).args(set);
+        let out = helm.output().unwrap();
+        assert!(!out.status.success(), "{set:?} renders");
+    }
+}
+
+#[test]
 fn the_chart_ships_the_alerts_and_dashboard_of_deploy_unchanged() {
     // The chart can only read files inside itself; scripts/gen-prometheusrule copies them.
     for (shipped, copy) in [
@@ -455,7 +582,8 @@ async fn every_rendered_helm_pod_starts_and_passes_its_probes_and_helm_test() {
             return;
         };
         let docs = yaml_documents(&rendered);
-        let (mut container, _) = pod_container(&docs, &format!("helm template -f ci/{values}"));
+        let (mut container, workload) =
+            pod_container(&docs, &format!("helm template -f ci/{values}"));
         // The helm test hook: busybox wget against the Service's DNS name.
         let test = docs
             .iter()
@@ -485,11 +613,34 @@ async fn every_rendered_helm_pod_starts_and_passes_its_probes_and_helm_test() {
                 .env
                 .contains(&("AWS_ACCESS_KEY_ID".into(), "AKIDEXAMPLE".into())));
         }
+        // A shard takes its ordinal from HOSTNAME, the pod name: run the pod of ordinal 1.
+        let shards = total_shards(&container.argv);
+        let state_file = if shards.is_some() {
+            container.env.push((
+                "HOSTNAME".into(),
+                format!("{}-1", workload["metadata"]["name"].as_str().unwrap()),
+            ));
+            "state.shard-1.json"
+        } else {
+            "state.json"
+        };
         let run = run_container(&container).await;
         assert_eq!(run.metrics_status, 200, "{values}");
+        if let Some(m) = shards {
+            for line in [
+                "ssm_association_exporter_shard_ordinal 1".to_string(),
+                format!("ssm_association_exporter_total_shards {m}"),
+            ] {
+                assert!(
+                    run.metrics.lines().any(|l| l == line),
+                    "{values}: /metrics lacks {line}:\n{}",
+                    run.metrics
+                );
+            }
+        }
         let stateful = !values.starts_with("web-config");
         assert_eq!(
-            run.state_files.iter().any(|f| f.ends_with("state.json")),
+            run.state_files.iter().any(|f| f.ends_with(state_file)),
             stateful,
             "{values}: state file written to its volume: {:?}",
             run.state_files
