@@ -123,10 +123,36 @@ async fn three_shards_split_an_estate_exactly_and_a_change_to_two_loses_nothing(
     // Each association is polled by its owner only: a first poll and a follow-up, not three of
     // each.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let polls = sim.request_count("DescribeAssociationExecutions");
+    let polls = sim.request_count("DescribeAssociationExecutions") as f64;
     assert!(
-        polls <= 2 * 30 + 5,
+        polls <= 2.0 * 30.0 + 5.0,
         "{polls} polls for 30 associations over 3 shards"
+    );
+    // Each shard's own calls: its associations' polls only (an unsharded run makes them all).
+    let mut per_shard = Vec::new();
+    for (shard, owned) in shards.iter().zip(&owned) {
+        let m = shard.metrics().await;
+        let calls = m.value(
+            "ssm_association_exporter_api_requests_total",
+            &[
+                ("operation", "DescribeAssociationExecutions"),
+                ("code", "ok"),
+            ],
+        );
+        assert!(
+            calls <= 2.0 * owned + 2.0,
+            "{calls} polls for {owned} associations"
+        );
+        per_shard.push(calls);
+    }
+    assert_eq!(
+        per_shard.iter().sum::<f64>(),
+        polls,
+        "{per_shard:?} vs {polls}"
+    );
+    assert!(
+        per_shard.iter().all(|c| *c <= 0.6 * polls),
+        "about a third each: {per_shard:?} of {polls}"
     );
     let before: Vec<BTreeMap<String, f64>> = each.iter().map(totals).collect();
     for shard in shards {
