@@ -8,18 +8,15 @@
 //! - its last poll failed or stopped early (`retry`; the caller spaces retries out);
 //! - its `LastExecutionDate`, `AssociationVersion` or `Overview` changed since its last
 //!   successful poll (`changed`);
-//! - the previous listing asked for a poll because something changed: one more poll at the next
-//!   listing (`follow_up`) catches a run that the executions API showed a little later than the
-//!   listing did;
 //! - its `LastExecutionDate` is newer than every execution seen so far and still within the
 //!   late-visibility window: the run it reports has not become visible yet (`unexplained`);
 //! - it has executions not final yet (`pending`): what moves them is not always in the listing
 //!   (with `LastExecutionDate` set at the start of a run, its end changes nothing there);
 //! - `full_sweep_interval` has passed since its last successful poll (`sweep`), spread over
 //!   half the interval by association, so that sweeps do not come all at once. The sweep is
-//!   what finds an execution that became visible later than the follow-up without the listing
-//!   changing again (counted then, still once, if within `late_visibility_window` of the
-//!   newest execution seen).
+//!   what finds an execution that became visible late without being the newest (the listing
+//!   does not change for it; counted then, still once, if within `late_visibility_window` of
+//!   the newest execution seen).
 //!
 //! Whether AWS moves `LastExecutionDate` when a run starts or when it ends is not documented;
 //! these rules count every execution exactly once either way (tests cover both).
@@ -32,18 +29,16 @@ pub enum Reason {
     First,
     Retry,
     Changed,
-    FollowUp,
     Unexplained,
     Pending,
     Sweep,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 6] = [
         Reason::First,
         Reason::Retry,
         Reason::Changed,
-        Reason::FollowUp,
         Reason::Unexplained,
         Reason::Pending,
         Reason::Sweep,
@@ -54,7 +49,6 @@ impl Reason {
             Reason::First => "first",
             Reason::Retry => "retry",
             Reason::Changed => "changed",
-            Reason::FollowUp => "follow_up",
             Reason::Unexplained => "unexplained",
             Reason::Pending => "pending",
             Reason::Sweep => "sweep",
@@ -89,15 +83,6 @@ pub struct Known<'a> {
     pub in_progress: u64,
     /// When it was last polled successfully (host clock).
     pub last_poll_success_ms: Option<i64>,
-    /// The previous listing's poll was for a change (first, changed, follow-up owed).
-    pub follow_up: bool,
-}
-
-impl Reason {
-    /// Whether a poll for this reason is followed by one more at the next listing.
-    pub fn wants_follow_up(self) -> bool {
-        matches!(self, Reason::First | Reason::Changed | Reason::Unexplained)
-    }
 }
 
 /// The settings the rules use, milliseconds.
@@ -134,9 +119,6 @@ pub fn decide(
     }
     if known.signature != Some(signature) {
         return Decision::Poll(Reason::Changed);
-    }
-    if known.follow_up {
-        return Decision::Poll(Reason::FollowUp);
     }
     if let Some(last) = listed.last_execution_ms {
         // A date far in the future (a bogus clock) is never explained: not chased.
@@ -208,7 +190,6 @@ mod tests {
             seen_ms: seen,
             in_progress: 0,
             last_poll_success_ms: Some(NOW - MINUTE),
-            follow_up: false,
         }
     }
 
@@ -269,12 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn a_change_is_followed_up_once_and_a_bogus_future_date_is_not_chased() {
-        let l = listed(Some(NOW - 30 * MINUTE));
-        let sig = l.signature();
-        let mut known = polled(&sig, Some(NOW - 30 * MINUTE));
-        known.follow_up = true;
-        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::FollowUp));
+    fn a_bogus_future_date_is_not_chased() {
         let future = listed(Some(NOW + 365 * 24 * 60 * MINUTE));
         let sig = future.signature();
         let known = polled(&sig, Some(NOW - 30 * MINUTE));

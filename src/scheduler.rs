@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{now_ms, AwsClock};
 use crate::config::ScopeConfig;
 use crate::discovery::Selection;
-use crate::feed::{self, Decision, Known, Reason, Rules};
+use crate::feed::{self, Decision, Known, Rules};
 use crate::metrics::Metrics;
 use crate::model::{ListedAssociation, ScopeKey};
 use crate::poller::Poller;
@@ -273,10 +273,6 @@ struct Watch {
     next_try: Option<Instant>,
     /// The code of the last failure, to log each new one once.
     last_error: Option<String>,
-    /// One more poll is owed at the next listing (after a poll for a change).
-    follow_up: bool,
-    /// The reason of the poll in flight.
-    reason: Option<Reason>,
 }
 
 /// Pages of one listing at most (50 associations each: 500,000 associations).
@@ -513,6 +509,7 @@ impl ScopeState {
         let mut static_found = HashSet::new();
         let mut selected: HashSet<String> = HashSet::with_capacity(listed.len());
         let mut awaiting = Vec::new();
+        let mut to_poll = Vec::new();
         for l in &listed {
             let mut verdict = shared.selection.by_names(l);
             if !verdict.need_tags.is_empty() {
@@ -568,7 +565,6 @@ impl ScopeState {
                     seen_ms: live.exposed.seen_ms,
                     in_progress: live.tracker.in_progress() as u64,
                     last_poll_success_ms: live.exposed.last_poll_success_ms,
-                    follow_up: watch.follow_up,
                 };
                 feed::decide(l, &signature, &known, &shared.rules, aws_now, now)
             };
@@ -597,18 +593,23 @@ impl ScopeState {
                     if !entry.polled() {
                         awaiting.push(l.id.clone());
                     }
-                    watch.reason = Some(reason);
-                    watch.follow_up = false;
                     self.in_flight.insert(l.id.clone());
-                    self.polls.spawn(poll_task(
-                        entry,
-                        scope.ssm.clone(),
-                        shared.clone(),
-                        due,
-                        signature,
-                    ));
+                    to_poll.push((entry, signature));
                 }
             }
+        }
+        // Readiness learns what the first listing waits for before any of its polls can end.
+        if std::mem::take(&mut self.first_listing) {
+            shared.readiness.scope_listed(&self.name, awaiting);
+        }
+        for (entry, signature) in to_poll {
+            self.polls.spawn(poll_task(
+                entry,
+                scope.ssm.clone(),
+                shared.clone(),
+                due,
+                signature,
+            ));
         }
         let gone: Vec<String> = self
             .watch
@@ -646,9 +647,6 @@ impl ScopeState {
             .metrics
             .owned_associations
             .set(shared.store.entries().len() as i64);
-        if std::mem::take(&mut self.first_listing) {
-            shared.readiness.scope_listed(&self.name, awaiting);
-        }
         shared
             .metrics
             .associations_awaiting_first_poll
@@ -668,7 +666,6 @@ impl ScopeState {
                 }
                 watch.failures = 0;
                 watch.next_try = None;
-                watch.follow_up = watch.reason.take().is_some_and(Reason::wants_follow_up);
             }
             Err(error) => {
                 if watch.last_error.as_deref() != Some(error.code.as_str()) {
