@@ -158,7 +158,10 @@ class Exporter:
             "AWS_ACCESS_KEY_ID": "AKIDBENCHMARK",
             "AWS_SECRET_ACCESS_KEY": "fake-secret-for-benchmarks",
             "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_SSM": sim_url,
+            # Every service, not only SSM: the exporter asks STS who it is (GetCallerIdentity)
+            # and assumes roles (AssumeRole); with AWS_ENDPOINT_URL_SSM alone those would go to
+            # the real STS endpoint.
+            "AWS_ENDPOINT_URL": sim_url,
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_CONFIG_FILE": "/nonexistent/aws/config",
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws/credentials",
