@@ -9,14 +9,18 @@ PR_SET_PDEATHSIG if this script is killed hard). See bench/README.md for what ea
 
 Environment: BENCH_QUICK=1 (short windows, one repetition), BENCH_STEADY_SECONDS (steady-state
 window per size, default 180), BENCH_WRK_SECONDS (default 10), BENCH_ONLY=series (only the
-series counts), BENCH_SERIES_SETTINGS (comma-separated settings of the series counts, default
-"default,richest"; "default" alone for a build without the `metrics:` section).
+series counts) or BENCH_ONLY=estate (only the estate scenario), BENCH_SERIES_SETTINGS
+(comma-separated settings of the series counts, default "default,richest"; "default" alone for
+a build without the `metrics:` section), BENCH_ESTATE_INTERVALS (poll intervals per estate
+window, default 5, 3 quick; at least 3).
 """
 
 import argparse
 import ctypes
 import gzip
 import http.client
+import json
+import math
 import os
 import platform
 import re
@@ -34,6 +38,12 @@ STEADY_SECONDS = float(os.environ.get("BENCH_STEADY_SECONDS", "20" if QUICK else
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "3" if QUICK else "10"))
 SCRAPE_EVERY = 15.0
 READY_TIMEOUT = 300.0
+# The estate scenario: poll_interval (and activity interval) and the intervals per window.
+ESTATE_INTERVAL = 10 if QUICK else 60
+ESTATE_INTERVALS = max(3, int(os.environ.get("BENCH_ESTATE_INTERVALS", "3" if QUICK else "5")))
+ESTATE_ACTIVE_FRACTION = 0.05
+ESTATE_FULL_SWEEP = 3600  # full_sweep_interval, seconds (written as 1h)
+ESTATE_RPS = 1000
 CLK_TCK = os.sysconf("SC_CLK_TCK")  # what `getconf CLK_TCK` prints
 
 CHILDREN = []
@@ -120,8 +130,12 @@ def http_get(port, path, gzip_ok=False, timeout=30.0):
 class Simulator:
     """The ssm-simulator process; `url` from its first stdout line."""
 
-    def __init__(self, binary, args, config_out=None, config=None):
+    def __init__(self, binary, args, config_out=None, config=None, requests=False):
         argv = [binary] + [str(a) for a in args]
+        self.requests_port = None
+        if requests:
+            self.requests_port = free_port()
+            argv += ["--requests-address", f"127.0.0.1:{self.requests_port}"]
         if config_out:
             argv += ["--config-out", config_out]
             for key, value in (config or {}).items():
@@ -144,6 +158,15 @@ class Simulator:
             raise RuntimeError(f"unexpected simulator line {text!r}")
         self.url = text.split(" ", 2)[2]
 
+    def request_counts(self):
+        """Requests received since start, {(account, region, operation): count} (needs
+        `requests=True`)."""
+        status, _, body = http_get(self.requests_port, "/_sim/requests")
+        if status != 200:
+            raise RuntimeError(f"/_sim/requests answered {status}")
+        return {(r["account"], r["region"], r["operation"]): r["count"]
+                for r in json.loads(body)["requests"]}
+
     def stop(self):
         stop(self.proc)
 
@@ -158,7 +181,10 @@ class Exporter:
             "AWS_ACCESS_KEY_ID": "AKIDBENCHMARK",
             "AWS_SECRET_ACCESS_KEY": "fake-secret-for-benchmarks",
             "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_SSM": sim_url,
+            # Every service, not only SSM: the exporter asks STS who it is (GetCallerIdentity)
+            # and assumes roles (AssumeRole); with AWS_ENDPOINT_URL_SSM alone those would go to
+            # the real STS endpoint.
+            "AWS_ENDPOINT_URL": sim_url,
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_CONFIG_FILE": "/nonexistent/aws/config",
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws/credentials",
@@ -184,10 +210,15 @@ class Exporter:
             time.sleep(every)
         raise RuntimeError("exporter not ready in time")
 
-    def metrics(self):
-        status, _, body = http_get(self.port, "/metrics")
+    def metrics(self, gzip_ok=False):
+        """The /metrics text; with `gzip_ok` fetched gzipped, as Prometheus does (the exporter
+        keeps the last body of each encoding: a plain scrape of a large estate keeps a plain
+        body of tens of MB)."""
+        status, encoding, body = http_get(self.port, "/metrics", gzip_ok=gzip_ok)
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}")
+        if encoding == "gzip":
+            body = gzip.decompress(body)
         return body.decode()
 
     def stop(self):
@@ -207,14 +238,23 @@ def series_count(text):
     return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
 
 
-def run_pair(exporter_bin, simulator_bin, sim_args, config, extra_yaml=""):
-    """Starts a simulator writing a config (with `extra_yaml` appended), then the exporter on it."""
+def run_pair(exporter_bin, simulator_bin, sim_args, config, extra_yaml="", requests=False,
+             check=False):
+    """Starts a simulator writing a config (with `extra_yaml` appended), then the exporter on it
+    (after `--config.check` of the config if `check`)."""
     tmp = tempfile.mkdtemp(prefix="ssm-bench-")
     config_path = os.path.join(tmp, "config.yaml")
-    sim = Simulator(simulator_bin, sim_args, config_out=config_path, config=config)
+    sim = Simulator(simulator_bin, sim_args, config_out=config_path, config=config,
+                    requests=requests)
     if extra_yaml:
         with open(config_path, "a") as f:
             f.write(extra_yaml)
+    if check:
+        checked = subprocess.run([exporter_bin, "--config.check", f"--config.file={config_path}"],
+                                 capture_output=True, text=True, timeout=30)
+        if checked.returncode != 0:
+            sim.stop()
+            raise RuntimeError(f"--config.check failed: {checked.stderr or checked.stdout}")
     exporter = Exporter(exporter_bin, config_path, sim.url)
     return sim, exporter
 
@@ -427,6 +467,236 @@ def startup(bins, runs):
             "cpu": statistics.median(cpus), "load": load}
 
 
+SSM_OPERATIONS = ("ListAssociations", "DescribeAssociationExecutions", "DescribeAssociation",
+                  "ListTagsForResource")
+STS_OPERATIONS = ("GetCallerIdentity", "AssumeRole")
+OWN_ACCOUNT = "123456789012"
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def metric_series(text, name):
+    """[(labels dict, value)] of one family's samples."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            head, value = line.rsplit(" ", 1)
+            out.append((dict(LABEL.findall(head)), float(value)))
+    return out
+
+
+def by_operation(before, after):
+    """Calls between two /_sim/requests answers, by operation."""
+    ops = {}
+    for key, n in after.items():
+        ops[key[2]] = ops.get(key[2], 0) + n - before.get(key, 0)
+    return ops
+
+
+def polls_by_reason(text):
+    return {labels["reason"]: value
+            for labels, value in metric_series(text, "ssm_association_exporter_polls_total")}
+
+
+def scope_sizes(associations, accounts, regions):
+    """Associations per (account, region), as the simulator spreads them."""
+    scopes = accounts * len(regions)
+    return [associations // scopes + (1 if k < associations % scopes else 0) for k in range(scopes)]
+
+
+def first_round(text, scopes, associations):
+    """(done, awaiting gauge): done when every scope listed successfully, every association is
+    selected and every one's first poll ended. Its end is read from the per-association
+    `..._poll_success` series, which appear when an association's first poll ends, rather than
+    from `..._associations_awaiting_first_poll` reaching 0: that gauge keeps the associations
+    whose first poll ended before their scope's first listing was applied (see bench/README.md),
+    so it is reported beside."""
+    listed = metric_series(text, "ssm_association_exporter_listing_success")
+    watched = sum(v for _, v in metric_series(text, "ssm_association_exporter_associations_watched"))
+    polled = sum(1 for line in text.splitlines()
+                 if line.startswith("ssm_association_exporter_poll_success{"))
+    awaiting = metric_sum(text, "ssm_association_exporter_associations_awaiting_first_poll")
+    done = (len(listed) == scopes and all(v == 1 for _, v in listed)
+            and watched == associations and polled == associations)
+    return done, awaiting
+
+
+def estate(bins, associations, accounts, regions, scrape_figures):
+    """The estate: discovery of every association in accounts × regions, a live 5% of them
+    running once per poll interval. Measures the time to ready and to the end of the first
+    round, RSS, then SSM calls per interval (from the simulator) and exporter CPU over a window
+    of ESTATE_INTERVALS intervals after the follow-up round; with `scrape_figures`, /metrics
+    body size and wrk latency after the window."""
+    interval = ESTATE_INTERVAL
+    n_scopes = accounts * len(regions)
+    active = round(ESTATE_ACTIVE_FRACTION * associations)
+    log(f"estate: {associations:,} associations in {accounts} account(s) × {len(regions)} "
+        f"region(s), poll_interval {interval}s, {ESTATE_ACTIVE_FRACTION:.0%} ({active}) running "
+        f"every {interval} s, window {ESTATE_INTERVALS} intervals")
+    sim, exporter = run_pair(
+        *bins,
+        ["--associations", associations, "--executions", 20, "--history", "50m",
+         "--accounts", accounts, "--regions", ",".join(regions),
+         "--external-id", "bench-external-id",
+         "--active-fraction", ESTATE_ACTIVE_FRACTION, "--activity-interval", f"{interval}s",
+         # The exporter starts right after the simulator and lists every interval from then:
+         # runs start half-way between two listings, as runs at any time would on average.
+         "--activity-delay", f"{interval * 1000 // 2}ms"],
+        {"poll_interval": f"{interval}s", "api_requests_per_second": ESTATE_RPS,
+         "max_concurrent_requests": 8, "initial_lookback": "1h",
+         "full_sweep_interval": "1h"},
+        requests=True, check=True)
+    load_start = loadavg()
+    try:
+        # Start → /readyz 200 (checked every 50 ms) and → first round done (/metrics every 1 s).
+        ready_wall = first_round_wall = None
+        rss_first = hwm_first = 0
+        deadline = exporter.t0 + READY_TIMEOUT
+        next_metrics = exporter.t0
+        while ready_wall is None or first_round_wall is None:
+            now = time.monotonic()
+            if now > deadline:
+                raise RuntimeError("estate: exporter not ready / first round not done in time")
+            if exporter.proc.poll() is not None:
+                raise RuntimeError(f"exporter exited with {exporter.proc.returncode}")
+            if ready_wall is None:
+                try:
+                    if http_get(exporter.port, "/readyz", timeout=5)[0] == 200:
+                        ready_wall = time.monotonic() - exporter.t0
+                        log(f"  /readyz 200 after {ready_wall:.2f} s")
+                except OSError:
+                    pass
+            if first_round_wall is None and now >= next_metrics:
+                next_metrics += 1.0
+                try:
+                    done, awaiting_first = first_round(exporter.metrics(gzip_ok=True),
+                                                       n_scopes, associations)
+                    if done:
+                        counts_first = sim.request_counts()
+                        first_round_wall = time.monotonic() - exporter.t0
+                        rss_first, hwm_first = memory_kib(exporter.pid)
+                        cpu_first = cpu_seconds(exporter.pid)
+                        log(f"  first round done after {first_round_wall:.1f} s (awaiting_first_poll "
+                            f"gauge {awaiting_first:.0f}), RSS {rss_first / 1024:.1f} MiB")
+                except (OSError, RuntimeError):
+                    pass
+            time.sleep(0.05)
+
+        # Warm-up: the first round's polls each owe a follow-up at the next listing; wait for that
+        # round (≥ 90% of the associations polled again), then for a quiet moment between two
+        # listings, so that the window starts and ends between listing bursts.
+        polled0 = by_operation({}, counts_first).get("DescribeAssociationExecutions", 0)
+        give_up = exporter.t0 + first_round_wall + 2.5 * interval + associations / ESTATE_RPS
+        while True:
+            time.sleep(1.0)
+            polled = by_operation({}, sim.request_counts()).get("DescribeAssociationExecutions", 0)
+            if polled - polled0 >= 0.9 * associations:
+                break
+            if time.monotonic() > give_up:
+                log(f"  no follow-up round seen ({polled - polled0:.0f} polls since the first "
+                    f"round); measuring anyway")
+                break
+        deadline = time.monotonic() + 2 * interval + 60
+        quiet, last = 0, sum(sim.request_counts().values())
+        while quiet < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("estate: no quiet moment between listings")
+            time.sleep(0.5)
+            total = sum(sim.request_counts().values())
+            quiet = quiet + 1 if total == last else 0
+            last = total
+
+        # The window: ESTATE_INTERVALS whole intervals from a quiet moment, with a gzip scrape
+        # every 15 s as Prometheus does; RSS sampled every second.
+        text_start = exporter.metrics(gzip_ok=True)
+        log(f"  measuring {ESTATE_INTERVALS} × {interval} s")
+        counts_start = sim.request_counts()
+        t_start, cpu_start = time.monotonic(), cpu_seconds(exporter.pid)
+        t_end_target = t_start + ESTATE_INTERVALS * interval
+        rss_max, scrapes, next_scrape = 0, 0, t_start
+        while True:
+            now = time.monotonic()
+            if now >= t_end_target:
+                break
+            if now >= next_scrape:
+                assert http_get(exporter.port, "/metrics", gzip_ok=True)[0] == 200
+                scrapes += 1
+                next_scrape += SCRAPE_EVERY
+            rss_max = max(rss_max, memory_kib(exporter.pid)[0])
+            time.sleep(max(0.01, min(1.0, next_scrape - time.monotonic(), t_end_target - time.monotonic())))
+        t_end, cpu_end = time.monotonic(), cpu_seconds(exporter.pid)
+        counts_end = sim.request_counts()
+        rss_end, hwm = memory_kib(exporter.pid)
+        rss_max = max(rss_max, rss_end)
+        load_end = loadavg()
+        text_end = exporter.metrics(gzip_ok=True)
+
+        window = t_end - t_start
+        intervals = window / interval
+        ops = by_operation(counts_start, counts_end)
+        per_interval = {op: n / intervals for op, n in ops.items() if n}
+        ssm_calls = sum(per_interval.get(op, 0) for op in SSM_OPERATIONS)
+        p0, p1 = polls_by_reason(text_start), polls_by_reason(text_end)
+        reasons = {r: (p1[r] - p0.get(r, 0)) / intervals for r in p1 if p1[r] - p0.get(r, 0)}
+        listing_pages = sum(math.ceil(n / 50) for n in scope_sizes(associations, accounts, regions))
+        bound = listing_pages + 2 * active + active
+        sweep = associations * interval / ESTATE_FULL_SWEEP
+        # Every request went to the simulator, STS included; every scope lists, no poll fails.
+        totals = by_operation({}, counts_end)
+        own_sts = {k: v for k, v in counts_end.items()
+                   if k[0] == OWN_ACCOUNT and k[2] in STS_OPERATIONS}
+        if not totals.get("GetCallerIdentity"):
+            raise RuntimeError("the simulator saw no GetCallerIdentity: STS went elsewhere")
+        if accounts > 1 and totals.get("AssumeRole", 0) < (accounts - 1) * len(regions):
+            raise RuntimeError(f"the simulator saw {totals.get('AssumeRole', 0)} AssumeRole calls")
+        failed = sum(1 for _, v in metric_series(text_end, "ssm_association_exporter_poll_success")
+                     if v == 0)
+        listing_failed = sum(1 for _, v in metric_series(
+            text_end, "ssm_association_exporter_listing_success") if v != 1)
+        exporter_calls = {}
+        for labels, v in metric_series(text_end, "ssm_association_exporter_api_requests_total"):
+            exporter_calls[labels.get("operation", "?")] = exporter_calls.get(
+                labels.get("operation", "?"), 0) + v
+        cpu_pct = 100 * (cpu_end - cpu_start) / window
+        log(f"  SSM calls per interval {ssm_calls:.1f} (bound {bound}: {listing_pages} listing pages "
+            f"+ 2 × {active} active + {active} pending); by operation "
+            + ", ".join(f"{op} {n:.1f}" for op, n in sorted(per_interval.items()))
+            + "; polls per interval by reason "
+            + ", ".join(f"{r} {n:.1f}" for r, n in sorted(reasons.items())))
+        log(f"  CPU {cpu_pct:.2f}% of a core, RSS {rss_end / 1024:.1f} MiB (max {rss_max / 1024:.1f}, "
+            f"VmHWM {hwm / 1024:.1f}); STS {own_sts}; failed polls {failed}, failed listings "
+            f"{listing_failed}")
+        result = {
+            "associations": associations, "accounts": accounts, "regions": len(regions),
+            "scopes": n_scopes, "interval": interval, "active": active,
+            "ready": ready_wall, "first_round": first_round_wall, "cpu_first": cpu_first,
+            "awaiting_first": awaiting_first,
+            "awaiting_end": metric_sum(text_end,
+                                       "ssm_association_exporter_associations_awaiting_first_poll"),
+            "rss_first": rss_first, "hwm_first": hwm_first,
+            "window": window, "intervals": intervals, "per_interval": per_interval,
+            "ssm_calls": ssm_calls, "reasons": reasons, "listing_pages": listing_pages,
+            "bound": bound, "sweep": sweep, "cpu_pct": cpu_pct, "cpu": cpu_end - cpu_start,
+            "rss_end": rss_end, "rss_max": rss_max, "hwm": hwm, "scrapes": scrapes,
+            "sts_totals": {op: totals.get(op, 0) for op in STS_OPERATIONS},
+            "exporter_calls": exporter_calls, "failed_polls": failed,
+            "failed_listings": listing_failed, "load": f"{load_start} → {load_end}",
+        }
+        if scrape_figures:
+            plain = exporter.metrics()
+            _, encoding, zipped = http_get(exporter.port, "/metrics", gzip_ok=True)
+            if encoding != "gzip":
+                raise RuntimeError("/metrics did not gzip for Accept-Encoding: gzip")
+            log(f"  /metrics {len(plain.encode()):,} B plain, {len(zipped):,} B gzip; wrk for {WRK_SECONDS} s")
+            scrape = wrk(exporter.port)
+            log(f"  wrk p50 {scrape['p50']:.2f} ms, p99 {scrape['p99']:.2f} ms, {scrape['rps']:.0f} req/s")
+            result.update({"plain_bytes": len(plain.encode()), "gzip_bytes": len(zipped),
+                           "series": series_count(plain), "scrape": scrape})
+    finally:
+        exporter.stop()
+        sim.stop()
+    return result
+
+
 # --------------------------------------------------------------------------- report
 
 def machine():
@@ -446,10 +716,62 @@ def verdict(ok):
     return "met" if ok else "**missed**"
 
 
+def estate_rows(row, e, mib):
+    n, big = e["associations"], e["associations"] >= 10000
+    tag = (f"estate {n:,} assoc, {e['accounts']} acct × {e['regions']} region"
+           f"{'s' if e['regions'] > 1 else ''}, {e['interval']} s interval")
+    row(tag, "start → /readyz 200", f"{e['ready']:.2f} s", "< 1 min" if big else "",
+        verdict(e["ready"] < 60) if big else "", e["load"])
+    row(tag, "start → first round done (every scope listed, every association's first poll "
+        "ended: N poll_success series; /metrics checked every 1 s); "
+        "associations_awaiting_first_poll then / at the end",
+        f"{e['first_round']:.1f} s ({e['cpu_first']:.2f} CPU-s); "
+        f"{e['awaiting_first']:.0f} / {e['awaiting_end']:.0f}",
+        "< 1 min; gauge 0" if big else "gauge 0",
+        (verdict(e["first_round"] < 60) + "; " if big else "")
+        + verdict(e["awaiting_end"] == 0), "")
+    row(tag, "RSS after the first round (VmHWM)",
+        f"{mib(e['rss_first'])} ({mib(e['hwm_first'])})", "≤ 150 MB" if big else "",
+        verdict(max(e["rss_first"], e["hwm_first"]) * 1024 <= 150_000_000) if big else "", "")
+    ops = ", ".join(f"{op} {v:.1f}" for op, v in sorted(e["per_interval"].items()))
+    row(tag, f"SSM calls per interval ({e['intervals']:.2f} intervals after the follow-up round)",
+        f"{e['ssm_calls']:.1f} ({ops})",
+        f"≤ {e['bound']} = {e['listing_pages']} pages + 2 × {e['active']} active + {e['active']} pending",
+        verdict(e["ssm_calls"] <= e["bound"]), "")
+    if n == 1000:
+        row(tag, "fewer calls than one poll per association per interval",
+            f"× {n / e['ssm_calls']:.1f} fewer ({n:,} → {e['ssm_calls']:.1f})", "≥ × 10",
+            verdict(n / e["ssm_calls"] >= 10), "")
+    reasons = ", ".join(f"{k} {v:.1f}" for k, v in sorted(e["reasons"].items())) or "none"
+    row(tag, "polls per interval by reason (polls_total); sweep term N·interval/full_sweep_interval",
+        f"{reasons}; sweep term {e['sweep']:.1f} per interval (not in the window: the first "
+        f"sweeps come 30-60 min after the first poll)", "", "", "")
+    row(tag, f"exporter CPU, % of one core (window, {e['scrapes']} gzip scrapes)",
+        f"{e['cpu_pct']:.2f}% ({e['cpu']:.2f} CPU-s in {e['window']:.0f} s)",
+        "≤ 1%" if n == 1000 else "", verdict(e["cpu_pct"] <= 1.0) if n == 1000 else "", "")
+    row(tag, "RSS at end / max in window / VmHWM",
+        f"{mib(e['rss_end'])} / {mib(e['rss_max'])} / {mib(e['hwm'])}",
+        "≤ 150 MB" if big else "",
+        verdict(max(e["rss_max"], e["hwm"]) * 1024 <= 150_000_000) if big else "", "")
+    row(tag, "STS calls since start (simulator); failed polls / listings at end",
+        ", ".join(f"{k} {v}" for k, v in e["sts_totals"].items())
+        + f"; {e['failed_polls']} / {e['failed_listings']}", "", "", "")
+    if "scrape" in e:
+        w = e["scrape"]
+        row(tag, "/metrics body plain / gzip; series",
+            f"{e['plain_bytes']:,} B / {e['gzip_bytes']:,} B; {e['series']:,}", "", "", "")
+        problems = "".join([f"; {w['non2xx']} non-2xx" if w["non2xx"] else "",
+                            f"; socket errors: {w['socket_errors']}" if w["socket_errors"] else ""])
+        row(tag, f"wrk -t2 -c8 -d{WRK_SECONDS}s --latency on /metrics, gzip: p50 / p99; requests/s",
+            f"{w['p50']:.2f} ms / {w['p99']:.2f} ms; {w['rps']:,.1f} ({w['requests']} requests{problems})",
+            "p99 ≤ 100 ms" if big else "", verdict(w["p99"] <= 100) if big else "", "")
+
+
 def report(args, r):
     mib = lambda kib: f"{kib / 1024:.1f} MiB"
     env = " ".join(f"{k}={os.environ[k]}" for k in
-                   ("BENCH_QUICK", "BENCH_STEADY_SECONDS", "BENCH_WRK_SECONDS") if k in os.environ)
+                   ("BENCH_QUICK", "BENCH_STEADY_SECONDS", "BENCH_WRK_SECONDS", "BENCH_ONLY",
+                    "BENCH_ESTATE_INTERVALS") if k in os.environ)
     lines = [
         "## ssm-association-exporter benchmarks", "",
         f"- command: `{(env + ' ') if env else ''}bench/run`",
@@ -457,12 +779,18 @@ def report(args, r):
         f"- exporter: {os.path.getsize(args.exporter)} bytes (release, stripped); "
         f"revision {r['revision']}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; total run time {r['elapsed']:.0f} s",
-        "",
+        *([f"- estate: poll_interval {ESTATE_INTERVAL} s"
+           + (" (quick mode: 10 s instead of 60 s, so that a window of "
+              f"{ESTATE_INTERVALS} intervals fits)" if QUICK else "")
+           + f", {ESTATE_ACTIVE_FRACTION:.0%} of the associations start a run every interval, "
+           f"api_requests_per_second {ESTATE_RPS}, max_concurrent_requests 8, "
+           "20 executions per association over 50 min, initial_lookback 1h, "
+           "full_sweep_interval 1h", ""] if "estate" in r else [""]),
         "| scenario | figure | value | target | result | load avg (1/5/15 min) |",
         "|---|---|---|---|---|---|",
     ]
     row = lambda *cells: lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    for c in r["series"]:
+    for c in r.get("series", []):
         row(f"series {c['associations']:,} assoc, {c['setting']}",
             "series per association: mean / min / max (max without the data-dependent families); "
             "total series; plain body",
@@ -470,6 +798,8 @@ def report(args, r):
             f"({c['other']} without association_id); {c['plain_bytes']:,} B",
             "≤ 20 (+ data-dependent)" if c["setting"] == "default" else "",
             verdict(c["fixed_max"] <= 20) if c["setting"] == "default" else "", "")
+    for e in r.get("estate", []):
+        estate_rows(row, e, mib)
     if "ingest_big" not in r:
         return "\n".join(lines)
     for name, g in (("ingest 1,000 × 200", r["ingest_big"]), ("ingest 500 × 200", r["ingest_small"])):
@@ -529,6 +859,13 @@ def report(args, r):
     return "\n".join(lines)
 
 
+def estate_runs(bins):
+    """a) 1,000 associations in one account and region; b) 10,000 in 3 accounts × 3 regions."""
+    return [estate(bins, 1000, 1, ["us-east-1"], scrape_figures=False),
+            estate(bins, 10000, 3, ["us-east-1", "eu-west-1", "ap-southeast-2"],
+                   scrape_figures=True)]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exporter", required=True)
@@ -550,9 +887,15 @@ def main():
         r = {"revision": revision}
         repeats = 1 if QUICK else 3
         log(f"load average {loadavg()}; quick={QUICK}, steady window {STEADY_SECONDS:.0f} s")
-        settings = os.environ.get("BENCH_SERIES_SETTINGS", "default,richest").split(",")
-        r["series"] = [series(bins, n, setting) for setting in settings for n in (1000, 10000)]
-        if os.environ.get("BENCH_ONLY") == "series":
+        only = os.environ.get("BENCH_ONLY", "")
+        if only not in ("", "series", "estate"):
+            sys.exit(f"bench.py: BENCH_ONLY={only!r}: expected series or estate")
+        if only in ("", "series"):
+            settings = os.environ.get("BENCH_SERIES_SETTINGS", "default,richest").split(",")
+            r["series"] = [series(bins, n, setting) for setting in settings for n in (1000, 10000)]
+        if only in ("", "estate"):
+            r["estate"] = estate_runs(bins)
+        if only:
             r["elapsed"] = time.monotonic() - T_START
             print(report(args, r), flush=True)
             return

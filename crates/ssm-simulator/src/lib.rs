@@ -39,8 +39,9 @@
 //!   "Signature not yet current: ..."). The demo scenario uses the same clock;
 //! - a record of every request ([`Simulator::requests`]; counted by
 //!   [`Simulator::request_count`] and [`Simulator::request_counts_by_scope`], emptied by
-//!   [`Simulator::clear_requests`]) and the ground truth an exporter
-//!   should converge to ([`Simulator::ground_truth`]).
+//!   [`Simulator::clear_requests`], both at once by
+//!   [`Simulator::take_request_counts_by_scope`]) and the ground truth an exporter should
+//!   converge to ([`Simulator::ground_truth`]).
 //!
 //! # The estate: accounts, regions, roles
 //! - Associations live in a [`Scope`]: one account in one region. Every SSM operation answers
@@ -123,7 +124,8 @@
 //! - `responses.rs`: execution items, `DescribeAssociation`'s description, overview and targets.
 //! - `faults.rs`: [`Fault`], [`FaultRule`], the rate limit.
 //! - `demo.rs`: the demo scenario.
-//! - `exporter_config.rs`: [`ExporterConfig`], the exporter configuration the binary writes.
+//! - `exporter_config.rs`: [`ExporterConfig`], the exporter configurations the binary writes
+//!   (a list of IDs, or an estate: [`EstateAccount`]).
 //! - `main.rs`: the `ssm-simulator` binary.
 
 #![forbid(unsafe_code)]
@@ -149,7 +151,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use demo::{DemoAssociation, DEMO_ASSOCIATIONS};
-pub use exporter_config::ExporterConfig;
+pub use exporter_config::{EstateAccount, ExporterConfig};
 pub use faults::{Fault, FaultRule};
 pub use identity::{Scope, DEFAULT_ACCOUNT, DEFAULT_REGION};
 pub use model::{
@@ -401,6 +403,20 @@ impl Simulator {
         for r in &state.requests {
             *counts.entry((r.scope(), r.operation.clone())).or_default() += 1;
         }
+        counts
+    }
+
+    /// [`Simulator::request_counts_by_scope`] and [`Simulator::clear_requests`] under one lock,
+    /// so that no request is counted twice or lost between the two: for a long-running process
+    /// (the `ssm-simulator` binary) that keeps running totals without keeping every record.
+    pub fn take_request_counts_by_scope(&self) -> BTreeMap<(Scope, String), u64> {
+        let mut state = self.shared().lock();
+        let mut counts = BTreeMap::new();
+        for r in &state.requests {
+            *counts.entry((r.scope(), r.operation.clone())).or_default() += 1;
+        }
+        state.requests_cleared += state.requests.len();
+        state.requests.clear();
         counts
     }
 

@@ -9,16 +9,40 @@
 //! check that it accepts that format, see [`ssm_simulator::ExporterConfig`]). It prints one line,
 //! `listening on http://127.0.0.1:PORT`, to stdout once the data is in place, logs to stderr,
 //! and runs until SIGTERM or SIGINT.
+//!
+//! Estate mode (`--accounts A` and/or `--regions r1,r2`): the associations are spread evenly
+//! over A accounts × R regions (account 1 is [`DEFAULT_ACCOUNT`], the exporter's own with fake
+//! credentials; account k > 1 is `1111111111NN` with NN = k - 1, reached through the role
+//! `arn:aws:iam::<account>:role/ssm-association-exporter`, which trusts [`DEFAULT_ACCOUNT`]
+//! and demands `--external-id` if given), and `--config-out` writes a config that discovers
+//! every association (`discovery: [{}]`) in every account and region. `--active-fraction F`
+//! starts a new run on a random (seeded) fraction F of all associations every
+//! `--activity-interval` (first after `--activity-delay`); each is InProgress for a few
+//! seconds and then ends (mostly Success).
+//!
+//! `--requests-address ADDR` serves `GET /_sim/requests` there: the requests received since
+//! start, counted by (account, region, operation), as JSON
+//! `{"requests": [{"account": "...", "region": "...", "operation": "...", "count": N}, ...]}`.
+//! Benchmarks diff two answers to get the calls of a window. The individual request records
+//! are dropped every second then, so memory stays flat however long it runs.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use ssm_simulator::{ExporterConfig, SimAssociation, SimExecution, Simulator};
+use ssm_simulator::{
+    EstateAccount, ExporterConfig, SimAssociation, SimExecution, Simulator, DEFAULT_ACCOUNT,
+    DEFAULT_REGION,
+};
 use tokio::net::TcpListener;
 
 /// Seed of every random choice, so that two runs with the same flags serve the same history.
@@ -66,6 +90,106 @@ struct Flags {
     /// `initial_lookback` of the written config.
     #[arg(long, default_value = "1h", requires = "config_out")]
     initial_lookback: String,
+    /// `full_sweep_interval` of the written config (estate mode only).
+    #[arg(long, default_value = "1h", requires = "config_out")]
+    full_sweep_interval: String,
+    /// Estate mode: spread the associations over this many accounts (1 to 100): the own
+    /// account 123456789012 and 1111111111NN reached through a role.
+    #[arg(long, value_name = "A")]
+    accounts: Option<u32>,
+    /// Estate mode: spread the associations over these regions (comma-separated; default
+    /// us-east-1).
+    #[arg(long, value_name = "R1,R2", value_delimiter = ',')]
+    regions: Option<Vec<String>>,
+    /// The ExternalId the member accounts' roles demand (estate mode).
+    #[arg(long, value_name = "ID")]
+    external_id: Option<String>,
+    /// Every --activity-interval, start a new run on this fraction (0 to 1) of all
+    /// associations, chosen at random (seeded); each is InProgress for a few seconds, then ends.
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    active_fraction: f64,
+    /// How often --active-fraction starts runs (Prometheus duration syntax).
+    #[arg(long, value_name = "S", default_value = "60s", value_parser = parse_duration)]
+    activity_interval: Duration,
+    /// When the first --active-fraction round starts, after the data is in place (default: one
+    /// --activity-interval). Sets the phase of the rounds against a poller's own cadence.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    activity_delay: Option<Duration>,
+    /// Serve GET /_sim/requests (request counts by account, region and operation, JSON) on
+    /// this address.
+    #[arg(long, value_name = "ADDR")]
+    requests_address: Option<String>,
+}
+
+impl Flags {
+    fn estate(&self) -> bool {
+        self.accounts.is_some() || self.regions.is_some()
+    }
+
+    /// The accounts of the estate, the own one first.
+    fn account_ids(&self) -> Vec<String> {
+        (1..=self.accounts.unwrap_or(1))
+            .map(|k| {
+                if k == 1 {
+                    DEFAULT_ACCOUNT.to_owned()
+                } else {
+                    format!("1111111111{:02}", k - 1)
+                }
+            })
+            .collect()
+    }
+
+    fn region_names(&self) -> Vec<String> {
+        self.regions
+            .clone()
+            .unwrap_or_else(|| vec![DEFAULT_REGION.to_owned()])
+    }
+
+    /// Checks what clap cannot.
+    fn check(&self) -> Result<(), String> {
+        if !(self.new_executions_per_second.is_finite() && self.new_executions_per_second >= 0.0) {
+            return Err("--new-executions-per-second must be a number >= 0".into());
+        }
+        if self.associations == 0 {
+            return Err("--associations must be at least 1".into());
+        }
+        if !(self.active_fraction.is_finite() && (0.0..=1.0).contains(&self.active_fraction)) {
+            return Err("--active-fraction must be a number from 0 to 1".into());
+        }
+        if self.activity_interval < Duration::from_secs(1) {
+            return Err("--activity-interval must be at least 1s".into());
+        }
+        if !matches!(self.accounts, None | Some(1..=100)) {
+            return Err("--accounts must be 1 to 100".into());
+        }
+        let regions = self.region_names();
+        if regions.is_empty() || regions.iter().any(String::is_empty) {
+            return Err("--regions must name at least one region".into());
+        }
+        let mut unique = regions.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != regions.len() {
+            return Err("--regions must not repeat a region".into());
+        }
+        if self.external_id.is_some() && !self.estate() {
+            return Err("--external-id needs --accounts".into());
+        }
+        Ok(())
+    }
+}
+
+/// The role the exporter assumes in a member account.
+fn role_arn(account: &str) -> String {
+    format!("arn:aws:iam::{account}:role/ssm-association-exporter")
+}
+
+/// One association and where it lives.
+#[derive(Clone, Debug)]
+struct Target {
+    account: String,
+    region: String,
+    id: String,
 }
 
 /// The `n`th association ID: deterministic, in SSM's 8-4-4-4-12 hexadecimal format.
@@ -101,7 +225,8 @@ fn finished(rng: &mut StdRng, created_ms: i64, now_ms: i64) -> SimExecution {
     execution
 }
 
-/// Writes the exporter config.
+/// Writes the exporter config: the IDs, or in estate mode the discovery of every account and
+/// region.
 fn write_config(flags: &Flags, path: &Path, ids: &[String]) -> Result<(), String> {
     let config = ExporterConfig {
         poll_interval: flags.poll_interval.clone(),
@@ -109,7 +234,26 @@ fn write_config(flags: &Flags, path: &Path, ids: &[String]) -> Result<(), String
         api_requests_per_second: flags.api_requests_per_second,
         max_concurrent_requests: flags.max_concurrent_requests,
     };
-    std::fs::write(path, config.yaml(ids)).map_err(|e| format!("{}: {e}", path.display()))
+    let yaml = if flags.estate() {
+        let accounts: Vec<EstateAccount> = flags
+            .account_ids()
+            .into_iter()
+            .map(|account| {
+                if account == DEFAULT_ACCOUNT {
+                    EstateAccount::Own
+                } else {
+                    EstateAccount::Role {
+                        role_arn: role_arn(&account),
+                        external_id: flags.external_id.clone(),
+                    }
+                }
+            })
+            .collect();
+        config.estate_yaml(&flags.region_names(), &accounts, &flags.full_sweep_interval)
+    } else {
+        config.yaml(ids)
+    };
+    std::fs::write(path, yaml).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Parses a Prometheus-style duration such as `50m` or `1h30m` (units `ms`, `s`, `m`, `h`,
@@ -151,44 +295,232 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total))
 }
 
+/// Starts a run of `target` now: an InProgress execution that ends `delay` later with a
+/// random final status.
+fn start_run(sim: &Simulator, rng: &mut StdRng, target: &Target, delay: Duration) {
+    let now = sim.now_ms();
+    let running =
+        SimExecution::new(execution_id(rng), "InProgress", now).with_detailed_status("InProgress");
+    let execution_id = running.execution_id.clone();
+    sim.add_execution_in(&target.account, &target.region, &target.id, running);
+    let outcome = finished(rng, now, i64::MAX);
+    let (sim, target) = (sim.clone(), target.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        sim.update_execution_in(
+            &target.account,
+            &target.region,
+            &target.id,
+            &execution_id,
+            |e| {
+                e.status = outcome.status;
+                e.detailed_status = outcome.detailed_status;
+                e.resource_count_by_status = outcome.resource_count_by_status;
+                e.last_execution_ms = outcome.last_execution_ms.map(|_| sim.now_ms());
+            },
+        );
+    });
+}
+
 /// Adds a new InProgress execution to a random association every `1/rate` seconds and
 /// finishes it 2-8 seconds later.
-async fn trickle(sim: Simulator, ids: Vec<String>, rate: f64) {
+async fn trickle(sim: Simulator, targets: Arc<Vec<Target>>, rate: f64) {
     let mut rng = StdRng::seed_from_u64(SEED ^ 1);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let id = ids[rng.random_range(0..ids.len())].clone();
-        let now = sim.now_ms();
-        let running = SimExecution::new(execution_id(&mut rng), "InProgress", now)
-            .with_detailed_status("InProgress");
-        let execution_id = running.execution_id.clone();
-        sim.add_execution(&id, running);
-        let outcome = finished(&mut rng, now, i64::MAX);
+        let target = &targets[rng.random_range(0..targets.len())];
         let delay = Duration::from_millis(rng.random_range(2_000..8_000));
-        let sim = sim.clone();
+        start_run(&sim, &mut rng, target, delay);
+    }
+}
+
+/// Every `every` (first after `delay`), starts a run on `fraction` of the associations,
+/// picked at random without repeats; each ends 2-8 seconds later (at most half of `every`,
+/// at least 1 s), before the next round.
+async fn activity(
+    sim: Simulator,
+    targets: Arc<Vec<Target>>,
+    fraction: f64,
+    every: Duration,
+    delay: Duration,
+) {
+    let mut rng = StdRng::seed_from_u64(SEED ^ 2);
+    let count = ((targets.len() as f64 * fraction).round() as usize).min(targets.len());
+    let longest = u64::try_from(every.as_millis() / 2)
+        .unwrap_or(u64::MAX)
+        .clamp(1_000, 8_000);
+    let shortest = longest.min(2_000) / 2;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + delay, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for i in rand::seq::index::sample(&mut rng, targets.len(), count) {
+            let delay = Duration::from_millis(rng.random_range(shortest..=longest));
+            start_run(&sim, &mut rng, &targets[i], delay);
+        }
+    }
+}
+
+/// Running totals of requests by (account, region, operation).
+type Totals = Arc<Mutex<BTreeMap<(String, String, String), u64>>>;
+
+/// Moves the simulator's request records into `totals`.
+fn drain(sim: &Simulator, totals: &Totals) {
+    let taken = sim.take_request_counts_by_scope();
+    let mut totals = totals.lock().unwrap_or_else(|e| e.into_inner());
+    for ((scope, operation), n) in taken {
+        *totals
+            .entry((scope.account, scope.region, operation))
+            .or_default() += n;
+    }
+}
+
+/// Serves `GET /_sim/requests` on `listener`, and drains the records every second.
+async fn serve_requests(listener: TcpListener, sim: Simulator, totals: Totals) {
+    {
+        let (sim, totals) = (sim.clone(), totals.clone());
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            sim.update_execution(&id, &execution_id, |e| {
-                e.status = outcome.status;
-                e.detailed_status = outcome.detailed_status;
-                e.resource_count_by_status = outcome.resource_count_by_status;
-                e.last_execution_ms = outcome.last_execution_ms.map(|_| sim.now_ms());
-            });
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                drain(&sim, &totals);
+            }
         });
     }
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let (sim, totals) = (sim.clone(), totals.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let answer = requests_answer(&req, &sim, &totals);
+                async move { Ok::<_, std::convert::Infallible>(answer) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The answer to one request on `--requests-address`.
+fn requests_answer(
+    req: &Request<Incoming>,
+    sim: &Simulator,
+    totals: &Totals,
+) -> Response<Full<Bytes>> {
+    let reply = |status, body: String| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        response
+    };
+    if req.method() != Method::GET || req.uri().path() != "/_sim/requests" {
+        return reply(
+            StatusCode::NOT_FOUND,
+            r#"{"error": "only GET /_sim/requests"}"#.into(),
+        );
+    }
+    drain(sim, totals);
+    let totals = totals.lock().unwrap_or_else(|e| e.into_inner());
+    let requests: Vec<serde_json::Value> = totals
+        .iter()
+        .map(|((account, region, operation), count)| {
+            serde_json::json!({
+                "account": account, "region": region, "operation": operation, "count": count,
+            })
+        })
+        .collect();
+    reply(
+        StatusCode::OK,
+        serde_json::json!({ "requests": requests }).to_string(),
+    )
+}
+
+/// Creates the associations and their history; returns where each lives.
+fn populate(sim: &Simulator, flags: &Flags) -> Vec<Target> {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let now = sim.now_ms();
+    let history_ms = i64::try_from(flags.history.as_millis()).unwrap_or(i64::MAX);
+    let step = history_ms / i64::from(flags.executions.max(1));
+    let targets: Vec<Target> = if flags.estate() {
+        let accounts = flags.account_ids();
+        let regions = flags.region_names();
+        for account in accounts.iter().filter(|a| *a != DEFAULT_ACCOUNT) {
+            sim.add_role(
+                role_arn(account),
+                account.clone(),
+                flags.external_id.clone(),
+                [DEFAULT_ACCOUNT],
+            );
+        }
+        let scopes: Vec<(&String, &String)> = accounts
+            .iter()
+            .flat_map(|a| regions.iter().map(move |r| (a, r)))
+            .collect();
+        let total = flags.associations as usize;
+        let (each, extra) = (total / scopes.len(), total % scopes.len());
+        scopes
+            .iter()
+            .enumerate()
+            .flat_map(|(k, (account, region))| {
+                let n = each + usize::from(k < extra);
+                let prefix = format!("bench-{account}-{region}");
+                sim.add_associations_in(account, region, n, &prefix)
+                    .into_iter()
+                    .map(|id| Target {
+                        account: (*account).clone(),
+                        region: (*region).clone(),
+                        id,
+                    })
+            })
+            .collect()
+    } else {
+        (1..=flags.associations)
+            .map(|n| {
+                let id = association_id(n);
+                sim.add_association(
+                    &id,
+                    SimAssociation::new("AWS-RunPatchBaseline")
+                        .with_name(format!("bench-{}", n - 1))
+                        .with_schedule("rate(30 minutes)"),
+                );
+                Target {
+                    account: DEFAULT_ACCOUNT.to_owned(),
+                    region: DEFAULT_REGION.to_owned(),
+                    id,
+                }
+            })
+            .collect()
+    };
+    for target in &targets {
+        // Each association at its own phase within one step.
+        let phase = rng.random_range(0..step.max(1));
+        for k in 0..i64::from(flags.executions) {
+            let created = now - history_ms + k * step + phase;
+            sim.add_execution_in(
+                &target.account,
+                &target.region,
+                &target.id,
+                finished(&mut rng, created, now),
+            );
+        }
+    }
+    targets
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let flags = Flags::parse();
-    if !(flags.new_executions_per_second.is_finite() && flags.new_executions_per_second >= 0.0) {
-        eprintln!("--new-executions-per-second must be a number >= 0");
-        return ExitCode::from(2);
-    }
-    if flags.associations == 0 {
-        eprintln!("--associations must be at least 1");
+    if let Err(message) = flags.check() {
+        eprintln!("{message}");
         return ExitCode::from(2);
     }
     let listener = match TcpListener::bind(&flags.listen_address).await {
@@ -197,6 +529,16 @@ async fn main() -> ExitCode {
             eprintln!("cannot listen on {}: {error}", flags.listen_address);
             return ExitCode::FAILURE;
         }
+    };
+    let requests_listener = match &flags.requests_address {
+        None => None,
+        Some(address) => match TcpListener::bind(address).await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                eprintln!("cannot listen on {address}: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     let sim = match Simulator::start_on(listener).await {
         Ok(sim) => sim,
@@ -214,26 +556,9 @@ async fn main() -> ExitCode {
         sim.set_rate_limit(Some(rate));
     }
 
-    let mut rng = StdRng::seed_from_u64(SEED);
-    let now = sim.now_ms();
-    let history_ms = i64::try_from(flags.history.as_millis()).unwrap_or(i64::MAX);
-    let step = history_ms / i64::from(flags.executions.max(1));
-    let ids: Vec<String> = (1..=flags.associations).map(association_id).collect();
-    for (n, id) in ids.iter().enumerate() {
-        sim.add_association(
-            id,
-            SimAssociation::new("AWS-RunPatchBaseline")
-                .with_name(format!("bench-{n}"))
-                .with_schedule("rate(30 minutes)"),
-        );
-        // Each association at its own phase within one step.
-        let phase = rng.random_range(0..step.max(1));
-        for k in 0..i64::from(flags.executions) {
-            let created = now - history_ms + k * step + phase;
-            sim.add_execution(id, finished(&mut rng, created, now));
-        }
-    }
+    let targets = Arc::new(populate(&sim, &flags));
     if let Some(path) = &flags.config_out {
+        let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
         if let Err(error) = write_config(&flags, path, &ids) {
             eprintln!("--config-out: {error}");
             return ExitCode::from(2);
@@ -242,19 +567,33 @@ async fn main() -> ExitCode {
     if flags.new_executions_per_second > 0.0 {
         tokio::spawn(trickle(
             sim.clone(),
-            ids.clone(),
+            targets.clone(),
             flags.new_executions_per_second,
         ));
+    }
+    if flags.active_fraction > 0.0 {
+        tokio::spawn(activity(
+            sim.clone(),
+            targets.clone(),
+            flags.active_fraction,
+            flags.activity_interval,
+            flags.activity_delay.unwrap_or(flags.activity_interval),
+        ));
+    }
+    if let Some(listener) = requests_listener {
+        tokio::spawn(serve_requests(listener, sim.clone(), Totals::default()));
     }
 
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "listening on {}", sim.endpoint_url());
     let _ = stdout.flush();
     eprintln!(
-        "ssm-simulator: {} associations x {} executions over {}s",
-        ids.len(),
+        "ssm-simulator: {} associations x {} executions over {}s in {} account(s) x {} region(s)",
+        targets.len(),
         flags.executions,
-        flags.history.as_secs()
+        flags.history.as_secs(),
+        flags.account_ids().len(),
+        flags.region_names().len(),
     );
 
     shutdown_signal().await;

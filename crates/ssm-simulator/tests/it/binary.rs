@@ -1,16 +1,41 @@
 //! The `ssm-simulator` binary: it announces its address on the first stdout line, writes the
 //! exporter config listing its associations, serves the promised history through the real
 //! `aws-sdk-ssm` client and stops on SIGTERM. (The exporter's own tests check that it accepts
-//! the config format, `ExporterConfig`.)
+//! the config format, `ExporterConfig`.) In estate mode: associations spread over accounts and
+//! regions, member roles, the discovery config, the activity and the request counts.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use ssm_simulator::ExporterConfig;
+use serde_json::Value;
+use ssm_simulator::{EstateAccount, ExporterConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::api::client_for;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ssm-simulator");
+
+/// Starts the binary with `args`; returns it and the endpoint of its first stdout line.
+fn start(args: &[&str]) -> (Running, String) {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("simulator starts");
+    let mut sim = Running(child);
+    let mut first = String::new();
+    BufReader::new(sim.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let endpoint = first
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+    (sim, endpoint)
+}
 
 /// Kills the simulator when a test fails half-way.
 struct Running(Child);
@@ -116,4 +141,164 @@ async fn serves_the_history_it_announces() {
         .success());
     let status = sim.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// `GET path` on `address` (HTTP/1.1, `Connection: close`): status and body.
+async fn http_get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// The counts `GET /_sim/requests` answers, by (account, region, operation).
+async fn request_counts(
+    address: &str,
+) -> std::collections::BTreeMap<(String, String, String), u64> {
+    let (status, body) = http_get(address, "/_sim/requests").await;
+    assert_eq!(status, 200, "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    json["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap().to_owned();
+            let key = (text("account"), text("region"), text("operation"));
+            (key, r["count"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estate_mode_spreads_accounts_regions_and_activity() {
+    const MEMBER: &str = "111111111101";
+    const ROLE: &str = "arn:aws:iam::111111111101:role/ssm-association-exporter";
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("estate.yaml");
+    let requests_address = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let (mut sim, endpoint) = start(&[
+        "--associations",
+        "10",
+        "--executions",
+        "3",
+        "--accounts",
+        "2",
+        "--regions",
+        "us-east-1,eu-west-1",
+        "--external-id",
+        "bench-external-id",
+        "--active-fraction",
+        "0.5",
+        "--activity-interval",
+        "1s",
+        "--requests-address",
+        &requests_address,
+        "--config-out",
+        config_path.to_str().unwrap(),
+        "--poll-interval",
+        "10s",
+        "--full-sweep-interval",
+        "30m",
+    ]);
+
+    let written = std::fs::read_to_string(&config_path).expect("the config is written");
+    let expected = ExporterConfig {
+        poll_interval: "10s".into(),
+        initial_lookback: "1h".into(),
+        api_requests_per_second: 5.0,
+        max_concurrent_requests: 4,
+    }
+    .estate_yaml(
+        &["us-east-1".into(), "eu-west-1".into()],
+        &[
+            EstateAccount::Own,
+            EstateAccount::Role {
+                role_arn: ROLE.into(),
+                external_id: Some("bench-external-id".into()),
+            },
+        ],
+        "30m",
+    );
+    assert_eq!(written, expected);
+    assert!(written.contains("discovery:\n  - {}\n"), "{written}");
+
+    // 10 associations over 2 x 2 scopes: 3, 3, 2, 2, with their history.
+    let (own_east, own_west) = (
+        crate::estate::client_in(&endpoint, "us-east-1").await,
+        crate::estate::client_in(&endpoint, "eu-west-1").await,
+    );
+    let member_west =
+        crate::estate::assumed_client_in(&endpoint, "eu-west-1", ROLE, Some("bench-external-id"))
+            .await;
+    let mut own_ids = Vec::new();
+    for (client, expected) in [(&own_east, 3), (&own_west, 3), (&member_west, 2)] {
+        let listed = client.list_associations().send().await.unwrap();
+        assert_eq!(listed.associations().len(), expected);
+        if !std::ptr::eq(client, &member_west) {
+            for a in listed.associations() {
+                own_ids.push((client.clone(), a.association_id().unwrap().to_owned()));
+            }
+        }
+    }
+    let executions = |ids: Vec<(aws_sdk_ssm::Client, String)>| async move {
+        let mut n = 0;
+        for (client, id) in ids {
+            let page = client
+                .describe_association_executions()
+                .association_id(id)
+                .send()
+                .await
+                .unwrap();
+            n += page.association_executions().len();
+        }
+        n
+    };
+    assert_eq!(executions(own_ids.clone()).await, 6 * 3);
+
+    // Activity: 5 new runs a second across the 10 associations.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while executions(own_ids.clone()).await == 6 * 3 {
+        assert!(std::time::Instant::now() < deadline, "no activity");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    let counts = request_counts(&requests_address).await;
+    let get = |account: &str, region: &str, op: &str| {
+        counts
+            .get(&(account.into(), region.into(), op.into()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(get("123456789012", "us-east-1", "ListAssociations"), 1);
+    assert_eq!(get(MEMBER, "eu-west-1", "ListAssociations"), 1);
+    assert_eq!(get("123456789012", "eu-west-1", "AssumeRole"), 1);
+    assert!(get("123456789012", "us-east-1", "DescribeAssociationExecutions") >= 3);
+    // Running totals: a later answer only grows.
+    own_east.list_associations().send().await.unwrap();
+    let later = request_counts(&requests_address).await;
+    assert_eq!(
+        later[&(
+            "123456789012".into(),
+            "us-east-1".into(),
+            "ListAssociations".into()
+        )],
+        2
+    );
+    assert_eq!(http_get(&requests_address, "/other").await.0, 404);
+
+    let pid = sim.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(sim.0.wait().unwrap().success());
 }

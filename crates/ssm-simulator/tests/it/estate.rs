@@ -43,6 +43,51 @@ pub async fn client_as(sim: &Simulator, region: &str, credentials: Credentials) 
     Client::new(&cfg)
 }
 
+/// A client of `endpoint` for `region` with aws-config's test credentials (the default
+/// account), no retries.
+pub async fn client_in(endpoint: &str, region: &str) -> Client {
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .test_credentials()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    Client::new(&cfg)
+}
+
+/// A client of `endpoint` for `region` whose credentials come from assuming `role_arn` (with
+/// `external_id`) through aws-config's `AssumeRoleProvider`, from the test credentials.
+pub async fn assumed_client_in(
+    endpoint: &str,
+    region: &str,
+    role_arn: &str,
+    external_id: Option<&str>,
+) -> Client {
+    let region = aws_config::Region::new(region.to_owned());
+    let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(region.clone())
+        .endpoint_url(endpoint)
+        .test_credentials()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let mut provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name("ssm-association-exporter")
+        .configure(&base);
+    if let Some(external_id) = external_id {
+        provider = provider.external_id(external_id);
+    }
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(region)
+        .endpoint_url(endpoint)
+        .credentials_provider(provider.build().await)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    Client::new(&cfg)
+}
+
 fn static_key(access_key: &str) -> Credentials {
     Credentials::new(access_key, "secret", None, None, "test")
 }
@@ -950,6 +995,16 @@ async fn requests_are_counted_by_scope_and_can_be_cleared() {
         ])
     );
     assert_eq!(sim.request_count("ListAssociations"), 4);
+
+    // Counting and clearing at once.
+    let counts = sim.request_counts_by_scope();
+    assert_eq!(sim.take_request_counts_by_scope(), counts);
+    assert!(sim.requests().is_empty());
+    member_eu.list_associations().send().await.unwrap();
+    assert_eq!(
+        sim.take_request_counts_by_scope(),
+        BTreeMap::from([((member_scope.clone(), "ListAssociations".to_owned()), 1)])
+    );
 
     sim.clear_requests();
     assert!(sim.requests().is_empty());
