@@ -360,6 +360,9 @@ fn from_disk(a: Association) -> Restored {
             complete: n.complete,
             signature: n.signature,
             seen_ms: n.seen_ms,
+            // Filled in by the poller; persisted by the per-target detail work.
+            recent: Vec::new(),
+            last_error: None,
         },
     }
 }

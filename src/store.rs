@@ -96,6 +96,38 @@ pub struct Newest {
     pub alarms: Vec<TriggeredAlarm>,
 }
 
+/// How many recent final executions an association keeps (memory and state file), for the
+/// status page and `/api/v1/associations/{id}`.
+pub const RECENT_EXECUTIONS: usize = 10;
+
+/// A recent final execution, for the status page and its JSON.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecentExecution {
+    pub id: String,
+    pub status: String,
+    pub created_ms: i64,
+    pub ended_ms: Option<i64>,
+    /// `ResourceCountByStatus` parsed.
+    pub resources: Vec<(String, u64)>,
+    /// Its non-successful targets (`DescribeAssociationExecutionTargets`), at most
+    /// `target_detail.max_targets_per_execution`; empty when none or not read.
+    pub targets: Vec<TargetDetail>,
+    /// Non-successful targets left out of `targets` by the cap.
+    pub targets_left_out: u64,
+}
+
+/// One target of an execution, as `DescribeAssociationExecutionTargets` shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TargetDetail {
+    pub resource_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub detailed_status: String,
+    /// `OutputSource`: type (e.g. `RunCommand`) and id (the command ID).
+    pub output_source_type: String,
+    pub output_source_id: String,
+}
+
 /// Everything an association exposes on `/metrics`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Exposed {
@@ -129,6 +161,10 @@ pub struct Exposed {
     /// The newest CreatedTime or end time of an execution seen: a listing's
     /// `LastExecutionDate` after it is not explained yet by what the API has shown.
     pub seen_ms: Option<i64>,
+    /// The newest final executions, newest first, at most [`RECENT_EXECUTIONS`].
+    pub recent: Vec<RecentExecution>,
+    /// The code and message of the last failed poll, while polls fail.
+    pub last_error: Option<(String, String)>,
 }
 
 fn bump<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K, by: u64) {
