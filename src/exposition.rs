@@ -66,6 +66,8 @@ pub mod names {
         "ssm_association_exporter_execution_lateness_seconds";
     pub const FUTURE_DATED_EXECUTIONS_TOTAL: &str =
         "ssm_association_exporter_future_dated_executions_total";
+    pub const TARGET_DETAIL_EXECUTIONS_SKIPPED_TOTAL: &str =
+        "ssm_association_exporter_target_detail_executions_skipped_total";
     pub const ASSOCIATIONS_AWAITING_FIRST_POLL: &str =
         "ssm_association_exporter_associations_awaiting_first_poll";
     pub const AWS_CLOCK_OFFSET_SECONDS: &str = "ssm_association_exporter_aws_clock_offset_seconds";

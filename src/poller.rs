@@ -70,8 +70,13 @@ impl Poller {
         let work = std::mem::take(&mut self.target_work);
         let detail = store.target_detail();
         if detail.enabled && !skip_targets {
-            self.read_targets(ssm, &detail, work).await;
+            self.read_targets(ssm, metrics, &detail, work).await;
         } else if !work.is_empty() {
+            if detail.enabled {
+                metrics
+                    .target_detail_executions_skipped_total
+                    .inc_by(work.len() as u64);
+            }
             let mut live = lock(&self.entry.live);
             for w in &work {
                 if let Some(r) = live
@@ -277,6 +282,7 @@ impl Poller {
     async fn read_targets(
         &mut self,
         ssm: &Ssm,
+        metrics: &Metrics,
         detail: &TargetDetailConfig,
         mut work: Vec<TargetWork>,
     ) {
@@ -286,6 +292,7 @@ impl Poller {
         for (n, w) in work.iter().enumerate() {
             let total = w.total();
             if n >= MAX_TARGET_EXECUTIONS_PER_POLL {
+                metrics.target_detail_executions_skipped_total.inc();
                 tracing::debug!(association_id = %id, execution_id = %w.execution_id, "targets not read: too many failed executions in one poll");
                 let mut live = lock(&self.entry.live);
                 if let Some(r) = live
@@ -477,4 +484,17 @@ fn record(
             .observe(late_ms as f64 / 1000.0);
     }
     work
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_url_names_the_region_association_and_execution() {
+        assert_eq!(
+            console_url("eu-west-1", "a-1", "e-2"),
+            "https://eu-west-1.console.aws.amazon.com/systems-manager/state-manager/a-1/execution/e-2/resources?region=eu-west-1"
+        );
+    }
 }

@@ -262,6 +262,14 @@ async fn caps_are_respected_and_what_is_left_out_is_counted() {
     // Failed: pages of 50 and 10; TimedOut: nothing left under the cap.
     assert_eq!(target_requests(&sim, a), 2);
     assert_eq!(target_requests(&sim, b), 5);
+    assert_eq!(
+        metrics.value(
+            "ssm_association_exporter_target_detail_executions_skipped_total",
+            &[]
+        ),
+        2.0,
+        "b0 and b1, the oldest, were not read"
+    );
     // The gauge: 7 of the 60 read, 53 + 60 left out.
     assert_eq!(
         metrics
