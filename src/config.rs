@@ -122,6 +122,24 @@ const METRICS_KEYS: &[&str] = &[
     "per_association_internals",
 ];
 
+/// The keys of the `target_detail:` section, in documentation order.
+const TARGET_DETAIL_KEYS: &[&str] = &[
+    "enabled",
+    "max_targets_per_execution",
+    "failing_targets_gauge",
+    "max_failing_targets",
+];
+const MAX_TARGETS_PER_EXECUTION_SETTING: IntSetting = IntSetting {
+    default: 50,
+    min: 1,
+    max: 1000,
+};
+const MAX_FAILING_TARGETS_SETTING: IntSetting = IntSetting {
+    default: 20,
+    min: 1,
+    max: 1000,
+};
+
 /// The keys of a `discovery:` selector, in documentation order.
 const SELECTOR_KEYS: &[&str] = &["association_name", "document_name", "tags"];
 
@@ -148,6 +166,7 @@ const KEYS: &[&str] = &[
     "state_save_interval",
     "removed_association_retention",
     "metrics",
+    "target_detail",
 ];
 
 /// The area prefixes of AWS region names, one per partition family: `<area>-<direction>-<n>`.
@@ -260,6 +279,8 @@ pub struct Config {
     pub removed_association_retention: Duration,
     /// What `/metrics` exports per association (the `metrics:` section).
     pub metrics: MetricsConfig,
+    /// Per-target detail of failed executions (the `target_detail:` section).
+    pub target_detail: TargetDetailConfig,
     /// Selectors of associations found by listing them (`discovery:`); empty: none.
     pub discovery: Vec<Selector>,
     /// How long the tags of a listed association are cached (for selectors with `tags`).
@@ -520,6 +541,31 @@ impl MetricsConfig {
     };
 }
 
+/// The `target_detail:` section: whether and how much the exporter reads of the targets of
+/// final executions that did not succeed everywhere (`DescribeAssociationExecutionTargets`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetDetailConfig {
+    /// Read the non-successful targets of final executions.
+    pub enabled: bool,
+    /// Most non-successful targets read per execution (the rest is counted as left out).
+    pub max_targets_per_execution: usize,
+    /// Export `ssm_association_failing_target` (one series per failing target).
+    pub failing_targets_gauge: bool,
+    /// Most `ssm_association_failing_target` series per association.
+    pub max_failing_targets: usize,
+}
+
+impl Default for TargetDetailConfig {
+    fn default() -> Self {
+        TargetDetailConfig {
+            enabled: true,
+            max_targets_per_execution: MAX_TARGETS_PER_EXECUTION_SETTING.default as usize,
+            failing_targets_gauge: false,
+            max_failing_targets: MAX_FAILING_TARGETS_SETTING.default as usize,
+        }
+    }
+}
+
 /// `metrics.duration_histogram`: the labels of `ssm_association_execution_duration_seconds`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DurationHistogram {
@@ -678,6 +724,7 @@ impl Validator<'_> {
             state_save_interval: STATE_SAVE_INTERVAL_SETTING.default,
             removed_association_retention: REMOVED_ASSOCIATION_RETENTION_SETTING.default,
             metrics: MetricsConfig::default(),
+            target_detail: TargetDetailConfig::default(),
             discovery: Vec::new(),
             discovery_interval: DISCOVERY_INTERVAL_SETTING.default,
             regions: Vec::new(),
@@ -756,6 +803,7 @@ impl Validator<'_> {
                         self.duration(&name, value, &REMOVED_ASSOCIATION_RETENTION_SETTING)?;
                 }
                 "metrics" => config.metrics = self.metrics(&name, value)?,
+                "target_detail" => config.target_detail = self.target_detail(&name, value)?,
                 // `entries` only yields names listed in KEYS.
                 _ => return Err(self.unknown_key(key, &name, "", KEYS)),
             }
@@ -1079,6 +1127,56 @@ impl Validator<'_> {
             }
         }
         Ok(metrics)
+    }
+
+    /// The `target_detail:` section: a mapping of [`TARGET_DETAIL_KEYS`], each optional.
+    fn target_detail(&self, key: &str, node: &Node) -> Result<TargetDetailConfig, ConfigError> {
+        let entries = match &node.value {
+            Raw::Map(entries) => entries,
+            Raw::Null => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "missing value; expected a mapping with some of the keys {}, or remove the key to use the defaults",
+                        TARGET_DETAIL_KEYS.join(", ")
+                    ),
+                ));
+            }
+            _ => {
+                return Err(self.error(
+                    node,
+                    key,
+                    format!(
+                        "expected a mapping with some of the keys {}, got {}",
+                        TARGET_DETAIL_KEYS.join(", "),
+                        self.describe(node)
+                    ),
+                ));
+            }
+        };
+        let prefix = format!("{key}.");
+        let mut detail = TargetDetailConfig::default();
+        for Entry { name, value, .. } in self.entries(entries, &prefix, TARGET_DETAIL_KEYS)? {
+            let full = format!("{prefix}{name}");
+            match name.as_str() {
+                "enabled" => detail.enabled = self.boolean(&full, value)?,
+                "max_targets_per_execution" => {
+                    detail.max_targets_per_execution =
+                        self.integer(&full, value, &MAX_TARGETS_PER_EXECUTION_SETTING)? as usize;
+                }
+                "failing_targets_gauge" => {
+                    detail.failing_targets_gauge = self.boolean(&full, value)?;
+                }
+                "max_failing_targets" => {
+                    detail.max_failing_targets =
+                        self.integer(&full, value, &MAX_FAILING_TARGETS_SETTING)? as usize;
+                }
+                // `entries` only yields names listed in TARGET_DETAIL_KEYS.
+                _ => unreachable!("{name} is not in TARGET_DETAIL_KEYS"),
+            }
+        }
+        Ok(detail)
     }
 
     /// One of a fixed set of words; the first of `names` is the default.
@@ -1857,6 +1955,14 @@ impl Config {
             self.metrics.duration_histogram.name(),
             self.metrics.last_execution_status.name(),
             self.metrics.per_association_internals
+        );
+        let _ = write!(
+            out,
+            "\ntarget_detail: enabled {}, max_targets_per_execution {}, failing_targets_gauge {}, max_failing_targets {}",
+            self.target_detail.enabled,
+            self.target_detail.max_targets_per_execution,
+            self.target_detail.failing_targets_gauge,
+            self.target_detail.max_failing_targets
         );
         out
     }

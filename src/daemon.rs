@@ -181,6 +181,7 @@ impl Daemon {
             &metrics,
         );
         store.set_metrics_config(config.metrics);
+        store.set_target_detail(config.target_detail);
         let mut daemon = Daemon {
             config,
             shard,
@@ -349,6 +350,7 @@ impl Daemon {
             .set(now_ms() as f64 / 1000.0);
         // Only the rendering depends on it: the next scrape shows the new shape.
         self.store.set_metrics_config(new.metrics);
+        self.store.set_target_detail(new.target_detail);
         let old = std::mem::replace(&mut self.config, new);
         let (added, removed) = {
             let before: std::collections::HashSet<&str> =

@@ -10,7 +10,7 @@ use std::io::Write as _;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use crate::config::{DurationHistogram, LastExecutionStatus, MetricsConfig};
+use crate::config::{DurationHistogram, LastExecutionStatus, MetricsConfig, TargetDetailConfig};
 use crate::model::FinalStatus;
 use std::sync::Arc;
 
@@ -31,6 +31,9 @@ pub mod names {
     pub const LAST_EXECUTION_RESOURCES: &str = "ssm_association_last_execution_resources";
     pub const TRIGGERED_ALARM: &str = "ssm_association_triggered_alarm";
     pub const TRIGGERED_ALARMS_TOTAL: &str = "ssm_association_triggered_alarms_total";
+    pub const TARGET_RESULTS_TOTAL: &str = "ssm_association_target_results_total";
+    pub const FAILING_TARGET: &str = "ssm_association_failing_target";
+    pub const FAILING_TARGETS_LEFT_OUT: &str = "ssm_association_failing_targets_left_out";
     pub const INFO: &str = "ssm_association_info";
     pub const SCHEDULE_INTERVAL_SECONDS: &str = "ssm_association_schedule_interval_seconds";
     pub const POLL_SUCCESS: &str = "ssm_association_exporter_poll_success";
@@ -63,6 +66,8 @@ pub mod names {
         "ssm_association_exporter_execution_lateness_seconds";
     pub const FUTURE_DATED_EXECUTIONS_TOTAL: &str =
         "ssm_association_exporter_future_dated_executions_total";
+    pub const TARGET_DETAIL_EXECUTIONS_SKIPPED_TOTAL: &str =
+        "ssm_association_exporter_target_detail_executions_skipped_total";
     pub const ASSOCIATIONS_AWAITING_FIRST_POLL: &str =
         "ssm_association_exporter_associations_awaiting_first_poll";
     pub const AWS_CLOCK_OFFSET_SECONDS: &str = "ssm_association_exporter_aws_clock_offset_seconds";
@@ -144,6 +149,7 @@ struct Sample<'a> {
     entry: &'a Entry,
     e: &'a Exposed,
     config: &'a MetricsConfig,
+    detail: &'a TargetDetailConfig,
 }
 
 impl Sample<'_> {
@@ -293,6 +299,64 @@ const FAMILIES: &[Family] = &[
         },
     },
     Family {
+        name: names::TARGET_RESULTS_TOTAL,
+        kind: "counter",
+        help: "Non-successful targets of final executions read with DescribeAssociationExecutionTargets, by target status and DetailedStatus (a closed set, else other)",
+        from_poll: false,
+        shown: Shown::Complete,
+        aggregate: None,
+        write: |f, s, out| {
+            for ((status, detailed), count) in &s.e.target_results {
+                let labels = [("status", status.as_str()), ("detailed_status", detailed)];
+                series(out, f.name, &s.base(), &labels, count);
+            }
+        },
+    },
+    Family {
+        name: names::FAILING_TARGET,
+        kind: "gauge",
+        help: "1 for each non-successful target of the newest final execution that did not succeed everywhere (target_detail.failing_targets_gauge), at most target_detail.max_failing_targets",
+        from_poll: false,
+        shown: Shown::Complete,
+        aggregate: None,
+        write: |f, s, out| {
+            if !s.detail.failing_targets_gauge {
+                return;
+            }
+            let Some(newest) = newest_failing(s.e) else { return };
+            for t in newest.targets.iter().take(s.detail.max_failing_targets) {
+                let labels = [
+                    ("resource_id", t.resource_id.as_str()),
+                    ("status", crate::model::target_status_label(&t.status)),
+                    (
+                        "detailed_status",
+                        crate::model::target_status_label(&t.detailed_status),
+                    ),
+                ];
+                series(out, f.name, &s.base(), &labels, 1);
+            }
+        },
+    },
+    Family {
+        name: names::FAILING_TARGETS_LEFT_OUT,
+        kind: "gauge",
+        help: "Non-successful targets of that execution not shown by ssm_association_failing_target (caps, or targets not read)",
+        from_poll: false,
+        shown: Shown::Complete,
+        aggregate: None,
+        write: |f, s, out| {
+            if !s.detail.failing_targets_gauge {
+                return;
+            }
+            let Some(newest) = newest_failing(s.e) else {
+                return;
+            };
+            let shown = newest.targets.len().min(s.detail.max_failing_targets);
+            let left_out = (newest.targets.len() - shown) as u64 + newest.targets_left_out;
+            series(out, f.name, &s.base(), &[], left_out);
+        },
+    },
+    Family {
         name: names::INFO,
         kind: "gauge",
         help: "Association metadata from ListAssociations (the background listing); always 1",
@@ -413,6 +477,13 @@ const FAMILIES: &[Family] = &[
     },
 ];
 
+/// The newest recent final execution with non-successful targets (read or left out).
+fn newest_failing(e: &Exposed) -> Option<&crate::store::RecentExecution> {
+    e.recent
+        .iter()
+        .find(|r| !r.targets.is_empty() || r.targets_left_out > 0)
+}
+
 /// The duration histogram of one association: a cumulative series per bucket, `+Inf`, sum and
 /// count; per status (each status that has observations) or for every status together (once
 /// there is an observation), or none, as `metrics.duration_histogram` says.
@@ -506,6 +577,7 @@ pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<
         })
         .collect();
     let config = store.metrics_config();
+    let detail = store.target_detail();
     let aggregates = Aggregates {
         snapshot: &snapshot,
         poll_errors: store.totals().poll_errors(),
@@ -534,6 +606,7 @@ pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<
                 entry,
                 e,
                 config: &config,
+                detail: &detail,
             };
             (family.write)(family, &sample, &mut buf);
             if !header_written && buf.len() > start {

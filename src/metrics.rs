@@ -27,6 +27,7 @@ pub struct Metrics {
     pub state_save_failing: IntGauge,
     pub execution_lateness_seconds: Histogram,
     pub future_dated_executions_total: IntCounter,
+    pub target_detail_executions_skipped_total: IntCounter,
     pub associations_awaiting_first_poll: IntGauge,
     pub aws_clock_offset_seconds: Gauge,
     pub listing_success: IntGaugeVec,
@@ -120,6 +121,10 @@ impl Metrics {
                 names::FUTURE_DATED_EXECUTIONS_TOTAL,
                 "Executions whose CreatedTime was more than 15 minutes ahead of AWS's clock: counted once, ignored by the watermark.",
             )?,
+            target_detail_executions_skipped_total: IntCounter::new(
+                names::TARGET_DETAIL_EXECUTIONS_SKIPPED_TOTAL,
+                "Final executions with non-successful targets whose targets were not read: over the per-poll limit of executions, or the poll ended in throttling or rejected credentials.",
+            )?,
             associations_awaiting_first_poll: IntGauge::new(
                 names::ASSOCIATIONS_AWAITING_FIRST_POLL,
                 "Associations of the current configuration whose first poll has not ended yet (first-round progress).",
@@ -173,7 +178,7 @@ impl Metrics {
                 "Associations this shard watches (selected, and assigned to this shard by the hash of account_id/region/association_id).",
             )?,
         };
-        let collectors: [Box<dyn Collector>; 23] = [
+        let collectors: [Box<dyn Collector>; 24] = [
             Box::new(metrics.api_requests_total.clone()),
             Box::new(metrics.api_request_duration_seconds.clone()),
             Box::new(metrics.rate_limit_wait_seconds_total.clone()),
@@ -187,6 +192,7 @@ impl Metrics {
             Box::new(metrics.state_save_failing.clone()),
             Box::new(metrics.execution_lateness_seconds.clone()),
             Box::new(metrics.future_dated_executions_total.clone()),
+            Box::new(metrics.target_detail_executions_skipped_total.clone()),
             Box::new(metrics.associations_awaiting_first_poll.clone()),
             Box::new(metrics.aws_clock_offset_seconds.clone()),
             Box::new(metrics.listing_success.clone()),

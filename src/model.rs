@@ -349,3 +349,50 @@ mod tests {
         );
     }
 }
+
+/// One target of an execution, as `DescribeAssociationExecutionTargets` shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TargetDetail {
+    pub resource_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub detailed_status: String,
+    /// `OutputSource`: type (e.g. `RunCommand`) and id (the command ID).
+    pub output_source_type: String,
+    pub output_source_id: String,
+}
+
+/// The target statuses and `DetailedStatus` values the `status` and `detailed_status` labels
+/// keep: State Manager's target statuses and Run Command's documented detailed statuses
+/// (https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html), both
+/// spellings of cancelled. Anything else is `other`, so a label never takes an unbounded set.
+pub const TARGET_STATUS_LABELS: &[&str] = &[
+    "Success",
+    "Failed",
+    "TimedOut",
+    "Cancelled",
+    "Canceled",
+    "Cancelling",
+    "Undeliverable",
+    "DeliveryTimedOut",
+    "ExecutionTimedOut",
+    "Terminated",
+    "Incomplete",
+    "Skipped",
+    "NoInstancesInTag",
+    "InvalidPlatform",
+    "AccessDenied",
+    "Pending",
+    "InProgress",
+    "Delayed",
+];
+
+/// A target status or detailed status as a label value: itself if in [`TARGET_STATUS_LABELS`],
+/// else `other`.
+pub fn target_status_label(status: &str) -> &'static str {
+    TARGET_STATUS_LABELS
+        .iter()
+        .find(|s| **s == status)
+        .copied()
+        .unwrap_or("other")
+}

@@ -16,8 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{now_ms, AwsClock};
 use crate::metrics::Metrics;
-use crate::model::{AssociationInfo, FinalStatus, PerStatus, TriggeredAlarm};
-use crate::store::{Entry, Exposed, Histogram, Live, Newest, Store, DURATION_BUCKETS};
+use crate::model::{target_status_label, AssociationInfo, FinalStatus, PerStatus, TriggeredAlarm};
+use crate::store::{
+    Entry, Exposed, Histogram, Live, Newest, RecentExecution, Store, TargetDetail,
+    DURATION_BUCKETS, RECENT_EXECUTIONS,
+};
 use crate::sync::lock;
 use crate::tracker::Saved;
 
@@ -143,6 +146,48 @@ struct Numbers {
     /// The change feed's view of the association at its last successful poll.
     signature: Option<String>,
     seen_ms: Option<i64>,
+    /// The newest final executions, newest first, with their non-successful targets.
+    recent: Vec<RecentV2>,
+    /// The last failed poll: error code and message.
+    last_error: Option<LastError>,
+    /// Non-successful targets read, by status and detailed status (label values).
+    target_results: Vec<TargetCount>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+struct RecentV2 {
+    id: String,
+    status: String,
+    created_ms: i64,
+    ended_ms: Option<i64>,
+    resources: Vec<(String, u64)>,
+    targets: Vec<TargetV2>,
+    targets_left_out: u64,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+struct TargetV2 {
+    resource_id: String,
+    resource_type: String,
+    status: String,
+    detailed_status: String,
+    output_source_type: String,
+    output_source_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LastError {
+    code: String,
+    message: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TargetCount {
+    status: String,
+    detailed_status: String,
+    count: u64,
 }
 
 fn yes() -> bool {
@@ -298,6 +343,43 @@ fn to_disk(live: &Live) -> Association {
             complete: e.complete,
             signature: e.signature.clone(),
             seen_ms: e.seen_ms,
+            recent: e
+                .recent
+                .iter()
+                .map(|r| RecentV2 {
+                    id: r.id.clone(),
+                    status: r.status.clone(),
+                    created_ms: r.created_ms,
+                    ended_ms: r.ended_ms,
+                    resources: r.resources.clone(),
+                    targets: r
+                        .targets
+                        .iter()
+                        .map(|t| TargetV2 {
+                            resource_id: t.resource_id.clone(),
+                            resource_type: t.resource_type.clone(),
+                            status: t.status.clone(),
+                            detailed_status: t.detailed_status.clone(),
+                            output_source_type: t.output_source_type.clone(),
+                            output_source_id: t.output_source_id.clone(),
+                        })
+                        .collect(),
+                    targets_left_out: r.targets_left_out,
+                })
+                .collect(),
+            last_error: e.last_error.as_ref().map(|(code, message)| LastError {
+                code: code.clone(),
+                message: message.clone(),
+            }),
+            target_results: e
+                .target_results
+                .iter()
+                .map(|((status, detailed_status), count)| TargetCount {
+                    status: status.clone(),
+                    detailed_status: detailed_status.clone(),
+                    count: *count,
+                })
+                .collect(),
         },
     }
 }
@@ -360,6 +442,47 @@ fn from_disk(a: Association) -> Restored {
             complete: n.complete,
             signature: n.signature,
             seen_ms: n.seen_ms,
+            recent: n
+                .recent
+                .into_iter()
+                .take(RECENT_EXECUTIONS)
+                .map(|r| RecentExecution {
+                    id: r.id,
+                    status: r.status,
+                    created_ms: r.created_ms,
+                    ended_ms: r.ended_ms,
+                    resources: r.resources,
+                    targets: r
+                        .targets
+                        .into_iter()
+                        .map(|t| TargetDetail {
+                            resource_id: t.resource_id,
+                            resource_type: t.resource_type,
+                            status: t.status,
+                            detailed_status: t.detailed_status,
+                            output_source_type: t.output_source_type,
+                            output_source_id: t.output_source_id,
+                        })
+                        .collect(),
+                    targets_left_out: r.targets_left_out,
+                })
+                .collect(),
+            last_error: n.last_error.map(|e| (e.code, e.message)),
+            // Label values: a value this build does not keep becomes `other`.
+            target_results: {
+                let mut counts = Exposed::default();
+                for t in n.target_results {
+                    let key = (
+                        target_status_label(&t.status).to_string(),
+                        target_status_label(&t.detailed_status).to_string(),
+                    );
+                    match counts.target_results.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, c)) => *c += t.count,
+                        None => counts.target_results.push((key, t.count)),
+                    }
+                }
+                counts.target_results
+            },
         },
     }
 }
@@ -522,6 +645,9 @@ fn migrate_v1(live: v1::Live) -> Restored {
             complete: true,
             signature: None,
             seen_ms: None,
+            recent: Vec::new(),
+            last_error: None,
+            target_results: Vec::new(),
         },
     })
 }
@@ -853,6 +979,52 @@ mod tests {
             assert_eq!(&again.associations[id], r, "{id}");
             assert_eq!(again.retired["gone"], (r.clone(), 7), "{id}");
         }
+    }
+
+    /// The status page's recent executions (with their targets), the last error and the
+    /// per-target counts survive a restart; a file without them (older v2) reads as empty.
+    #[test]
+    fn recent_executions_last_error_and_target_counts_round_trip() {
+        let mut exposed = Exposed::default();
+        exposed.remember(RecentExecution {
+            id: "e1".into(),
+            status: "Failed".into(),
+            created_ms: 5,
+            ended_ms: Some(9),
+            resources: vec![("Failed".into(), 2), ("Success".into(), 1)],
+            targets: vec![TargetDetail {
+                resource_id: "i-0123".into(),
+                resource_type: "ManagedInstance".into(),
+                status: "Failed".into(),
+                detailed_status: "Undeliverable".into(),
+                output_source_type: "RunCommand".into(),
+                output_source_id: "c0ffee00-0000-4000-8000-000000000000".into(),
+            }],
+            targets_left_out: 1,
+        });
+        exposed.last_error = Some(("ThrottlingException".into(), "Rate exceeded".into()));
+        exposed.count_target("Failed", "Undeliverable");
+        exposed.count_target("TimedOut", "DeliveryTimedOut");
+        let live = Live {
+            tracker: crate::tracker::Tracker::new(3_600_000, 60_000),
+            exposed,
+        };
+        let bytes = serde_json::to_vec(&File {
+            version: STATE_FILE_VERSION,
+            saved_at_ms: 0,
+            associations: [("a".to_string(), to_disk(&live))].into(),
+            retired: BTreeMap::new(),
+        })
+        .unwrap();
+        let again = parse(&bytes, "v2.json").unwrap();
+        let e = &again.associations["a"].exposed;
+        assert_eq!(e.recent, live.exposed.recent);
+        assert_eq!(e.last_error, live.exposed.last_error);
+        assert_eq!(e.target_results, live.exposed.target_results);
+
+        let older = r#"{"version":2,"associations":{"a":{"numbers":{"executions":{"Failed":1}}}}}"#;
+        let e = &parse(older.as_bytes(), "x").unwrap().associations["a"].exposed;
+        assert!(e.recent.is_empty() && e.last_error.is_none() && e.target_results.is_empty());
     }
 
     #[test]

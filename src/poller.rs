@@ -5,21 +5,42 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::clock::now_ms;
+use crate::config::TargetDetailConfig;
 use crate::metrics::Metrics;
-use crate::model::Execution;
-use crate::ssm::{ApiError, ErrorKind, Ssm};
-use crate::store::{Entry, Live, Store};
+use crate::model::{parse_resource_counts, Execution};
+use crate::ssm::{ApiError, ErrorKind, Ssm, MAX_RESULTS};
+use crate::store::{Entry, Live, RecentExecution, Store, TargetDetail};
 use crate::sync::lock;
 use crate::tracker::{Observation, Paging};
 
 /// The polling side of one association; its state lives in the store's [`Entry`].
 pub struct Poller {
     entry: Arc<Entry>,
+    /// Final executions counted in this poll whose non-successful targets are to be read once
+    /// its pages are done.
+    target_work: Vec<TargetWork>,
+}
+
+/// A final execution counted with non-successful targets (`ResourceCountByStatus`).
+struct TargetWork {
+    execution_id: String,
+    created_ms: i64,
+    /// Non-successful target status -> targets in it.
+    statuses: Vec<(String, u64)>,
+}
+
+impl TargetWork {
+    fn total(&self) -> u64 {
+        self.statuses.iter().map(|(_, n)| n).sum()
+    }
 }
 
 impl Poller {
     pub fn new(entry: Arc<Entry>) -> Poller {
-        Poller { entry }
+        Poller {
+            entry,
+            target_work: Vec::new(),
+        }
     }
 
     pub fn entry(&self) -> &Entry {
@@ -44,8 +65,39 @@ impl Poller {
         publish: bool,
     ) -> Result<(), ApiError> {
         let result = self.poll_inner(ssm, metrics, due).await;
-        if result.is_ok() {
-            lock(&self.entry.live).exposed.signature = signature;
+        // After the pages (never in the middle of paging), and never failing the poll.
+        let skip_targets = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Credentials));
+        let work = std::mem::take(&mut self.target_work);
+        let detail = store.target_detail();
+        if detail.enabled && !skip_targets {
+            self.read_targets(ssm, metrics, &detail, work).await;
+        } else if !work.is_empty() {
+            if detail.enabled {
+                metrics
+                    .target_detail_executions_skipped_total
+                    .inc_by(work.len() as u64);
+            }
+            let mut live = lock(&self.entry.live);
+            for w in &work {
+                if let Some(r) = live
+                    .exposed
+                    .recent
+                    .iter_mut()
+                    .find(|r| r.id == w.execution_id)
+                {
+                    r.targets_left_out = w.total();
+                }
+            }
+        }
+        {
+            let mut live = lock(&self.entry.live);
+            match &result {
+                Ok(()) => {
+                    live.exposed.signature = signature;
+                    live.exposed.last_error = None;
+                }
+                Err(e) => live.exposed.last_error = Some((e.code.clone(), e.message.clone())),
+            }
         }
         store.mark_dirty();
         if publish {
@@ -140,7 +192,10 @@ impl Poller {
                     let mut live = lock(&self.entry.live);
                     for execution in &page.executions {
                         let observation = live.tracker.observe(execution, now);
-                        record(&mut live, &id, execution, observation, metrics);
+                        if let Some(work) = record(&mut live, &id, execution, observation, metrics)
+                        {
+                            self.target_work.push(work);
+                        }
                     }
                     match live.tracker.next_page(page.next_token) {
                         Paging::More(next) => token = Some(next),
@@ -209,12 +264,144 @@ impl Poller {
                 .tracker
                 .observe_recheck(&execution_id, found.as_ref(), now);
             if let Some(execution) = &found {
-                record(&mut live, &id, execution, observation, metrics);
+                if let Some(work) = record(&mut live, &id, execution, observation, metrics) {
+                    self.target_work.push(work);
+                }
             }
         }
         Ok(())
     }
 }
+
+impl Poller {
+    /// Reads the non-successful targets of the final executions counted in this poll (newest
+    /// first, [`MAX_TARGET_EXECUTIONS_PER_POLL`] at most; the others keep their targets as left
+    /// out), one `Status` filter per non-successful status, `max_targets_per_execution` per
+    /// execution at most. Failures are logged (and counted by the request metrics); they never
+    /// fail the poll or change a count.
+    async fn read_targets(
+        &mut self,
+        ssm: &Ssm,
+        metrics: &Metrics,
+        detail: &TargetDetailConfig,
+        mut work: Vec<TargetWork>,
+    ) {
+        let id = self.entry.id.clone();
+        work.sort_by(|a, b| (b.created_ms, &b.execution_id).cmp(&(a.created_ms, &a.execution_id)));
+        let max = detail.max_targets_per_execution;
+        for (n, w) in work.iter().enumerate() {
+            let total = w.total();
+            if n >= MAX_TARGET_EXECUTIONS_PER_POLL {
+                metrics.target_detail_executions_skipped_total.inc();
+                tracing::debug!(association_id = %id, execution_id = %w.execution_id, "targets not read: too many failed executions in one poll");
+                let mut live = lock(&self.entry.live);
+                if let Some(r) = live
+                    .exposed
+                    .recent
+                    .iter_mut()
+                    .find(|r| r.id == w.execution_id)
+                {
+                    r.targets_left_out = total;
+                }
+                continue;
+            }
+            let mut targets: Vec<TargetDetail> = Vec::new();
+            let mut pages = 0;
+            'statuses: for (status, _) in &w.statuses {
+                let mut token = None;
+                loop {
+                    let room = max.saturating_sub(targets.len());
+                    if room == 0 || pages >= MAX_TARGET_PAGES_PER_EXECUTION {
+                        break 'statuses;
+                    }
+                    pages += 1;
+                    let page = ssm
+                        .execution_targets(
+                            &id,
+                            &w.execution_id,
+                            status,
+                            room.min(MAX_RESULTS as usize) as i32,
+                            token.take(),
+                        )
+                        .await;
+                    match page {
+                        Ok(page) => {
+                            targets.extend(
+                                page.targets
+                                    .into_iter()
+                                    .filter(|t| t.status != "Success")
+                                    .take(room),
+                            );
+                            match page.next_token {
+                                Some(next) => token = Some(next),
+                                None => break,
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(association_id = %id, execution_id = %w.execution_id, code = %error.code, %error, "reading the targets of a failed execution failed; its targets are left out");
+                            break 'statuses;
+                        }
+                    }
+                }
+            }
+            let left_out = total.saturating_sub(targets.len() as u64);
+            let mut live = lock(&self.entry.live);
+            let info = live.exposed.info.clone().unwrap_or_default();
+            let region = if info.region.is_empty() {
+                self.entry.scope.region.clone()
+            } else {
+                info.region.clone()
+            };
+            let account_id = if info.account_id.is_empty() {
+                self.entry.scope.account_id.clone()
+            } else {
+                info.account_id.clone()
+            };
+            for t in &targets {
+                live.exposed.count_target(&t.status, &t.detailed_status);
+                tracing::warn!(
+                    association_id = %id,
+                    association_name = %info.name,
+                    account_id = %account_id,
+                    region = %region,
+                    execution_id = %w.execution_id,
+                    resource_id = %t.resource_id,
+                    resource_type = %t.resource_type,
+                    status = %t.status,
+                    detailed_status = %t.detailed_status,
+                    output_source_type = %t.output_source_type,
+                    output_source_id = %t.output_source_id,
+                    console_url = %console_url(&region, &id, &w.execution_id),
+                    "association target did not succeed"
+                );
+            }
+            if let Some(r) = live
+                .exposed
+                .recent
+                .iter_mut()
+                .find(|r| r.id == w.execution_id)
+            {
+                r.targets = targets;
+                r.targets_left_out = left_out;
+            }
+        }
+    }
+}
+
+/// The console page of an execution's targets (State Manager, association, execution,
+/// resources): `https://{region}.console.aws.amazon.com/systems-manager/state-manager/{association}/execution/{execution}/resources?region={region}`.
+/// The console's own links have this shape; it is not an API and may move.
+pub fn console_url(region: &str, association_id: &str, execution_id: &str) -> String {
+    format!(
+        "https://{region}.console.aws.amazon.com/systems-manager/state-manager/{association_id}/execution/{execution_id}/resources?region={region}"
+    )
+}
+
+/// Final executions whose targets are read per poll at most; the others' targets are left out.
+pub const MAX_TARGET_EXECUTIONS_PER_POLL: usize = 5;
+/// `DescribeAssociationExecutionTargets` pages read per execution at most (a guard against
+/// empty pages that keep a token).
+pub const MAX_TARGET_PAGES_PER_EXECUTION: usize = 50;
 
 /// Pages read per poll at most (5,000 executions); a longer run goes on at the next poll.
 pub const MAX_PAGES_PER_POLL: usize = 100;
@@ -225,14 +412,16 @@ pub const REPEATED_TOKEN: &str = "RepeatedNextToken";
 /// The poll error code when a poll stopped at [`MAX_PAGES_PER_POLL`].
 pub const PAGE_LIMIT: &str = "PageLimit";
 
-/// Applies what the tracker made of an execution to the numbers and the exporter's metrics.
+/// Applies what the tracker made of an execution to the numbers and the exporter's metrics;
+/// an execution counted final with non-successful targets comes back, for its targets.
 fn record(
     live: &mut Live,
     id: &str,
     execution: &Execution,
     observation: Observation,
     metrics: &Metrics,
-) {
+) -> Option<TargetWork> {
+    let mut work = None;
     let reached = execution
         .ended_ms
         .unwrap_or(execution.created_ms)
@@ -258,6 +447,32 @@ fn record(
             }
             let last_success = live.tracker.last_success_ms();
             live.exposed.count(execution, status, newest, last_success);
+            let resources = execution
+                .resource_counts
+                .as_deref()
+                .map(parse_resource_counts)
+                .unwrap_or_default();
+            let statuses: Vec<(String, u64)> = resources
+                .iter()
+                .filter(|(s, n)| s != "Success" && *n > 0)
+                .cloned()
+                .collect();
+            live.exposed.remember(RecentExecution {
+                id: execution.id.clone(),
+                status: status.name().to_string(),
+                created_ms: execution.created_ms,
+                ended_ms: execution.ended_ms,
+                resources,
+                targets: Vec::new(),
+                targets_left_out: 0,
+            });
+            if !statuses.is_empty() {
+                work = Some(TargetWork {
+                    execution_id: execution.id.clone(),
+                    created_ms: execution.created_ms,
+                    statuses,
+                });
+            }
             late_ms
         }
         Observation::Pending { late_ms } => late_ms,
@@ -267,5 +482,19 @@ fn record(
         metrics
             .execution_lateness_seconds
             .observe(late_ms as f64 / 1000.0);
+    }
+    work
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_url_names_the_region_association_and_execution() {
+        assert_eq!(
+            console_url("eu-west-1", "a-1", "e-2"),
+            "https://eu-west-1.console.aws.amazon.com/systems-manager/state-manager/a-1/execution/e-2/resources?region=eu-west-1"
+        );
     }
 }

@@ -28,7 +28,9 @@ use rand::Rng;
 use crate::clock::{now_ms, AwsClock};
 use crate::config::{Config, ScopeConfig};
 use crate::limit::Budget;
-use crate::model::{summarize_targets, Execution, ListedAssociation, Status, TriggeredAlarm};
+use crate::model::{
+    summarize_targets, Execution, ListedAssociation, Status, TargetDetail, TriggeredAlarm,
+};
 
 /// Every SSM operation the exporter calls, with the IAM action it needs: what the shipped
 /// policies must allow (tests compare them). `ListTagsForResource` is called only for
@@ -38,6 +40,7 @@ pub const SSM_OPERATIONS: &[&str] = &[
     "ListAssociations",
     "DescribeAssociationExecutions",
     "ListTagsForResource",
+    "DescribeAssociationExecutionTargets",
 ];
 
 /// Page size asked for: the API's maximum.
@@ -117,6 +120,13 @@ pub struct ExecutionPage {
     pub next_token: Option<String>,
     /// Entries without an ExecutionId or CreatedTime (never seen in practice), skipped.
     pub malformed: usize,
+}
+
+/// One page of `DescribeAssociationExecutionTargets`.
+#[derive(Debug, Default)]
+pub struct TargetPage {
+    pub targets: Vec<TargetDetail>,
+    pub next_token: Option<String>,
 }
 
 /// One page of `ListAssociations`.
@@ -392,6 +402,63 @@ impl Ssm {
             });
         }
         Ok(page)
+    }
+
+    /// One page of the targets of an execution in target status `status` (a `Status` filter;
+    /// `DescribeAssociationExecutionTargets`), `max_results` (1-50) at most.
+    pub async fn execution_targets(
+        &self,
+        association_id: &str,
+        execution_id: &str,
+        status: &str,
+        max_results: i32,
+        next_token: Option<String>,
+    ) -> Result<TargetPage, ApiError> {
+        let filter = aws_sdk_ssm::types::AssociationExecutionTargetsFilter::builder()
+            .key(aws_sdk_ssm::types::AssociationExecutionTargetsFilterKey::Status)
+            .value(status)
+            .build()
+            .map_err(|e| ApiError {
+                kind: ErrorKind::Permanent,
+                code: "ConstructionFailure".into(),
+                message: e.to_string(),
+            })?;
+        let output = self
+            .call("DescribeAssociationExecutionTargets", &mut None, || {
+                self.client
+                    .describe_association_execution_targets()
+                    .association_id(association_id)
+                    .execution_id(execution_id)
+                    .filters(filter.clone())
+                    .max_results(max_results.clamp(1, MAX_RESULTS))
+                    .set_next_token(next_token.clone())
+                    .send()
+            })
+            .await?;
+        Ok(TargetPage {
+            next_token: output.next_token().map(str::to_string),
+            targets: output
+                .association_execution_targets()
+                .iter()
+                .map(|t| {
+                    let source = t.output_source();
+                    TargetDetail {
+                        resource_id: t.resource_id().unwrap_or_default().to_string(),
+                        resource_type: t.resource_type().unwrap_or_default().to_string(),
+                        status: t.status().unwrap_or_default().to_string(),
+                        detailed_status: t.detailed_status().unwrap_or_default().to_string(),
+                        output_source_type: source
+                            .and_then(|s| s.output_source_type())
+                            .unwrap_or_default()
+                            .to_string(),
+                        output_source_id: source
+                            .and_then(|s| s.output_source_id())
+                            .unwrap_or_default()
+                            .to_string(),
+                    }
+                })
+                .collect(),
+        })
     }
 
     /// The tags of an association (`ListTagsForResource`).

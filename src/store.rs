@@ -11,13 +11,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::config::MetricsConfig;
+use crate::config::{MetricsConfig, TargetDetailConfig};
 use crate::model::{
     parse_resource_counts, AssociationInfo, Execution, FinalStatus, PerStatus, ScopeKey,
     TriggeredAlarm,
 };
 use crate::sync::lock;
 use crate::tracker::Tracker;
+
+pub use crate::model::TargetDetail;
 
 /// Upper bounds of the execution-duration histogram buckets, seconds. Association runs take
 /// seconds to hours, and what anyone acts on is a run moving up a class: within a minute
@@ -96,6 +98,26 @@ pub struct Newest {
     pub alarms: Vec<TriggeredAlarm>,
 }
 
+/// How many recent final executions an association keeps (memory and state file), for the
+/// status page and `/api/v1/associations/{id}`.
+pub const RECENT_EXECUTIONS: usize = 10;
+
+/// A recent final execution, for the status page and its JSON.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecentExecution {
+    pub id: String,
+    pub status: String,
+    pub created_ms: i64,
+    pub ended_ms: Option<i64>,
+    /// `ResourceCountByStatus` parsed.
+    pub resources: Vec<(String, u64)>,
+    /// Its non-successful targets (`DescribeAssociationExecutionTargets`), at most
+    /// `target_detail.max_targets_per_execution`; empty when none or not read.
+    pub targets: Vec<TargetDetail>,
+    /// Non-successful targets left out of `targets` by the cap.
+    pub targets_left_out: u64,
+}
+
 /// Everything an association exposes on `/metrics`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Exposed {
@@ -129,6 +151,13 @@ pub struct Exposed {
     /// The newest CreatedTime or end time of an execution seen: a listing's
     /// `LastExecutionDate` after it is not explained yet by what the API has shown.
     pub seen_ms: Option<i64>,
+    /// The newest final executions, newest first, at most [`RECENT_EXECUTIONS`].
+    pub recent: Vec<RecentExecution>,
+    /// The code and message of the last failed poll, while polls fail.
+    pub last_error: Option<(String, String)>,
+    /// (target status, detailed status), both as label values -> non-successful targets of
+    /// final executions read (`ssm_association_target_results_total`).
+    pub target_results: Vec<((String, String), u64)>,
 }
 
 fn bump<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K, by: u64) {
@@ -181,6 +210,31 @@ impl Exposed {
                 alarms,
             });
         }
+    }
+
+    /// Keeps `execution` among the [`RECENT_EXECUTIONS`] newest final ones (by CreatedTime),
+    /// replacing an entry with the same id.
+    pub fn remember(&mut self, execution: RecentExecution) {
+        self.recent.retain(|r| r.id != execution.id);
+        let at = self
+            .recent
+            .iter()
+            .position(|r| (r.created_ms, &r.id) < (execution.created_ms, &execution.id))
+            .unwrap_or(self.recent.len());
+        self.recent.insert(at, execution);
+        self.recent.truncate(RECENT_EXECUTIONS);
+    }
+
+    /// Counts a non-successful target read (its status and detailed status as label values).
+    pub fn count_target(&mut self, status: &str, detailed_status: &str) {
+        bump(
+            &mut self.target_results,
+            (
+                crate::model::target_status_label(status).to_string(),
+                crate::model::target_status_label(detailed_status).to_string(),
+            ),
+            1,
+        );
     }
 
     pub fn poll_failed(&mut self, code: &str) {
@@ -247,6 +301,8 @@ pub struct Store {
     totals: Arc<Totals>,
     /// What `/metrics` exports (the configuration's `metrics:` section; follows reloads).
     metrics: RwLock<MetricsConfig>,
+    /// The configuration's `target_detail:` section (follows reloads).
+    target_detail: RwLock<TargetDetailConfig>,
 }
 
 impl Store {
@@ -357,6 +413,18 @@ impl Store {
         *self.metrics.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// How per-target detail is read and exported from now on.
+    pub fn set_target_detail(&self, config: TargetDetailConfig) {
+        *self
+            .target_detail
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    pub fn target_detail(&self) -> TargetDetailConfig {
+        *self.target_detail.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::SeqCst);
     }
@@ -434,6 +502,33 @@ mod tests {
             [(("cpu".to_string(), "ALARM".to_string()), 1)]
         );
         assert_eq!(e.newest.unwrap().alarms, [alarm]);
+    }
+
+    #[test]
+    fn recent_executions_are_newest_first_and_bounded() {
+        let mut e = Exposed::default();
+        for (i, created) in [5, 1, 9, 3, 7, 2, 8, 4, 6, 10, 0, 11]
+            .into_iter()
+            .enumerate()
+        {
+            e.remember(RecentExecution {
+                id: format!("e{i}"),
+                created_ms: created,
+                ..RecentExecution::default()
+            });
+        }
+        let created: Vec<i64> = e.recent.iter().map(|r| r.created_ms).collect();
+        assert_eq!(created, [11, 10, 9, 8, 7, 6, 5, 4, 3, 2]);
+        e.count_target("Failed", "Undeliverable");
+        e.count_target("Failed", "SomethingNew");
+        e.count_target("Failed", "Undeliverable");
+        assert_eq!(
+            e.target_results,
+            [
+                (("Failed".to_string(), "Undeliverable".to_string()), 2),
+                (("Failed".to_string(), "other".to_string()), 1)
+            ]
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub fn test_config(ids: &[String]) -> Config {
         state_save_interval: Duration::from_millis(200),
         removed_association_retention: Duration::from_secs(7 * 24 * 3600),
         metrics: Default::default(),
+        target_detail: Default::default(),
         discovery: Vec::new(),
         discovery_interval: Duration::from_secs(300),
         regions: Vec::new(),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ssm_association_exporter::config::{
     format_duration, load, parse, parse_duration, AccountConfig, AssociationConfig, Config,
     ConfigError, DurationHistogram, LastExecutionStatus, MetricsConfig, Pattern, RoleArn, Selector,
-    DEFAULT_CONFIG_FILE,
+    TargetDetailConfig, DEFAULT_CONFIG_FILE,
 };
 
 const ID_A: &str = "8dfe3659-4309-493a-8755-0123456789ab";
@@ -17,7 +17,8 @@ const KEY_LIST: &str = "associations, discovery, discovery_interval, poll_interv
                         full_sweep_interval, initial_lookback, late_visibility_window, \
                         api_requests_per_second, max_concurrent_requests, request_timeout, \
                         api_max_attempts, region, regions, accounts, state_file, \
-                        state_save_interval, removed_association_retention, metrics";
+                        state_save_interval, removed_association_retention, metrics, \
+                        target_detail";
 const SELECTOR_KEY_LIST: &str = "association_name, document_name, tags";
 const REGION_HINT: &str =
     "(expected <area>-<direction>-<number>, e.g. us-east-1, eu-central-2 or us-gov-west-1)";
@@ -96,6 +97,12 @@ fn minimal_config_gets_defaults() {
                 last_execution_status: LastExecutionStatus::Current,
                 per_association_internals: false,
             },
+            target_detail: TargetDetailConfig {
+                enabled: true,
+                max_targets_per_execution: 50,
+                failing_targets_gauge: false,
+                max_failing_targets: 20,
+            },
             discovery: Vec::new(),
             discovery_interval: secs(300),
             regions: Vec::new(),
@@ -133,6 +140,12 @@ fn full_config_sets_every_key() {
                 duration_histogram: DurationHistogram::PerStatus,
                 last_execution_status: LastExecutionStatus::PerStatus,
                 per_association_internals: true,
+            },
+            target_detail: TargetDetailConfig {
+                enabled: true,
+                max_targets_per_execution: 200,
+                failing_targets_gauge: true,
+                max_failing_targets: 5,
             },
             discovery: vec![Selector {
                 association_name: None,
@@ -328,7 +341,9 @@ fn summary_lists_effective_values() {
              state_file: none (state is kept in memory only)\nstate_save_interval: 5s\n\
              removed_association_retention: 7d\n\
              metrics: duration_histogram per_association, last_execution_status current, \
-             per_association_internals false"
+             per_association_internals false\n\
+             target_detail: enabled true, max_targets_per_execution 50, \
+             failing_targets_gauge false, max_failing_targets 20"
         )
     );
     let full = load_fixture("valid_full.yaml").unwrap().summary();
@@ -356,7 +371,9 @@ fn summary_lists_effective_values() {
             "state_file: tests/fixtures/config/state/exporter-state.json\nstate_save_interval: 2s\n\
              removed_association_retention: 1h\n\
              metrics: duration_histogram per_status, last_execution_status per_status, \
-             per_association_internals true"
+             per_association_internals true\n\
+             target_detail: enabled true, max_targets_per_execution 200, \
+             failing_targets_gauge true, max_failing_targets 5"
         ),
         "{full}"
     );
@@ -935,6 +952,46 @@ fn metrics_duplicate_key() {
         "metrics_duplicate_key.yaml",
         ":5:3: metrics.duration_histogram: duplicate key (first set at line 4)",
     );
+}
+
+const TARGET_DETAIL_KEY_LIST: &str =
+    "enabled, max_targets_per_execution, failing_targets_gauge, max_failing_targets";
+
+#[test]
+fn target_detail_errors_are_located() {
+    let cases = [
+        (
+            "target_detail_not_mapping.yaml",
+            format!(":3:16: target_detail: expected a mapping with some of the keys {TARGET_DETAIL_KEY_LIST}, got \"off\""),
+        ),
+        (
+            "target_detail_missing_value.yaml",
+            format!(":3:14: target_detail: missing value; expected a mapping with some of the keys {TARGET_DETAIL_KEY_LIST}, or remove the key to use the defaults"),
+        ),
+        (
+            "target_detail_unknown_key.yaml",
+            format!(":4:3: target_detail.max_target_per_execution: unknown key; expected one of {TARGET_DETAIL_KEY_LIST} (did you mean max_targets_per_execution?)"),
+        ),
+        (
+            "target_detail_max_targets_zero.yaml",
+            ":4:30: target_detail.max_targets_per_execution: must be between 1 and 1000, got 0".to_string(),
+        ),
+        (
+            "target_detail_max_failing_targets_too_large.yaml",
+            ":4:24: target_detail.max_failing_targets: must be between 1 and 1000, got 1001".to_string(),
+        ),
+        (
+            "target_detail_enabled_not_bool.yaml",
+            ":4:12: target_detail.enabled: expected true or false, got \"yes\"".to_string(),
+        ),
+        (
+            "target_detail_gauge_not_bool.yaml",
+            ":4:26: target_detail.failing_targets_gauge: expected true or false, got 1".to_string(),
+        ),
+    ];
+    for (file, expected) in cases {
+        assert_error(file, &expected);
+    }
 }
 
 #[test]

@@ -44,6 +44,7 @@ fn execution(id: &str, status: &str, created_ms: i64, visible: bool) -> SimExecu
         visible,
         omit: Vec::new(),
         alarm_listed_twice: false,
+        targets: Vec::new(),
     }
 }
 

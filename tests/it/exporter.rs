@@ -734,7 +734,10 @@ async fn a_real_scrape_passes_promtool_check_metrics() {
         &ids[0],
         SimExecution::new("m1", "Failed", minutes_ago(5))
             .with_last_execution_ms(minutes_ago(4))
-            .with_resource_count_by_status("{Failed=1}")
+            .with_target(
+                ssm_simulator::SimTarget::new("i-0123456789abcdef0", "Failed")
+                    .with_detailed_status("Undeliverable"),
+            )
             .with_triggered_alarm("alarm-1", "ALARM"),
     );
     sim.add_execution(&ids[0], SimExecution::new("m0", "Success", minutes_ago(8)));
@@ -753,6 +756,8 @@ async fn a_real_scrape_passes_promtool_check_metrics() {
     );
     let mut config = test_config(&ids);
     config.discovery = vec![ssm_association_exporter::config::Selector::default()];
+    // Every documented metric: the optional per-target gauge too.
+    config.target_detail.failing_targets_gauge = true;
     let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;
     let body = exporter.get("/metrics").await.body;

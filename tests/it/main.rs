@@ -16,4 +16,5 @@ mod golden;
 mod resilience;
 mod security;
 mod shards;
+mod targets;
 mod web_config;

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::identity::Scope;
-use crate::model::{uuid_like, SimAssociation, SimExecution};
+use crate::model::{stable_hash, uuid_like, SimAssociation, SimExecution, SimTarget};
 use crate::{Shared, Simulator};
 
 /// One association of the demo scenario.
@@ -148,6 +148,36 @@ fn demo_finished(
         _ => None,
     };
     execution.resource_count_by_status = counts;
+    // Failing runs name their targets (DescribeAssociationExecutionTargets): the counts are
+    // then derived from them. A few instances of the association's fleet fail, most as
+    // `Failed`, some time out, one at most is unreachable (`Undeliverable`).
+    if matches!(status, "Failed" | "TimedOut") {
+        let failing = match status {
+            "Failed" => rng.random_range(1..=targets.min(3)),
+            _ => 1,
+        };
+        let undeliverable = status == "Failed" && rng.random_bool(0.3);
+        execution.resource_count_by_status = None;
+        execution.targets = (0..targets)
+            .map(|i| {
+                let instance = format!(
+                    "i-{:017x}",
+                    stable_hash(&format!("{}/{i}", demo.id)) & 0x1_ffff_ffff_ffff_ffff
+                );
+                if i >= failing {
+                    SimTarget::new(instance, "Success")
+                } else if status == "TimedOut" {
+                    SimTarget::new(instance, "TimedOut").with_detailed_status("ExecutionTimedOut")
+                } else if undeliverable && i == 0 {
+                    SimTarget::new(instance, "Failed").with_detailed_status("Undeliverable")
+                } else if i == 1 && rng.random_bool(0.5) {
+                    SimTarget::new(instance, "TimedOut").with_detailed_status("DeliveryTimedOut")
+                } else {
+                    SimTarget::new(instance, "Failed")
+                }
+            })
+            .collect();
+    }
     let has_end = match status {
         "Skipped" => false,
         "Cancelled" => rng.random_bool(0.5),
@@ -208,6 +238,7 @@ async fn demo_loop(shared: Arc<Shared>, mut rng: StdRng, speedup: u32) {
                 e.status = outcome.status;
                 e.detailed_status = outcome.detailed_status;
                 e.resource_count_by_status = outcome.resource_count_by_status;
+                e.targets = outcome.targets;
                 e.triggered_alarms = outcome.triggered_alarms;
                 e.last_execution_ms = outcome.last_execution_ms.map(|_| end);
             });

@@ -2,8 +2,8 @@
 //! STS `AssumeRole` and `GetCallerIdentity` beside it.
 //!
 //! [`Simulator`] is a real HTTP/1.1 server (hyper, bound to `127.0.0.1`) that answers
-//! `DescribeAssociationExecutions`, `DescribeAssociation`, `ListAssociations` and
-//! `ListTagsForResource` the way SSM does, and STS `AssumeRole` and `GetCallerIdentity` the way
+//! `DescribeAssociationExecutions`, `DescribeAssociationExecutionTargets`,
+//! `DescribeAssociation`, `ListAssociations` and `ListTagsForResource` the way SSM does, and STS `AssumeRole` and `GetCallerIdentity` the way
 //! STS does, so the real `aws-sdk-ssm` and `aws-sdk-sts` clients and aws-config's
 //! `AssumeRoleProvider` work against it unchanged when pointed at [`Simulator::endpoint_url`].
 //! It is used by integration tests, benchmarks (the `ssm-simulator` binary) and the exporter's
@@ -86,6 +86,13 @@
 //!   associations come and go). [`Simulator::set_page_size`] and
 //!   [`Simulator::set_empty_pages`] apply as to executions.
 //! - `ListTagsForResource` (`ResourceType` `Association`): [`Simulator::set_tags_in`].
+//! - `DescribeAssociationExecutionTargets`: `AssociationId` and `ExecutionId` required (an
+//!   unknown or not yet visible execution gets `AssociationExecutionDoesNotExist`); `Filters`
+//!   `Key`/`Value` without operator (`Status`, `ResourceId`, `ResourceType`), all of which must
+//!   hold; `MaxResults` 1-50; targets in `ResourceId` order, paged by keyset tokens bound to the
+//!   execution. Targets come from [`SimExecution::targets`] ([`SimTarget`]); an execution with
+//!   targets and no explicit `ResourceCountByStatus` reports one derived from them, and
+//!   [`GroundTruth::targets`] counts the non-successful targets of final executions.
 //! - Lifecycle at any time: [`Simulator::add_association_with_details_in`] (targets, document
 //!   version, instance id: [`AssociationDetails`]), [`Simulator::update_association_in`]
 //!   (`AssociationVersion` + 1; later executions carry the new version),
@@ -121,6 +128,7 @@
 //! - `model.rs`: associations (versions, details, overview, `LastExecutionDate` modes),
 //!   executions, ground truth.
 //! - `paging.rs`: `DescribeAssociationExecutions`: filters, page tokens, paging.
+//! - `targets.rs`: `DescribeAssociationExecutionTargets`: filters, page tokens, paging.
 //! - `responses.rs`: execution items, `DescribeAssociation`'s description, overview and targets.
 //! - `faults.rs`: [`Fault`], [`FaultRule`], the rate limit.
 //! - `demo.rs`: the demo scenario.
@@ -141,6 +149,7 @@ mod model;
 mod paging;
 mod responses;
 mod sts;
+mod targets;
 mod wire;
 
 use std::collections::{BTreeMap, HashMap};
@@ -156,7 +165,7 @@ pub use faults::{Fault, FaultRule};
 pub use identity::{Scope, DEFAULT_ACCOUNT, DEFAULT_REGION};
 pub use model::{
     format_filter_time, is_final_status, uuid_like, AssociationDetails, GroundTruth,
-    LastExecutionDateMode, SimAssociation, SimExecution,
+    LastExecutionDateMode, SimAssociation, SimExecution, SimTarget,
 };
 pub use wire::RecordedRequest;
 

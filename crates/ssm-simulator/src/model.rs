@@ -88,6 +88,75 @@ pub struct SimExecution {
     /// Send the `TriggeredAlarms` entry twice on the wire: outside the service model (its list
     /// holds one alarm), as a misbehaving endpoint might. The ground truth still has one.
     pub alarm_listed_twice: bool,
+    /// Its targets (`DescribeAssociationExecutionTargets`). When there are some and
+    /// `resource_count_by_status` is `None`, `ResourceCountByStatus` is derived from them.
+    pub targets: Vec<SimTarget>,
+}
+
+/// One target of an execution, as `DescribeAssociationExecutionTargets` returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimTarget {
+    /// `ResourceId`, e.g. `i-0123456789abcdef0`; unique within an execution (the paging key).
+    pub resource_id: String,
+    /// `ResourceType`, e.g. `ManagedInstance`.
+    pub resource_type: String,
+    /// `Status`: Success, Failed, TimedOut, Cancelled, Skipped, Pending, InProgress, ...
+    pub status: String,
+    /// `DetailedStatus` (Run Command's: Success, Failed, TimedOut, Undeliverable, ...), omitted
+    /// when `None`.
+    pub detailed_status: Option<String>,
+    /// `LastExecutionDate`; the execution's end (or creation) when `None`.
+    pub last_execution_ms: Option<i64>,
+    /// `OutputSource.OutputSourceId` (36 characters); one command id per execution, derived
+    /// from the execution id, when `None`.
+    pub output_source_id: Option<String>,
+    /// `OutputSource.OutputSourceType`, `RunCommand` by default.
+    pub output_source_type: String,
+}
+
+impl SimTarget {
+    /// A managed instance in `status`, with `DetailedStatus` = `status`.
+    pub fn new(resource_id: impl Into<String>, status: impl Into<String>) -> Self {
+        let status = status.into();
+        SimTarget {
+            resource_id: resource_id.into(),
+            resource_type: "ManagedInstance".to_owned(),
+            detailed_status: Some(status.clone()),
+            status,
+            last_execution_ms: None,
+            output_source_id: None,
+            output_source_type: "RunCommand".to_owned(),
+        }
+    }
+
+    /// Sets `DetailedStatus` (e.g. `Undeliverable` under status `Failed`).
+    pub fn with_detailed_status(mut self, detailed_status: impl Into<String>) -> Self {
+        self.detailed_status = Some(detailed_status.into());
+        self
+    }
+
+    /// Sets `ResourceType`.
+    pub fn with_resource_type(mut self, resource_type: impl Into<String>) -> Self {
+        self.resource_type = resource_type.into();
+        self
+    }
+
+    /// Sets `LastExecutionDate` (epoch milliseconds).
+    pub fn with_last_execution_ms(mut self, ms: i64) -> Self {
+        self.last_execution_ms = Some(ms);
+        self
+    }
+
+    /// Sets `OutputSource`.
+    pub fn with_output_source(
+        mut self,
+        id: impl Into<String>,
+        source_type: impl Into<String>,
+    ) -> Self {
+        self.output_source_id = Some(id.into());
+        self.output_source_type = source_type.into();
+        self
+    }
 }
 
 impl SimExecution {
@@ -108,7 +177,37 @@ impl SimExecution {
             visible: true,
             omit: Vec::new(),
             alarm_listed_twice: false,
+            targets: Vec::new(),
         }
+    }
+
+    /// Adds a target (see [`SimExecution::targets`]).
+    pub fn with_target(mut self, target: SimTarget) -> Self {
+        self.targets.push(target);
+        self
+    }
+
+    /// Adds targets (see [`SimExecution::targets`]).
+    pub fn with_targets(mut self, targets: impl IntoIterator<Item = SimTarget>) -> Self {
+        self.targets.extend(targets);
+        self
+    }
+
+    /// `ResourceCountByStatus` as sent: the explicit one, or derived from the targets
+    /// (`{Failed=2,Success=3}`, statuses in name order), or none.
+    pub fn resource_counts_text(&self) -> Option<String> {
+        if let Some(text) = &self.resource_count_by_status {
+            return Some(text.clone());
+        }
+        if self.targets.is_empty() {
+            return None;
+        }
+        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        for t in &self.targets {
+            *counts.entry(t.status.as_str()).or_default() += 1;
+        }
+        let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{s}={n}")).collect();
+        Some(format!("{{{}}}", parts.join(",")))
     }
 
     /// Lists the triggered alarm twice on the wire (see [`SimExecution::alarm_listed_twice`]).
@@ -330,6 +429,9 @@ pub struct GroundTruth {
     pub triggered_alarms: BTreeMap<String, BTreeMap<(String, String), u64>>,
     /// Per association id: visible final executions without `LastExecutionDate`.
     pub without_end_time: BTreeMap<String, u64>,
+    /// Per association id: the non-successful targets (status other than `Success`) of
+    /// visible final executions, by (`Status`, `DetailedStatus`; the status when it has none).
+    pub targets: BTreeMap<String, BTreeMap<(String, String), u64>>,
 }
 
 /// Sort key of an execution: newest `CreatedTime` first, ties by `ExecutionId`.
@@ -415,7 +517,7 @@ impl AssociationState {
         };
         let detailed = latest.detailed_status.as_deref().unwrap_or(&latest.status);
         let mut counts = latest
-            .resource_count_by_status
+            .resource_counts_text()
             .as_deref()
             .map(parse_resource_counts)
             .unwrap_or_default();
@@ -481,6 +583,18 @@ impl GroundTruth {
                     .entry(id.to_owned())
                     .or_default()
                     .entry(alarm.clone())
+                    .or_default() += 1;
+            }
+            for t in e.targets.iter().filter(|t| t.status != "Success") {
+                let detailed = t
+                    .detailed_status
+                    .clone()
+                    .unwrap_or_else(|| t.status.clone());
+                *self
+                    .targets
+                    .entry(id.to_owned())
+                    .or_default()
+                    .entry((t.status.clone(), detailed))
                     .or_default() += 1;
             }
             // No usable end time: none at all, or one before the start.

@@ -58,8 +58,8 @@ pub(crate) fn execution_json(
     if let Some(ms) = e.last_execution_ms {
         item.insert("LastExecutionDate".into(), timestamp(ms));
     }
-    if let Some(counts) = &e.resource_count_by_status {
-        item.insert("ResourceCountByStatus".into(), Value::from(counts.as_str()));
+    if let Some(counts) = e.resource_counts_text() {
+        item.insert("ResourceCountByStatus".into(), Value::from(counts));
     }
     if let Some(alarms) = alarm_configuration(&association.meta) {
         item.insert("AlarmConfiguration".into(), alarms);

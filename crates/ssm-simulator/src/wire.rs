@@ -26,6 +26,7 @@ use crate::model::{is_uuid_shaped, uuid_like};
 use crate::paging::describe_executions;
 use crate::responses::describe_association;
 use crate::sts::{error_xml, parse_form, serve_query};
+use crate::targets::describe_targets;
 use crate::Shared;
 
 /// `X-Amz-Target` prefix of every SSM operation.
@@ -41,9 +42,11 @@ pub(crate) const OP_DESCRIBE_EXECUTIONS: &str = "DescribeAssociationExecutions";
 pub(crate) const OP_DESCRIBE_ASSOCIATION: &str = "DescribeAssociation";
 pub(crate) const OP_LIST_ASSOCIATIONS: &str = "ListAssociations";
 pub(crate) const OP_LIST_TAGS: &str = "ListTagsForResource";
+pub(crate) const OP_DESCRIBE_TARGETS: &str = "DescribeAssociationExecutionTargets";
 /// The SSM operations the simulator answers.
 const SSM_OPERATIONS: &[&str] = &[
     OP_DESCRIBE_EXECUTIONS,
+    OP_DESCRIBE_TARGETS,
     OP_DESCRIBE_ASSOCIATION,
     OP_LIST_ASSOCIATIONS,
     OP_LIST_TAGS,
@@ -618,6 +621,9 @@ fn serve_json(
         OP_LIST_ASSOCIATIONS => serde_json::from_value(body)
             .map_err(serialization_error)
             .and_then(|request| list_associations(shared, scope, request, token_fault)),
+        OP_DESCRIBE_TARGETS => serde_json::from_value(body)
+            .map_err(serialization_error)
+            .and_then(|request| describe_targets(shared, scope, request, token_fault)),
         OP_LIST_TAGS => serde_json::from_value(body)
             .map_err(serialization_error)
             .and_then(|request| list_tags(shared, scope, request)),

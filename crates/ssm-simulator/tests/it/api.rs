@@ -791,6 +791,7 @@ async fn ground_truth_counts_visible_executions() {
             BTreeMap::from([(("patch-errors".to_owned(), "ALARM".to_owned()), 1)]),
         )]),
         without_end_time: BTreeMap::from([(A.to_owned(), 1)]),
+        targets: BTreeMap::new(),
     };
     assert_eq!(truth, expected);
 

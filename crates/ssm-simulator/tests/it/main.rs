@@ -6,3 +6,4 @@ mod binary;
 mod estate;
 mod misbehaviour;
 mod sts;
+mod targets;

@@ -1,0 +1,386 @@
+//! Per-target detail through `run()` against the simulator: exact per-target counts against
+//! the simulator's target ground truth (failures, timeouts, undeliverable targets, pages),
+//! the caps, `target_detail.enabled: false`, and failing target calls that never change the
+//! execution counts.
+
+use ssm_simulator::{Fault, FaultRule, SimExecution, SimTarget, Simulator};
+
+use crate::common::*;
+
+const TARGETS_OP: &str = "DescribeAssociationExecutionTargets";
+const RESULTS: &str = "ssm_association_target_results_total";
+
+fn minutes_ago(m: i64) -> i64 {
+    now_ms() - m * 60_000
+}
+
+fn instance(execution: usize, n: usize) -> String {
+    format!("i-{execution:08x}{n:09x}")
+}
+
+/// A final execution `n` minutes ago with `targets` (its ResourceCountByStatus derived).
+fn execution(id: &str, status: &str, minutes: i64, targets: Vec<SimTarget>) -> SimExecution {
+    SimExecution::new(id, status, minutes_ago(minutes))
+        .with_last_execution_ms(minutes_ago(minutes) + 30_000)
+        .with_targets(targets)
+}
+
+fn target_requests(sim: &Simulator, association: &str) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.operation == TARGETS_OP && r.association_id.as_deref() == Some(association))
+        .count()
+}
+
+/// Every `ssm_association_target_results_total` series of `id` equals the ground truth.
+fn targets_match(
+    metrics: &Metrics,
+    truth: &ssm_simulator::GroundTruth,
+    id: &str,
+) -> Result<(), String> {
+    let want = truth.targets.get(id).cloned().unwrap_or_default();
+    let got = metrics.series(RESULTS, &[("association_id", id)]);
+    let got_total: f64 = got.iter().map(|(_, v)| v).sum();
+    let want_total: u64 = want.values().sum();
+    if got_total != want_total as f64 {
+        return Err(format!(
+            "{id}: {got_total} targets counted, want {want_total}"
+        ));
+    }
+    for ((status, detailed), n) in &want {
+        let value = metrics.value(
+            RESULTS,
+            &[
+                ("association_id", id),
+                ("status", status),
+                ("detailed_status", detailed),
+            ],
+        );
+        if value != *n as f64 {
+            return Err(format!("{id} {status}/{detailed}: {value}, want {n}"));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_results_match_the_ground_truth_exactly() {
+    let (sim, ids) = simulator_with(2).await;
+    let a = &ids[0];
+    // Failures, timeouts (two detailed statuses), an undeliverable instance, successes that
+    // are never read, and a successful execution that needs no call.
+    sim.add_execution(
+        a,
+        execution(
+            "a1",
+            "Failed",
+            50,
+            vec![
+                SimTarget::new(instance(1, 1), "Success"),
+                SimTarget::new(instance(1, 2), "Failed"),
+                SimTarget::new(instance(1, 3), "Failed").with_detailed_status("Undeliverable"),
+                SimTarget::new(instance(1, 4), "TimedOut").with_detailed_status("DeliveryTimedOut"),
+            ],
+        ),
+    );
+    sim.add_execution(
+        a,
+        execution(
+            "a2",
+            "TimedOut",
+            40,
+            vec![
+                SimTarget::new(instance(2, 1), "TimedOut")
+                    .with_detailed_status("ExecutionTimedOut"),
+                SimTarget::new(instance(2, 2), "Success"),
+                SimTarget::new(instance(2, 3), "Failed").with_detailed_status("SomethingNew"),
+            ],
+        ),
+    );
+    sim.add_execution(
+        a,
+        execution(
+            "a3",
+            "Success",
+            30,
+            (0..5)
+                .map(|i| SimTarget::new(instance(3, i), "Success"))
+                .collect(),
+        ),
+    );
+    // Paging: 75 failing targets over two statuses (60 Failed: pages of 50 and 10), under a
+    // cap of 100.
+    let b = &ids[1];
+    sim.add_execution(
+        b,
+        execution(
+            "b1",
+            "Failed",
+            20,
+            (0..80)
+                .map(|i| match i % 16 {
+                    0..=11 => SimTarget::new(instance(4, i), "Failed"),
+                    12..=14 => SimTarget::new(instance(4, i), "TimedOut"),
+                    _ => SimTarget::new(instance(4, i), "Success"),
+                })
+                .collect(),
+        ),
+    );
+    let mut config = test_config(&ids);
+    config.target_detail.max_targets_per_execution = 100;
+    let exporter = Exporter::start(config, &sim).await;
+    let truth = sim.ground_truth();
+    assert_eq!(
+        truth.targets[a.as_str()].get(&("Failed".to_string(), "SomethingNew".to_string())),
+        Some(&1)
+    );
+    let metrics = exporter
+        .wait_for("target counts", |m| {
+            matches_ground_truth(m, &truth, &ids)?;
+            targets_match(m, &mapped(&truth), a)?;
+            targets_match(m, &truth, b)
+        })
+        .await;
+    assert_eq!(
+        metrics.value(
+            RESULTS,
+            &[
+                ("association_id", a),
+                ("status", "Failed"),
+                ("detailed_status", "other")
+            ]
+        ),
+        1.0,
+        "an unknown DetailedStatus is `other`"
+    );
+    // a1: Failed and TimedOut (2 calls); a2: TimedOut and Failed (2); a3: none.
+    assert_eq!(target_requests(&sim, a), 4);
+    // b1: Failed in pages of 50 and 10, TimedOut in one.
+    let b_calls = target_requests(&sim, b);
+    assert_eq!(b_calls, 3);
+    // Nothing more is read at later polls: each execution once.
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    assert_eq!(target_requests(&sim, a), 4);
+    assert_eq!(target_requests(&sim, b), b_calls);
+    exporter.stop().await;
+}
+
+/// The ground truth with detailed statuses outside the closed label set as `other`.
+fn mapped(truth: &ssm_simulator::GroundTruth) -> ssm_simulator::GroundTruth {
+    let mut t = truth.clone();
+    for counts in t.targets.values_mut() {
+        let mut out = std::collections::BTreeMap::new();
+        for ((status, detailed), n) in std::mem::take(counts) {
+            let detailed = if detailed == "SomethingNew" {
+                "other".to_string()
+            } else {
+                detailed
+            };
+            *out.entry((status, detailed)).or_insert(0) += n;
+        }
+        *counts = out;
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caps_are_respected_and_what_is_left_out_is_counted() {
+    let (sim, ids) = simulator_with(2).await;
+    let a = &ids[0];
+    // 120 targets: 100 Failed, 20 TimedOut. A cap of 60 reads 50 + 10 Failed and no TimedOut.
+    sim.add_execution(
+        a,
+        execution(
+            "big",
+            "Failed",
+            30,
+            (0..120)
+                .map(|i| {
+                    if i < 100 {
+                        SimTarget::new(instance(1, i), "Failed")
+                    } else {
+                        SimTarget::new(instance(1, i), "TimedOut")
+                    }
+                })
+                .collect(),
+        ),
+    );
+    // Seven failed executions counted in one poll: the targets of the newest five are read.
+    let b = &ids[1];
+    for n in 0..7 {
+        sim.add_execution(
+            b,
+            execution(
+                &format!("b{n}"),
+                "Failed",
+                40 - n,
+                vec![SimTarget::new(instance(2, n as usize), "Failed")],
+            ),
+        );
+    }
+    let mut config = test_config(&ids);
+    config.target_detail.max_targets_per_execution = 60;
+    config.target_detail.failing_targets_gauge = true;
+    config.target_detail.max_failing_targets = 7;
+    let exporter = Exporter::start(config, &sim).await;
+    let truth = sim.ground_truth();
+    let metrics = exporter
+        .wait_for("capped target counts", |m| {
+            matches_ground_truth(m, &truth, &ids)?;
+            let got = m.value(
+                RESULTS,
+                &[
+                    ("association_id", a),
+                    ("status", "Failed"),
+                    ("detailed_status", "Failed"),
+                ],
+            );
+            let got_b = m.value(
+                RESULTS,
+                &[
+                    ("association_id", b),
+                    ("status", "Failed"),
+                    ("detailed_status", "Failed"),
+                ],
+            );
+            (got == 60.0 && got_b == 5.0)
+                .then_some(())
+                .ok_or(format!("a {got}, b {got_b}"))
+        })
+        .await;
+    assert_eq!(
+        metrics.value(
+            RESULTS,
+            &[
+                ("association_id", a),
+                ("status", "TimedOut"),
+                ("detailed_status", "TimedOut"),
+            ],
+        ),
+        0.0
+    );
+    // Failed: pages of 50 and 10; TimedOut: nothing left under the cap.
+    assert_eq!(target_requests(&sim, a), 2);
+    assert_eq!(target_requests(&sim, b), 5);
+    assert_eq!(
+        metrics.value(
+            "ssm_association_exporter_target_detail_executions_skipped_total",
+            &[]
+        ),
+        2.0,
+        "b0 and b1, the oldest, were not read"
+    );
+    // The gauge: 7 of the 60 read, 53 + 60 left out.
+    assert_eq!(
+        metrics
+            .series("ssm_association_failing_target", &[("association_id", a)])
+            .len(),
+        7
+    );
+    assert_eq!(
+        metrics.value(
+            "ssm_association_failing_targets_left_out",
+            &[("association_id", a)]
+        ),
+        113.0
+    );
+    // b's newest failed execution (b6) had its one target read.
+    assert_eq!(
+        metrics
+            .series("ssm_association_failing_target", &[("association_id", b)])
+            .len(),
+        1
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_target_detail_makes_no_call() {
+    let (sim, ids) = simulator_with(1).await;
+    sim.add_execution(
+        &ids[0],
+        execution(
+            "e1",
+            "Failed",
+            10,
+            vec![SimTarget::new(instance(1, 1), "Failed")],
+        ),
+    );
+    let mut config = test_config(&ids);
+    config.target_detail.enabled = false;
+    config.target_detail.failing_targets_gauge = true;
+    let exporter = Exporter::start(config, &sim).await;
+    let truth = sim.ground_truth();
+    let metrics = exporter
+        .wait_for("execution counts", |m| {
+            matches_ground_truth(m, &truth, &ids)
+        })
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(target_requests(&sim, &ids[0]), 0);
+    assert!(metrics.series(RESULTS, &[]).is_empty());
+    // Not read: the one failing target is left out.
+    assert_eq!(
+        metrics.value(
+            "ssm_association_failing_targets_left_out",
+            &[("association_id", &ids[0])]
+        ),
+        1.0
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_target_calls_never_change_execution_counts() {
+    let (sim, ids) = simulator_with(1).await;
+    let id = &ids[0];
+    for n in 0..3 {
+        sim.add_execution(
+            id,
+            execution(
+                &format!("e{n}"),
+                if n == 1 { "Success" } else { "Failed" },
+                20 - n,
+                vec![
+                    SimTarget::new(instance(n as usize, 1), "Success"),
+                    SimTarget::new(instance(n as usize, 2), "Failed"),
+                ],
+            ),
+        );
+    }
+    sim.push_fault(
+        FaultRule::new(Fault::InternalError)
+            .operation(TARGETS_OP)
+            .forever(),
+    );
+    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let truth = sim.ground_truth();
+    let metrics = exporter
+        .wait_for("execution counts", |m| {
+            matches_ground_truth(m, &truth, &ids)
+        })
+        .await;
+    exporter.wait_ready().await;
+    assert!(target_requests(&sim, id) > 0, "the calls were made");
+    let metrics2 = exporter.metrics().await;
+    assert_eq!(
+        metrics2.value(
+            "ssm_association_exporter_poll_success",
+            &[("association_id", id)]
+        ),
+        1.0,
+        "a failed target call never fails the poll"
+    );
+    assert!(metrics.series(RESULTS, &[]).is_empty());
+    assert!(
+        metrics2.value(
+            "ssm_association_exporter_api_requests_total",
+            &[("operation", TARGETS_OP), ("code", "InternalServerError")]
+        ) > 0.0,
+        "counted by the request metrics"
+    );
+    // Later polls change nothing either.
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    matches_ground_truth(&exporter.metrics().await, &truth, &ids).unwrap();
+    exporter.stop().await;
+}
