@@ -16,4 +16,5 @@ mod golden;
 mod resilience;
 mod security;
 mod shards;
+mod status_page;
 mod web_config;
