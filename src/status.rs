@@ -495,10 +495,11 @@ pub fn render_html(snapshot: &Snapshot, query: &Query, footer: &str) -> String {
         out,
         "<p class=\"id\">Failures 24 h counts among the last {} final runs kept per association. \
          Overdue: the newest run is older than the schedule's longest gap plus 10 % of it (at least 1 h), \
-         as the SSMAssociationOverdue alert. Rendered {} from the exporter's memory; no AWS call is made for this page.</p>\n",
+         as the SSMAssociationOverdue alert. Rendered {} from the exporter's memory; no AWS call is made for this page.</p>",
         crate::store::RECENT_EXECUTIONS,
         format_time(snapshot.now_ms)
     );
+    out.push('\n');
     out.push_str(footer);
     out.push_str("</body></html>\n");
     out
