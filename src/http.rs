@@ -1,4 +1,5 @@
-//! The HTTP endpoints: the metrics path, `/healthz`, `/readyz`, `/-/reload` and a landing page.
+//! The HTTP endpoints: the metrics path, `/healthz`, `/readyz`, `/-/reload`, the status page
+//! (`/`) and its JSON (`/api/v1/associations`, `/api/v1/associations/{id}`).
 
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::exposition;
 use crate::readiness::Readiness;
+use crate::status::{self, escape, Query, Snapshot};
 use crate::store::Store;
 use crate::web_config::WebConfig;
 
@@ -55,7 +57,8 @@ pub struct HttpState {
     store: Arc<Store>,
     readiness: Arc<Readiness>,
     telemetry_path: String,
-    /// The landing page, rendered at start and after each reload.
+    /// The lower part of the status page (links to the endpoints, the effective
+    /// configuration), rendered at start and after each reload.
     landing_page: RwLock<String>,
     reload: Option<mpsc::Sender<ReloadRequest>>,
     max_connections: usize,
@@ -93,7 +96,7 @@ impl HttpState {
         *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = ScrapeCache::default();
     }
 
-    /// Re-renders the landing page after a reload.
+    /// Re-renders the status page's configuration section after a reload.
     pub fn set_summary(&self, summary: &str) {
         *self.landing_page.write().unwrap_or_else(|e| e.into_inner()) =
             landing_page(&self.telemetry_path, summary);
@@ -189,7 +192,9 @@ enum Route {
     Metrics,
     Health,
     Ready,
-    Landing,
+    Status,
+    Associations,
+    Association(String),
     Reload,
 }
 
@@ -201,9 +206,15 @@ async fn handle(request: Request<Incoming>, state: &Arc<HttpState>) -> Response<
         match path {
             "/healthz" => Route::Health,
             "/readyz" => Route::Ready,
-            "/" => Route::Landing,
+            "/" => Route::Status,
+            "/api/v1/associations" => Route::Associations,
             "/-/reload" => Route::Reload,
-            _ => return text(StatusCode::NOT_FOUND, "404 page not found\n"),
+            _ => match path.strip_prefix("/api/v1/associations/") {
+                Some(id) if !id.is_empty() && !id.contains('/') => {
+                    Route::Association(status::percent_decode(id))
+                }
+                _ => return text(StatusCode::NOT_FOUND, "404 page not found\n"),
+            },
         }
     };
     let allowed: &[Method] = match route {
@@ -262,20 +273,55 @@ async fn handle(request: Request<Incoming>, state: &Arc<HttpState>) -> Response<
             ),
         },
         Route::Reload => reload(state).await,
-        Route::Landing => {
-            let page = state
-                .landing_page
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            let mut response = Response::new(Full::new(Bytes::from(page)));
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            response
+        Route::Status | Route::Associations | Route::Association(_) => {
+            let query = Query::parse(request.uri().query());
+            status_page(state, route, query).await
         }
     }
+}
+
+/// The status page or its JSON, rendered off the async workers from a snapshot of the
+/// published numbers (no AWS call).
+async fn status_page(state: &Arc<HttpState>, route: Route, query: Query) -> Response<Full<Bytes>> {
+    let shared = state.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        let snapshot = Snapshot::take(
+            &shared.store,
+            status::credentials_from(&shared.registry),
+            crate::clock::now_ms(),
+        );
+        match route {
+            Route::Associations => Some((status::render_json(&snapshot, &query), true)),
+            Route::Association(id) => status::render_one_json(&snapshot, &id).map(|b| (b, true)),
+            _ => {
+                let footer = shared
+                    .landing_page
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                Some((status::render_html(&snapshot, &query, &footer), false))
+            }
+        }
+    })
+    .await;
+    let (body, is_json) = match rendered {
+        Ok(Some(rendered)) => rendered,
+        Ok(None) => return text(StatusCode::NOT_FOUND, "404 association not found\n"),
+        Err(error) => {
+            tracing::error!(%error, "rendering the status page failed");
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "rendering failed\n");
+        }
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(if is_json {
+            "application/json"
+        } else {
+            "text/html; charset=utf-8"
+        }),
+    );
+    response
 }
 
 fn has_body(request: &Request<Incoming>) -> bool {
@@ -455,35 +501,22 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     response
 }
 
-/// Renders the landing page: links to the endpoints and the effective configuration (which
-/// holds no secrets: association IDs, intervals, limits and the region).
+/// Renders the lower part of the status page: links to the endpoints and the effective
+/// configuration (which holds no secrets: association IDs, intervals, limits and the region).
 pub fn landing_page(telemetry_path: &str, summary: &str) -> String {
     let path = escape(telemetry_path);
     format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>SSM Association Exporter</title></head>\n\
-         <body>\n<h1>SSM Association Exporter</h1>\n<p>Version {version}</p>\n<ul>\n\
+        "<h2>Endpoints</h2>\n<p>Version {version}</p>\n<ul>\n\
          <li><a href=\"{path}\">{path}</a>: metrics</li>\n\
+         <li><a href=\"/api/v1/associations\">/api/v1/associations</a>: this page as JSON \
+         (<code>?q=</code>, <code>?page=</code>); <code>/api/v1/associations/{{id}}</code>: one \
+         association with its recent runs and their failing targets</li>\n\
          <li><a href=\"/healthz\">/healthz</a>: liveness</li>\n\
          <li><a href=\"/readyz\">/readyz</a>: readiness (after the first round of polls)</li>\n\
-         </ul>\n<h2>Configuration</h2>\n<pre>{summary}</pre>\n</body></html>\n",
+         </ul>\n<h2>Configuration</h2>\n<pre>{summary}</pre>\n",
         version = env!("CARGO_PKG_VERSION"),
         summary = escape(summary),
     )
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

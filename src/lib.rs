@@ -12,7 +12,9 @@
 //! - `main.rs`: flags, logging, `--config.check`, `--demo`, `--healthcheck`, exit codes.
 //! - [`healthcheck`]: the `--healthcheck` client (the image has no shell or curl).
 //! - `lib.rs`: these docs and [`run`].
-//! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload` and the landing page.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload`, the status page and its JSON.
+//! - [`status`]: the status page (`/`) and `/api/v1/associations[/{id}]`, rendered from a
+//!   snapshot of the published numbers.
 //! - [`daemon`]: the running configuration: one loop per account and region, state-file writer,
 //!   restore, reload.
 //! - [`scheduler`]: one account and region: its listing every interval, selection, polls,
@@ -59,6 +61,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod shard;
 pub mod ssm;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod tracker;

@@ -16,5 +16,6 @@ mod golden;
 mod resilience;
 mod security;
 mod shards;
+mod status_page;
 mod targets;
 mod web_config;
