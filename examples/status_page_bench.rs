@@ -26,7 +26,7 @@ fn store(now_ms: i64) -> Store {
         } else {
             FinalStatus::Success
         };
-        let recent = (0..RECENT_EXECUTIONS)
+        let recent: Vec<_> = (0..RECENT_EXECUTIONS)
             .map(|k| RecentExecution {
                 id: format!("{i:08x}-exec-{k}"),
                 status: status.name().to_string(),
@@ -70,7 +70,7 @@ fn store(now_ms: i64) -> Store {
             last_error: (i % 50 == 0)
                 .then(|| ("ThrottlingException".into(), "Rate exceeded".into())),
             last_poll_success_ms: Some(now_ms - 30_000),
-            recent,
+            recent: recent.into(),
             ..Exposed::default()
         };
         let scope = ScopeKey {

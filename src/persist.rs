@@ -442,8 +442,8 @@ fn from_disk(a: Association) -> Restored {
             complete: n.complete,
             signature: n.signature,
             seen_ms: n.seen_ms,
-            recent: n
-                .recent
+            recent: std::sync::Arc::new(
+                n.recent
                 .into_iter()
                 .take(RECENT_EXECUTIONS)
                 .map(|r| RecentExecution {
@@ -467,6 +467,7 @@ fn from_disk(a: Association) -> Restored {
                     targets_left_out: r.targets_left_out,
                 })
                 .collect(),
+            ),
             last_error: n.last_error.map(|e| (e.code, e.message)),
             // Label values: a value this build does not keep becomes `other`.
             target_results: {
@@ -645,7 +646,7 @@ fn migrate_v1(live: v1::Live) -> Restored {
             complete: true,
             signature: None,
             seen_ms: None,
-            recent: Vec::new(),
+            recent: Default::default(),
             last_error: None,
             target_results: Vec::new(),
         },

@@ -81,7 +81,7 @@ impl Poller {
             for w in &work {
                 if let Some(r) = live
                     .exposed
-                    .recent
+                    .recent_mut()
                     .iter_mut()
                     .find(|r| r.id == w.execution_id)
                 {
@@ -297,7 +297,7 @@ impl Poller {
                 let mut live = lock(&self.entry.live);
                 if let Some(r) = live
                     .exposed
-                    .recent
+                    .recent_mut()
                     .iter_mut()
                     .find(|r| r.id == w.execution_id)
                 {
@@ -377,7 +377,7 @@ impl Poller {
             }
             if let Some(r) = live
                 .exposed
-                .recent
+                .recent_mut()
                 .iter_mut()
                 .find(|r| r.id == w.execution_id)
             {

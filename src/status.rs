@@ -1028,7 +1028,7 @@ mod tests {
             name: "<alarm>".into(),
             state: "ALARM".into(),
         }];
-        e.recent = vec![failed_recent()];
+        e.recent = vec![failed_recent()].into();
         e.poll_success = false;
         e.last_error = Some(("<code>".into(), "<img src=x onerror=alert(1)>".into()));
         let store = store(vec![("a<b>\"c", "us-east-1", e)]);
@@ -1088,7 +1088,7 @@ mod tests {
         timed_out.status = "TimedOut".into();
         let mut ok = failed_recent();
         ok.status = "Success".into();
-        e.recent = vec![failed_recent(), timed_out, ok, old];
+        e.recent = vec![failed_recent(), timed_out, ok, old].into();
         let store = store(vec![("assoc-1", "eu-west-1", e)]);
         let snap = snapshot(&store);
         assert_eq!(
@@ -1125,7 +1125,7 @@ mod tests {
         t.output_source_type = String::new();
         assert!(target_output_url("eu-west-1", &t).is_none());
         let mut fine = exposed("fine", FinalStatus::Success, 1000);
-        fine.recent = vec![failed_recent()];
+        fine.recent = vec![failed_recent()].into();
         let store = self::store(vec![("assoc-2", "eu-west-1", fine)]);
         let html = render_html(&snapshot(&store), &Query::parse(None), "");
         assert!(!html.contains("Failing targets"));

@@ -151,8 +151,10 @@ pub struct Exposed {
     /// The newest CreatedTime or end time of an execution seen: a listing's
     /// `LastExecutionDate` after it is not explained yet by what the API has shown.
     pub seen_ms: Option<i64>,
-    /// The newest final executions, newest first, at most [`RECENT_EXECUTIONS`].
-    pub recent: Vec<RecentExecution>,
+    /// The newest final executions, newest first, at most [`RECENT_EXECUTIONS`]. Shared
+    /// between the live and the published numbers (copied only when changed): at 10,000
+    /// associations two copies of every association's runs would cost tens of MB.
+    pub recent: Arc<Vec<RecentExecution>>,
     /// The code and message of the last failed poll, while polls fail.
     pub last_error: Option<(String, String)>,
     /// (target status, detailed status), both as label values -> non-successful targets of
@@ -215,14 +217,19 @@ impl Exposed {
     /// Keeps `execution` among the [`RECENT_EXECUTIONS`] newest final ones (by CreatedTime),
     /// replacing an entry with the same id.
     pub fn remember(&mut self, execution: RecentExecution) {
-        self.recent.retain(|r| r.id != execution.id);
-        let at = self
-            .recent
+        let recent = self.recent_mut();
+        recent.retain(|r| r.id != execution.id);
+        let at = recent
             .iter()
             .position(|r| (r.created_ms, &r.id) < (execution.created_ms, &execution.id))
-            .unwrap_or(self.recent.len());
-        self.recent.insert(at, execution);
-        self.recent.truncate(RECENT_EXECUTIONS);
+            .unwrap_or(recent.len());
+        recent.insert(at, execution);
+        recent.truncate(RECENT_EXECUTIONS);
+    }
+
+    /// The recent executions to change (copied first if the published numbers share them).
+    pub fn recent_mut(&mut self) -> &mut Vec<RecentExecution> {
+        Arc::make_mut(&mut self.recent)
     }
 
     /// Counts a non-successful target read (its status and detailed status as label values).
