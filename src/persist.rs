@@ -444,29 +444,29 @@ fn from_disk(a: Association) -> Restored {
             seen_ms: n.seen_ms,
             recent: std::sync::Arc::new(
                 n.recent
-                .into_iter()
-                .take(RECENT_EXECUTIONS)
-                .map(|r| RecentExecution {
-                    id: r.id,
-                    status: r.status,
-                    created_ms: r.created_ms,
-                    ended_ms: r.ended_ms,
-                    resources: r.resources,
-                    targets: r
-                        .targets
-                        .into_iter()
-                        .map(|t| TargetDetail {
-                            resource_id: t.resource_id,
-                            resource_type: t.resource_type,
-                            status: t.status,
-                            detailed_status: t.detailed_status,
-                            output_source_type: t.output_source_type,
-                            output_source_id: t.output_source_id,
-                        })
-                        .collect(),
-                    targets_left_out: r.targets_left_out,
-                })
-                .collect(),
+                    .into_iter()
+                    .take(RECENT_EXECUTIONS)
+                    .map(|r| RecentExecution {
+                        id: r.id,
+                        status: r.status,
+                        created_ms: r.created_ms,
+                        ended_ms: r.ended_ms,
+                        resources: r.resources,
+                        targets: r
+                            .targets
+                            .into_iter()
+                            .map(|t| TargetDetail {
+                                resource_id: t.resource_id,
+                                resource_type: t.resource_type,
+                                status: t.status,
+                                detailed_status: t.detailed_status,
+                                output_source_type: t.output_source_type,
+                                output_source_id: t.output_source_id,
+                            })
+                            .collect(),
+                        targets_left_out: r.targets_left_out,
+                    })
+                    .collect(),
             ),
             last_error: n.last_error.map(|e| (e.code, e.message)),
             // Label values: a value this build does not keep becomes `other`.

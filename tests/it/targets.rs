@@ -384,3 +384,79 @@ async fn failing_target_calls_never_change_execution_counts() {
     matches_ground_truth(&exporter.metrics().await, &truth, &ids).unwrap();
     exporter.stop().await;
 }
+
+/// The real binary logs one structured line per failed target, with what the on-call needs:
+/// association, execution, resource, type, detailed status, output source and console URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failed_target_is_one_structured_log_line() {
+    let (sim, ids) = simulator_with(1).await;
+    sim.add_execution(
+        &ids[0],
+        execution(
+            "run-1",
+            "Failed",
+            5,
+            vec![
+                SimTarget::new("i-0aaa0000000000001", "Failed")
+                    .with_detailed_status("Failed")
+                    .with_output_source("cmd-1", "RunCommand"),
+                SimTarget::new("i-0aaa0000000000002", "TimedOut")
+                    .with_detailed_status("DeliveryTimedOut")
+                    .with_output_source("cmd-1", "RunCommand"),
+                SimTarget::new("i-0aaa0000000000003", "Success"),
+            ],
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!("associations:\n  - {}\npoll_interval: 1s\n", ids[0]),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = exporter_command()
+        .env("AWS_ENDPOINT_URL_SSM", sim.endpoint_url())
+        .env("AWS_ENDPOINT_URL_STS", sim.endpoint_url())
+        .args([
+            format!("--config.file={}", config.display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--log.format=json".to_string(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = drain_stderr(&mut child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while target_requests(&sim, &ids[0]) < 2 {
+        assert!(std::time::Instant::now() < deadline, "targets never read");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = logs.join().unwrap();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "association target did not succeed")
+        .collect();
+    assert_eq!(lines.len(), 2, "{logs}");
+    let timed_out = lines
+        .iter()
+        .find(|v| v["resource_id"] == "i-0aaa0000000000002")
+        .expect("the timed-out target");
+    let f = timed_out;
+    assert_eq!(f["association_id"], ids[0].as_str());
+    assert_eq!(f["execution_id"], "run-1");
+    assert_eq!(f["resource_type"], "ManagedInstance");
+    assert_eq!(f["status"], "TimedOut");
+    assert_eq!(f["detailed_status"], "DeliveryTimedOut");
+    assert_eq!(f["output_source_type"], "RunCommand");
+    assert_eq!(f["output_source_id"], "cmd-1");
+    let url = f["console_url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://us-east-1.console.aws.amazon.com/") && url.contains(&ids[0]),
+        "{url}"
+    );
+}
