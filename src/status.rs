@@ -493,7 +493,7 @@ pub fn render_html(snapshot: &Snapshot, query: &Query, footer: &str) -> String {
     pager(&mut out, query, &selection, snapshot.rows.len());
     let _ = write!(
         out,
-        "<p class=\"id\">Failures 24 h counts among the last {} final runs kept per association. \
+        "<p class=\"id\">Failures 24 h counts among the last {} non-successful runs kept per association. \
          Overdue: the newest run is older than the schedule's longest gap plus 10 % of it (at least 1 h), \
          as the SSMAssociationOverdue alert. Rendered {} from the exporter's memory; no AWS call is made for this page.</p>",
         crate::store::RECENT_EXECUTIONS,

@@ -98,8 +98,8 @@ pub struct Newest {
     pub alarms: Vec<TriggeredAlarm>,
 }
 
-/// How many recent final executions an association keeps (memory and state file), for the
-/// status page and `/api/v1/associations/{id}`.
+/// How many recent non-successful final executions an association keeps (memory and state
+/// file), for the status page and `/api/v1/associations/{id}`.
 pub const RECENT_EXECUTIONS: usize = 10;
 
 /// A recent final execution, for the status page and its JSON.
@@ -216,7 +216,14 @@ impl Exposed {
 
     /// Keeps `execution` among the [`RECENT_EXECUTIONS`] newest final ones (by CreatedTime),
     /// replacing an entry with the same id.
+    /// Successful runs are not kept: they have nothing to show beyond the counters, the newest
+    /// run and the last success, and at 10,000 associations keeping them would cost tens of
+    /// MB. What is kept is what the on-call looks for: runs that failed, timed out, were
+    /// cancelled or skipped, with their failing targets.
     pub fn remember(&mut self, execution: RecentExecution) {
+        if execution.status == "Success" {
+            return;
+        }
         let recent = self.recent_mut();
         recent.retain(|r| r.id != execution.id);
         let at = recent
@@ -526,6 +533,13 @@ mod tests {
         }
         let created: Vec<i64> = e.recent.iter().map(|r| r.created_ms).collect();
         assert_eq!(created, [11, 10, 9, 8, 7, 6, 5, 4, 3, 2]);
+        e.remember(RecentExecution {
+            id: "ok".into(),
+            status: "Success".into(),
+            created_ms: 12,
+            ..RecentExecution::default()
+        });
+        assert_eq!(e.recent[0].created_ms, 11, "successful runs are not kept");
         e.count_target("Failed", "Undeliverable");
         e.count_target("Failed", "SomethingNew");
         e.count_target("Failed", "Undeliverable");
