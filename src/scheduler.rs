@@ -646,7 +646,7 @@ impl ScopeState {
         shared
             .metrics
             .owned_associations
-            .set(shared.store.entries().len() as i64);
+            .set(shared.store.len() as i64);
         shared
             .metrics
             .associations_awaiting_first_poll

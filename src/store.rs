@@ -414,6 +414,15 @@ impl Store {
             .collect()
     }
 
+    /// How many associations are watched (not retired).
+    pub fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn totals(&self) -> &Totals {
         &self.totals
     }

@@ -203,7 +203,10 @@ async fn an_estate_is_counted_exactly(mode: LastExecutionDateMode) {
         );
         assert_eq!(watched, 3.0, "{account}/{region}");
     }
-    assert!(!m.text.contains("dev-run") && !m.text.contains(&assoc_id(1999)));
+    for s in 1..=3u32 {
+        let dev = assoc_id(1000 * s + 999);
+        assert!(!m.text.contains(&dev), "{dev} matches no selector");
+    }
 
     // Activity: the running executions end, new runs happen, one shows up late.
     let now = sim.now_ms();
@@ -576,6 +579,7 @@ async fn without_sts_the_region_is_watched_under_an_unknown_account() {
         "ssm_association_executions_total",
         &[("association_id", &ids[0])],
     );
+    assert_eq!(series.len(), 5, "one series per final status");
     assert!(series
         .iter()
         .all(|(labels, _)| labels["account_id"] == "unknown"));
