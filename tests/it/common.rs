@@ -491,10 +491,19 @@ pub fn matches_ground_truth(
     Ok(())
 }
 
+/// A path in the repository. From the `CARGO_MANIFEST_DIR` cargo sets when it runs the tests,
+/// not the one compiled in: a target directory reused by a clone at another path (as CI's is)
+/// keeps test binaries whose compiled-in path is the old clone's.
+pub fn repo_path(path: &str) -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+        .join(path)
+}
+
 /// Metric names documented in the README's metric table.
 pub fn documented_metrics() -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
     readme
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))

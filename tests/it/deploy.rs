@@ -41,7 +41,7 @@ pub const IMAGE_BINARY: &str = "/usr/local/bin/ssm-association-exporter";
 pub const CONTAINER_PORT: u16 = 9832;
 
 pub fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    crate::common::repo_path(path)
 }
 
 pub fn read(path: &str) -> String {
@@ -492,7 +492,7 @@ pub fn tool(name: &str) -> Option<Command> {
     ];
     if let Some(path) = candidates.iter().find(|p| p.exists()) {
         let mut command = Command::new(path);
-        command.current_dir(env!("CARGO_MANIFEST_DIR"));
+        command.current_dir(repo("."));
         return Some(command);
     }
     assert!(

@@ -90,7 +90,8 @@ async fn prometheus_scrapes_true_counts_and_fires_the_failure_alert() {
     exporter.wait_ready().await;
 
     let dir = tempfile::tempdir().unwrap();
-    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yml");
+    let rules = crate::common::repo_path("deploy/prometheus/alerts.yml");
+    let rules = rules.display();
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\n\
          scrape_configs:\n  - job_name: ssm-association-exporter\n    static_configs:\n      - targets: ['{}']\n",
@@ -290,11 +291,8 @@ async fn prometheus_scrapes_true_counts_and_fires_the_failure_alert() {
     // Every dashboard query runs on the default shapes (variables set to "every value"); the
     // panels of the exporter's internals show their exporter-wide series.
     let dashboard: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/deploy/grafana/dashboard.json"
-        ))
-        .unwrap(),
+        &std::fs::read_to_string(crate::common::repo_path("deploy/grafana/dashboard.json"))
+            .unwrap(),
     )
     .unwrap();
     let mut exprs = Vec::new();

@@ -5,7 +5,6 @@
 //! must be the sum of the per-status ones. Both pass `promtool check metrics`.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use std::collections::BTreeMap;
@@ -17,9 +16,7 @@ use ssm_association_exporter::tracker::Tracker;
 use ssm_association_exporter::{exposition, persist};
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/state")
-        .join(name)
+    crate::common::repo_path("tests/fixtures/state").join(name)
 }
 
 fn render_fixture(config: MetricsConfig) -> String {

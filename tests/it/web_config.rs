@@ -26,7 +26,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/web");
+fn fixtures() -> std::path::PathBuf {
+    crate::common::repo_path("tests/fixtures/web")
+}
 
 // ---------------------------------------------------------------------------------------
 // Certificates, generated at test time
@@ -118,7 +120,7 @@ impl Pki {
 /// Copies fixture `name` into `dir` as `web.yml` and returns its path.
 fn fixture(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join("web.yml");
-    std::fs::copy(Path::new(FIXTURES).join(name), &path).unwrap();
+    std::fs::copy(fixtures().join(name), &path).unwrap();
     path
 }
 

@@ -33,7 +33,7 @@ fn cfn_lint() -> Command {
         path.display()
     );
     let mut command = Command::new(path);
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command.current_dir(crate::common::repo_path("."));
     command
 }
 

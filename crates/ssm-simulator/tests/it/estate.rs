@@ -894,11 +894,8 @@ async fn faults_apply_to_the_new_operations_and_per_scope() {
 
 #[tokio::test]
 async fn listing_responses_match_the_service_model() {
-    let model_path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/ssm-api-model.json"
-    );
-    let model: Value = serde_json::from_str(&std::fs::read_to_string(model_path).unwrap()).unwrap();
+    let model: Value =
+        serde_json::from_str(include_str!("../fixtures/ssm-api-model.json")).unwrap();
     let sim = Simulator::start().await.unwrap();
     sim.add_access_key(MEMBER_KEY, MEMBER);
     populate(&sim);
