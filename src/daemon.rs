@@ -248,6 +248,7 @@ impl Daemon {
             report: Mutex::new(Report::default()),
             scope_count: scopes.len(),
             shard: self.shard,
+            polls_per_scope: scheduler::polls_per_scope(self.config.max_concurrent_requests),
         });
         for (scope, name) in scopes.into_iter().zip(self.scope_names.clone()) {
             let region = scope.region.clone().unwrap_or(default_region.clone());

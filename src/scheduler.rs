@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -114,6 +115,18 @@ pub struct Shared {
     pub scope_count: usize,
     /// Which associations this process owns.
     pub shard: Shard,
+    /// Polls of one scope that may run at once ([`polls_per_scope`]).
+    pub polls_per_scope: usize,
+}
+
+/// How many polls of one scope may run at once: two per concurrent request of its budget (a
+/// poll makes one request at a time, and spends the rest of its time waiting for the budget or
+/// reading a page, so a few more polls than requests keep every request slot busy). A running
+/// poll's future holds the SDK's request state, kilobytes of it: spawned all at once for the
+/// 10,000 associations of a first listing, they would hold tens of MB together, which the
+/// allocator keeps afterwards. Polls beyond the slots wait as small tasks.
+pub fn polls_per_scope(max_concurrent_requests: usize) -> usize {
+    max_concurrent_requests.max(1) * 2
 }
 
 /// Per scope: the static IDs it lists and how many associations each selector matched.
@@ -387,6 +400,7 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         in_flight: HashSet::new(),
         tags: HashMap::new(),
         polls: JoinSet::new(),
+        poll_slots: Arc::new(Semaphore::new(shared.polls_per_scope.max(1))),
         first_listing: true,
         listing_error: None,
     };
@@ -441,6 +455,8 @@ struct ScopeState {
     /// Association ID -> when its tags were read, and the tags.
     tags: HashMap<String, (Instant, Vec<(String, String)>)>,
     polls: JoinSet<(String, Result<(), ApiError>)>,
+    /// Running polls ([`polls_per_scope`]).
+    poll_slots: Arc<Semaphore>,
     first_listing: bool,
     listing_error: Option<String>,
 }
@@ -603,13 +619,15 @@ impl ScopeState {
             shared.readiness.scope_listed(&self.name, awaiting);
         }
         for (entry, signature) in to_poll {
-            self.polls.spawn(poll_task(
-                entry,
-                scope.ssm.clone(),
-                shared.clone(),
-                due,
-                signature,
-            ));
+            let (ssm, shared, slots) = (scope.ssm.clone(), shared.clone(), self.poll_slots.clone());
+            self.polls.spawn(async move {
+                let _slot = slots
+                    .acquire_owned()
+                    .await
+                    .expect("the poll slots are never closed");
+                // Boxed, so that the poll's large future is allocated only once it has a slot.
+                Box::pin(poll_task(entry, ssm, shared, due, signature)).await
+            });
         }
         let gone: Vec<String> = self
             .watch
