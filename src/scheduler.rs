@@ -619,15 +619,11 @@ impl ScopeState {
             shared.readiness.scope_listed(&self.name, awaiting);
         }
         for (entry, signature) in to_poll {
-            let (ssm, shared, slots) = (scope.ssm.clone(), shared.clone(), self.poll_slots.clone());
-            self.polls.spawn(async move {
-                let _slot = slots
-                    .acquire_owned()
-                    .await
-                    .expect("the poll slots are never closed");
-                // Boxed, so that the poll's large future is allocated only once it has a slot.
-                Box::pin(poll_task(entry, ssm, shared, due, signature)).await
-            });
+            let (ssm, shared) = (scope.ssm.clone(), shared.clone());
+            self.polls
+                .spawn(with_slot(self.poll_slots.clone(), move || {
+                    poll_task(entry, ssm, shared, due, signature)
+                }));
         }
         let gone: Vec<String> = self
             .watch
@@ -725,6 +721,20 @@ fn update_info(
 }
 
 /// One poll of one association, then its first-poll readiness.
+/// Runs the future `make` makes once a slot of `slots` is free, holding the slot until it
+/// ends. `make` is called only then, and its future is boxed: until then the task holds only
+/// `make`'s captures, not the (large) future.
+async fn with_slot<F: std::future::Future>(
+    slots: Arc<Semaphore>,
+    make: impl FnOnce() -> F,
+) -> F::Output {
+    let _slot = slots
+        .acquire_owned()
+        .await
+        .expect("the poll slots are never closed");
+    Box::pin(make()).await
+}
+
 async fn poll_task(
     entry: Arc<Entry>,
     ssm: Ssm,
@@ -758,6 +768,52 @@ mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    /// A future as large as a poll's (the SDK's request state is kilobytes).
+    async fn large(n: u64) -> u64 {
+        let buffer = [n as u8; 8192];
+        tokio::task::yield_now().await;
+        std::hint::black_box(buffer)[0] as u64 + n
+    }
+
+    /// A polling task waiting for its slot is small: the large future is made only with a slot.
+    #[test]
+    fn a_waiting_poll_does_not_hold_its_future() {
+        let slots = Arc::new(Semaphore::new(1));
+        assert!(std::mem::size_of_val(&large(1)) >= 8192);
+        let waiting = with_slot(slots, || large(1));
+        let size = std::mem::size_of_val(&waiting);
+        assert!(size < 256, "a waiting poll task holds {size} bytes");
+    }
+
+    /// At most `slots` run at once; the others start as slots free up, in order.
+    #[tokio::test(start_paused = true)]
+    async fn slots_bound_the_polls_running_at_once() {
+        let slots = Arc::new(Semaphore::new(2));
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = JoinSet::new();
+        for n in 0..7u64 {
+            let (running, most) = (running.clone(), most.clone());
+            tasks.spawn(with_slot(slots.clone(), move || async move {
+                use std::sync::atomic::Ordering::SeqCst;
+                let now = running.fetch_add(1, SeqCst) + 1;
+                most.fetch_max(now, SeqCst);
+                tokio::time::sleep(SECOND).await;
+                running.fetch_sub(1, SeqCst);
+                n
+            }));
+        }
+        let start = Instant::now();
+        let mut done = Vec::new();
+        while let Some(n) = tasks.join_next().await {
+            done.push(n.unwrap());
+        }
+        done.sort();
+        assert_eq!(done, (0..7).collect::<Vec<_>>());
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(start.elapsed(), 4 * SECOND, "7 polls of 1 s, 2 at a time");
+    }
 
     /// Runs a schedule on tokio's paused clock: each poll takes `took`, succeeds per `ok`;
     /// returns when each poll started, relative to the start.
