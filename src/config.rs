@@ -2082,6 +2082,110 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
+    /// Every key the parser accepts has a row in the README's configuration table (the keys of
+    /// selectors and accounts in their list's row), and each row's default is the one the
+    /// parser applies.
+    #[test]
+    fn the_readme_documents_every_key_with_its_default() {
+        let rows: HashMap<&str, &str> = include_str!("../README.md")
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let key = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((key, *cells.get(2)?))
+            })
+            .collect();
+        let row = |key: &str| -> &str {
+            rows.get(key)
+                .copied()
+                .unwrap_or_else(|| panic!("{key} has no row in the README's configuration table"))
+        };
+        for key in KEYS
+            .iter()
+            .filter(|k| !["metrics", "target_detail"].contains(k))
+        {
+            row(key);
+        }
+        for key in METRICS_KEYS {
+            row(&format!("metrics.{key}"));
+        }
+        for key in TARGET_DETAIL_KEYS {
+            row(&format!("target_detail.{key}"));
+        }
+        let described = |list: &str, keys: &[&str]| {
+            let text = include_str!("../README.md")
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{list}` |")))
+                .unwrap_or_else(|| panic!("{list} has no row in the README"));
+            for key in keys {
+                assert!(
+                    text.contains(&format!("`{key}`")),
+                    "README row {list} lacks `{key}`"
+                );
+            }
+        };
+        described("discovery", SELECTOR_KEYS);
+        described("accounts", ACCOUNT_KEYS);
+
+        let c = parse("associations: []\ndiscovery: [{}]\n", "defaults.yaml").unwrap();
+        let value = |key: &str| row(key).trim_matches('`').to_string();
+        for (key, default) in [
+            ("poll_interval", c.poll_interval),
+            ("discovery_interval", c.discovery_interval),
+            ("full_sweep_interval", c.full_sweep_interval),
+            ("initial_lookback", c.initial_lookback),
+            ("late_visibility_window", c.late_visibility_window),
+            ("request_timeout", c.request_timeout),
+            ("state_save_interval", c.state_save_interval),
+            (
+                "removed_association_retention",
+                c.removed_association_retention,
+            ),
+        ] {
+            assert_eq!(
+                parse_duration(&value(key)),
+                Ok(default),
+                "README default of {key}"
+            );
+        }
+        for (key, default) in [
+            ("api_requests_per_second", c.api_requests_per_second),
+            ("max_concurrent_requests", c.max_concurrent_requests as f64),
+            ("api_max_attempts", f64::from(c.api_max_attempts)),
+            (
+                "target_detail.max_targets_per_execution",
+                c.target_detail.max_targets_per_execution as f64,
+            ),
+            (
+                "target_detail.max_failing_targets",
+                c.target_detail.max_failing_targets as f64,
+            ),
+        ] {
+            assert_eq!(
+                value(key).parse::<f64>(),
+                Ok(default),
+                "README default of {key}"
+            );
+        }
+        for (key, default) in [
+            ("target_detail.enabled", c.target_detail.enabled),
+            (
+                "target_detail.failing_targets_gauge",
+                c.target_detail.failing_targets_gauge,
+            ),
+            (
+                "metrics.per_association_internals",
+                c.metrics.per_association_internals,
+            ),
+        ] {
+            assert_eq!(
+                value(key).parse::<bool>(),
+                Ok(default),
+                "README default of {key}"
+            );
+        }
+    }
+
     #[test]
     fn region_names() {
         for ok in [

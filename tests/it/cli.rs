@@ -352,3 +352,66 @@ async fn try_get(address: &str, path: &str) -> Option<String> {
     let response = http_request(address, "GET", path).await;
     (response.status == 200).then_some(response.body)
 }
+
+/// The README's "Flags" table: (flag, default column) of each `| \`--flag...\`` row.
+fn readme_flags() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    let table = readme
+        .split("### Flags")
+        .nth(1)
+        .expect("README has a Flags section");
+    let mut flags = Vec::new();
+    for line in table.lines().skip_while(|l| !l.starts_with('|')) {
+        if !line.starts_with('|') {
+            break;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        for flag in cells[1].split(", ") {
+            if let Some(name) = flag.strip_prefix("`--") {
+                let name = name.trim_end_matches('`');
+                let name = name.split('=').next().unwrap();
+                flags.push((format!("--{name}"), cells[2].trim_matches('`').to_string()));
+            }
+        }
+    }
+    flags
+}
+
+/// Every flag of the real binary's `--help` is in the README's Flags table with the same
+/// default, and the table has no flag the binary lacks.
+#[test]
+fn the_readme_documents_every_flag_with_its_default() {
+    let help = run_to_end(exporter().arg("--help"));
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let mut from_help: Vec<(String, Option<String>)> = Vec::new();
+    for line in help.lines() {
+        let Some(at) = line.find("--") else { continue };
+        let name: String = line[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        let default = line
+            .split("[default: ")
+            .nth(1)
+            .map(|d| d.split(']').next().unwrap().to_string());
+        from_help.push((name, default));
+    }
+    assert!(from_help.len() >= 10, "--help lists too few flags: {help}");
+    let readme = readme_flags();
+    for (flag, default) in &from_help {
+        let row = readme.iter().find(|(f, _)| f == flag);
+        let Some((_, documented)) = row else {
+            panic!("{flag} is in --help but not in the README's Flags table");
+        };
+        if let Some(default) = default {
+            assert_eq!(documented, default, "README default of {flag}");
+        }
+    }
+    for (flag, _) in &readme {
+        assert!(
+            from_help.iter().any(|(f, _)| f == flag),
+            "the README documents {flag}, which --help does not list"
+        );
+    }
+}
