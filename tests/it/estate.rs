@@ -388,6 +388,60 @@ async fn a_failing_account_or_region_never_stops_the_others() {
     exporter.stop().await;
 }
 
+/// Polls that hang in one region hold only that region's poll slots: the other region's
+/// polls, listed after them, still run and count exactly. (Were the slots shared, the hanging
+/// polls of eu-west-1, spawned first, would hold every one for the whole request timeout.)
+#[tokio::test]
+async fn polls_hanging_in_one_region_do_not_hold_back_another() {
+    let sim = Simulator::start().await.unwrap();
+    let by_scope = populate(&sim, 6);
+    let now = sim.now_ms();
+    for ((account, region), ids) in &by_scope {
+        for id in ids {
+            sim.add_execution_in(
+                account,
+                region,
+                id,
+                execution("ok", "Success", now - 60_000, true),
+            );
+        }
+    }
+    // eu-west-1 answers its listing but never its polls; us-east-1's listing comes later.
+    sim.push_fault(
+        FaultRule::new(Fault::Hang)
+            .operation("DescribeAssociationExecutions")
+            .account(DEFAULT_ACCOUNT)
+            .region(EU)
+            .forever(),
+    );
+    sim.push_fault(
+        FaultRule::new(Fault::Delay(Duration::from_millis(1500)))
+            .operation("ListAssociations")
+            .region(US)
+            .forever(),
+    );
+    let mut config = estate_config();
+    config.accounts = vec![AccountConfig::default()];
+    config.request_timeout = Duration::from_secs(60);
+    config.max_concurrent_requests = 1;
+    let exporter = Exporter::start(config, &sim).await;
+    let us = &by_scope[&(DEFAULT_ACCOUNT.to_string(), US.to_string())];
+    let eu = &by_scope[&(DEFAULT_ACCOUNT.to_string(), EU.to_string())];
+    assert!(eu.len() > ssm_association_exporter::scheduler::polls_per_scope(1));
+    let m = converge(&exporter, &sim, us, "us-east-1 beside a hanging eu-west-1").await;
+    for id in eu {
+        assert_eq!(
+            m.get(
+                "ssm_association_exporter_poll_success",
+                &[("association_id", id)]
+            ),
+            None,
+            "{id}: a poll in eu-west-1 ended"
+        );
+    }
+    exporter.stop().await;
+}
+
 /// Throttling of ListAssociations itself delays the listing; nothing is lost.
 #[tokio::test]
 async fn a_throttled_listing_is_retried_and_loses_nothing() {
