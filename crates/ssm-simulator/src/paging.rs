@@ -174,16 +174,7 @@ pub(crate) fn describe_executions(
 ) -> Result<Value, ApiError> {
     let association_id = validate_association_id(request.association_id.as_deref())?;
     let max_results = max_results(request.max_results)?;
-    let filters = match &request.filters {
-        None => Vec::new(),
-        Some(list) if list.is_empty() => {
-            return Err(ApiError::validation(
-                "1 validation error detected: Value '[]' at 'filters' failed to satisfy \
-                 constraint: Member must have length greater than or equal to 1",
-            ))
-        }
-        Some(list) => list.iter().map(parse_filter).collect::<Result<_, _>>()?,
-    };
+    let filters = parse_filters(request.filters.as_deref(), parse_filter)?;
 
     let mut state = shared.lock();
     let association = state
@@ -270,6 +261,22 @@ pub(crate) fn next_token(
 }
 
 /// Checks `MaxResults` (1 to 50, default 50).
+/// A request's `Filters`: absent is none, an empty list is invalid (the service model's
+/// minimum length 1), each one parsed by `parse`.
+pub(crate) fn parse_filters<I, F>(
+    list: Option<&[I]>,
+    parse: impl Fn(&I) -> Result<F, ApiError>,
+) -> Result<Vec<F>, ApiError> {
+    match list {
+        None => Ok(Vec::new()),
+        Some([]) => Err(ApiError::validation(
+            "1 validation error detected: Value '[]' at 'filters' failed to satisfy \
+             constraint: Member must have length greater than or equal to 1",
+        )),
+        Some(list) => list.iter().map(parse).collect(),
+    }
+}
+
 pub(crate) fn max_results(value: Option<i64>) -> Result<usize, ApiError> {
     let max_results = value.unwrap_or(MAX_RESULTS);
     if !(1..=MAX_RESULTS).contains(&max_results) {

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use crate::faults::Fault;
 use crate::identity::Scope;
 use crate::model::{stable_hash, uuid_like, SimExecution, SimTarget};
-use crate::paging::{hex_decode, hex_encode, max_results, next_token};
+use crate::paging::{hex_decode, hex_encode, max_results, next_token, parse_filters};
 use crate::responses::timestamp;
 use crate::wire::{validate_association_id, ApiError};
 use crate::Shared;
@@ -133,16 +133,7 @@ pub(crate) fn describe_targets(
         )
     })?;
     let max_results = max_results(request.max_results)?;
-    let filters: Vec<Filter> = match &request.filters {
-        None => Vec::new(),
-        Some(list) if list.is_empty() => {
-            return Err(ApiError::validation(
-                "1 validation error detected: Value '[]' at 'filters' failed to satisfy \
-                 constraint: Member must have length greater than or equal to 1",
-            ))
-        }
-        Some(list) => list.iter().map(parse_filter).collect::<Result<_, _>>()?,
-    };
+    let filters: Vec<Filter> = parse_filters(request.filters.as_deref(), parse_filter)?;
     let mut state = shared.lock();
     let association = state
         .association(scope, association_id)
