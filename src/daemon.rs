@@ -180,8 +180,6 @@ impl Daemon {
             &store,
             &metrics,
         );
-        store.set_metrics_config(config.metrics);
-        store.set_target_detail(config.target_detail);
         let mut daemon = Daemon {
             config,
             shard,
@@ -249,6 +247,7 @@ impl Daemon {
             scope_count: scopes.len(),
             shard: self.shard,
             polls_per_scope: scheduler::polls_per_scope(self.config.max_concurrent_requests),
+            target_detail: self.config.target_detail,
         });
         for (scope, name) in scopes.into_iter().zip(self.scope_names.clone()) {
             let region = scope.region.clone().unwrap_or(default_region.clone());
@@ -349,9 +348,6 @@ impl Daemon {
         self.metrics
             .config_last_reload_success_timestamp_seconds
             .set(now_ms() as f64 / 1000.0);
-        // Only the rendering depends on it: the next scrape shows the new shape.
-        self.store.set_metrics_config(new.metrics);
-        self.store.set_target_detail(new.target_detail);
         let old = std::mem::replace(&mut self.config, new);
         let (added, removed) = {
             let before: std::collections::HashSet<&str> =

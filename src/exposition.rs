@@ -1,4 +1,4 @@
-//! The `/metrics` text: every metric name, and one table of per-association families.
+//! The `/metrics` text: one table of per-association families (their names are in `names`).
 //!
 //! Per-association numbers are rendered straight from the store's published copies (no
 //! `prometheus` vectors: they are saved and restored with the state file); the exporter's own
@@ -12,76 +12,10 @@ use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::config::{DurationHistogram, LastExecutionStatus, MetricsConfig, TargetDetailConfig};
 use crate::model::FinalStatus;
+use crate::names;
 use std::sync::Arc;
 
 use crate::store::{Entry, Exposed, Histogram, Store, DURATION_BUCKETS};
-
-/// Every metric name the exporter publishes, in one place.
-pub mod names {
-    pub const EXECUTIONS_TOTAL: &str = "ssm_association_executions_total";
-    pub const EXECUTION_DURATION_SECONDS: &str = "ssm_association_execution_duration_seconds";
-    pub const EXECUTIONS_WITHOUT_END_TIME_TOTAL: &str =
-        "ssm_association_executions_without_end_time_total";
-    pub const EXECUTIONS_IN_PROGRESS: &str = "ssm_association_executions_in_progress";
-    pub const LAST_EXECUTION_STATUS: &str = "ssm_association_last_execution_status";
-    pub const LAST_EXECUTION_TIMESTAMP_SECONDS: &str =
-        "ssm_association_last_execution_timestamp_seconds";
-    pub const LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
-        "ssm_association_last_success_timestamp_seconds";
-    pub const LAST_EXECUTION_RESOURCES: &str = "ssm_association_last_execution_resources";
-    pub const TRIGGERED_ALARM: &str = "ssm_association_triggered_alarm";
-    pub const TRIGGERED_ALARMS_TOTAL: &str = "ssm_association_triggered_alarms_total";
-    pub const TARGET_RESULTS_TOTAL: &str = "ssm_association_target_results_total";
-    pub const FAILING_TARGET: &str = "ssm_association_failing_target";
-    pub const FAILING_TARGETS_LEFT_OUT: &str = "ssm_association_failing_targets_left_out";
-    pub const INFO: &str = "ssm_association_info";
-    pub const SCHEDULE_INTERVAL_SECONDS: &str = "ssm_association_schedule_interval_seconds";
-    pub const POLL_SUCCESS: &str = "ssm_association_exporter_poll_success";
-    pub const LAST_POLL_SUCCESS_TIMESTAMP_SECONDS: &str =
-        "ssm_association_exporter_last_poll_success_timestamp_seconds";
-    pub const WATERMARK_TIMESTAMP_SECONDS: &str =
-        "ssm_association_exporter_watermark_timestamp_seconds";
-    pub const POLL_ERRORS_TOTAL: &str = "ssm_association_exporter_poll_errors_total";
-    pub const POLL_DELAY_SECONDS: &str = "ssm_association_exporter_poll_delay_seconds";
-    pub const PENDING_ABANDONED_TOTAL: &str = "ssm_association_exporter_pending_abandoned_total";
-
-    // The exporter's own metrics (registered in `metrics.rs`).
-    pub const API_REQUESTS_TOTAL: &str = "ssm_association_exporter_api_requests_total";
-    pub const API_REQUEST_DURATION_SECONDS: &str =
-        "ssm_association_exporter_api_request_duration_seconds";
-    pub const RATE_LIMIT_WAIT_SECONDS_TOTAL: &str =
-        "ssm_association_exporter_rate_limit_wait_seconds_total";
-    pub const CREDENTIALS_VALID: &str = "ssm_association_exporter_credentials_valid";
-    pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str =
-        "ssm_association_exporter_config_last_reload_successful";
-    pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS: &str =
-        "ssm_association_exporter_config_last_reload_success_timestamp_seconds";
-    pub const STATE_LOAD_ERRORS_TOTAL: &str = "ssm_association_exporter_state_load_errors_total";
-    pub const STATE_SAVE_ERRORS_TOTAL: &str = "ssm_association_exporter_state_save_errors_total";
-    pub const LAST_STATE_SAVE_TIMESTAMP_SECONDS: &str =
-        "ssm_association_exporter_last_state_save_timestamp_seconds";
-    pub const BUILD_INFO: &str = "ssm_association_exporter_build_info";
-    pub const STATE_SAVE_FAILING: &str = "ssm_association_exporter_state_save_failing";
-    pub const EXECUTION_LATENESS_SECONDS: &str =
-        "ssm_association_exporter_execution_lateness_seconds";
-    pub const FUTURE_DATED_EXECUTIONS_TOTAL: &str =
-        "ssm_association_exporter_future_dated_executions_total";
-    pub const TARGET_DETAIL_EXECUTIONS_SKIPPED_TOTAL: &str =
-        "ssm_association_exporter_target_detail_executions_skipped_total";
-    pub const ASSOCIATIONS_AWAITING_FIRST_POLL: &str =
-        "ssm_association_exporter_associations_awaiting_first_poll";
-    pub const AWS_CLOCK_OFFSET_SECONDS: &str = "ssm_association_exporter_aws_clock_offset_seconds";
-    pub const LISTING_SUCCESS: &str = "ssm_association_exporter_listing_success";
-    pub const ASSOCIATIONS_WATCHED: &str = "ssm_association_exporter_associations_watched";
-    pub const POLLS_TOTAL: &str = "ssm_association_exporter_polls_total";
-    pub const STATIC_ASSOCIATIONS_NOT_FOUND: &str =
-        "ssm_association_exporter_static_associations_not_found";
-    pub const DISCOVERY_SELECTOR_ASSOCIATIONS: &str =
-        "ssm_association_exporter_discovery_selector_associations";
-    pub const SHARD_ORDINAL: &str = "ssm_association_exporter_shard_ordinal";
-    pub const TOTAL_SHARDS: &str = "ssm_association_exporter_total_shards";
-    pub const OWNED_ASSOCIATIONS: &str = "ssm_association_exporter_owned_associations";
-}
 
 /// Appended to the HELP text of families whose values come from the background poll.
 const FROM_POLL: &str = " (from the background poll of DescribeAssociationExecutions)";
@@ -551,14 +485,33 @@ fn series_suffixed(
 /// The duration bucket bounds as `le` label values.
 const DURATION_BUCKET_LABELS: [&str; DURATION_BUCKETS.len()] = ["60", "300", "3600", "10800"];
 
+/// The configuration that shapes `/metrics`: its `metrics:` section, and the `target_detail:`
+/// keys that choose the failing-target families. Handed to each rendering by whoever holds the
+/// running configuration (the HTTP state, updated on reload); the store keeps only numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Shape {
+    pub metrics: MetricsConfig,
+    pub target_detail: TargetDetailConfig,
+}
+
+impl Shape {
+    pub fn of(config: &crate::config::Config) -> Shape {
+        Shape {
+            metrics: config.metrics,
+            target_detail: config.target_detail,
+        }
+    }
+}
+
 /// Writes the whole `/metrics` body into `out`: the per-association families from the
 /// published numbers, then the exporter's own metrics and the process metrics.
 pub fn render_body<W: std::io::Write>(
     registry: &Registry,
     store: &Store,
+    shape: &Shape,
     out: &mut W,
 ) -> Result<(), prometheus::Error> {
-    render(store, out)?;
+    render(store, shape, out)?;
     TextEncoder::new().encode(&registry.gather(), out)
 }
 
@@ -567,7 +520,7 @@ pub fn render_body<W: std::io::Write>(
 /// first (one short lock per association), then each family is written for every association
 /// in turn through a small buffer, so memory stays near the size of that copy rather than of
 /// the rendered body.
-pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<()> {
+pub fn render<W: std::io::Write>(store: &Store, shape: &Shape, out: &mut W) -> std::io::Result<()> {
     let snapshot: Vec<(Arc<Entry>, Exposed)> = store
         .entries()
         .into_iter()
@@ -576,8 +529,8 @@ pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<
             (entry, published)
         })
         .collect();
-    let config = store.metrics_config();
-    let detail = store.target_detail();
+    let config = &shape.metrics;
+    let detail = &shape.target_detail;
     let aggregates = Aggregates {
         snapshot: &snapshot,
         poll_errors: store.totals().poll_errors(),
@@ -605,8 +558,8 @@ pub fn render<W: std::io::Write>(store: &Store, out: &mut W) -> std::io::Result<
             let sample = Sample {
                 entry,
                 e,
-                config: &config,
-                detail: &detail,
+                config,
+                detail,
             };
             (family.write)(family, &sample, &mut buf);
             if !header_written && buf.len() > start {
@@ -741,12 +694,12 @@ mod tests {
         store.totals().poll_failed("ThrottlingException");
         store.totals().poll_failed("ThrottlingException");
         store.totals().abandoned(3);
-        let render_text = |store: &Store| {
+        let render_text = |store: &Store, shape: &Shape| {
             let mut out = Vec::new();
-            render(store, &mut out).unwrap();
+            render(store, shape, &mut out).unwrap();
             String::from_utf8(out).unwrap()
         };
-        let text = render_text(&store);
+        let text = render_text(&store, &Shape::default());
         let samples: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("ssm_association_exporter_"))
@@ -761,8 +714,11 @@ mod tests {
                 "ssm_association_exporter_pending_abandoned_total 3",
             ]
         );
-        store.set_metrics_config(MetricsConfig::RICHEST);
-        let text = render_text(&store);
+        let richest = Shape {
+            metrics: MetricsConfig::RICHEST,
+            ..Shape::default()
+        };
+        let text = render_text(&store, &richest);
         assert!(text.contains(
             "ssm_association_exporter_poll_errors_total{association_id=\"a\",account_id=\"123456789012\",region=\"us-east-1\",code=\"ThrottlingException\"} 7\n"
         ));

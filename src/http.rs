@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::exposition;
+use crate::exposition::{self, Shape};
 use crate::readiness::Readiness;
 use crate::status::{self, escape, Query, Snapshot};
 use crate::store::Store;
@@ -64,6 +64,8 @@ pub struct HttpState {
     max_connections: usize,
     web: Arc<WebConfig>,
     cache: std::sync::Mutex<ScrapeCache>,
+    /// The running configuration's shape of `/metrics` (set at start and after each reload).
+    shape: RwLock<Shape>,
     /// Held while a rendering runs: one at a time.
     rendering: Arc<tokio::sync::Mutex<()>>,
 }
@@ -74,6 +76,7 @@ impl HttpState {
         store: Arc<Store>,
         readiness: Arc<Readiness>,
         settings: HttpSettings,
+        shape: Shape,
         summary: &str,
         reload: Option<mpsc::Sender<ReloadRequest>>,
     ) -> HttpState {
@@ -87,6 +90,7 @@ impl HttpState {
             max_connections: settings.max_connections.max(1),
             web: settings.web,
             cache: std::sync::Mutex::new(ScrapeCache::default()),
+            shape: RwLock::new(shape),
             rendering: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -96,8 +100,10 @@ impl HttpState {
         *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = ScrapeCache::default();
     }
 
-    /// Re-renders the status page's configuration section after a reload.
-    pub fn set_summary(&self, summary: &str) {
+    /// After a reload: the new configuration's shape of `/metrics`, and the status page's
+    /// configuration section re-rendered from its summary.
+    pub fn reconfigure(&self, shape: Shape, summary: &str) {
+        *self.shape.write().unwrap_or_else(|e| e.into_inner()) = shape;
         *self.landing_page.write().unwrap_or_else(|e| e.into_inner()) =
             landing_page(&self.telemetry_path, summary);
     }
@@ -419,6 +425,7 @@ async fn scrape_body(state: &Arc<HttpState>, gzip: bool) -> Result<Bytes, String
 /// Renders (and gzips, streaming) the body off the async workers and caches it.
 async fn render_into_cache(state: &Arc<HttpState>, gzip: bool) -> Result<Bytes, String> {
     let shared = state.clone();
+    let shape = *state.shape.read().unwrap_or_else(|e| e.into_inner());
     let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
         let error = |e: &dyn std::fmt::Display| e.to_string();
         if gzip {
@@ -426,12 +433,12 @@ async fn render_into_cache(state: &Arc<HttpState>, gzip: bool) -> Result<Bytes, 
                 Vec::with_capacity(256 * 1024),
                 flate2::Compression::fast(),
             );
-            exposition::render_body(&shared.registry, &shared.store, &mut encoder)
+            exposition::render_body(&shared.registry, &shared.store, &shape, &mut encoder)
                 .map_err(|e| error(&e))?;
             encoder.finish().map_err(|e| error(&e))
         } else {
             let mut body = Vec::with_capacity(256 * 1024);
-            exposition::render_body(&shared.registry, &shared.store, &mut body)
+            exposition::render_body(&shared.registry, &shared.store, &shape, &mut body)
                 .map_err(|e| error(&e))?;
             Ok(body)
         }
@@ -533,6 +540,7 @@ mod tests {
                 max_connections: 4,
                 web: Arc::new(WebConfig::plain()),
             },
+            Shape::default(),
             "",
             None,
         ))

@@ -23,7 +23,7 @@
 //! - [`feed`]: the change feed: whether a listed association needs a poll now, and why.
 //! - [`poller`]: one poll of one association: pages, tracker, numbers.
 //! - [`persist`]: the state file: its versioned on-disk format keyed by names, the save loop.
-//! - [`exposition`]: the `/metrics` text: every metric name, the per-association families.
+//! - [`exposition`]: the `/metrics` text: the per-association families.
 //! - [`metrics`]: the exporter's own metrics, registered into an injected registry.
 //! - [`readiness`]: ready or not: the current associations' first polls, credentials.
 //! - [`store`]: per-association numbers, live and published.
@@ -32,6 +32,7 @@
 //! - [`limit`]: the rate limit and concurrency cap of one account and region.
 //! - [`schedule`]: SSM schedule expressions (`rate(...)`, `cron(...)`) to the expected gap between runs.
 //! - [`shard`]: which associations this shard owns (jump consistent hash).
+//! - [`names`]: every metric name, used by `exposition`, `metrics`, `status` and the tests.
 //! - [`model`]: the project's own types: statuses, executions, alarms, association info.
 //! - [`config`], [`web_config`]: the two configuration files, strict, defaults in one place.
 //! - [`yaml`]: strict YAML parsing with one located-error format (`file:line:column: key: ...`).
@@ -54,6 +55,7 @@ pub mod limit;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod names;
 pub mod persist;
 pub mod poller;
 pub mod readiness;
@@ -80,6 +82,7 @@ pub use crate::clock::now_ms;
 use crate::config::Config;
 pub use crate::daemon::ConfigSource;
 use crate::daemon::Daemon;
+use crate::exposition::Shape;
 use crate::http::{HttpSettings, HttpState, ReloadRequest};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
@@ -164,6 +167,7 @@ pub async fn run(
             max_connections: options.max_connections,
             web: options.web.clone(),
         },
+        Shape::of(daemon.config()),
         &daemon.summary(),
         options.config_source.as_ref().map(|_| reload_tx),
     ));
@@ -185,7 +189,7 @@ pub async fn run(
             Some(reply) = reload_rx.recv() => {
                 let result = daemon.reload(options.config_source.as_ref()).await;
                 if result.is_ok() {
-                    state.set_summary(&daemon.summary());
+                    state.reconfigure(Shape::of(daemon.config()), &daemon.summary());
                 }
                 state.invalidate();
                 let _ = reply.send(result.map_err(|e| e.to_string()));
@@ -193,7 +197,7 @@ pub async fn run(
             Some(()) = hangups.recv() => {
                 tracing::info!("received SIGHUP; reloading the configuration");
                 if daemon.reload(options.config_source.as_ref()).await.is_ok() {
-                    state.set_summary(&daemon.summary());
+                    state.reconfigure(Shape::of(daemon.config()), &daemon.summary());
                 }
                 state.invalidate();
             }

@@ -7,7 +7,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry,
 };
 
-use crate::exposition::names;
+use crate::names;
 
 /// Buckets for SSM API request latency.
 const API_DURATION_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];

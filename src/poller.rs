@@ -16,6 +16,8 @@ use crate::tracker::{Observation, Paging};
 /// The polling side of one association; its state lives in the store's [`Entry`].
 pub struct Poller {
     entry: Arc<Entry>,
+    /// The running configuration's `target_detail:` section.
+    detail: TargetDetailConfig,
     /// Final executions counted in this poll whose non-successful targets are to be read once
     /// its pages are done.
     target_work: Vec<TargetWork>,
@@ -36,9 +38,10 @@ impl TargetWork {
 }
 
 impl Poller {
-    pub fn new(entry: Arc<Entry>) -> Poller {
+    pub fn new(entry: Arc<Entry>, detail: TargetDetailConfig) -> Poller {
         Poller {
             entry,
+            detail,
             target_work: Vec::new(),
         }
     }
@@ -68,7 +71,7 @@ impl Poller {
         // After the pages (never in the middle of paging), and never failing the poll.
         let skip_targets = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Credentials));
         let work = std::mem::take(&mut self.target_work);
-        let detail = store.target_detail();
+        let detail = self.detail;
         if detail.enabled && !skip_targets {
             self.read_targets(ssm, metrics, &detail, work).await;
         } else if !work.is_empty() {

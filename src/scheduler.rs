@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{now_ms, AwsClock};
-use crate::config::ScopeConfig;
+use crate::config::{ScopeConfig, TargetDetailConfig};
 use crate::discovery::Selection;
 use crate::feed::{self, Decision, Known, Rules};
 use crate::metrics::Metrics;
@@ -117,6 +117,8 @@ pub struct Shared {
     pub shard: Shard,
     /// Polls of one scope that may run at once ([`polls_per_scope`]).
     pub polls_per_scope: usize,
+    /// The `target_detail:` section: what each poll reads of its failed runs' targets.
+    pub target_detail: TargetDetailConfig,
 }
 
 /// How many polls of one scope may run at once: two per concurrent request of its budget (a
@@ -590,7 +592,7 @@ impl ScopeState {
                     shared.readiness.first_poll_done(&l.id);
                 }
                 Decision::EmptyFirstPoll => {
-                    Poller::new(entry.clone()).empty_first_poll(
+                    Poller::new(entry.clone(), shared.target_detail).empty_first_poll(
                         aws_now,
                         signature,
                         l.last_execution_ms,
@@ -742,7 +744,7 @@ async fn poll_task(
     due: Instant,
     signature: String,
 ) -> (String, Result<(), ApiError>) {
-    let mut poller = Poller::new(entry.clone());
+    let mut poller = Poller::new(entry.clone(), shared.target_detail);
     let result = poller
         .poll(
             &ssm,

@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use prometheus::Registry;
 use serde_json::{json, Map, Value};
 
-use crate::exposition::names;
 use crate::model::FinalStatus;
+use crate::names;
 use crate::store::{Exposed, RecentExecution, Store, TargetDetail};
 
 /// Associations per page, on the page and in the JSON list.

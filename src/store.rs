@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::config::{MetricsConfig, TargetDetailConfig};
 use crate::model::{
     parse_resource_counts, AssociationInfo, Execution, FinalStatus, PerStatus, ScopeKey,
     TriggeredAlarm,
@@ -313,10 +312,6 @@ pub struct Store {
     retired: Mutex<BTreeMap<String, (Live, i64)>>,
     dirty: AtomicBool,
     totals: Arc<Totals>,
-    /// What `/metrics` exports (the configuration's `metrics:` section; follows reloads).
-    metrics: RwLock<MetricsConfig>,
-    /// The configuration's `target_detail:` section (follows reloads).
-    target_detail: RwLock<TargetDetailConfig>,
 }
 
 impl Store {
@@ -425,27 +420,6 @@ impl Store {
 
     pub fn totals(&self) -> &Totals {
         &self.totals
-    }
-
-    /// What `/metrics` exports from now on.
-    pub fn set_metrics_config(&self, config: MetricsConfig) {
-        *self.metrics.write().unwrap_or_else(|e| e.into_inner()) = config;
-    }
-
-    pub fn metrics_config(&self) -> MetricsConfig {
-        *self.metrics.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// How per-target detail is read and exported from now on.
-    pub fn set_target_detail(&self, config: TargetDetailConfig) {
-        *self
-            .target_detail
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = config;
-    }
-
-    pub fn target_detail(&self) -> TargetDetailConfig {
-        *self.target_detail.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn mark_dirty(&self) {

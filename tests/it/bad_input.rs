@@ -2,6 +2,7 @@
 //! executions missing fields, unknown statuses, malformed `ResourceCountByStatus`, missing
 //! `LastExecutionDate`, unknown error codes, and a state file that cannot be written.
 
+use ssm_association_exporter::names;
 use std::time::Duration;
 
 use crate::common::*;
@@ -52,41 +53,29 @@ async fn malformed_executions_never_fail_a_poll_and_are_counted_as_the_api_allow
     exporter.wait_ready().await;
     let m = exporter.metrics().await;
     matches_ground_truth(&m, &sim.ground_truth(), &ids).unwrap();
-    assert_eq!(
-        m.value(
-            "ssm_association_exporter_poll_success",
-            &[("association_id", id)]
-        ),
-        1.0
-    );
+    assert_eq!(m.value(names::POLL_SUCCESS, &[("association_id", id)]), 1.0);
     // Missing Status, an unknown status and a wrongly-cased one are not final: in progress.
     assert_eq!(
-        m.value(
-            "ssm_association_executions_in_progress",
-            &[("association_id", id)]
-        ),
+        m.value(names::EXECUTIONS_IN_PROGRESS, &[("association_id", id)]),
         3.0
     );
     // No end time, or an end before the start: counted, but no duration.
     assert_eq!(
         m.value(
-            "ssm_association_executions_without_end_time_total",
+            names::EXECUTIONS_WITHOUT_END_TIME_TOTAL,
             &[("association_id", id), ("status", "TimedOut")]
         ),
         1.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_executions_without_end_time_total",
+            names::EXECUTIONS_WITHOUT_END_TIME_TOTAL,
             &[("association_id", id), ("status", "Cancelled")]
         ),
         1.0
     );
     // The garbled resource counts keep what parses.
-    let resources = m.series(
-        "ssm_association_last_execution_resources",
-        &[("association_id", id)],
-    );
+    let resources = m.series(names::LAST_EXECUTION_RESOURCES, &[("association_id", id)]);
     assert_eq!(resources.len(), 1, "{resources:?}");
     assert_eq!(resources[0].0["status"], "Success");
     assert_eq!(resources[0].1, 4.0);
@@ -101,14 +90,8 @@ async fn unknown_error_codes_are_counted_by_code() {
     let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
     let m = exporter
         .wait_for("two failed polls and a good one", |m| {
-            let errors = m.series(
-                "ssm_association_exporter_poll_errors_total",
-                &[("association_id", &ids[0])],
-            );
-            let ok = m.value(
-                "ssm_association_exporter_poll_success",
-                &[("association_id", &ids[0])],
-            ) == 1.0;
+            let errors = m.series(names::POLL_ERRORS_TOTAL, &[("association_id", &ids[0])]);
+            let ok = m.value(names::POLL_SUCCESS, &[("association_id", &ids[0])]) == 1.0;
             if errors.len() == 2 && ok {
                 Ok(())
             } else {
@@ -119,7 +102,7 @@ async fn unknown_error_codes_are_counted_by_code() {
     for code in ["AccessDeniedException", "InternalServerError"] {
         assert_eq!(
             m.value(
-                "ssm_association_exporter_api_requests_total",
+                names::API_REQUESTS_TOTAL,
                 &[
                     ("operation", "DescribeAssociationExecutions"),
                     ("code", code)
@@ -151,28 +134,19 @@ async fn a_state_file_that_cannot_be_written_holds_the_counters_and_is_reported(
     exporter.wait_ready().await;
     let m = exporter
         .wait_for("a failing save", |m| {
-            if m.value("ssm_association_exporter_state_save_errors_total", &[]) >= 2.0 {
+            if m.value(names::STATE_SAVE_ERRORS_TOTAL, &[]) >= 2.0 {
                 Ok(())
             } else {
                 Err("no save error yet".into())
             }
         })
         .await;
-    assert_eq!(
-        m.value("ssm_association_exporter_state_save_failing", &[]),
-        1.0
-    );
-    assert_eq!(
-        m.value(
-            "ssm_association_exporter_last_state_save_timestamp_seconds",
-            &[]
-        ),
-        0.0
-    );
+    assert_eq!(m.value(names::STATE_SAVE_FAILING, &[]), 1.0);
+    assert_eq!(m.value(names::LAST_STATE_SAVE_TIMESTAMP_SECONDS, &[]), 0.0);
     assert!(
         !m.samples
             .keys()
-            .any(|k| k.starts_with("ssm_association_executions_total")),
+            .any(|k| k.starts_with(names::EXECUTIONS_TOTAL)),
         "unsaved counts must not be published"
     );
     assert!(
@@ -189,9 +163,6 @@ async fn a_state_file_that_cannot_be_written_holds_the_counters_and_is_reported(
             matches_ground_truth(m, &truth, &ids)
         })
         .await;
-    assert_eq!(
-        m.value("ssm_association_exporter_state_save_failing", &[]),
-        0.0
-    );
+    assert_eq!(m.value(names::STATE_SAVE_FAILING, &[]), 0.0);
     exporter.stop().await;
 }

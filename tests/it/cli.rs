@@ -1,6 +1,7 @@
 //! The real binary: `--config.check`, exit codes, the standard endpoint override
 //! (`AWS_ENDPOINT_URL_SSM`), `--demo`, and graceful shutdown on SIGTERM/SIGINT.
 
+use ssm_association_exporter::names;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -216,8 +217,8 @@ async fn shard_flags_are_checked_and_the_pod_name_gives_the_shard() {
     let _ = child.kill();
     let _ = child.wait();
     let m = Metrics::parse(&body);
-    assert_eq!(m.value("ssm_association_exporter_shard_ordinal", &[]), 2.0);
-    assert_eq!(m.value("ssm_association_exporter_total_shards", &[]), 3.0);
+    assert_eq!(m.value(names::SHARD_ORDINAL, &[]), 2.0);
+    assert_eq!(m.value(names::TOTAL_SHARDS, &[]), 3.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,7 +252,7 @@ async fn the_binary_honours_aws_endpoint_url_ssm_and_stops_cleanly_on_sigterm() 
         if let Some(body) = try_get(&address, "/metrics").await {
             let m = Metrics::parse(&body);
             if m.value(
-                "ssm_association_executions_total",
+                names::EXECUTIONS_TOTAL,
                 &[("association_id", &ids[0]), ("status", "Failed")],
             ) == 1.0
             {
@@ -319,12 +320,12 @@ async fn demo_mode_serves_counts_within_seconds_and_stops_on_sigint() {
         if let Some(body) = try_get(&address, "/metrics").await {
             let m = Metrics::parse(&body);
             counted = m
-                .series("ssm_association_executions_total", &[])
+                .series(names::EXECUTIONS_TOTAL, &[])
                 .iter()
                 .map(|(_, v)| v)
                 .sum();
             let failures: f64 = m
-                .series("ssm_association_executions_total", &[("status", "Failed")])
+                .series(names::EXECUTIONS_TOTAL, &[("status", "Failed")])
                 .iter()
                 .map(|(_, v)| v)
                 .sum();

@@ -1,6 +1,7 @@
 //! Shared test harness: the exporter's `run()` against the simulated SSM endpoint over
 //! 127.0.0.1, plus a tiny HTTP client and a parser for the text exposition format.
 
+use ssm_association_exporter::names;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -277,6 +278,57 @@ pub struct Metrics {
     pub text: String,
 }
 
+/// One series' value as a scrape shows it: a number, or not exported at all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reading {
+    Value(f64),
+    Missing,
+}
+
+impl Reading {
+    /// The number; panics (naming the outcome) when the series is missing.
+    #[track_caller]
+    pub fn number(self) -> f64 {
+        match self {
+            Reading::Value(v) => v,
+            Reading::Missing => panic!("the series is not exported"),
+        }
+    }
+
+    /// The number, or 0 when the series is missing: only for sums over series that are
+    /// allowed not to exist yet (say so where it is used).
+    pub fn or_zero(self) -> f64 {
+        match self {
+            Reading::Value(v) => v,
+            Reading::Missing => 0.0,
+        }
+    }
+}
+
+impl std::fmt::Display for Reading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reading::Value(v) => write!(f, "{v}"),
+            Reading::Missing => f.write_str("missing"),
+        }
+    }
+}
+
+impl PartialEq<f64> for Reading {
+    fn eq(&self, other: &f64) -> bool {
+        matches!(self, Reading::Value(v) if v == other)
+    }
+}
+
+impl PartialOrd<f64> for Reading {
+    fn partial_cmp(&self, other: &f64) -> Option<std::cmp::Ordering> {
+        match self {
+            Reading::Value(v) => v.partial_cmp(other),
+            Reading::Missing => None,
+        }
+    }
+}
+
 impl Metrics {
     pub fn parse(text: &str) -> Metrics {
         let mut samples = BTreeMap::new();
@@ -319,9 +371,13 @@ impl Metrics {
         (!scoped.is_empty()).then(|| scoped.iter().sum())
     }
 
-    /// The value, or 0 when the series does not exist.
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.get(name, labels).unwrap_or(0.0)
+    /// The value as a [`Reading`]: a series that is not exported is [`Reading::Missing`],
+    /// which equals no number (not even 0), so "never exported" cannot pass as "zero".
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Reading {
+        match self.get(name, labels) {
+            Some(v) => Reading::Value(v),
+            None => Reading::Missing,
+        }
     }
 
     /// Every series of `name` whose labels include `filter`, as (labels, value).
@@ -398,7 +454,7 @@ pub fn matches_ground_truth(
                 .copied()
                 .unwrap_or(0) as f64;
             let got = metrics.value(
-                "ssm_association_executions_total",
+                names::EXECUTIONS_TOTAL,
                 &[("association_id", id), ("status", status)],
             );
             if got != want {
@@ -406,10 +462,7 @@ pub fn matches_ground_truth(
             }
         }
         let exported_sum: f64 = metrics
-            .series(
-                "ssm_association_executions_total",
-                &[("association_id", id)],
-            )
+            .series(names::EXECUTIONS_TOTAL, &[("association_id", id)])
             .iter()
             .map(|(_, v)| v)
             .sum();
@@ -422,10 +475,8 @@ pub fn matches_ground_truth(
             return Err(format!("{id}: total {exported_sum}, truth {truth_sum}"));
         }
         let want_in_progress = truth.in_progress.get(id).copied().unwrap_or(0) as f64;
-        let got_in_progress = metrics.value(
-            "ssm_association_executions_in_progress",
-            &[("association_id", id)],
-        );
+        let got_in_progress =
+            metrics.value(names::EXECUTIONS_IN_PROGRESS, &[("association_id", id)]);
         if got_in_progress != want_in_progress {
             return Err(format!(
                 "{id}: in progress {got_in_progress}, truth {want_in_progress}"
@@ -434,7 +485,7 @@ pub fn matches_ground_truth(
         let alarms = truth.triggered_alarms.get(id).cloned().unwrap_or_default();
         for ((name, state), count) in &alarms {
             let got = metrics.value(
-                "ssm_association_triggered_alarms_total",
+                names::TRIGGERED_ALARMS_TOTAL,
                 &[
                     ("association_id", id),
                     ("alarm_name", name),
@@ -448,10 +499,7 @@ pub fn matches_ground_truth(
             }
         }
         let exported_alarm_series = metrics
-            .series(
-                "ssm_association_triggered_alarms_total",
-                &[("association_id", id)],
-            )
+            .series(names::TRIGGERED_ALARMS_TOTAL, &[("association_id", id)])
             .len();
         if exported_alarm_series != alarms.len() {
             return Err(format!(
@@ -462,7 +510,7 @@ pub fn matches_ground_truth(
         let without_end = truth.without_end_time.get(id).copied().unwrap_or(0);
         let exported_without_end: f64 = metrics
             .series(
-                "ssm_association_executions_without_end_time_total",
+                names::EXECUTIONS_WITHOUT_END_TIME_TOTAL,
                 &[("association_id", id)],
             )
             .iter()
@@ -475,7 +523,7 @@ pub fn matches_ground_truth(
         }
         let durations: f64 = metrics
             .series(
-                "ssm_association_execution_duration_seconds_count",
+                &format!("{}_count", names::EXECUTION_DURATION_SECONDS),
                 &[("association_id", id)],
             )
             .iter()

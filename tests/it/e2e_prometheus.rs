@@ -5,6 +5,7 @@
 //! healthy, a duration quantile per association and every dashboard query answering, all on the
 //! default `metrics:` setting.
 
+use ssm_association_exporter::names;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -179,10 +180,7 @@ async fn prometheus_scrapes_true_counts_and_fires_the_failure_alert() {
         async || {
             let data = api(
                 &prom_address,
-                &format!(
-                    "/api/v1/query?query={}",
-                    encode("ssm_association_executions_total")
-                ),
+                &format!("/api/v1/query?query={}", encode(names::EXECUTIONS_TOTAL)),
             )
             .await;
             let mut seen = 0;
@@ -310,7 +308,7 @@ async fn prometheus_scrapes_true_counts_and_fires_the_failure_alert() {
             &format!("/api/v1/query?query={}", encode(&query)),
         )
         .await;
-        if expr.contains("ssm_association_exporter_poll_delay_seconds") {
+        if expr.contains(names::POLL_DELAY_SECONDS) {
             let ids: Vec<&str> = data["result"]
                 .as_array()
                 .unwrap()

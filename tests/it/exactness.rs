@@ -6,6 +6,7 @@
 //! counts events in a wall-clock window. Polls are told apart in the request log: a poll's
 //! first `DescribeAssociationExecutions` request carries no `NextToken`.
 
+use ssm_association_exporter::names;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -217,13 +218,10 @@ async fn wait_in_flight(sim: &Simulator, id: &str, which: impl Fn(&RecordedReque
 }
 
 fn total(m: &Metrics, id: &str) -> f64 {
-    m.series(
-        "ssm_association_executions_total",
-        &[("association_id", id)],
-    )
-    .iter()
-    .map(|(_, v)| v)
-    .sum()
+    m.series(names::EXECUTIONS_TOTAL, &[("association_id", id)])
+        .iter()
+        .map(|(_, v)| v)
+        .sum()
 }
 
 /// A configuration file with `ids` and `settings` (YAML lines).
@@ -385,7 +383,7 @@ async fn repeated_and_cycling_next_tokens_end_the_poll_bounded_and_the_rest_is_r
             "a RepeatedNextToken poll",
             |m| {
                 let repeated = m.value(
-                    "ssm_association_exporter_poll_errors_total",
+                    names::POLL_ERRORS_TOTAL,
                     &[("association_id", bad), ("code", "RepeatedNextToken")],
                 );
                 if repeated < 1.0 {
@@ -400,7 +398,7 @@ async fn repeated_and_cycling_next_tokens_end_the_poll_bounded_and_the_rest_is_r
         let m = converge(&exporter.address, &sim, &ids, &mut seen).await;
         assert_eq!(
             m.value(
-                "ssm_association_exporter_poll_errors_total",
+                names::POLL_ERRORS_TOTAL,
                 &[("association_id", bad), ("code", "RepeatedNextToken")],
             ),
             2.0,
@@ -455,7 +453,7 @@ async fn a_deep_backlog_under_sustained_half_throttling_resumes_and_converges_ex
     let mut seen = Seen::default();
     let m = converge(&exporter.address, &sim, &ids, &mut seen).await;
     let throttled = m.value(
-        "ssm_association_exporter_api_requests_total",
+        names::API_REQUESTS_TOTAL,
         &[("operation", EXECUTIONS), ("code", "ThrottlingException")],
     );
     assert!(throttled >= 20.0, "{throttled} throttled requests");
@@ -565,10 +563,7 @@ async fn a_stuck_execution_does_not_pin_the_window_is_rechecked_by_id_and_counte
     }
     let m = converge(&exporter.address, &sim, &ids, &mut seen).await;
     assert_eq!(
-        m.value(
-            "ssm_association_executions_in_progress",
-            &[("association_id", stuck)]
-        ),
+        m.value(names::EXECUTIONS_IN_PROGRESS, &[("association_id", stuck)]),
         0.0
     );
     hold(&exporter.address, &sim, &ids, &mut seen, 3).await;
@@ -596,8 +591,8 @@ async fn a_final_execution_dated_2100_is_counted_once_and_never_moves_the_waterm
     let near_now = |m: &Metrics| {
         let now = now_ms() as f64 / 1000.0;
         for name in [
-            "ssm_association_exporter_watermark_timestamp_seconds",
-            "ssm_association_last_execution_timestamp_seconds",
+            names::WATERMARK_TIMESTAMP_SECONDS,
+            names::LAST_EXECUTION_TIMESTAMP_SECONDS,
         ] {
             let value = m.value(name, &[("association_id", id)]);
             assert!(value < now + 60.0, "{name} is {value}, after now ({now})");
@@ -607,13 +602,7 @@ async fn a_final_execution_dated_2100_is_counted_once_and_never_moves_the_waterm
     let exporter = Exporter::start(config.clone(), &sim).await;
     let mut seen = Seen::default();
     let m = converge(&exporter.address, &sim, &ids, &mut seen).await;
-    assert_eq!(
-        m.value(
-            "ssm_association_exporter_future_dated_executions_total",
-            &[]
-        ),
-        1.0
-    );
+    assert_eq!(m.value(names::FUTURE_DATED_EXECUTIONS_TOTAL, &[]), 1.0);
     assert_eq!(total(&m, id), 2.0);
     near_now(&m);
     sim.add_execution(id, finished("later", "Success", 1_000));
@@ -622,7 +611,7 @@ async fn a_final_execution_dated_2100_is_counted_once_and_never_moves_the_waterm
     let later_s = sim.executions(id)[1].created_ms as f64 / 1000.0;
     assert_eq!(
         m.value(
-            "ssm_association_exporter_watermark_timestamp_seconds",
+            names::WATERMARK_TIMESTAMP_SECONDS,
             &[("association_id", id)]
         ),
         later_s,
@@ -631,10 +620,7 @@ async fn a_final_execution_dated_2100_is_counted_once_and_never_moves_the_waterm
     hold(&exporter.address, &sim, &ids, &mut seen, 3).await;
     let m = scrape(&exporter.address, &mut seen).await.unwrap();
     assert_eq!(
-        m.value(
-            "ssm_association_exporter_future_dated_executions_total",
-            &[]
-        ),
+        m.value(names::FUTURE_DATED_EXECUTIONS_TOTAL, &[]),
         1.0,
         "returned by every poll, counted once"
     );
@@ -647,10 +633,7 @@ async fn a_final_execution_dated_2100_is_counted_once_and_never_moves_the_waterm
     near_now(&m);
     assert_eq!(total(&m, id), 3.0);
     assert_eq!(
-        m.value(
-            "ssm_association_exporter_future_dated_executions_total",
-            &[]
-        ),
+        m.value(names::FUTURE_DATED_EXECUTIONS_TOTAL, &[]),
         0.0,
         "remembered as counted: not seen as new after the restart"
     );
@@ -690,11 +673,11 @@ async fn ten_minutes_of_clock_skew_either_way_keep_polls_exact_and_the_lookback_
         let truth = sim.ground_truth();
         let m = wait_until(&exporter.address, &mut seen, "counts under skew", |m| {
             matches_ground_truth(m, &truth, std::slice::from_ref(plain))?;
-            let counted: Vec<f64> = ["Success", "Failed"]
+            let counted: Vec<Reading> = ["Success", "Failed"]
                 .iter()
                 .map(|s| {
                     m.value(
-                        "ssm_association_executions_total",
+                        names::EXECUTIONS_TOTAL,
                         &[("association_id", edge), ("status", s)],
                     )
                 })
@@ -706,7 +689,7 @@ async fn ten_minutes_of_clock_skew_either_way_keep_polls_exact_and_the_lookback_
             }
         })
         .await;
-        let offset = m.value("ssm_association_exporter_aws_clock_offset_seconds", &[]);
+        let offset = m.value(names::AWS_CLOCK_OFFSET_SECONDS, &[]).number();
         let want = offset_ms as f64 / 1000.0;
         assert!((offset - want).abs() <= 2.0, "offset {offset}, want {want}");
         // The first look-back start: an hour before AWS's now (not the host's).
@@ -723,10 +706,7 @@ async fn ten_minutes_of_clock_skew_either_way_keep_polls_exact_and_the_lookback_
         wait_polls(&sim, edge, 2).await;
         wait_polls(&sim, plain, 2).await;
         let m = scrape(&exporter.address, &mut seen).await.unwrap();
-        assert_eq!(
-            m.value("ssm_association_exporter_credentials_valid", &[]),
-            1.0
-        );
+        assert_eq!(m.value(names::CREDENTIALS_VALID, &[]), 1.0);
         assert_eq!(exporter.get("/readyz").await.status, 200);
         assert_eq!(total(&m, edge), 1.0);
         matches_ground_truth(&m, &truth, std::slice::from_ref(plain)).unwrap();
@@ -788,7 +768,7 @@ async fn a_failed_state_save_then_sigkill_never_lowers_a_counter_and_ends_exact(
         sim.add_execution(id, finished("while-failing", "Failed", 5_000));
     }
     wait_until(&address, &mut seen, "failing saves", |m| {
-        let errors = m.value("ssm_association_exporter_state_save_errors_total", &[]);
+        let errors = m.value(names::STATE_SAVE_ERRORS_TOTAL, &[]);
         if errors >= 2.0 {
             Ok(())
         } else {
@@ -800,10 +780,7 @@ async fn a_failed_state_save_then_sigkill_never_lowers_a_counter_and_ends_exact(
         wait_polls(&sim, id, 2).await;
     }
     let held = scrape(&address, &mut seen).await.unwrap();
-    assert_eq!(
-        held.value("ssm_association_exporter_state_save_failing", &[]),
-        1.0
-    );
+    assert_eq!(held.value(names::STATE_SAVE_FAILING, &[]), 1.0);
     for id in &ids {
         assert_eq!(
             total(&held, id),
@@ -858,12 +835,7 @@ async fn an_association_removed_and_added_back_by_reloads_resumes_its_counters()
 
     write_config(&path, &[a, b], "poll_interval: 1s\n");
     assert!(reload(&exporter).await.contains("1 added"));
-    let first_polls = |m: &Metrics| {
-        m.value(
-            "ssm_association_exporter_polls_total",
-            &[("reason", "first")],
-        )
-    };
+    let first_polls = |m: &Metrics| m.value(names::POLLS_TOTAL, &[("reason", "first")]);
     let before = first_polls(&scrape(&exporter.address, &mut seen).await.unwrap());
     let m = scrape_until(&exporter, &mut seen, |m| total(m, a) > 0.0).await;
     // Resumed, not started afresh: back with its old counters (and, if its poll for the run
@@ -954,13 +926,10 @@ async fn a_new_exporter_shows_no_execution_series_before_the_first_complete_poll
                 .count();
             if answered < 3 {
                 held += 1;
-                let series = m.series(
-                    "ssm_association_executions_total",
-                    &[("association_id", busy)],
-                );
+                let series = m.series(names::EXECUTIONS_TOTAL, &[("association_id", busy)]);
                 assert!(series.is_empty(), "partial series: {series:?}");
                 let failed = m.value(
-                    "ssm_association_exporter_poll_errors_total",
+                    names::POLL_ERRORS_TOTAL,
                     &[("association_id", busy), ("code", "ThrottlingException")],
                 );
                 if failed == 1.0 {
@@ -968,11 +937,8 @@ async fn a_new_exporter_shows_no_execution_series_before_the_first_complete_poll
                 }
                 return Err(format!("{answered} pages answered"));
             }
-            if m.series(
-                "ssm_association_executions_total",
-                &[("association_id", busy)],
-            )
-            .is_empty()
+            if m.series(names::EXECUTIONS_TOTAL, &[("association_id", busy)])
+                .is_empty()
             {
                 return Err("no series yet".into());
             }
@@ -990,15 +956,12 @@ async fn a_new_exporter_shows_no_execution_series_before_the_first_complete_poll
         ("Skipped", 0.0),
     ];
     for (id, values) in [(busy, want), (empty, want.map(|(s, _)| (s, 0.0)))] {
-        let series = m.series(
-            "ssm_association_executions_total",
-            &[("association_id", id)],
-        );
+        let series = m.series(names::EXECUTIONS_TOTAL, &[("association_id", id)]);
         assert_eq!(series.len(), 5, "{id}: {series:?}");
         for (status, value) in values {
             assert_eq!(
                 m.get(
-                    "ssm_association_executions_total",
+                    names::EXECUTIONS_TOTAL,
                     &[("association_id", id), ("status", status)]
                 ),
                 Some(value),
@@ -1123,7 +1086,7 @@ async fn executions_visible_late_are_observed_in_the_lateness_histogram() {
     );
     let exporter = Exporter::start(test_config(&ids), &sim).await;
     let mut seen = Seen::default();
-    let lateness = "ssm_association_exporter_execution_lateness_seconds";
+    let lateness = names::EXECUTION_LATENESS_SECONDS;
     let m = converge(&exporter.address, &sim, &ids, &mut seen).await;
     assert_eq!(m.value(&format!("{lateness}_count"), &[]), 0.0);
     sim.update_execution(id, "late", |e| e.visible = true);
@@ -1309,10 +1272,7 @@ async fn an_alarm_listed_twice_in_one_execution_counts_once() {
         ("alarm_name", "cpu-high"),
         ("state", "ALARM"),
     ];
-    assert_eq!(
-        m.value("ssm_association_triggered_alarms_total", &alarm),
-        2.0
-    );
+    assert_eq!(m.value(names::TRIGGERED_ALARMS_TOTAL, &alarm), 2.0);
     hold(&exporter.address, &sim, &ids, &mut seen, 2).await;
     exporter.stop().await;
 }
@@ -1334,7 +1294,7 @@ async fn a_run_longer_than_the_page_limit_goes_on_at_the_next_poll() {
     let m = converge(&exporter.address, &sim, &ids, &mut seen).await;
     assert_eq!(
         m.value(
-            "ssm_association_exporter_poll_errors_total",
+            names::POLL_ERRORS_TOTAL,
             &[("association_id", id), ("code", "PageLimit")]
         ),
         1.0

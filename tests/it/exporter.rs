@@ -1,6 +1,7 @@
 //! The exporter's `run()` against the simulated SSM endpoint, over real HTTP through the real
 //! `aws-sdk-ssm` client: every exported counter is compared with the simulator's ground truth.
 
+use ssm_association_exporter::names;
 use std::time::Duration;
 
 use crate::common::*;
@@ -42,72 +43,66 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
     let m = exporter.metrics().await;
     assert_eq!(
         m.value(
-            "ssm_association_executions_total",
+            names::EXECUTIONS_TOTAL,
             &[("association_id", a), ("status", "Success")]
         ),
         1.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_executions_total",
+            names::EXECUTIONS_TOTAL,
             &[("association_id", b), ("status", "Failed")]
         ),
         1.0,
         "the execution before the look-back is not counted"
     );
     assert_eq!(
-        m.value(
-            "ssm_association_executions_in_progress",
-            &[("association_id", a)]
-        ),
+        m.value(names::EXECUTIONS_IN_PROGRESS, &[("association_id", a)]),
         2.0
     );
     assert_eq!(
-        m.value(
-            "ssm_association_executions_in_progress",
-            &[("association_id", b)]
-        ),
+        m.value(names::EXECUTIONS_IN_PROGRESS, &[("association_id", b)]),
         1.0
     );
     // Every final status starts at 0 so that the first failure is an increase.
     assert_eq!(
         m.get(
-            "ssm_association_executions_total",
+            names::EXECUTIONS_TOTAL,
             &[("association_id", a), ("status", "Failed")]
         ),
         Some(0.0)
     );
     assert_eq!(
         m.value(
-            "ssm_association_last_execution_status",
+            names::LAST_EXECUTION_STATUS,
             &[("association_id", b), ("status", "Failed")]
         ),
         1.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_last_execution_status",
+            names::LAST_EXECUTION_STATUS,
             &[("association_id", b), ("status", "Success")]
         ),
         0.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_last_execution_resources",
+            names::LAST_EXECUTION_RESOURCES,
             &[("association_id", b), ("status", "Failed")]
         ),
         2.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_last_execution_resources",
+            names::LAST_EXECUTION_RESOURCES,
             &[("association_id", b), ("status", "Success")]
         ),
         3.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_triggered_alarm",
+            names::TRIGGERED_ALARM,
             &[
                 ("association_id", b),
                 ("alarm_name", "cpu-high"),
@@ -141,36 +136,33 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
         })
         .await;
     assert_eq!(
-        m.value(
-            "ssm_association_executions_in_progress",
-            &[("association_id", a)]
-        ),
+        m.value(names::EXECUTIONS_IN_PROGRESS, &[("association_id", a)]),
         0.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_last_execution_status",
+            names::LAST_EXECUTION_STATUS,
             &[("association_id", a), ("status", "TimedOut")]
         ),
         1.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_last_execution_status",
+            names::LAST_EXECUTION_STATUS,
             &[("association_id", b), ("status", "Success")]
         ),
         1.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_last_execution_status",
+            names::LAST_EXECUTION_STATUS,
             &[("association_id", b), ("status", "Failed")]
         ),
         0.0
     );
     assert_eq!(
         m.get(
-            "ssm_association_triggered_alarm",
+            names::TRIGGERED_ALARM,
             &[
                 ("association_id", b),
                 ("alarm_name", "cpu-high"),
@@ -181,7 +173,7 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
     );
     assert_eq!(
         m.value(
-            "ssm_association_triggered_alarms_total",
+            names::TRIGGERED_ALARMS_TOTAL,
             &[
                 ("association_id", b),
                 ("alarm_name", "cpu-high"),
@@ -192,14 +184,14 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
     );
     assert_eq!(
         m.get(
-            "ssm_association_last_execution_resources",
+            names::LAST_EXECUTION_RESOURCES,
             &[("association_id", b), ("status", "Failed")]
         ),
         None
     );
     assert_eq!(
         m.value(
-            "ssm_association_last_execution_resources",
+            names::LAST_EXECUTION_RESOURCES,
             &[("association_id", b), ("status", "Success")]
         ),
         5.0
@@ -212,14 +204,14 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
         .created_ms;
     assert_eq!(
         m.value(
-            "ssm_association_last_success_timestamp_seconds",
+            names::LAST_SUCCESS_TIMESTAMP_SECONDS,
             &[("association_id", b)]
         ),
         created_b2 as f64 / 1000.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_last_execution_timestamp_seconds",
+            names::LAST_EXECUTION_TIMESTAMP_SECONDS,
             &[("association_id", b)]
         ),
         created_b2 as f64 / 1000.0
@@ -227,21 +219,21 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
     // e-a3 had no LastExecutionDate: no duration, counted as such.
     assert_eq!(
         m.value(
-            "ssm_association_executions_without_end_time_total",
+            names::EXECUTIONS_WITHOUT_END_TIME_TOTAL,
             &[("association_id", a), ("status", "TimedOut")]
         ),
         1.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_execution_duration_seconds_count",
+            &format!("{}_count", names::EXECUTION_DURATION_SECONDS),
             &[("association_id", a), ("status", "Failed")]
         ),
         1.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_execution_duration_seconds_sum",
+            &format!("{}_sum", names::EXECUTION_DURATION_SECONDS),
             &[("association_id", a), ("status", "Failed")]
         ),
         60.0
@@ -249,7 +241,7 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
     // Info from the listing.
     assert_eq!(
         m.value(
-            "ssm_association_info",
+            names::INFO,
             &[
                 ("association_id", a),
                 ("account_id", "123456789012"),
@@ -266,19 +258,10 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
         m.text
     );
     assert_eq!(
-        m.value(
-            "ssm_association_schedule_interval_seconds",
-            &[("association_id", a)]
-        ),
+        m.value(names::SCHEDULE_INTERVAL_SECONDS, &[("association_id", a)]),
         1800.0
     );
-    assert_eq!(
-        m.value(
-            "ssm_association_exporter_poll_success",
-            &[("association_id", a)]
-        ),
-        1.0
-    );
+    assert_eq!(m.value(names::POLL_SUCCESS, &[("association_id", a)]), 1.0);
 
     // Repeated polls of unchanged data change nothing.
     let requests_before = sim.request_count("DescribeAssociationExecutions");
@@ -344,7 +327,7 @@ async fn requests_use_the_created_time_filter_with_milliseconds_and_max_results_
     let m = exporter.metrics().await;
     assert_eq!(
         m.value(
-            "ssm_association_exporter_watermark_timestamp_seconds",
+            names::WATERMARK_TIMESTAMP_SECONDS,
             &[("association_id", &ids[0])]
         ),
         created as f64 / 1000.0
@@ -372,7 +355,7 @@ async fn executions_that_become_visible_late_are_counted() {
     exporter
         .wait_for("a complete poll", |m| {
             if m.value(
-                "ssm_association_executions_total",
+                names::EXECUTIONS_TOTAL,
                 &[("association_id", id), ("status", "Success")],
             ) == 1.0
             {
@@ -384,7 +367,7 @@ async fn executions_that_become_visible_late_are_counted() {
         .await;
     assert_eq!(
         exporter.metrics().await.value(
-            "ssm_association_executions_total",
+            names::EXECUTIONS_TOTAL,
             &[("association_id", id), ("status", "Failed")]
         ),
         0.0
@@ -475,14 +458,14 @@ async fn a_failure_half_way_through_paging_loses_nothing_and_counts_nothing_twic
         .await;
     assert_eq!(
         m.value(
-            "ssm_association_exporter_poll_errors_total",
+            names::POLL_ERRORS_TOTAL,
             &[("association_id", id), ("code", "InternalServerError")]
         ),
         1.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_exporter_api_requests_total",
+            names::API_REQUESTS_TOTAL,
             &[
                 ("operation", "DescribeAssociationExecutions"),
                 ("code", "InternalServerError")
@@ -492,11 +475,7 @@ async fn a_failure_half_way_through_paging_loses_nothing_and_counts_nothing_twic
     );
     exporter
         .wait_for("a successful poll", |m| {
-            if m.value(
-                "ssm_association_exporter_poll_success",
-                &[("association_id", id)],
-            ) == 1.0
-            {
+            if m.value(names::POLL_SUCCESS, &[("association_id", id)]) == 1.0 {
                 Ok(())
             } else {
                 Err("poll_success still 0".into())
@@ -531,7 +510,7 @@ async fn invalid_next_token_half_way_restarts_paging_without_double_counting() {
     matches_ground_truth(&m, &sim.ground_truth(), &ids).unwrap();
     assert_eq!(
         m.value(
-            "ssm_association_exporter_api_requests_total",
+            names::API_REQUESTS_TOTAL,
             &[
                 ("operation", "DescribeAssociationExecutions"),
                 ("code", "InvalidNextToken")
@@ -540,10 +519,7 @@ async fn invalid_next_token_half_way_restarts_paging_without_double_counting() {
         1.0
     );
     assert_eq!(
-        m.value(
-            "ssm_association_exporter_poll_success",
-            &[("association_id", id)]
-        ),
+        m.value(names::POLL_SUCCESS, &[("association_id", id)]),
         1.0,
         "the poll recovered within itself"
     );
@@ -576,7 +552,7 @@ async fn throttling_is_retried_counted_and_loses_nothing() {
     matches_ground_truth(&m, &sim.ground_truth(), &ids).unwrap();
     assert_eq!(
         m.value(
-            "ssm_association_exporter_api_requests_total",
+            names::API_REQUESTS_TOTAL,
             &[
                 ("operation", "DescribeAssociationExecutions"),
                 ("code", "ThrottlingException")
@@ -586,10 +562,7 @@ async fn throttling_is_retried_counted_and_loses_nothing() {
     );
     for id in &ids {
         assert_eq!(
-            m.value(
-                "ssm_association_exporter_poll_success",
-                &[("association_id", id)]
-            ),
+            m.value(names::POLL_SUCCESS, &[("association_id", id)]),
             1.0,
             "retries hid the throttling from the poll"
         );
@@ -614,7 +587,7 @@ async fn a_deleted_association_loses_its_series_and_the_others_go_on() {
     exporter
         .wait_for("both counted", |m| {
             let n = m.value(
-                "ssm_association_executions_total",
+                names::EXECUTIONS_TOTAL,
                 &[("association_id", gone), ("status", "Success")],
             );
             (n == 1.0).then_some(()).ok_or(format!("{n}"))
@@ -628,13 +601,10 @@ async fn a_deleted_association_loses_its_series_and_the_others_go_on() {
     let m = exporter
         .wait_for("the deleted one's series gone, the other counted", |m| {
             let gone_series = m
-                .series(
-                    "ssm_association_executions_total",
-                    &[("association_id", gone)],
-                )
+                .series(names::EXECUTIONS_TOTAL, &[("association_id", gone)])
                 .len();
             let counted = m.value(
-                "ssm_association_executions_total",
+                names::EXECUTIONS_TOTAL,
                 &[("association_id", kept), ("status", "Failed")],
             ) == 1.0;
             if gone_series == 0 && counted {
@@ -645,20 +615,11 @@ async fn a_deleted_association_loses_its_series_and_the_others_go_on() {
         })
         .await;
     assert!(m
-        .series("ssm_association_info", &[("association_id", gone)])
+        .series(names::INFO, &[("association_id", gone)])
         .is_empty());
+    assert_eq!(m.value(names::STATIC_ASSOCIATIONS_NOT_FOUND, &[]), 1.0);
     assert_eq!(
-        m.value(
-            "ssm_association_exporter_static_associations_not_found",
-            &[]
-        ),
-        1.0
-    );
-    assert_eq!(
-        m.value(
-            "ssm_association_exporter_poll_success",
-            &[("association_id", kept)]
-        ),
+        m.value(names::POLL_SUCCESS, &[("association_id", kept)]),
         1.0
     );
     // The exporter stays ready: AWS trouble is a metric, not a probe failure.
@@ -856,12 +817,7 @@ async fn the_rate_limit_spaces_requests() {
         "12 requests at 10/s took only {elapsed:?}"
     );
     let m = exporter.metrics().await;
-    assert!(
-        m.value(
-            "ssm_association_exporter_rate_limit_wait_seconds_total",
-            &[]
-        ) > 0.5
-    );
+    assert!(m.value(names::RATE_LIMIT_WAIT_SECONDS_TOTAL, &[]) > 0.5);
     exporter.stop().await;
 }
 
@@ -906,7 +862,7 @@ async fn metrics_are_gzipped_when_the_scraper_accepts_it() {
         )
         .await;
         assert_eq!(plain.header("content-encoding"), None, "{refused}");
-        assert!(plain.body.contains("ssm_association_executions_total"));
+        assert!(plain.body.contains(names::EXECUTIONS_TOTAL));
     }
     exporter.stop().await;
 }
@@ -918,7 +874,7 @@ async fn a_recent_rendering_is_served_while_a_fresh_one_is_made() {
     exporter.wait_ready().await;
     let failed = |m: &Metrics| {
         m.value(
-            "ssm_association_executions_total",
+            names::EXECUTIONS_TOTAL,
             &[("association_id", &ids[0]), ("status", "Failed")],
         )
     };

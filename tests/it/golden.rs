@@ -34,9 +34,12 @@ fn render_fixture(config: MetricsConfig) -> String {
         store.insert(&id, &scope, live);
     }
     store.publish_all();
-    store.set_metrics_config(config);
+    let shape = exposition::Shape {
+        metrics: config,
+        ..exposition::Shape::default()
+    };
     let mut body = Vec::new();
-    exposition::render(&store, &mut body).unwrap();
+    exposition::render(&store, &shape, &mut body).unwrap();
     String::from_utf8(body).unwrap()
 }
 

@@ -3,6 +3,7 @@
 //! rejected credentials), configuration reloads, and HTTP hardening. Every count is compared
 //! with the simulated SSM endpoint's ground truth.
 
+use ssm_association_exporter::names;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -40,13 +41,10 @@ fn add_history(sim: &Simulator, id: &str, n: usize) {
 
 /// Total of `ssm_association_executions_total` for `id`.
 fn total(m: &Metrics, id: &str) -> f64 {
-    m.series(
-        "ssm_association_executions_total",
-        &[("association_id", id)],
-    )
-    .iter()
-    .map(|(_, v)| v)
-    .sum()
+    m.series(names::EXECUTIONS_TOTAL, &[("association_id", id)])
+        .iter()
+        .map(|(_, v)| v)
+        .sum()
 }
 
 // --- state file ------------------------------------------------------------------------------
@@ -94,10 +92,7 @@ async fn counters_continue_across_a_restart_and_executions_finished_meanwhile_co
             "{id}: counters resumed, no reset"
         );
     }
-    assert_eq!(
-        first.value("ssm_association_exporter_state_load_errors_total", &[]),
-        0.0
-    );
+    assert_eq!(first.value(names::STATE_LOAD_ERRORS_TOTAL, &[]), 0.0);
     let truth = sim.ground_truth();
     let m = exporter
         .wait_for("the executions finished while down", |m| {
@@ -106,17 +101,12 @@ async fn counters_continue_across_a_restart_and_executions_finished_meanwhile_co
         .await;
     assert_eq!(
         m.value(
-            "ssm_association_executions_total",
+            names::EXECUTIONS_TOTAL,
             &[("association_id", &ids[1]), ("status", "Failed")]
         ),
         1.0
     );
-    assert!(
-        m.value(
-            "ssm_association_exporter_last_state_save_timestamp_seconds",
-            &[]
-        ) > 0.0
-    );
+    assert!(m.value(names::LAST_STATE_SAVE_TIMESTAMP_SECONDS, &[]) > 0.0);
     exporter.stop().await;
 }
 
@@ -143,11 +133,7 @@ async fn an_unusable_state_file_is_reported_set_aside_and_the_exporter_starts_fr
         let m = exporter
             .wait_for(case, |m| matches_ground_truth(m, &truth, &ids))
             .await;
-        assert_eq!(
-            m.value("ssm_association_exporter_state_load_errors_total", &[]),
-            1.0,
-            "{case}"
-        );
+        assert_eq!(m.value(names::STATE_LOAD_ERRORS_TOTAL, &[]), 1.0, "{case}");
         assert_eq!(
             std::fs::read(dir.path().join("state.json.bad")).unwrap(),
             contents,
@@ -188,10 +174,7 @@ async fn associations_removed_from_the_config_are_dropped_from_the_state() {
     exporter.wait_ready().await;
     let m = exporter.metrics().await;
     assert!(m
-        .series(
-            "ssm_association_executions_total",
-            &[("association_id", &ids[0])]
-        )
+        .series(names::EXECUTIONS_TOTAL, &[("association_id", &ids[0])])
         .is_empty());
     exporter.stop().await;
     assert_eq!(saved(&dir.path().join("state.json")), [ids[1].clone()]);
@@ -227,8 +210,8 @@ async fn scrape(address: &str) -> Option<Metrics> {
 /// Every counter series seen so far must never go down, across restarts too.
 fn check_monotonic(seen: &mut std::collections::BTreeMap<String, f64>, m: &Metrics) {
     for (series, value) in &m.samples {
-        if series.starts_with("ssm_association_executions_total")
-            || series.starts_with("ssm_association_triggered_alarms_total")
+        if series.starts_with(names::EXECUTIONS_TOTAL)
+            || series.starts_with(names::TRIGGERED_ALARMS_TOTAL)
         {
             if let Some(previous) = seen.insert(series.clone(), *value) {
                 assert!(
@@ -361,14 +344,14 @@ async fn connection_resets_and_a_hanging_server_are_retried_next_cycle_without_l
         .await;
     assert_eq!(
         m.value(
-            "ssm_association_exporter_poll_errors_total",
+            names::POLL_ERRORS_TOTAL,
             &[("association_id", &ids[0]), ("code", "ConnectionError")]
         ),
         1.0
     );
     assert_eq!(
         m.value(
-            "ssm_association_exporter_poll_errors_total",
+            names::POLL_ERRORS_TOTAL,
             &[("association_id", &ids[1]), ("code", "Timeout")]
         ),
         1.0
@@ -401,7 +384,7 @@ async fn a_throttling_storm_is_counted_backed_off_and_loses_nothing() {
         .await;
     assert_eq!(
         m.value(
-            "ssm_association_exporter_api_requests_total",
+            names::API_REQUESTS_TOTAL,
             &[
                 ("operation", "DescribeAssociationExecutions"),
                 ("code", "ThrottlingException")
@@ -413,9 +396,11 @@ async fn a_throttling_storm_is_counted_backed_off_and_loses_nothing() {
         .iter()
         .map(|id| {
             m.value(
-                "ssm_association_exporter_poll_errors_total",
+                names::POLL_ERRORS_TOTAL,
                 &[("association_id", id), ("code", "ThrottlingException")],
             )
+            // An association whose polls all succeeded has no such series.
+            .or_zero()
         })
         .sum();
     assert!(failed >= 1.0, "some polls ran out of attempts");
@@ -477,15 +462,12 @@ async fn a_failing_association_backs_off_keeps_its_series_and_spares_the_others(
         })
         .await;
     assert_eq!(
-        m.value(
-            "ssm_association_exporter_poll_success",
-            &[("association_id", failing)]
-        ),
+        m.value(names::POLL_SUCCESS, &[("association_id", failing)]),
         0.0
     );
     assert!(
         m.value(
-            "ssm_association_exporter_poll_errors_total",
+            names::POLL_ERRORS_TOTAL,
             &[("association_id", failing), ("code", "InternalServerError")]
         ) >= 2.0
     );
@@ -526,10 +508,7 @@ async fn rejected_credentials_are_logged_once_reported_unready_and_recover() {
     };
     assert!(body.contains("ExpiredToken"), "{body}");
     let m = scrape(&address).await.unwrap();
-    assert_eq!(
-        m.value("ssm_association_exporter_credentials_valid", &[]),
-        0.0
-    );
+    assert_eq!(m.value(names::CREDENTIALS_VALID, &[]), 0.0);
     // Several more failed polls of three associations...
     tokio::time::sleep(Duration::from_secs(2)).await;
     sim.clear_faults();
@@ -545,7 +524,7 @@ async fn rejected_credentials_are_logged_once_reported_unready_and_recover() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let m = scrape(&address).await.unwrap();
-        if m.value("ssm_association_exporter_credentials_valid", &[]) == 1.0
+        if m.value(names::CREDENTIALS_VALID, &[]) == 1.0
             && matches_ground_truth(&m, &truth, &ids).is_ok()
         {
             break;
@@ -608,17 +587,10 @@ async fn post_reload_adds_and_removes_associations_and_keeps_the_others_counting
     let exporter = Exporter::start_with(config, &sim, options).await;
     exporter.wait_ready().await;
     let before = exporter.metrics().await;
-    assert_eq!(
-        before.value(
-            "ssm_association_exporter_config_last_reload_successful",
-            &[]
-        ),
-        1.0
-    );
-    let started_at = before.value(
-        "ssm_association_exporter_config_last_reload_success_timestamp_seconds",
-        &[],
-    );
+    assert_eq!(before.value(names::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]), 1.0);
+    let started_at = before
+        .value(names::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, &[])
+        .number();
 
     // b goes, c comes, a stays.
     write_config(&path, &[a, c], "");
@@ -637,23 +609,15 @@ async fn post_reload_adds_and_removes_associations_and_keeps_the_others_counting
         })
         .await;
     assert!(
-        m.series("ssm_association_executions_total", &[("association_id", b)])
+        m.series(names::EXECUTIONS_TOTAL, &[("association_id", b)])
             .is_empty(),
         "b's series are gone"
     );
     assert!(m
-        .series(
-            "ssm_association_exporter_poll_success",
-            &[("association_id", b)]
-        )
+        .series(names::POLL_SUCCESS, &[("association_id", b)])
         .is_empty());
     assert_eq!(total(&m, a), total(&before, a), "a kept its counters");
-    assert!(
-        m.value(
-            "ssm_association_exporter_config_last_reload_success_timestamp_seconds",
-            &[]
-        ) >= started_at
-    );
+    assert!(m.value(names::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, &[]) >= started_at);
     assert!(
         exporter.get("/").await.body.contains(c.as_str()),
         "landing page shows the new config"
@@ -669,13 +633,7 @@ async fn post_reload_adds_and_removes_associations_and_keeps_the_others_counting
         reload.body
     );
     let m = exporter.metrics().await;
-    assert_eq!(
-        m.value(
-            "ssm_association_exporter_config_last_reload_successful",
-            &[]
-        ),
-        0.0
-    );
+    assert_eq!(m.value(names::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]), 0.0);
     sim.add_execution(
         a,
         SimExecution::new("after-bad-reload", "Failed", minutes_ago(1))
@@ -714,10 +672,10 @@ fn series_of(m: &Metrics, id: &str) -> BTreeMap<String, usize> {
 
 /// Families whose series per association depend on the data (README "Cardinality").
 const DATA_DEPENDENT: &[&str] = &[
-    "ssm_association_last_execution_resources",
-    "ssm_association_triggered_alarm",
-    "ssm_association_triggered_alarms_total",
-    "ssm_association_executions_without_end_time_total",
+    names::LAST_EXECUTION_RESOURCES,
+    names::TRIGGERED_ALARM,
+    names::TRIGGERED_ALARMS_TOTAL,
+    names::EXECUTIONS_WITHOUT_END_TIME_TOTAL,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -753,18 +711,22 @@ async fn the_metrics_setting_follows_reloads_and_loses_nothing() {
         .map(|(_, n)| n)
         .sum();
     assert_eq!(fixed, 20, "{default:#?}");
-    assert_eq!(default["ssm_association_execution_duration_seconds"], 7);
-    assert_eq!(default["ssm_association_last_execution_status"], 1);
+    assert_eq!(default[names::EXECUTION_DURATION_SECONDS], 7);
+    assert_eq!(default[names::LAST_EXECUTION_STATUS], 1);
     for family in [
-        "ssm_association_exporter_watermark_timestamp_seconds",
-        "ssm_association_exporter_poll_delay_seconds",
-        "ssm_association_exporter_pending_abandoned_total",
+        names::WATERMARK_TIMESTAMP_SECONDS,
+        names::POLL_DELAY_SECONDS,
+        names::PENDING_ABANDONED_TOTAL,
     ] {
         assert!(!default.contains_key(family), "{family} per association");
         assert!(m.get(family, &[]).is_some(), "{family} aggregated");
     }
     let count = |m: &Metrics, labels: &[(&str, &str)]| {
-        m.value("ssm_association_execution_duration_seconds_count", labels)
+        m.value(
+            &format!("{}_count", names::EXECUTION_DURATION_SECONDS),
+            labels,
+        )
+        .number()
     };
     let all = count(&m, &[("association_id", a)]);
     assert_eq!(all, 6.0, "every execution of the history has an end time");
@@ -779,15 +741,9 @@ async fn the_metrics_setting_follows_reloads_and_loses_nothing() {
     assert_eq!(reload.status, 200, "{}", reload.body);
     let m = exporter.metrics().await;
     let richest = series_of(&m, a);
-    assert_eq!(richest["ssm_association_last_execution_status"], 5);
-    assert_eq!(
-        richest["ssm_association_exporter_watermark_timestamp_seconds"],
-        1
-    );
-    assert_eq!(
-        richest["ssm_association_exporter_pending_abandoned_total"],
-        1
-    );
+    assert_eq!(richest[names::LAST_EXECUTION_STATUS], 5);
+    assert_eq!(richest[names::WATERMARK_TIMESTAMP_SECONDS], 1);
+    assert_eq!(richest[names::PENDING_ABANDONED_TOTAL], 1);
     let per_status: f64 = ["Success", "Failed", "TimedOut", "Cancelled"]
         .iter()
         .map(|s| count(&m, &[("association_id", a), ("status", s)]))
@@ -796,18 +752,14 @@ async fn the_metrics_setting_follows_reloads_and_loses_nothing() {
         per_status, all,
         "the per-status histograms add up to the default one"
     );
-    assert!(m
-        .get("ssm_association_exporter_watermark_timestamp_seconds", &[])
-        .is_none());
+    assert!(m.get(names::WATERMARK_TIMESTAMP_SECONDS, &[]).is_none());
 
     // And off.
     write_config(&path, &[a, b], "metrics:\n  duration_histogram: off\n");
     let reload = http_request(&exporter.address, "POST", "/-/reload").await;
     assert_eq!(reload.status, 200, "{}", reload.body);
     let m = exporter.metrics().await;
-    assert!(!m
-        .text
-        .contains("ssm_association_execution_duration_seconds"));
+    assert!(!m.text.contains(names::EXECUTION_DURATION_SECONDS));
     assert_eq!(
         series_of(&m, a).values().sum::<usize>() + 7,
         default.values().sum::<usize>()

@@ -2,6 +2,7 @@
 //! bcrypt basic auth, open probes, plain HTTP to the TLS port, the TLS health check, and no
 //! secrets in the logs.
 
+use ssm_association_exporter::names;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -162,7 +163,7 @@ async fn tls_and_basic_auth_protect_metrics_and_leave_probes_open() {
             denied.contains("www-authenticate: Basic realm=\"ssm-association-exporter\""),
             "{denied}"
         );
-        assert!(!denied.contains("ssm_association_executions_total"));
+        assert!(!denied.contains(names::EXECUTIONS_TOTAL));
     }
     let landing = https_get(&address, &ca_pem, "/", None).await.unwrap();
     assert!(

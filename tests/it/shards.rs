@@ -2,6 +2,7 @@
 //! simulated estate: every association exported by exactly one shard, the union exact, polls
 //! split between the shards, and a change of the shard count that loses and repeats nothing.
 
+use ssm_association_exporter::names;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -38,7 +39,7 @@ async fn union(shards: &[Exporter]) -> (Metrics, Vec<Metrics>) {
     let mut each = Vec::new();
     for (i, shard) in shards.iter().enumerate() {
         let m = shard.metrics().await;
-        for (labels, _) in m.series("ssm_association_info", &[]) {
+        for (labels, _) in m.series(names::INFO, &[]) {
             let id = labels["association_id"].clone();
             if let Some(other) = owners.insert(id.clone(), i) {
                 panic!("{id} exported by shards {other} and {i}");
@@ -79,7 +80,7 @@ async fn converge_union(shards: &[Exporter], sim: &Simulator, ids: &[String]) ->
 /// Executions counted per association by one shard's scrape.
 fn totals(m: &Metrics) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    for (labels, v) in m.series("ssm_association_executions_total", &[]) {
+    for (labels, v) in m.series(names::EXECUTIONS_TOTAL, &[]) {
         *out.entry(labels["association_id"].clone()).or_default() += v;
     }
     out
@@ -106,7 +107,7 @@ async fn three_shards_split_an_estate_exactly_and_a_change_to_two_loses_nothing(
     let each = converge_union(&shards, &sim, &ids).await;
     let owned: Vec<f64> = each
         .iter()
-        .map(|m| m.value("ssm_association_exporter_owned_associations", &[]))
+        .map(|m| m.value(names::OWNED_ASSOCIATIONS, &[]).number())
         .collect();
     assert_eq!(owned.iter().sum::<f64>(), 30.0, "{owned:?}");
     assert!(
@@ -114,11 +115,8 @@ async fn three_shards_split_an_estate_exactly_and_a_change_to_two_loses_nothing(
         "about a third each: {owned:?}"
     );
     for (i, m) in each.iter().enumerate() {
-        assert_eq!(
-            m.value("ssm_association_exporter_shard_ordinal", &[]),
-            i as f64
-        );
-        assert_eq!(m.value("ssm_association_exporter_total_shards", &[]), 3.0);
+        assert_eq!(m.value(names::SHARD_ORDINAL, &[]), i as f64);
+        assert_eq!(m.value(names::TOTAL_SHARDS, &[]), 3.0);
     }
     // Each association is polled by its owner only: about one poll each, not three of
     // each.
@@ -132,13 +130,15 @@ async fn three_shards_split_an_estate_exactly_and_a_change_to_two_loses_nothing(
     let mut per_shard = Vec::new();
     for (shard, owned) in shards.iter().zip(&owned) {
         let m = shard.metrics().await;
-        let calls = m.value(
-            "ssm_association_exporter_api_requests_total",
-            &[
-                ("operation", "DescribeAssociationExecutions"),
-                ("code", "ok"),
-            ],
-        );
+        let calls = m
+            .value(
+                names::API_REQUESTS_TOTAL,
+                &[
+                    ("operation", "DescribeAssociationExecutions"),
+                    ("code", "ok"),
+                ],
+            )
+            .number();
         assert!(
             calls <= 2.0 * owned + 2.0,
             "{calls} polls for {owned} associations"
@@ -176,7 +176,7 @@ async fn three_shards_split_an_estate_exactly_and_a_change_to_two_loses_nothing(
             let now = after.get(id).copied().unwrap_or(0.0);
             assert!(now >= *n, "shard {i}: {id} went down from {n} to {now}");
         }
-        assert_eq!(m.value("ssm_association_exporter_total_shards", &[]), 2.0);
+        assert_eq!(m.value(names::TOTAL_SHARDS, &[]), 2.0);
     }
     for shard in shards {
         shard.stop().await;

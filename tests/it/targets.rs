@@ -3,12 +3,13 @@
 //! the caps, `target_detail.enabled: false`, and failing target calls that never change the
 //! execution counts.
 
+use ssm_association_exporter::names;
 use ssm_simulator::{Fault, FaultRule, SimExecution, SimTarget, Simulator};
 
 use crate::common::*;
 
 const TARGETS_OP: &str = "DescribeAssociationExecutionTargets";
-const RESULTS: &str = "ssm_association_target_results_total";
+const RESULTS: &str = names::TARGET_RESULTS_TOTAL;
 
 fn minutes_ago(m: i64) -> i64 {
     now_ms() - m * 60_000
@@ -257,37 +258,32 @@ async fn caps_are_respected_and_what_is_left_out_is_counted() {
                 ("detailed_status", "TimedOut"),
             ],
         ),
-        0.0
+        Reading::Missing,
+        "no TimedOut target was read"
     );
     // Failed: pages of 50 and 10; TimedOut: nothing left under the cap.
     assert_eq!(target_requests(&sim, a), 2);
     assert_eq!(target_requests(&sim, b), 5);
     assert_eq!(
-        metrics.value(
-            "ssm_association_exporter_target_detail_executions_skipped_total",
-            &[]
-        ),
+        metrics.value(names::TARGET_DETAIL_EXECUTIONS_SKIPPED_TOTAL, &[]),
         2.0,
         "b0 and b1, the oldest, were not read"
     );
     // The gauge: 7 of the 60 read, 53 + 60 left out.
     assert_eq!(
         metrics
-            .series("ssm_association_failing_target", &[("association_id", a)])
+            .series(names::FAILING_TARGET, &[("association_id", a)])
             .len(),
         7
     );
     assert_eq!(
-        metrics.value(
-            "ssm_association_failing_targets_left_out",
-            &[("association_id", a)]
-        ),
+        metrics.value(names::FAILING_TARGETS_LEFT_OUT, &[("association_id", a)]),
         113.0
     );
     // b's newest failed execution (b6) had its one target read.
     assert_eq!(
         metrics
-            .series("ssm_association_failing_target", &[("association_id", b)])
+            .series(names::FAILING_TARGET, &[("association_id", b)])
             .len(),
         1
     );
@@ -322,7 +318,7 @@ async fn disabled_target_detail_makes_no_call() {
     // Not read: the one failing target is left out.
     assert_eq!(
         metrics.value(
-            "ssm_association_failing_targets_left_out",
+            names::FAILING_TARGETS_LEFT_OUT,
             &[("association_id", &ids[0])]
         ),
         1.0
@@ -364,17 +360,14 @@ async fn failing_target_calls_never_change_execution_counts() {
     assert!(target_requests(&sim, id) > 0, "the calls were made");
     let metrics2 = exporter.metrics().await;
     assert_eq!(
-        metrics2.value(
-            "ssm_association_exporter_poll_success",
-            &[("association_id", id)]
-        ),
+        metrics2.value(names::POLL_SUCCESS, &[("association_id", id)]),
         1.0,
         "a failed target call never fails the poll"
     );
     assert!(metrics.series(RESULTS, &[]).is_empty());
     assert!(
         metrics2.value(
-            "ssm_association_exporter_api_requests_total",
+            names::API_REQUESTS_TOTAL,
             &[("operation", TARGETS_OP), ("code", "InternalServerError")]
         ) > 0.0,
         "counted by the request metrics"
