@@ -138,6 +138,7 @@
 
 #![forbid(unsafe_code)]
 
+mod api;
 mod clock;
 mod demo;
 mod estate;

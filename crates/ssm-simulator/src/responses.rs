@@ -5,9 +5,9 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::api::{validate_association_id, ApiError};
 use crate::identity::Scope;
 use crate::model::{AssociationDetails, AssociationState, SimAssociation, SimExecution};
-use crate::wire::{validate_association_id, ApiError};
 use crate::Shared;
 
 /// Epoch milliseconds as an AWS JSON timestamp (epoch seconds with a millisecond fraction).

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use hyper::StatusCode;
 
+use crate::api::ApiError;
 use crate::identity::{role_arn_account, Scope};
-use crate::wire::ApiError;
 use crate::Shared;
 
 /// The STS API version every request names.

@@ -16,13 +16,17 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
+use crate::api::{
+    ApiError, OP_DESCRIBE_EXECUTIONS, OP_DESCRIBE_TARGETS, OP_LIST_ASSOCIATIONS, OP_LIST_TAGS,
+    SSM_OPERATIONS,
+};
 use crate::clock::{http_date, parse_amz_date, skew_error};
 use crate::faults::{pick_fault_in, Fault};
 use crate::identity::{
     parse_credential_scope, CredentialProblem, Scope, DEFAULT_ACCOUNT, DEFAULT_REGION,
 };
 use crate::listing::{list_associations, list_tags};
-use crate::model::{is_uuid_shaped, uuid_like};
+use crate::model::uuid_like;
 use crate::paging::describe_executions;
 use crate::responses::describe_association;
 use crate::sts::{error_xml, parse_form, serve_query};
@@ -37,20 +41,6 @@ const AMZ_JSON: &str = "application/x-amz-json-1.1";
 const XML: &str = "text/xml";
 /// Largest request body accepted (SSM requests are tiny).
 const MAX_BODY_BYTES: usize = 1 << 20;
-
-pub(crate) const OP_DESCRIBE_EXECUTIONS: &str = "DescribeAssociationExecutions";
-pub(crate) const OP_DESCRIBE_ASSOCIATION: &str = "DescribeAssociation";
-pub(crate) const OP_LIST_ASSOCIATIONS: &str = "ListAssociations";
-pub(crate) const OP_LIST_TAGS: &str = "ListTagsForResource";
-pub(crate) const OP_DESCRIBE_TARGETS: &str = "DescribeAssociationExecutionTargets";
-/// The SSM operations the simulator answers.
-const SSM_OPERATIONS: &[&str] = &[
-    OP_DESCRIBE_EXECUTIONS,
-    OP_DESCRIBE_TARGETS,
-    OP_DESCRIBE_ASSOCIATION,
-    OP_LIST_ASSOCIATIONS,
-    OP_LIST_TAGS,
-];
 
 /// One request as received, with the answer given.
 #[derive(Clone, Debug)]
@@ -92,43 +82,6 @@ impl RecordedRequest {
     /// The caller's scope: [`RecordedRequest::account`] in [`RecordedRequest::region`].
     pub fn scope(&self) -> Scope {
         Scope::new(self.account.clone(), self.region.clone())
-    }
-}
-
-/// An AWS error answer.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn client(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    pub(crate) fn validation(message: impl Into<String>) -> Self {
-        ApiError::client("ValidationException", message)
-    }
-
-    pub(crate) fn no_association(id: &str) -> Self {
-        ApiError::client(
-            "AssociationDoesNotExist",
-            format!("Association {id} does not exist"),
-        )
-    }
-
-    pub(crate) fn throttled() -> Self {
-        ApiError::client("ThrottlingException", "Rate exceeded")
     }
 }
 
@@ -635,22 +588,4 @@ fn serve_json(
 
 fn serialization_error(error: serde_json::Error) -> ApiError {
     ApiError::client("SerializationException", error.to_string())
-}
-
-pub(crate) fn validate_association_id(id: Option<&str>) -> Result<&str, ApiError> {
-    let id = id.ok_or_else(|| {
-        ApiError::validation(
-            "1 validation error detected: Value null at 'associationId' failed to satisfy \
-             constraint: Member must not be null",
-        )
-    })?;
-    if is_uuid_shaped(id) {
-        Ok(id)
-    } else {
-        Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{id}' at 'associationId' failed to satisfy \
-             constraint: Member must satisfy regular expression pattern: \
-             [0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}"
-        )))
-    }
 }
