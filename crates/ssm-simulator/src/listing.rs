@@ -12,7 +12,7 @@ use crate::identity::Scope;
 use crate::model::{AssociationState, LastExecutionDateMode};
 use crate::paging::{hex_decode, hex_encode, max_results, next_token};
 use crate::responses::{overview_json, targets_json, timestamp};
-use crate::Shared;
+use crate::state::Shared;
 
 /// Version prefix of `ListAssociations` page tokens.
 const TOKEN_VERSION: &str = "siml1";

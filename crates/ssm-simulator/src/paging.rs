@@ -13,7 +13,7 @@ use crate::faults::Fault;
 use crate::identity::Scope;
 use crate::model::SimExecution;
 use crate::responses::execution_json;
-use crate::{Shared, State};
+use crate::state::{Shared, State};
 
 /// Default and maximum `MaxResults` of `DescribeAssociationExecutions`.
 const MAX_RESULTS: i64 = 50;

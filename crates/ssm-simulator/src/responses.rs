@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::api::{validate_association_id, ApiError};
 use crate::identity::Scope;
 use crate::model::{AssociationDetails, AssociationState, SimAssociation, SimExecution};
-use crate::Shared;
+use crate::state::Shared;
 
 /// Epoch milliseconds as an AWS JSON timestamp (epoch seconds with a millisecond fraction).
 pub(crate) fn timestamp(ms: i64) -> Value {

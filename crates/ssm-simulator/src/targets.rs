@@ -9,7 +9,7 @@ use crate::identity::Scope;
 use crate::model::{stable_hash, uuid_like, SimExecution, SimTarget};
 use crate::paging::{hex_decode, hex_encode, max_results, next_token, parse_filters};
 use crate::responses::timestamp;
-use crate::Shared;
+use crate::state::Shared;
 
 /// Version prefix of the simulator's target page tokens.
 const TOKEN_VERSION: &str = "simt1";

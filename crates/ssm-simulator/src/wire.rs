@@ -1,6 +1,7 @@
 //! The wire protocols: an HTTP server on 127.0.0.1 speaking AWS JSON 1.1 (SSM) and the query
 //! protocol (STS): request parsing and dispatch, SigV4 header checks, the caller's account and
-//! region, the request record, error bodies, `Date` and `x-amzn-RequestId` headers.
+//! region, recording each request and its answer, error bodies, `Date` and `x-amzn-RequestId`
+//! headers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,9 +30,9 @@ use crate::listing::{list_associations, list_tags};
 use crate::model::uuid_like;
 use crate::paging::describe_executions;
 use crate::responses::describe_association;
+use crate::state::{RecordedRequest, Shared};
 use crate::sts::{error_xml, parse_form, serve_query};
 use crate::targets::describe_targets;
-use crate::Shared;
 
 /// `X-Amz-Target` prefix of every SSM operation.
 const TARGET_PREFIX: &str = "AmazonSSM.";
@@ -41,49 +42,6 @@ const AMZ_JSON: &str = "application/x-amz-json-1.1";
 const XML: &str = "text/xml";
 /// Largest request body accepted (SSM requests are tiny).
 const MAX_BODY_BYTES: usize = 1 << 20;
-
-/// One request as received, with the answer given.
-#[derive(Clone, Debug)]
-pub struct RecordedRequest {
-    /// Operation from `X-Amz-Target` without the `AmazonSSM.` prefix (empty if absent), or the
-    /// STS `Action` (`AssumeRole`, `GetCallerIdentity`).
-    pub operation: String,
-    /// `ssm` (AWS JSON 1.1) or `sts` (query protocol).
-    pub service: String,
-    /// Caller's account: the account of the access key ([`DEFAULT_ACCOUNT`](crate::DEFAULT_ACCOUNT)
-    /// for unknown static keys and for refused credentials).
-    pub account: String,
-    /// Region of the SigV4 credential scope ([`DEFAULT_REGION`](crate::DEFAULT_REGION) when absent).
-    pub region: String,
-    /// Access key of the SigV4 credential scope (empty when absent).
-    pub access_key: String,
-    /// `AssociationId` from the body, or the `ResourceId` of `ListTagsForResource`, if any.
-    pub association_id: Option<String>,
-    /// `Filters` as (key, value, type).
-    pub filters: Vec<(String, String, String)>,
-    /// `ListAssociations`' `AssociationFilterList` as (key, value).
-    pub association_filters: Vec<(String, String)>,
-    /// `MaxResults`, if present.
-    pub max_results: Option<i32>,
-    /// `NextToken`, if present.
-    pub next_token: Option<String>,
-    /// `AssumeRole`'s `RoleArn`.
-    pub role_arn: Option<String>,
-    /// `AssumeRole`'s `ExternalId`.
-    pub external_id: Option<String>,
-    /// HTTP status sent; 0 while unanswered or when no response was sent (hang, reset).
-    pub status: u16,
-    /// Error code sent (`__type`, or the STS `Code`), or the fault name (`Hang`,
-    /// `ResetConnection`) when no response was sent.
-    pub error_code: Option<String>,
-}
-
-impl RecordedRequest {
-    /// The caller's scope: [`RecordedRequest::account`] in [`RecordedRequest::region`].
-    pub fn scope(&self) -> Scope {
-        Scope::new(self.account.clone(), self.region.clone())
-    }
-}
 
 /// How a request ends.
 enum Outcome {
