@@ -9,7 +9,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::identity::Scope;
 use crate::model::{stable_hash, uuid_like, SimAssociation, SimExecution, SimTarget};
-use crate::{Shared, Simulator};
+use crate::simulator::Simulator;
+use crate::state::Shared;
 
 /// One association of the demo scenario.
 #[derive(Clone, Copy, Debug)]
@@ -278,4 +279,16 @@ fn spawn_later(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::is_uuid_shaped;
+
+    #[test]
+    fn demo_ids_are_uuid_shaped() {
+        for demo in super::DEMO_ASSOCIATIONS {
+            assert!(is_uuid_shaped(demo.id), "{}", demo.id);
+        }
+    }
 }

@@ -9,7 +9,8 @@ use crate::model::{
     stable_hash, uuid_like, AssociationDetails, AssociationState, GroundTruth,
     LastExecutionDateMode, SimAssociation, SimExecution,
 };
-use crate::{Simulator, State};
+use crate::simulator::Simulator;
+use crate::state::State;
 
 fn check_alarms(id: &str, association: &SimAssociation) {
     assert!(

@@ -180,8 +180,8 @@ impl FaultRule {
                 .is_none_or(|id| Some(id) == association_id)
             && (!needs_token || has_token)
             && (!self.fault.is_token_fault()
-                || operation == crate::wire::OP_DESCRIBE_EXECUTIONS
-                || operation == crate::wire::OP_LIST_ASSOCIATIONS)
+                || operation == crate::api::OP_DESCRIBE_EXECUTIONS
+                || operation == crate::api::OP_LIST_ASSOCIATIONS)
     }
 }
 

@@ -6,13 +6,13 @@ use std::ops::Bound;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::api::ApiError;
 use crate::faults::Fault;
 use crate::identity::Scope;
 use crate::model::{AssociationState, LastExecutionDateMode};
 use crate::paging::{hex_decode, hex_encode, max_results, next_token};
 use crate::responses::{overview_json, targets_json, timestamp};
-use crate::wire::ApiError;
-use crate::Shared;
+use crate::state::Shared;
 
 /// Version prefix of `ListAssociations` page tokens.
 const TOKEN_VERSION: &str = "siml1";

@@ -8,12 +8,12 @@ use std::ops::Bound;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::api::{validate_association_id, ApiError};
 use crate::faults::Fault;
 use crate::identity::Scope;
 use crate::model::SimExecution;
 use crate::responses::execution_json;
-use crate::wire::{validate_association_id, ApiError};
-use crate::{Shared, State};
+use crate::state::{Shared, State};
 
 /// Default and maximum `MaxResults` of `DescribeAssociationExecutions`.
 const MAX_RESULTS: i64 = 50;

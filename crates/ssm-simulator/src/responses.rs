@@ -5,10 +5,10 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::api::{validate_association_id, ApiError};
 use crate::identity::Scope;
 use crate::model::{AssociationDetails, AssociationState, SimAssociation, SimExecution};
-use crate::wire::{validate_association_id, ApiError};
-use crate::Shared;
+use crate::state::Shared;
 
 /// Epoch milliseconds as an AWS JSON timestamp (epoch seconds with a millisecond fraction).
 pub(crate) fn timestamp(ms: i64) -> Value {

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use hyper::StatusCode;
 
+use crate::api::ApiError;
 use crate::identity::{role_arn_account, Scope};
-use crate::wire::ApiError;
-use crate::Shared;
+use crate::state::Shared;
 
 /// The STS API version every request names.
 pub(crate) const STS_VERSION: &str = "2011-06-15";

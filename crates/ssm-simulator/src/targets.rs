@@ -3,13 +3,13 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::api::{validate_association_id, ApiError};
 use crate::faults::Fault;
 use crate::identity::Scope;
 use crate::model::{stable_hash, uuid_like, SimExecution, SimTarget};
 use crate::paging::{hex_decode, hex_encode, max_results, next_token, parse_filters};
 use crate::responses::timestamp;
-use crate::wire::{validate_association_id, ApiError};
-use crate::Shared;
+use crate::state::Shared;
 
 /// Version prefix of the simulator's target page tokens.
 const TOKEN_VERSION: &str = "simt1";

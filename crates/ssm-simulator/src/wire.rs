@@ -1,6 +1,7 @@
 //! The wire protocols: an HTTP server on 127.0.0.1 speaking AWS JSON 1.1 (SSM) and the query
 //! protocol (STS): request parsing and dispatch, SigV4 header checks, the caller's account and
-//! region, the request record, error bodies, `Date` and `x-amzn-RequestId` headers.
+//! region, recording each request and its answer, error bodies, `Date` and `x-amzn-RequestId`
+//! headers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,18 +17,22 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
+use crate::api::{
+    ApiError, OP_DESCRIBE_EXECUTIONS, OP_DESCRIBE_TARGETS, OP_LIST_ASSOCIATIONS, OP_LIST_TAGS,
+    SSM_OPERATIONS,
+};
 use crate::clock::{http_date, parse_amz_date, skew_error};
 use crate::faults::{pick_fault_in, Fault};
 use crate::identity::{
     parse_credential_scope, CredentialProblem, Scope, DEFAULT_ACCOUNT, DEFAULT_REGION,
 };
 use crate::listing::{list_associations, list_tags};
-use crate::model::{is_uuid_shaped, uuid_like};
+use crate::model::uuid_like;
 use crate::paging::describe_executions;
 use crate::responses::describe_association;
+use crate::state::{RecordedRequest, Shared};
 use crate::sts::{error_xml, parse_form, serve_query};
 use crate::targets::describe_targets;
-use crate::Shared;
 
 /// `X-Amz-Target` prefix of every SSM operation.
 const TARGET_PREFIX: &str = "AmazonSSM.";
@@ -37,100 +42,6 @@ const AMZ_JSON: &str = "application/x-amz-json-1.1";
 const XML: &str = "text/xml";
 /// Largest request body accepted (SSM requests are tiny).
 const MAX_BODY_BYTES: usize = 1 << 20;
-
-pub(crate) const OP_DESCRIBE_EXECUTIONS: &str = "DescribeAssociationExecutions";
-pub(crate) const OP_DESCRIBE_ASSOCIATION: &str = "DescribeAssociation";
-pub(crate) const OP_LIST_ASSOCIATIONS: &str = "ListAssociations";
-pub(crate) const OP_LIST_TAGS: &str = "ListTagsForResource";
-pub(crate) const OP_DESCRIBE_TARGETS: &str = "DescribeAssociationExecutionTargets";
-/// The SSM operations the simulator answers.
-const SSM_OPERATIONS: &[&str] = &[
-    OP_DESCRIBE_EXECUTIONS,
-    OP_DESCRIBE_TARGETS,
-    OP_DESCRIBE_ASSOCIATION,
-    OP_LIST_ASSOCIATIONS,
-    OP_LIST_TAGS,
-];
-
-/// One request as received, with the answer given.
-#[derive(Clone, Debug)]
-pub struct RecordedRequest {
-    /// Operation from `X-Amz-Target` without the `AmazonSSM.` prefix (empty if absent), or the
-    /// STS `Action` (`AssumeRole`, `GetCallerIdentity`).
-    pub operation: String,
-    /// `ssm` (AWS JSON 1.1) or `sts` (query protocol).
-    pub service: String,
-    /// Caller's account: the account of the access key ([`DEFAULT_ACCOUNT`](crate::DEFAULT_ACCOUNT)
-    /// for unknown static keys and for refused credentials).
-    pub account: String,
-    /// Region of the SigV4 credential scope ([`DEFAULT_REGION`](crate::DEFAULT_REGION) when absent).
-    pub region: String,
-    /// Access key of the SigV4 credential scope (empty when absent).
-    pub access_key: String,
-    /// `AssociationId` from the body, or the `ResourceId` of `ListTagsForResource`, if any.
-    pub association_id: Option<String>,
-    /// `Filters` as (key, value, type).
-    pub filters: Vec<(String, String, String)>,
-    /// `ListAssociations`' `AssociationFilterList` as (key, value).
-    pub association_filters: Vec<(String, String)>,
-    /// `MaxResults`, if present.
-    pub max_results: Option<i32>,
-    /// `NextToken`, if present.
-    pub next_token: Option<String>,
-    /// `AssumeRole`'s `RoleArn`.
-    pub role_arn: Option<String>,
-    /// `AssumeRole`'s `ExternalId`.
-    pub external_id: Option<String>,
-    /// HTTP status sent; 0 while unanswered or when no response was sent (hang, reset).
-    pub status: u16,
-    /// Error code sent (`__type`, or the STS `Code`), or the fault name (`Hang`,
-    /// `ResetConnection`) when no response was sent.
-    pub error_code: Option<String>,
-}
-
-impl RecordedRequest {
-    /// The caller's scope: [`RecordedRequest::account`] in [`RecordedRequest::region`].
-    pub fn scope(&self) -> Scope {
-        Scope::new(self.account.clone(), self.region.clone())
-    }
-}
-
-/// An AWS error answer.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn client(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    pub(crate) fn validation(message: impl Into<String>) -> Self {
-        ApiError::client("ValidationException", message)
-    }
-
-    pub(crate) fn no_association(id: &str) -> Self {
-        ApiError::client(
-            "AssociationDoesNotExist",
-            format!("Association {id} does not exist"),
-        )
-    }
-
-    pub(crate) fn throttled() -> Self {
-        ApiError::client("ThrottlingException", "Rate exceeded")
-    }
-}
 
 /// How a request ends.
 enum Outcome {
@@ -635,22 +546,4 @@ fn serve_json(
 
 fn serialization_error(error: serde_json::Error) -> ApiError {
     ApiError::client("SerializationException", error.to_string())
-}
-
-pub(crate) fn validate_association_id(id: Option<&str>) -> Result<&str, ApiError> {
-    let id = id.ok_or_else(|| {
-        ApiError::validation(
-            "1 validation error detected: Value null at 'associationId' failed to satisfy \
-             constraint: Member must not be null",
-        )
-    })?;
-    if is_uuid_shaped(id) {
-        Ok(id)
-    } else {
-        Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{id}' at 'associationId' failed to satisfy \
-             constraint: Member must satisfy regular expression pattern: \
-             [0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}"
-        )))
-    }
 }
