@@ -8,8 +8,8 @@
 //! `serde_json`. The page is plain server-rendered HTML with inline CSS and a few lines of
 //! inline JavaScript (the filter box submits as one types); no external assets.
 //!
-//! `html` renders the page, `json` the API, [`urls`] builds its links; this file is the
-//! page's model.
+//! `html` renders the page, `json` the API, [`urls`] builds every link to the AWS console
+//! (also the one in the poller's per-target log line); this file is the page's model.
 
 mod html;
 mod json;

@@ -1,5 +1,5 @@
-//! Percent-encoding and the status page's links to the AWS console (State Manager
-//! associations, Run Command outputs).
+//! Percent-encoding and every link to the AWS console the exporter builds (State Manager
+//! associations and executions, Run Command outputs).
 //!
 //! The console's own links have these shapes; they are not an API and may move.
 
@@ -65,4 +65,26 @@ pub fn target_output_url(region: &str, target: &TargetDetail) -> Option<String> 
         "https://{region}.console.aws.amazon.com/systems-manager/run-command/{}?region={region}",
         percent_encode(&target.output_source_id)
     ))
+}
+
+/// The console page of an execution's targets (State Manager, association, execution,
+/// resources): `https://{region}.console.aws.amazon.com/systems-manager/state-manager/{association}/execution/{execution}/resources?region={region}`.
+/// Unlike the page's links, its parts are not percent-encoded (as the log line always had it).
+pub fn execution_console_url(region: &str, association_id: &str, execution_id: &str) -> String {
+    format!(
+        "https://{region}.console.aws.amazon.com/systems-manager/state-manager/{association_id}/execution/{execution_id}/resources?region={region}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_url_names_the_region_association_and_execution() {
+        assert_eq!(
+            execution_console_url("eu-west-1", "a-1", "e-2"),
+            "https://eu-west-1.console.aws.amazon.com/systems-manager/state-manager/a-1/execution/e-2/resources?region=eu-west-1"
+        );
+    }
 }
