@@ -13,8 +13,6 @@
 //! - [`healthcheck`]: the `--healthcheck` client (the image has no shell or curl).
 //! - `lib.rs`: these docs and [`run`].
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/-/reload`, the status page and its JSON.
-//! - [`status`]: the status page (`/`) and `/api/v1/associations[/{id}]`, rendered from a
-//!   snapshot of the published numbers.
 //! - [`daemon`]: the running configuration: one loop per account and region, state-file writer,
 //!   restore, reload.
 //! - [`scheduler`]: one account and region: its listing every interval, selection, polls,
@@ -22,6 +20,8 @@
 //! - [`discovery`]: what to watch: static IDs and `discovery:` selectors against a listing.
 //! - [`feed`]: the change feed: whether a listed association needs a poll now, and why.
 //! - [`poller`]: one poll of one association: pages, tracker, numbers.
+//! - [`status`]: the status page (`/`) and `/api/v1/associations[/{id}]`, rendered from a
+//!   snapshot of the published numbers; `status::urls`: every AWS console link (the poller's too).
 //! - [`persist`]: the state file: its versioned on-disk format keyed by names, the save loop.
 //! - [`exposition`]: the `/metrics` text: the per-association families.
 //! - [`metrics`]: the exporter's own metrics, registered into an injected registry.

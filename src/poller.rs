@@ -9,6 +9,7 @@ use crate::config::TargetDetailConfig;
 use crate::metrics::Metrics;
 use crate::model::{parse_resource_counts, Execution};
 use crate::ssm::{ApiError, ErrorKind, Ssm, MAX_RESULTS};
+use crate::status::urls::execution_console_url;
 use crate::store::{Entry, Live, RecentExecution, Store, TargetDetail};
 use crate::sync::lock;
 use crate::tracker::{Observation, Paging};
@@ -374,7 +375,7 @@ impl Poller {
                     detailed_status = %t.detailed_status,
                     output_source_type = %t.output_source_type,
                     output_source_id = %t.output_source_id,
-                    console_url = %console_url(&region, &id, &w.execution_id),
+                    console_url = %execution_console_url(&region, &id, &w.execution_id),
                     "association target did not succeed"
                 );
             }
@@ -389,15 +390,6 @@ impl Poller {
             }
         }
     }
-}
-
-/// The console page of an execution's targets (State Manager, association, execution,
-/// resources): `https://{region}.console.aws.amazon.com/systems-manager/state-manager/{association}/execution/{execution}/resources?region={region}`.
-/// The console's own links have this shape; it is not an API and may move.
-pub fn console_url(region: &str, association_id: &str, execution_id: &str) -> String {
-    format!(
-        "https://{region}.console.aws.amazon.com/systems-manager/state-manager/{association_id}/execution/{execution_id}/resources?region={region}"
-    )
 }
 
 /// Final executions whose targets are read per poll at most; the others' targets are left out.
@@ -487,17 +479,4 @@ fn record(
             .observe(late_ms as f64 / 1000.0);
     }
     work
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn console_url_names_the_region_association_and_execution() {
-        assert_eq!(
-            console_url("eu-west-1", "a-1", "e-2"),
-            "https://eu-west-1.console.aws.amazon.com/systems-manager/state-manager/a-1/execution/e-2/resources?region=eu-west-1"
-        );
-    }
 }
