@@ -1,10 +1,10 @@
 //! The work of one account in one region (a scope): one loop that lists its associations every
 //! interval, selects what to watch ([`crate::discovery`]), decides which to poll
-//! ([`crate::feed`]) and polls them, within the scope's own request budget; and the SSM call
-//! observer of the scope (request metrics, credentials health).
+//! ([`crate::feed`]) and polls them, within the scope's own request budget. Its SSM call
+//! observer is [`crate::scope_health`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::{now_ms, AwsClock};
+use crate::clock::now_ms;
 use crate::config::ScopeConfig;
 use crate::discovery::Selection;
 use crate::feed::{self, Decision, Known, Rules};
@@ -22,74 +22,12 @@ use crate::model::{ListedAssociation, ScopeKey};
 use crate::poller::Poller;
 use crate::readiness::Readiness;
 use crate::schedule;
+use crate::scope_health::ScopeHealth;
 use crate::shard::Shard;
-use crate::ssm::{ApiError, Attempt, CallObserver, ErrorKind, Ssm};
+use crate::ssm::{ApiError, ErrorKind, Ssm};
 use crate::store::{Entry, Exposed, Live, Store};
 use crate::sync::lock;
 use crate::tracker::Tracker;
-
-/// Turns every request attempt of one scope into the exporter's request metrics, the scope's
-/// credential health and the AWS clock offset.
-pub struct ScopeHealth {
-    pub metrics: Arc<Metrics>,
-    pub readiness: Arc<Readiness>,
-    pub clock: Arc<AwsClock>,
-    /// The scope's name in logs and readiness (`own credentials/us-east-1`, a role ARN/region).
-    pub name: String,
-    /// The account and region labels, once the account is known.
-    pub key: OnceLock<ScopeKey>,
-    /// The region label (known from the start).
-    pub region: String,
-}
-
-impl ScopeHealth {
-    /// The `account_id` and `region` label values (`unknown` until the account is known).
-    fn labels(&self) -> [&str; 2] {
-        match self.key.get() {
-            Some(key) => [key.account_id.as_str(), key.region.as_str()],
-            None => ["unknown", self.region.as_str()],
-        }
-    }
-}
-
-impl CallObserver for ScopeHealth {
-    fn attempt(&self, attempt: &Attempt<'_>) {
-        let m = &self.metrics;
-        let [account, region] = self.labels();
-        m.aws_clock_offset_seconds
-            .set(self.clock.offset_ms() as f64 / 1000.0);
-        m.rate_limit_wait_seconds_total
-            .inc_by(attempt.waited.as_secs_f64());
-        m.api_request_duration_seconds
-            .with_label_values(&[attempt.operation])
-            .observe(attempt.elapsed.as_secs_f64());
-        match attempt.result {
-            Ok(()) => {
-                m.api_requests_total
-                    .with_label_values(&[account, region, attempt.operation, "ok"])
-                    .inc();
-                if self.readiness.credentials_failing(&self.name) {
-                    self.readiness.credentials_accepted(&self.name);
-                }
-                m.credentials_valid
-                    .with_label_values(&[account, region])
-                    .set(1);
-            }
-            Err(error) => {
-                m.api_requests_total
-                    .with_label_values(&[account, region, attempt.operation, &error.code])
-                    .inc();
-                if error.kind == ErrorKind::Credentials {
-                    self.readiness
-                        .credentials_rejected(&self.name, &error.code, &error.message);
-                    m.credentials_valid
-                        .with_label_values(&[account, region])
-                        .set(0);
-                }
-            }
-        }
-    }
-}
 
 /// What every scope of one configuration shares.
 pub struct Shared {
