@@ -341,6 +341,21 @@ struct ScopeState {
     listing_error: Option<String>,
 }
 
+/// One listing being applied: AWS's and the host's "now", and what it found and asks for.
+struct Pass {
+    aws_now: i64,
+    now: i64,
+    /// Associations each discovery selector matched.
+    counts: Vec<usize>,
+    static_found: HashSet<String>,
+    /// What this scope watches after the listing.
+    selected: HashSet<String>,
+    /// Associations whose first poll readiness waits for.
+    awaiting: Vec<String>,
+    /// Polls to start, with the listing's signature of each association.
+    to_poll: Vec<(Arc<Entry>, String)>,
+}
+
 impl ScopeState {
     fn labels(&self) -> [&str; 2] {
         [self.key.account_id.as_str(), self.key.region.as_str()]
@@ -387,7 +402,8 @@ impl ScopeState {
     }
 
     /// Applies one complete listing: selects, starts the polls the change feed asks for,
-    /// retires what is no longer listed or selected.
+    /// retires what is no longer listed or selected. Each association goes through the steps
+    /// below in order (`selects`, `watches`, `decide`, `follow`), until one says no.
     async fn apply(
         &mut self,
         scope: &Scope,
@@ -398,113 +414,186 @@ impl ScopeState {
         if self.listing_error.take().is_some() {
             tracing::info!(scope = %self.name, "ListAssociations works again");
         }
-        let aws_now = scope.ssm.clock().now_ms();
-        let now = now_ms();
-        let selectors = shared.selection.selectors().len();
-        let mut counts = vec![0usize; selectors];
-        let mut static_found = HashSet::new();
-        let mut selected: HashSet<String> = HashSet::with_capacity(listed.len());
-        let mut awaiting = Vec::new();
-        let mut to_poll = Vec::new();
+        let mut pass = Pass {
+            aws_now: scope.ssm.clock().now_ms(),
+            now: now_ms(),
+            counts: vec![0usize; shared.selection.selectors().len()],
+            static_found: HashSet::new(),
+            selected: HashSet::with_capacity(listed.len()),
+            awaiting: Vec::new(),
+            to_poll: Vec::new(),
+        };
         for l in &listed {
-            let mut verdict = shared.selection.by_names(l);
-            if !verdict.need_tags.is_empty() {
-                let tags = self
-                    .tags_of(&scope.ssm, &l.id, shared.discovery_interval)
-                    .await
-                    .unwrap_or_default();
-                shared.selection.with_tags(&mut verdict, &tags);
-            }
-            if verdict.static_id {
-                static_found.insert(l.id.clone());
-            }
-            for i in &verdict.matched {
-                counts[*i] += 1;
-            }
-            if !verdict.selected() {
+            if !self.selects(scope, shared, l, &mut pass).await || !self.watches(shared, &l.id) {
                 continue;
             }
-            if !shared.shard.owns(&self.key, &l.id) {
-                // Another shard's: not waited for here.
-                shared.readiness.first_poll_done(&l.id);
-                continue;
-            }
-            {
-                let mut claims = lock(&shared.claims);
-                match claims.get(&l.id) {
-                    Some(owner) if *owner != self.name => continue,
-                    Some(_) => {}
-                    None => {
-                        claims.insert(l.id.clone(), self.name.clone());
-                    }
-                }
-            }
-            selected.insert(l.id.clone());
-            let entry = shared
-                .store
-                .get(&l.id)
-                .unwrap_or_else(|| shared.store.insert(&l.id, &self.key, shared.fresh()));
-            let in_flight = self.in_flight.contains(&l.id);
-            update_info(&entry, l, &self.key, aws_now, shared, !in_flight);
-            let watch = self.watch.entry(l.id.clone()).or_default();
-            if in_flight || watch.next_try.is_some_and(|t| Instant::now() < t) {
-                continue;
-            }
-            let signature = l.signature();
-            let decision = {
-                let live = lock(&entry.live);
-                let known = Known {
-                    started: live.tracker.started(),
-                    complete: live.exposed.complete,
-                    poll_success: live.exposed.poll_success,
-                    signature: live.exposed.signature.as_deref(),
-                    seen_ms: live.exposed.seen_ms,
-                    in_progress: live.tracker.in_progress() as u64,
-                    last_poll_success_ms: live.exposed.last_poll_success_ms,
-                };
-                feed::decide(l, &signature, &known, &shared.rules, aws_now, now)
-            };
-            match decision {
-                Decision::Skip => {
-                    entry.mark_polled();
-                    shared.readiness.first_poll_done(&l.id);
-                }
-                Decision::EmptyFirstPoll => {
-                    Poller::new(entry.clone()).empty_first_poll(
-                        aws_now,
-                        signature,
-                        l.last_execution_ms,
-                        &shared.store,
-                        shared.publish_each_poll,
-                    );
-                    entry.mark_polled();
-                    shared.readiness.first_poll_done(&l.id);
-                }
-                Decision::Poll(reason) => {
-                    shared
-                        .metrics
-                        .polls_total
-                        .with_label_values(&[reason.name()])
-                        .inc();
-                    if !entry.polled() {
-                        awaiting.push(l.id.clone());
-                    }
-                    self.in_flight.insert(l.id.clone());
-                    to_poll.push((entry, signature));
-                }
+            pass.selected.insert(l.id.clone());
+            if let Some((entry, signature, decision)) = self.decide(shared, l, &pass) {
+                self.follow(shared, l, entry, signature, decision, &mut pass);
             }
         }
         // Readiness learns what the first listing waits for before any of its polls can end.
         if std::mem::take(&mut self.first_listing) {
-            shared.readiness.scope_listed(&self.name, awaiting);
+            shared.readiness.scope_listed(&self.name, pass.awaiting);
         }
-        for (entry, signature) in to_poll {
+        // The queued polls start, each once one of the scope's poll slots is free.
+        for (entry, signature) in pass.to_poll {
             let (ssm, shared) = (scope.ssm.clone(), shared.clone());
             self.polls
                 .spawn(with_slot(self.poll_slots.clone(), move || {
                     poll_task(entry, ssm, shared, due, signature)
                 }));
         }
+        self.retire_unselected(shared, &pass.selected, pass.now);
+        // Tags of associations no longer listed are forgotten; the listing's numbers published.
+        let listed_ids: HashSet<&str> = listed.iter().map(|l| l.id.as_str()).collect();
+        self.tags.retain(|id, _| listed_ids.contains(id.as_str()));
+        let labels = self.labels();
+        shared
+            .metrics
+            .associations_watched
+            .with_label_values(&labels)
+            .set(pass.selected.len() as i64);
+        shared
+            .metrics
+            .listing_success
+            .with_label_values(&labels)
+            .set(1);
+        shared.report(&self.name, pass.static_found, pass.counts);
+        shared
+            .metrics
+            .owned_associations
+            .set(shared.store.len() as i64);
+        shared
+            .metrics
+            .associations_awaiting_first_poll
+            .set(shared.readiness.awaiting_first_poll() as i64);
+    }
+
+    /// Step 1: whether the listing selects `l` (by name, static ID, or tags, read only when a
+    /// selector needs them). What it matched is counted either way, for the discovery gauges.
+    async fn selects(
+        &mut self,
+        scope: &Scope,
+        shared: &Shared,
+        l: &ListedAssociation,
+        pass: &mut Pass,
+    ) -> bool {
+        let mut verdict = shared.selection.by_names(l);
+        if !verdict.need_tags.is_empty() {
+            let tags = self
+                .tags_of(&scope.ssm, &l.id, shared.discovery_interval)
+                .await
+                .unwrap_or_default();
+            shared.selection.with_tags(&mut verdict, &tags);
+        }
+        if verdict.static_id {
+            pass.static_found.insert(l.id.clone());
+        }
+        for i in &verdict.matched {
+            pass.counts[*i] += 1;
+        }
+        verdict.selected()
+    }
+
+    /// Step 2: whether this scope watches the selected `id`: this shard owns it, and no other
+    /// scope claimed it first (an association listed by two scopes is watched once).
+    fn watches(&self, shared: &Shared, id: &str) -> bool {
+        if !shared.shard.owns(&self.key, id) {
+            // Another shard's: not waited for here.
+            shared.readiness.first_poll_done(id);
+            return false;
+        }
+        let mut claims = lock(&shared.claims);
+        match claims.get(id) {
+            Some(owner) => *owner == self.name,
+            None => {
+                claims.insert(id.to_string(), self.name.clone());
+                true
+            }
+        }
+    }
+
+    /// Step 3: what the change feed decides for the watched `l`, once its entry (made if new)
+    /// holds the listing's info. `None` while a poll of it runs or it waits after failures.
+    fn decide(
+        &mut self,
+        shared: &Shared,
+        l: &ListedAssociation,
+        pass: &Pass,
+    ) -> Option<(Arc<Entry>, String, Decision)> {
+        let entry = shared
+            .store
+            .get(&l.id)
+            .unwrap_or_else(|| shared.store.insert(&l.id, &self.key, shared.fresh()));
+        let in_flight = self.in_flight.contains(&l.id);
+        update_info(&entry, l, &self.key, pass.aws_now, shared, !in_flight);
+        let watch = self.watch.entry(l.id.clone()).or_default();
+        if in_flight || watch.next_try.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
+        let signature = l.signature();
+        let decision = {
+            let live = lock(&entry.live);
+            let known = Known {
+                started: live.tracker.started(),
+                complete: live.exposed.complete,
+                poll_success: live.exposed.poll_success,
+                signature: live.exposed.signature.as_deref(),
+                seen_ms: live.exposed.seen_ms,
+                in_progress: live.tracker.in_progress() as u64,
+                last_poll_success_ms: live.exposed.last_poll_success_ms,
+            };
+            feed::decide(l, &signature, &known, &shared.rules, pass.aws_now, pass.now)
+        };
+        Some((entry, signature, decision))
+    }
+
+    /// Step 4: carries out the decision: nothing to read (the association counts as polled),
+    /// an empty first poll done here, or a poll queued to start once the listing is applied.
+    fn follow(
+        &mut self,
+        shared: &Shared,
+        l: &ListedAssociation,
+        entry: Arc<Entry>,
+        signature: String,
+        decision: Decision,
+        pass: &mut Pass,
+    ) {
+        match decision {
+            Decision::Skip => {
+                entry.mark_polled();
+                shared.readiness.first_poll_done(&l.id);
+            }
+            Decision::EmptyFirstPoll => {
+                Poller::new(entry.clone()).empty_first_poll(
+                    pass.aws_now,
+                    signature,
+                    l.last_execution_ms,
+                    &shared.store,
+                    shared.publish_each_poll,
+                );
+                entry.mark_polled();
+                shared.readiness.first_poll_done(&l.id);
+            }
+            Decision::Poll(reason) => {
+                shared
+                    .metrics
+                    .polls_total
+                    .with_label_values(&[reason.name()])
+                    .inc();
+                if !entry.polled() {
+                    pass.awaiting.push(l.id.clone());
+                }
+                self.in_flight.insert(l.id.clone());
+                pass.to_poll.push((entry, signature));
+            }
+        }
+    }
+
+    /// Step 5: which watched associations go: those the listing no longer has or selects lose
+    /// their watch, their claim and (retired in the store) their series.
+    fn retire_unselected(&mut self, shared: &Shared, selected: &HashSet<String>, now: i64) {
         let gone: Vec<String> = self
             .watch
             .keys()
@@ -523,28 +612,6 @@ impl ScopeState {
             drop(claims);
             shared.store.retire(&gone, now);
         }
-        let listed_ids: HashSet<&str> = listed.iter().map(|l| l.id.as_str()).collect();
-        self.tags.retain(|id, _| listed_ids.contains(id.as_str()));
-        let labels = self.labels();
-        shared
-            .metrics
-            .associations_watched
-            .with_label_values(&labels)
-            .set(selected.len() as i64);
-        shared
-            .metrics
-            .listing_success
-            .with_label_values(&labels)
-            .set(1);
-        shared.report(&self.name, static_found, counts);
-        shared
-            .metrics
-            .owned_associations
-            .set(shared.store.len() as i64);
-        shared
-            .metrics
-            .associations_awaiting_first_poll
-            .set(shared.readiness.awaiting_first_poll() as i64);
     }
 
     /// A poll of `id` ended.
