@@ -48,7 +48,7 @@ pub trait CallObserver: Send + Sync {
 pub struct Ssm {
     pub(super) client: aws_sdk_ssm::Client,
     pub(super) sts: aws_sdk_sts::Client,
-    budget: Arc<Budget>,
+    pub(super) budget: Arc<Budget>,
     observer: Arc<dyn CallObserver>,
     clock: Arc<AwsClock>,
     max_attempts: u32,
@@ -170,28 +170,12 @@ impl Ssm {
         &self.clock
     }
 
-    /// Runs one SSM operation with the rate limit, concurrency cap, metrics and retries.
+    /// Runs one operation with the rate limit and concurrency cap of `budget` (SSM calls;
+    /// `None` for STS, which is not on the SSM request budget), metrics and retries: the one
+    /// path of every request. Each attempt is reported to the observer; a retryable failure
+    /// is tried again, up to `max_attempts`, after [`backoff`]. `first_sent` is set when the
+    /// first attempt goes out, if it is still `None`.
     pub(super) async fn call<T, E, F, Fut>(
-        &self,
-        operation: &'static str,
-        first_sent: &mut Option<Instant>,
-        send: F,
-    ) -> Result<T, ApiError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<
-            Output = Result<T, SdkError<E, aws_sdk_ssm::config::http::HttpResponse>>,
-        >,
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        self.retrying(operation, Some(&self.budget), first_sent, send)
-            .await
-    }
-
-    /// The one path of every request: each attempt waits for a slot of `budget` (if on one),
-    /// is reported to the observer, and is tried again after a retryable failure, up to
-    /// `max_attempts`, with [`backoff`]. `first_sent` is set when the first attempt goes out.
-    pub(super) async fn retrying<T, E, F, Fut>(
         &self,
         operation: &'static str,
         budget: Option<&Budget>,

@@ -99,15 +99,20 @@ impl Ssm {
         first_sent: &mut Option<Instant>,
     ) -> Result<ExecutionPage, ApiError> {
         let output = self
-            .call("DescribeAssociationExecutions", first_sent, || {
-                self.client
-                    .describe_association_executions()
-                    .association_id(association_id)
-                    .filters(filter.clone())
-                    .max_results(MAX_RESULTS)
-                    .set_next_token(next_token.clone())
-                    .send()
-            })
+            .call(
+                "DescribeAssociationExecutions",
+                Some(&self.budget),
+                first_sent,
+                || {
+                    self.client
+                        .describe_association_executions()
+                        .association_id(association_id)
+                        .filters(filter.clone())
+                        .max_results(MAX_RESULTS)
+                        .set_next_token(next_token.clone())
+                        .send()
+                },
+            )
             .await?;
         let mut page = ExecutionPage {
             next_token: output.next_token().map(str::to_string),
@@ -143,7 +148,7 @@ impl Ssm {
         next_token: Option<String>,
     ) -> Result<AssociationPage, ApiError> {
         let output = self
-            .call("ListAssociations", &mut None, || {
+            .call("ListAssociations", Some(&self.budget), &mut None, || {
                 self.client
                     .list_associations()
                     .max_results(MAX_RESULTS)
@@ -213,16 +218,21 @@ impl Ssm {
                 message: e.to_string(),
             })?;
         let output = self
-            .call("DescribeAssociationExecutionTargets", &mut None, || {
-                self.client
-                    .describe_association_execution_targets()
-                    .association_id(association_id)
-                    .execution_id(execution_id)
-                    .filters(filter.clone())
-                    .max_results(max_results.clamp(1, MAX_RESULTS))
-                    .set_next_token(next_token.clone())
-                    .send()
-            })
+            .call(
+                "DescribeAssociationExecutionTargets",
+                Some(&self.budget),
+                &mut None,
+                || {
+                    self.client
+                        .describe_association_execution_targets()
+                        .association_id(association_id)
+                        .execution_id(execution_id)
+                        .filters(filter.clone())
+                        .max_results(max_results.clamp(1, MAX_RESULTS))
+                        .set_next_token(next_token.clone())
+                        .send()
+                },
+            )
             .await?;
         Ok(TargetPage {
             next_token: output.next_token().map(str::to_string),
@@ -256,7 +266,7 @@ impl Ssm {
         association_id: &str,
     ) -> Result<Vec<(String, String)>, ApiError> {
         let output = self
-            .call("ListTagsForResource", &mut None, || {
+            .call("ListTagsForResource", Some(&self.budget), &mut None, || {
                 self.client
                     .list_tags_for_resource()
                     .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Association)
@@ -275,7 +285,7 @@ impl Ssm {
     /// permission). Not on the SSM request budget.
     pub async fn caller_account(&self) -> Result<String, ApiError> {
         let output = self
-            .retrying("GetCallerIdentity", None, &mut None, || {
+            .call("GetCallerIdentity", None, &mut None, || {
                 self.sts.get_caller_identity().send()
             })
             .await?;
