@@ -16,7 +16,9 @@
 //! - [`daemon`]: the running configuration: one loop per account and region, state-file writer,
 //!   restore, reload.
 //! - [`scheduler`]: one account and region: its listing every interval, selection, polls,
-//!   backoff, and its SSM call observer (request metrics, credentials).
+//!   backoff.
+//! - [`scope_health`]: one account and region's SSM call observer: request metrics,
+//!   credentials, the AWS clock offset.
 //! - [`discovery`]: what to watch: static IDs and `discovery:` selectors against a listing.
 //! - [`feed`]: the change feed: whether a listed association needs a poll now, and why.
 //! - [`poller`]: one poll of one association: pages, tracker, numbers.
@@ -61,6 +63,7 @@ pub mod poller;
 pub mod readiness;
 pub mod schedule;
 pub mod scheduler;
+pub mod scope_health;
 pub mod shard;
 pub mod ssm;
 pub mod status;

@@ -1,10 +1,10 @@
 //! The work of one account in one region (a scope): one loop that lists its associations every
 //! interval, selects what to watch ([`crate::discovery`]), decides which to poll
-//! ([`crate::feed`]) and polls them, within the scope's own request budget; and the SSM call
-//! observer of the scope (request metrics, credentials health).
+//! ([`crate::feed`]) and polls them, within the scope's own request budget. Its SSM call
+//! observer is [`crate::scope_health`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::{now_ms, AwsClock};
+use crate::clock::now_ms;
 use crate::config::{ScopeConfig, TargetDetailConfig};
 use crate::discovery::Selection;
 use crate::feed::{self, Decision, Known, Rules};
@@ -22,74 +22,17 @@ use crate::model::{ListedAssociation, ScopeKey};
 use crate::poller::Poller;
 use crate::readiness::Readiness;
 use crate::schedule;
+use crate::scope_health::ScopeHealth;
 use crate::shard::Shard;
-use crate::ssm::{ApiError, Attempt, CallObserver, ErrorKind, Ssm};
+use crate::ssm::{ApiError, ErrorKind, Ssm};
 use crate::store::{Entry, Exposed, Live, Store};
 use crate::sync::lock;
 use crate::tracker::Tracker;
 
-/// Turns every request attempt of one scope into the exporter's request metrics, the scope's
-/// credential health and the AWS clock offset.
-pub struct ScopeHealth {
-    pub metrics: Arc<Metrics>,
-    pub readiness: Arc<Readiness>,
-    pub clock: Arc<AwsClock>,
-    /// The scope's name in logs and readiness (`own credentials/us-east-1`, a role ARN/region).
-    pub name: String,
-    /// The account and region labels, once the account is known.
-    pub key: OnceLock<ScopeKey>,
-    /// The region label (known from the start).
-    pub region: String,
-}
+mod cadence;
 
-impl ScopeHealth {
-    /// The `account_id` and `region` label values (`unknown` until the account is known).
-    fn labels(&self) -> [&str; 2] {
-        match self.key.get() {
-            Some(key) => [key.account_id.as_str(), key.region.as_str()],
-            None => ["unknown", self.region.as_str()],
-        }
-    }
-}
-
-impl CallObserver for ScopeHealth {
-    fn attempt(&self, attempt: &Attempt<'_>) {
-        let m = &self.metrics;
-        let [account, region] = self.labels();
-        m.aws_clock_offset_seconds
-            .set(self.clock.offset_ms() as f64 / 1000.0);
-        m.rate_limit_wait_seconds_total
-            .inc_by(attempt.waited.as_secs_f64());
-        m.api_request_duration_seconds
-            .with_label_values(&[attempt.operation])
-            .observe(attempt.elapsed.as_secs_f64());
-        match attempt.result {
-            Ok(()) => {
-                m.api_requests_total
-                    .with_label_values(&[account, region, attempt.operation, "ok"])
-                    .inc();
-                if self.readiness.credentials_failing(&self.name) {
-                    self.readiness.credentials_accepted(&self.name);
-                }
-                m.credentials_valid
-                    .with_label_values(&[account, region])
-                    .set(1);
-            }
-            Err(error) => {
-                m.api_requests_total
-                    .with_label_values(&[account, region, attempt.operation, &error.code])
-                    .inc();
-                if error.kind == ErrorKind::Credentials {
-                    self.readiness
-                        .credentials_rejected(&self.name, &error.code, &error.message);
-                    m.credentials_valid
-                        .with_label_values(&[account, region])
-                        .set(0);
-                }
-            }
-        }
-    }
-}
+use cadence::retry_wait;
+pub use cadence::Schedule;
 
 /// What every scope of one configuration shares.
 pub struct Shared {
@@ -225,61 +168,6 @@ pub fn spawn_scope(
     tokio::spawn(scope_loop(scope, shared, stop))
 }
 
-/// After this many consecutive failures the wait stops growing: interval × 2^4.
-const MAX_BACKOFF_EXPONENT: u32 = 4;
-
-/// When one association's polls are due: once at start, then every interval at a random phase
-/// so that associations are spread over the interval rather than fired at once. After failed
-/// polls the wait doubles (up to 16 intervals), so a deleted association or a missing
-/// permission does not spend the request budget of the others.
-#[derive(Clone, Debug)]
-pub struct Schedule {
-    interval: Duration,
-    phase: Duration,
-    due: Instant,
-    first: bool,
-    failures: u32,
-}
-
-impl Schedule {
-    /// The first poll is due now; `phase` (less than `interval`) places the later ones.
-    pub fn new(interval: Duration, phase: Duration, now: Instant) -> Schedule {
-        Schedule {
-            interval,
-            phase,
-            due: now,
-            first: true,
-            failures: 0,
-        }
-    }
-
-    /// When the current poll was due (for the delay metric).
-    pub fn due(&self) -> Instant {
-        self.due
-    }
-
-    /// Records the end of the current poll at `now`; returns when the next one is due.
-    pub fn after_poll(&mut self, success: bool, now: Instant) -> Instant {
-        self.failures = if success {
-            0
-        } else {
-            self.failures.saturating_add(1)
-        };
-        if std::mem::take(&mut self.first) {
-            self.due = now + self.phase;
-        } else {
-            // A poll that ran past its next slot starts again at once (it is late, and the
-            // delay is published); it never queues several polls.
-            self.due = (self.due + self.interval).max(now);
-        }
-        if self.failures > 0 {
-            let factor = 1u32 << (self.failures - 1).min(MAX_BACKOFF_EXPONENT);
-            self.due += self.interval * (factor - 1);
-        }
-        self.due
-    }
-}
-
 /// What the scope loop keeps of one watched association between listings.
 #[derive(Default)]
 struct Watch {
@@ -336,14 +224,6 @@ async fn list_all(ssm: &Ssm) -> Result<Vec<ListedAssociation>, ApiError> {
         code: crate::poller::PAGE_LIMIT.to_string(),
         message: format!("ListAssociations had more than {MAX_LISTING_PAGES} pages"),
     })
-}
-
-/// How long after its `failures`-th consecutive failed poll an association is polled again, in
-/// listings after the next one: 0, 1, 3, 7, then 15 at most (a deleted association or a missing
-/// permission does not spend the budget of the others).
-fn retry_wait(interval: Duration, failures: u32) -> Duration {
-    let factor = 1u32 << failures.saturating_sub(1).min(MAX_BACKOFF_EXPONENT);
-    interval * (factor - 1)
 }
 
 /// The loop of one scope: find its account, then list, select, decide and poll every interval
@@ -463,6 +343,21 @@ struct ScopeState {
     listing_error: Option<String>,
 }
 
+/// One listing being applied: AWS's and the host's "now", and what it found and asks for.
+struct Pass {
+    aws_now: i64,
+    now: i64,
+    /// Associations each discovery selector matched.
+    counts: Vec<usize>,
+    static_found: HashSet<String>,
+    /// What this scope watches after the listing.
+    selected: HashSet<String>,
+    /// Associations whose first poll readiness waits for.
+    awaiting: Vec<String>,
+    /// Polls to start, with the listing's signature of each association.
+    to_poll: Vec<(Arc<Entry>, String)>,
+}
+
 impl ScopeState {
     fn labels(&self) -> [&str; 2] {
         [self.key.account_id.as_str(), self.key.region.as_str()]
@@ -509,7 +404,8 @@ impl ScopeState {
     }
 
     /// Applies one complete listing: selects, starts the polls the change feed asks for,
-    /// retires what is no longer listed or selected.
+    /// retires what is no longer listed or selected. Each association goes through the steps
+    /// below in order (`selects`, `watches`, `decide`, `follow`), until one says no.
     async fn apply(
         &mut self,
         scope: &Scope,
@@ -520,113 +416,186 @@ impl ScopeState {
         if self.listing_error.take().is_some() {
             tracing::info!(scope = %self.name, "ListAssociations works again");
         }
-        let aws_now = scope.ssm.clock().now_ms();
-        let now = now_ms();
-        let selectors = shared.selection.selectors().len();
-        let mut counts = vec![0usize; selectors];
-        let mut static_found = HashSet::new();
-        let mut selected: HashSet<String> = HashSet::with_capacity(listed.len());
-        let mut awaiting = Vec::new();
-        let mut to_poll = Vec::new();
+        let mut pass = Pass {
+            aws_now: scope.ssm.clock().now_ms(),
+            now: now_ms(),
+            counts: vec![0usize; shared.selection.selectors().len()],
+            static_found: HashSet::new(),
+            selected: HashSet::with_capacity(listed.len()),
+            awaiting: Vec::new(),
+            to_poll: Vec::new(),
+        };
         for l in &listed {
-            let mut verdict = shared.selection.by_names(l);
-            if !verdict.need_tags.is_empty() {
-                let tags = self
-                    .tags_of(&scope.ssm, &l.id, shared.discovery_interval)
-                    .await
-                    .unwrap_or_default();
-                shared.selection.with_tags(&mut verdict, &tags);
-            }
-            if verdict.static_id {
-                static_found.insert(l.id.clone());
-            }
-            for i in &verdict.matched {
-                counts[*i] += 1;
-            }
-            if !verdict.selected() {
+            if !self.selects(scope, shared, l, &mut pass).await || !self.watches(shared, &l.id) {
                 continue;
             }
-            if !shared.shard.owns(&self.key, &l.id) {
-                // Another shard's: not waited for here.
-                shared.readiness.first_poll_done(&l.id);
-                continue;
-            }
-            {
-                let mut claims = lock(&shared.claims);
-                match claims.get(&l.id) {
-                    Some(owner) if *owner != self.name => continue,
-                    Some(_) => {}
-                    None => {
-                        claims.insert(l.id.clone(), self.name.clone());
-                    }
-                }
-            }
-            selected.insert(l.id.clone());
-            let entry = shared
-                .store
-                .get(&l.id)
-                .unwrap_or_else(|| shared.store.insert(&l.id, &self.key, shared.fresh()));
-            let in_flight = self.in_flight.contains(&l.id);
-            update_info(&entry, l, &self.key, aws_now, shared, !in_flight);
-            let watch = self.watch.entry(l.id.clone()).or_default();
-            if in_flight || watch.next_try.is_some_and(|t| Instant::now() < t) {
-                continue;
-            }
-            let signature = l.signature();
-            let decision = {
-                let live = lock(&entry.live);
-                let known = Known {
-                    started: live.tracker.started(),
-                    complete: live.exposed.complete,
-                    poll_success: live.exposed.poll_success,
-                    signature: live.exposed.signature.as_deref(),
-                    seen_ms: live.exposed.seen_ms,
-                    in_progress: live.tracker.in_progress() as u64,
-                    last_poll_success_ms: live.exposed.last_poll_success_ms,
-                };
-                feed::decide(l, &signature, &known, &shared.rules, aws_now, now)
-            };
-            match decision {
-                Decision::Skip => {
-                    entry.mark_polled();
-                    shared.readiness.first_poll_done(&l.id);
-                }
-                Decision::EmptyFirstPoll => {
-                    Poller::new(entry.clone(), shared.target_detail).empty_first_poll(
-                        aws_now,
-                        signature,
-                        l.last_execution_ms,
-                        &shared.store,
-                        shared.publish_each_poll,
-                    );
-                    entry.mark_polled();
-                    shared.readiness.first_poll_done(&l.id);
-                }
-                Decision::Poll(reason) => {
-                    shared
-                        .metrics
-                        .polls_total
-                        .with_label_values(&[reason.name()])
-                        .inc();
-                    if !entry.polled() {
-                        awaiting.push(l.id.clone());
-                    }
-                    self.in_flight.insert(l.id.clone());
-                    to_poll.push((entry, signature));
-                }
+            pass.selected.insert(l.id.clone());
+            if let Some((entry, signature, decision)) = self.decide(shared, l, &pass) {
+                self.follow(shared, l, entry, signature, decision, &mut pass);
             }
         }
         // Readiness learns what the first listing waits for before any of its polls can end.
         if std::mem::take(&mut self.first_listing) {
-            shared.readiness.scope_listed(&self.name, awaiting);
+            shared.readiness.scope_listed(&self.name, pass.awaiting);
         }
-        for (entry, signature) in to_poll {
+        // The queued polls start, each once one of the scope's poll slots is free.
+        for (entry, signature) in pass.to_poll {
             let (ssm, shared) = (scope.ssm.clone(), shared.clone());
             self.polls
                 .spawn(with_slot(self.poll_slots.clone(), move || {
                     poll_task(entry, ssm, shared, due, signature)
                 }));
         }
+        self.retire_unselected(shared, &pass.selected, pass.now);
+        // Tags of associations no longer listed are forgotten; the listing's numbers published.
+        let listed_ids: HashSet<&str> = listed.iter().map(|l| l.id.as_str()).collect();
+        self.tags.retain(|id, _| listed_ids.contains(id.as_str()));
+        let labels = self.labels();
+        shared
+            .metrics
+            .associations_watched
+            .with_label_values(&labels)
+            .set(pass.selected.len() as i64);
+        shared
+            .metrics
+            .listing_success
+            .with_label_values(&labels)
+            .set(1);
+        shared.report(&self.name, pass.static_found, pass.counts);
+        shared
+            .metrics
+            .owned_associations
+            .set(shared.store.len() as i64);
+        shared
+            .metrics
+            .associations_awaiting_first_poll
+            .set(shared.readiness.awaiting_first_poll() as i64);
+    }
+
+    /// Step 1: whether the listing selects `l` (by name, static ID, or tags, read only when a
+    /// selector needs them). What it matched is counted either way, for the discovery gauges.
+    async fn selects(
+        &mut self,
+        scope: &Scope,
+        shared: &Shared,
+        l: &ListedAssociation,
+        pass: &mut Pass,
+    ) -> bool {
+        let mut verdict = shared.selection.by_names(l);
+        if !verdict.need_tags.is_empty() {
+            let tags = self
+                .tags_of(&scope.ssm, &l.id, shared.discovery_interval)
+                .await
+                .unwrap_or_default();
+            shared.selection.with_tags(&mut verdict, &tags);
+        }
+        if verdict.static_id {
+            pass.static_found.insert(l.id.clone());
+        }
+        for i in &verdict.matched {
+            pass.counts[*i] += 1;
+        }
+        verdict.selected()
+    }
+
+    /// Step 2: whether this scope watches the selected `id`: this shard owns it, and no other
+    /// scope claimed it first (an association listed by two scopes is watched once).
+    fn watches(&self, shared: &Shared, id: &str) -> bool {
+        if !shared.shard.owns(&self.key, id) {
+            // Another shard's: not waited for here.
+            shared.readiness.first_poll_done(id);
+            return false;
+        }
+        let mut claims = lock(&shared.claims);
+        match claims.get(id) {
+            Some(owner) => *owner == self.name,
+            None => {
+                claims.insert(id.to_string(), self.name.clone());
+                true
+            }
+        }
+    }
+
+    /// Step 3: what the change feed decides for the watched `l`, once its entry (made if new)
+    /// holds the listing's info. `None` while a poll of it runs or it waits after failures.
+    fn decide(
+        &mut self,
+        shared: &Shared,
+        l: &ListedAssociation,
+        pass: &Pass,
+    ) -> Option<(Arc<Entry>, String, Decision)> {
+        let entry = shared
+            .store
+            .get(&l.id)
+            .unwrap_or_else(|| shared.store.insert(&l.id, &self.key, shared.fresh()));
+        let in_flight = self.in_flight.contains(&l.id);
+        update_info(&entry, l, &self.key, pass.aws_now, shared, !in_flight);
+        let watch = self.watch.entry(l.id.clone()).or_default();
+        if in_flight || watch.next_try.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
+        let signature = l.signature();
+        let decision = {
+            let live = lock(&entry.live);
+            let known = Known {
+                started: live.tracker.started(),
+                complete: live.exposed.complete,
+                poll_success: live.exposed.poll_success,
+                signature: live.exposed.signature.as_deref(),
+                seen_ms: live.exposed.seen_ms,
+                in_progress: live.tracker.in_progress() as u64,
+                last_poll_success_ms: live.exposed.last_poll_success_ms,
+            };
+            feed::decide(l, &signature, &known, &shared.rules, pass.aws_now, pass.now)
+        };
+        Some((entry, signature, decision))
+    }
+
+    /// Step 4: carries out the decision: nothing to read (the association counts as polled),
+    /// an empty first poll done here, or a poll queued to start once the listing is applied.
+    fn follow(
+        &mut self,
+        shared: &Shared,
+        l: &ListedAssociation,
+        entry: Arc<Entry>,
+        signature: String,
+        decision: Decision,
+        pass: &mut Pass,
+    ) {
+        match decision {
+            Decision::Skip => {
+                entry.mark_polled();
+                shared.readiness.first_poll_done(&l.id);
+            }
+            Decision::EmptyFirstPoll => {
+                Poller::new(entry.clone(), shared.target_detail).empty_first_poll(
+                    pass.aws_now,
+                    signature,
+                    l.last_execution_ms,
+                    &shared.store,
+                    shared.publish_each_poll,
+                );
+                entry.mark_polled();
+                shared.readiness.first_poll_done(&l.id);
+            }
+            Decision::Poll(reason) => {
+                shared
+                    .metrics
+                    .polls_total
+                    .with_label_values(&[reason.name()])
+                    .inc();
+                if !entry.polled() {
+                    pass.awaiting.push(l.id.clone());
+                }
+                self.in_flight.insert(l.id.clone());
+                pass.to_poll.push((entry, signature));
+            }
+        }
+    }
+
+    /// Step 5: which watched associations go: those the listing no longer has or selects lose
+    /// their watch, their claim and (retired in the store) their series.
+    fn retire_unselected(&mut self, shared: &Shared, selected: &HashSet<String>, now: i64) {
         let gone: Vec<String> = self
             .watch
             .keys()
@@ -645,28 +614,6 @@ impl ScopeState {
             drop(claims);
             shared.store.retire(&gone, now);
         }
-        let listed_ids: HashSet<&str> = listed.iter().map(|l| l.id.as_str()).collect();
-        self.tags.retain(|id, _| listed_ids.contains(id.as_str()));
-        let labels = self.labels();
-        shared
-            .metrics
-            .associations_watched
-            .with_label_values(&labels)
-            .set(selected.len() as i64);
-        shared
-            .metrics
-            .listing_success
-            .with_label_values(&labels)
-            .set(1);
-        shared.report(&self.name, static_found, counts);
-        shared
-            .metrics
-            .owned_associations
-            .set(shared.store.len() as i64);
-        shared
-            .metrics
-            .associations_awaiting_first_poll
-            .set(shared.readiness.awaiting_first_poll() as i64);
     }
 
     /// A poll of `id` ended.
@@ -815,50 +762,5 @@ mod tests {
         assert_eq!(done, (0..7).collect::<Vec<_>>());
         assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 2);
         assert_eq!(start.elapsed(), 4 * SECOND, "7 polls of 1 s, 2 at a time");
-    }
-
-    /// Runs a schedule on tokio's paused clock: each poll takes `took`, succeeds per `ok`;
-    /// returns when each poll started, relative to the start.
-    async fn starts(
-        interval: Duration,
-        phase: Duration,
-        took: Duration,
-        ok: &[bool],
-    ) -> Vec<Duration> {
-        let start = Instant::now();
-        let mut schedule = Schedule::new(interval, phase, start);
-        let mut starts = Vec::new();
-        for success in ok {
-            tokio::time::sleep_until(schedule.due()).await;
-            starts.push(start.elapsed());
-            tokio::time::sleep(took).await;
-            schedule.after_poll(*success, Instant::now());
-        }
-        starts
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn first_poll_at_once_then_at_the_phase_then_every_interval() {
-        let s = starts(10 * SECOND, 3 * SECOND, Duration::ZERO, &[true; 4]).await;
-        assert_eq!(s, [0, 3, 13, 23].map(|n| n * SECOND));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_poll_longer_than_the_interval_is_followed_at_once_never_queued() {
-        let s = starts(10 * SECOND, Duration::ZERO, 25 * SECOND, &[true; 4]).await;
-        // Each starts when the previous one ends; none is skipped or doubled up.
-        assert_eq!(s, [0, 25, 50, 75].map(|n| n * SECOND));
-    }
-
-    /// A deleted association (every poll fails) backs off 1, 2, 4, 8, then 16 intervals at
-    /// most; one success brings it back to every interval.
-    #[tokio::test(start_paused = true)]
-    async fn failed_polls_back_off_up_to_sixteen_intervals_and_recover() {
-        let mut ok = vec![false; 8];
-        ok.extend([true, true, true]);
-        let s = starts(SECOND, Duration::ZERO, Duration::ZERO, &ok).await;
-        let gaps: Vec<u64> = s.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
-        // First poll fails: next is at the phase (0) plus nothing more for the first failure.
-        assert_eq!(gaps, [0, 2, 4, 8, 16, 16, 16, 16, 1, 1]);
     }
 }
