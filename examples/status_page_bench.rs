@@ -29,7 +29,7 @@ fn store(now_ms: i64) -> Store {
         let recent: Vec<_> = (0..RECENT_EXECUTIONS)
             .map(|k| RecentExecution {
                 id: format!("{i:08x}-exec-{k}"),
-                status: status.name().to_string(),
+                status,
                 created_ms: now_ms - (k as i64 + 1) * 1_800_000,
                 ended_ms: Some(now_ms - (k as i64 + 1) * 1_800_000 + 60_000),
                 resources: vec![("Failed".into(), 5), ("Success".into(), 20)],

@@ -120,9 +120,20 @@ pub struct Execution {
     pub created_ms: i64,
     /// `LastExecutionDate`, epoch milliseconds, when the API gives one.
     pub ended_ms: Option<i64>,
-    /// `ResourceCountByStatus` as sent, e.g. `{Failed=2,Success=3}`.
-    pub resource_counts: Option<String>,
+    /// `ResourceCountByStatus` (e.g. `{Failed=2,Success=3}`), parsed once where the API's
+    /// answer is read ([`parse_resource_counts`]): targets per status, sorted by status.
+    pub resources: Vec<(String, u64)>,
+    /// `TriggeredAlarms`, each alarm once, sorted ([`distinct_alarms`]): an alarm listed twice
+    /// in one execution is one execution that triggered it.
     pub triggered_alarms: Vec<TriggeredAlarm>,
+}
+
+/// Alarms as one execution lists them, each once, sorted.
+pub fn distinct_alarms(alarms: impl IntoIterator<Item = TriggeredAlarm>) -> Vec<TriggeredAlarm> {
+    let mut alarms: Vec<TriggeredAlarm> = alarms.into_iter().collect();
+    alarms.sort();
+    alarms.dedup();
+    alarms
 }
 
 /// A CloudWatch alarm that an execution triggered (`State` is `ALARM` or `UNKNOWN`).

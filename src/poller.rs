@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use crate::clock::now_ms;
 use crate::config::TargetDetailConfig;
 use crate::metrics::Metrics;
-use crate::model::{parse_resource_counts, Execution};
+use crate::model::Execution;
 use crate::ssm::{ApiError, ErrorKind, Ssm, MAX_RESULTS};
 use crate::status::urls::execution_console_url;
 use crate::store::{Entry, Live, RecentExecution, Store, TargetDetail};
@@ -442,22 +442,18 @@ fn record(
             }
             let last_success = live.tracker.last_success_ms();
             live.exposed.count(execution, status, newest, last_success);
-            let resources = execution
-                .resource_counts
-                .as_deref()
-                .map(parse_resource_counts)
-                .unwrap_or_default();
-            let statuses: Vec<(String, u64)> = resources
+            let statuses: Vec<(String, u64)> = execution
+                .resources
                 .iter()
                 .filter(|(s, n)| s != "Success" && *n > 0)
                 .cloned()
                 .collect();
             live.exposed.remember(RecentExecution {
                 id: execution.id.clone(),
-                status: status.name().to_string(),
+                status,
                 created_ms: execution.created_ms,
                 ended_ms: execution.ended_ms,
-                resources,
+                resources: execution.resources.clone(),
                 targets: Vec::new(),
                 targets_left_out: 0,
             });

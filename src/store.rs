@@ -11,10 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::model::{
-    parse_resource_counts, AssociationInfo, Execution, FinalStatus, PerStatus, ScopeKey,
-    TriggeredAlarm,
-};
+use crate::model::{AssociationInfo, Execution, FinalStatus, PerStatus, ScopeKey, TriggeredAlarm};
 use crate::sync::lock;
 use crate::tracker::Tracker;
 
@@ -102,10 +99,10 @@ pub struct Newest {
 pub const RECENT_EXECUTIONS: usize = 10;
 
 /// A recent final execution, for the status page and its JSON.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RecentExecution {
     pub id: String,
-    pub status: String,
+    pub status: FinalStatus,
     pub created_ms: i64,
     pub ended_ms: Option<i64>,
     /// `ResourceCountByStatus` parsed.
@@ -184,11 +181,8 @@ impl Exposed {
             }
             _ => self.without_end_time[status] += 1,
         }
-        // An alarm listed twice in one execution is one execution that triggered it.
-        let mut alarms: Vec<&TriggeredAlarm> = execution.triggered_alarms.iter().collect();
-        alarms.sort();
-        alarms.dedup();
-        for alarm in alarms {
+        // Each alarm is listed once per execution (`Execution::triggered_alarms`).
+        for alarm in &execution.triggered_alarms {
             bump(
                 &mut self.alarms_total,
                 (alarm.name.clone(), alarm.state.clone()),
@@ -197,18 +191,11 @@ impl Exposed {
         }
         self.last_success_ms = last_success_ms;
         if newest {
-            let mut alarms = execution.triggered_alarms.clone();
-            alarms.sort();
-            alarms.dedup();
             self.newest = Some(Newest {
                 status,
                 created_ms: execution.created_ms,
-                resources: execution
-                    .resource_counts
-                    .as_deref()
-                    .map(parse_resource_counts)
-                    .unwrap_or_default(),
-                alarms,
+                resources: execution.resources.clone(),
+                alarms: execution.triggered_alarms.clone(),
             });
         }
     }
@@ -220,7 +207,7 @@ impl Exposed {
     /// MB. What is kept is what the on-call looks for: runs that failed, timed out, were
     /// cancelled or skipped, with their failing targets.
     pub fn remember(&mut self, execution: RecentExecution) {
-        if execution.status == "Success" {
+        if execution.status == FinalStatus::Success {
             return;
         }
         let recent = self.recent_mut();
@@ -489,8 +476,9 @@ mod tests {
             status: Status::parse("Failed"),
             created_ms: 1,
             ended_ms: Some(2),
-            resource_counts: None,
-            triggered_alarms: vec![alarm.clone(), alarm.clone()],
+            resources: Vec::new(),
+            // As the API's answer is read: each alarm once.
+            triggered_alarms: crate::model::distinct_alarms([alarm.clone(), alarm.clone()]),
         };
         let mut e = Exposed::default();
         e.count(&execution, FinalStatus::Failed, true, None);
@@ -501,6 +489,18 @@ mod tests {
         assert_eq!(e.newest.unwrap().alarms, [alarm]);
     }
 
+    fn recent(id: &str, status: FinalStatus, created_ms: i64) -> RecentExecution {
+        RecentExecution {
+            id: id.into(),
+            status,
+            created_ms,
+            ended_ms: None,
+            resources: Vec::new(),
+            targets: Vec::new(),
+            targets_left_out: 0,
+        }
+    }
+
     #[test]
     fn recent_executions_are_newest_first_and_bounded() {
         let mut e = Exposed::default();
@@ -508,20 +508,11 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            e.remember(RecentExecution {
-                id: format!("e{i}"),
-                created_ms: created,
-                ..RecentExecution::default()
-            });
+            e.remember(recent(&format!("e{i}"), FinalStatus::Failed, created));
         }
         let created: Vec<i64> = e.recent.iter().map(|r| r.created_ms).collect();
         assert_eq!(created, [11, 10, 9, 8, 7, 6, 5, 4, 3, 2]);
-        e.remember(RecentExecution {
-            id: "ok".into(),
-            status: "Success".into(),
-            created_ms: 12,
-            ..RecentExecution::default()
-        });
+        e.remember(recent("ok", FinalStatus::Success, 12));
         assert_eq!(e.recent[0].created_ms, 11, "successful runs are not kept");
         e.count_target("Failed", "Undeliverable");
         e.count_target("Failed", "SomethingNew");

@@ -291,7 +291,7 @@ pub(super) fn to_disk(live: &Live) -> Association {
                 .iter()
                 .map(|r| RecentV2 {
                     id: r.id.clone(),
-                    status: r.status.clone(),
+                    status: r.status.name().to_string(),
                     created_ms: r.created_ms,
                     ended_ms: r.ended_ms,
                     resources: r.resources.clone(),
@@ -388,10 +388,16 @@ pub(super) fn from_disk(a: Association) -> Restored {
             recent: std::sync::Arc::new(
                 n.recent
                     .into_iter()
+                    // A status name this build does not know (a hand-edited file) drops
+                    // that run from the list; the counters keep it.
+                    .filter_map(|r| {
+                        let status = FinalStatus::from_name(&r.status)?;
+                        Some((r, status))
+                    })
                     .take(RECENT_EXECUTIONS)
-                    .map(|r| RecentExecution {
+                    .map(|(r, status)| RecentExecution {
                         id: r.id,
-                        status: r.status,
+                        status,
                         created_ms: r.created_ms,
                         ended_ms: r.ended_ms,
                         resources: r.resources,

@@ -406,7 +406,7 @@ mod tests {
         let mut exposed = Exposed::default();
         exposed.remember(RecentExecution {
             id: "e1".into(),
-            status: "Failed".into(),
+            status: FinalStatus::Failed,
             created_ms: 5,
             ended_ms: Some(9),
             resources: vec![("Failed".into(), 2), ("Success".into(), 1)],

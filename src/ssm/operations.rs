@@ -11,7 +11,8 @@ use aws_sdk_ssm::types::{
 use super::client::Ssm;
 use super::error::{ApiError, ErrorKind};
 use crate::model::{
-    summarize_targets, Execution, ListedAssociation, Status, TargetDetail, TriggeredAlarm,
+    distinct_alarms, parse_resource_counts, summarize_targets, Execution, ListedAssociation,
+    Status, TargetDetail, TriggeredAlarm,
 };
 
 /// Every SSM operation the exporter calls, with the IAM action it needs: what the shipped
@@ -128,15 +129,16 @@ impl Ssm {
                 status: Status::parse(e.status().unwrap_or_default()),
                 created_ms: round_to_millis(created),
                 ended_ms: e.last_execution_date().map(round_to_millis),
-                resource_counts: e.resource_count_by_status().map(str::to_string),
-                triggered_alarms: e
-                    .triggered_alarms()
-                    .iter()
-                    .map(|a| TriggeredAlarm {
+                resources: e
+                    .resource_count_by_status()
+                    .map(parse_resource_counts)
+                    .unwrap_or_default(),
+                triggered_alarms: distinct_alarms(e.triggered_alarms().iter().map(|a| {
+                    TriggeredAlarm {
                         name: a.name().to_string(),
                         state: a.state().as_str().to_string(),
-                    })
-                    .collect(),
+                    }
+                })),
             });
         }
         Ok(page)

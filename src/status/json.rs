@@ -130,7 +130,7 @@ pub fn render_one_json(snapshot: &Snapshot, id: &str) -> Option<String> {
         .map(|r| {
             json!({
                 "id": r.id,
-                "status": r.status,
+                "status": r.status.name(),
                 "created_ms": r.created_ms,
                 "created": rfc3339(r.created_ms),
                 "ended_ms": r.ended_ms,
@@ -159,9 +159,9 @@ mod tests {
         old.created_ms = NOW - 25 * HOUR;
         let mut timed_out = failed_recent();
         timed_out.id = "exec-t".into();
-        timed_out.status = "TimedOut".into();
+        timed_out.status = FinalStatus::TimedOut;
         let mut ok = failed_recent();
-        ok.status = "Success".into();
+        ok.status = FinalStatus::Success;
         e.recent = vec![failed_recent(), timed_out, ok, old].into();
         let store = store(vec![("assoc-1", "eu-west-1", e)]);
         let snap = snapshot(&store);

@@ -90,7 +90,7 @@ impl Row {
         let failing = exposed
             .newest
             .as_ref()
-            .is_some_and(|n| is_failure(n.status.name()));
+            .is_some_and(|n| is_failure(n.status));
         let overdue = match (&exposed.newest, exposed.schedule_interval_seconds) {
             (Some(newest), Some(interval)) => {
                 let grace = (interval * 0.1).max(OVERDUE_MIN_GRACE_SECONDS);
@@ -101,7 +101,7 @@ impl Row {
         let failures_24h = exposed
             .recent
             .iter()
-            .filter(|r| is_failure(&r.status) && r.created_ms >= now_ms - DAY_MS)
+            .filter(|r| is_failure(r.status) && r.created_ms >= now_ms - DAY_MS)
             .count() as u64;
         let sort_name = exposed
             .info
@@ -168,8 +168,8 @@ impl Row {
     }
 }
 
-fn is_failure(status: &str) -> bool {
-    status == FinalStatus::Failed.name() || status == FinalStatus::TimedOut.name()
+fn is_failure(status: FinalStatus) -> bool {
+    matches!(status, FinalStatus::Failed | FinalStatus::TimedOut)
 }
 
 /// The counts at the top of the page, over every association (not only the filtered ones).
@@ -371,7 +371,7 @@ mod fixtures {
     pub fn failed_recent() -> RecentExecution {
         RecentExecution {
             id: "exec-1".into(),
-            status: "Failed".into(),
+            status: FinalStatus::Failed,
             created_ms: NOW - 60_000,
             ended_ms: Some(NOW - 30_000),
             resources: vec![("Failed".into(), 1), ("Success".into(), 2)],

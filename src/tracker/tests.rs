@@ -11,7 +11,7 @@ fn exec(id: &str, status: &str, created_ms: i64) -> Execution {
         status: Status::parse(status),
         created_ms,
         ended_ms: None,
-        resource_counts: None,
+        resources: Vec::new(),
         triggered_alarms: Vec::new(),
     }
 }
