@@ -1,6 +1,6 @@
 //! The process-wide request budget: a rate limit and a concurrency cap for every SSM call.
 //!
-//! Owned by the daemon (one per configuration), used by `ssm.rs` around each request attempt.
+//! Owned by the daemon (one per configuration), used by `ssm` around each request attempt.
 
 use std::sync::Mutex;
 use std::time::Duration;

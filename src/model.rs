@@ -1,6 +1,6 @@
 //! The project's own view of what SSM reports: statuses, executions, alarms, association info.
 //!
-//! `ssm.rs` maps the SDK's types to these; everything above it speaks only these types, so the
+//! `ssm` maps the SDK's types to these; everything above it speaks only these types, so the
 //! counting rules and the numbers can be tested without AWS.
 
 use std::fmt;

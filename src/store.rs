@@ -3,7 +3,7 @@
 //! Each association has a *live* state (its [`Tracker`] and the numbers it exposes), changed
 //! by its poller, and a *published* copy of the numbers, which is what scrapes see. Without a
 //! state file a poll publishes its numbers when it ends. With one, numbers are published only
-//! after they have been written to disk (`persist.rs`), so a crash can never make a counter go
+//! after they have been written to disk (`persist`), so a crash can never make a counter go
 //! backwards: the exporter resumes from the last saved state and re-reads whatever it had
 //! counted after it.
 

@@ -123,7 +123,7 @@ pub struct Tracker {
     last_success_ms: Option<i64>,
 }
 
-/// The durable part of a tracker, for the state file (`persist.rs` owns the on-disk format).
+/// The durable part of a tracker, for the state file (`persist` owns the on-disk format).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Saved {
     pub floor_ms: Option<i64>,
