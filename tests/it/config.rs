@@ -19,12 +19,9 @@ const KEY_LIST: &str = "associations, discovery, discovery_interval, poll_interv
                         api_max_attempts, region, regions, accounts, state_file, \
                         state_save_interval, removed_association_retention, metrics, \
                         target_detail";
-const SELECTOR_KEY_LIST: &str = "association_name, document_name, tags";
 const REGION_HINT: &str =
     "(expected <area>-<direction>-<number>, e.g. us-east-1, eu-central-2 or us-gov-west-1)";
 const ROLE: &str = "arn:aws:iam::111111111111:role/ssm-association-exporter";
-const METRICS_KEY_LIST: &str =
-    "duration_histogram, last_execution_status, per_association_internals";
 const ID_HINT: &str =
     "(expected 8-4-4-4-12 hexadecimal characters, e.g. 8dfe3659-4309-493a-8755-0123456789ab)";
 
@@ -34,19 +31,6 @@ fn fixture(name: &str) -> String {
 
 fn load_fixture(name: &str) -> Result<Config, ConfigError> {
     load(Path::new(&fixture(name)))
-}
-
-/// Loads an invalid fixture and returns the full error string.
-fn error(name: &str) -> String {
-    match load_fixture(name) {
-        Ok(config) => panic!("{name} should be invalid, got {config:?}"),
-        Err(err) => err.to_string(),
-    }
-}
-
-/// Asserts the exact error of an invalid fixture; `rest` follows the file name.
-fn assert_error(name: &str, rest: &str) {
-    assert_eq!(error(name), format!("{}{rest}", fixture(name)));
 }
 
 fn secs(n: u64) -> Duration {
@@ -386,377 +370,294 @@ fn default_config_file_name() {
 
 // --- invalid files: exact messages -------------------------------------------
 
-#[test]
-fn unknown_top_level_key() {
-    assert_error(
+/// The invalid config files, as their errors name them.
+const BAD_DIR: &str = "tests/fixtures/config/bad";
+
+/// Every invalid config file in [`BAD_DIR`] and the exact error loading it prints
+/// (`file:line:column: key: message`), as blackbox_exporter's `TestLoadBadConfigs`.
+const BAD_CONFIGS: &[(&str, &str)] = &[
+    (
         "unknown_key.yaml",
-        &format!(
-            ":3:1: pol_interval: unknown key; expected one of {KEY_LIST} (did you mean poll_interval?)"
-        ),
-    );
-}
-
-#[test]
-fn unknown_key_in_entry() {
-    assert_error(
+        "tests/fixtures/config/bad/unknown_key.yaml:3:1: pol_interval: unknown key; expected one of associations, discovery, discovery_interval, poll_interval, full_sweep_interval, initial_lookback, late_visibility_window, api_requests_per_second, max_concurrent_requests, request_timeout, api_max_attempts, region, regions, accounts, state_file, state_save_interval, removed_association_retention, metrics, target_detail (did you mean poll_interval?)",
+    ),
+    (
         "unknown_entry_key.yaml",
-        ":4:5: associations[1].name: unknown key; expected id",
-    );
-}
-
-#[test]
-fn duplicate_top_level_key() {
-    assert_error(
+        "tests/fixtures/config/bad/unknown_entry_key.yaml:4:5: associations[1].name: unknown key; expected id",
+    ),
+    (
         "duplicate_key.yaml",
-        ":4:1: poll_interval: duplicate key (first set at line 3)",
-    );
-}
-
-#[test]
-fn malformed_duration() {
-    assert_error(
+        "tests/fixtures/config/bad/duplicate_key.yaml:4:1: poll_interval: duplicate key (first set at line 3)",
+    ),
+    (
         "duration_malformed.yaml",
-        ":3:16: poll_interval: invalid duration \"5x\": unknown unit \"x\"; expected one of ms, s, m, h, d, w, y",
-    );
-}
-
-#[test]
-fn bare_number_duration() {
-    assert_error(
+        "tests/fixtures/config/bad/duration_malformed.yaml:3:16: poll_interval: invalid duration \"5x\": unknown unit \"x\"; expected one of ms, s, m, h, d, w, y",
+    ),
+    (
         "duration_bare_number.yaml",
-        ":3:16: poll_interval: invalid duration 60: a unit is required, e.g. 60s",
-    );
-}
-
-#[test]
-fn fractional_duration() {
-    assert_error(
+        "tests/fixtures/config/bad/duration_bare_number.yaml:3:16: poll_interval: invalid duration 60: a unit is required, e.g. 60s",
+    ),
+    (
         "duration_fraction.yaml",
-        ":3:18: request_timeout: invalid duration \"1.5s\": fractions are not allowed; use a smaller unit instead, e.g. 1500ms rather than 1.5s",
-    );
-}
-
-#[test]
-fn duration_without_value() {
-    assert_error(
+        "tests/fixtures/config/bad/duration_fraction.yaml:3:18: request_timeout: invalid duration \"1.5s\": fractions are not allowed; use a smaller unit instead, e.g. 1500ms rather than 1.5s",
+    ),
+    (
         "duration_missing_value.yaml",
-        ":3:14: poll_interval: missing value; expected a duration such as 1m30s, or remove the key to use the default (1m)",
-    );
-}
-
-#[test]
-fn poll_interval_too_small() {
-    assert_error(
+        "tests/fixtures/config/bad/duration_missing_value.yaml:3:14: poll_interval: missing value; expected a duration such as 1m30s, or remove the key to use the default (1m)",
+    ),
+    (
         "poll_interval_too_small.yaml",
-        ":3:16: poll_interval: must be at least 1s, got 500ms",
-    );
-}
-
-#[test]
-fn initial_lookback_out_of_range() {
-    assert_error(
+        "tests/fixtures/config/bad/poll_interval_too_small.yaml:3:16: poll_interval: must be at least 1s, got 500ms",
+    ),
+    (
         "initial_lookback_too_small.yaml",
-        ":3:19: initial_lookback: must be at least 1s, got 0s",
-    );
-    assert_error(
+        "tests/fixtures/config/bad/initial_lookback_too_small.yaml:3:19: initial_lookback: must be at least 1s, got 0s",
+    ),
+    (
         "initial_lookback_too_large.yaml",
-        ":3:19: initial_lookback: must be at most 90d, got 91d",
-    );
-}
-
-#[test]
-fn late_visibility_window_too_large() {
-    assert_error(
+        "tests/fixtures/config/bad/initial_lookback_too_large.yaml:3:19: initial_lookback: must be at most 90d, got 91d",
+    ),
+    (
         "late_visibility_window_too_large.yaml",
-        ":3:25: late_visibility_window: must be at most 24h, got 1d1m",
-    );
-}
-
-#[test]
-fn request_timeout_out_of_range() {
-    assert_error(
+        "tests/fixtures/config/bad/late_visibility_window_too_large.yaml:3:25: late_visibility_window: must be at most 24h, got 1d1m",
+    ),
+    (
         "request_timeout_too_small.yaml",
-        ":3:18: request_timeout: must be at least 100ms, got 50ms",
-    );
-    assert_error(
+        "tests/fixtures/config/bad/request_timeout_too_small.yaml:3:18: request_timeout: must be at least 100ms, got 50ms",
+    ),
+    (
         "request_timeout_too_large.yaml",
-        ":3:18: request_timeout: must be at most 5m, got 6m",
-    );
-}
-
-#[test]
-fn invalid_id_plain() {
-    assert_error(
+        "tests/fixtures/config/bad/request_timeout_too_large.yaml:3:18: request_timeout: must be at most 5m, got 6m",
+    ),
+    (
         "id_invalid_plain.yaml",
-        &format!(":3:5: associations[1]: \"not-an-id\" is not a valid association ID {ID_HINT}"),
-    );
-}
-
-#[test]
-fn invalid_id_map_form() {
-    assert_error(
+        "tests/fixtures/config/bad/id_invalid_plain.yaml:3:5: associations[1]: \"not-an-id\" is not a valid association ID (expected 8-4-4-4-12 hexadecimal characters, e.g. 8dfe3659-4309-493a-8755-0123456789ab)",
+    ),
+    (
         "id_invalid_map.yaml",
-        &format!(
-            ":3:9: associations[1].id: \"8dfe3659-4309-493a-8755-0123456789\" is not a valid association ID {ID_HINT}"
-        ),
-    );
-}
-
-#[test]
-fn duplicate_ids() {
-    assert_error(
+        "tests/fixtures/config/bad/id_invalid_map.yaml:3:9: associations[1].id: \"8dfe3659-4309-493a-8755-0123456789\" is not a valid association ID (expected 8-4-4-4-12 hexadecimal characters, e.g. 8dfe3659-4309-493a-8755-0123456789ab)",
+    ),
+    (
         "id_duplicate.yaml",
-        &format!(
-            ":4:9: associations[2].id: duplicate association ID {ID_B} (first listed at line 3)"
-        ),
-    );
-}
-
-#[test]
-fn duplicate_ids_differing_case() {
-    assert_error(
+        "tests/fixtures/config/bad/id_duplicate.yaml:4:9: associations[2].id: duplicate association ID 0b1f2e3d-4c5b-4a69-8877-66554433aabb (first listed at line 3)",
+    ),
+    (
         "id_duplicate_case.yaml",
-        &format!(
-            ":4:5: associations[2]: duplicate association ID 8DFE3659-4309-493A-8755-0123456789AB \
-             (first listed at line 2 as {ID_A}; IDs are compared case-insensitively)"
-        ),
-    );
-}
-
-#[test]
-fn entry_without_id() {
-    assert_error(
+        "tests/fixtures/config/bad/id_duplicate_case.yaml:4:5: associations[2]: duplicate association ID 8DFE3659-4309-493A-8755-0123456789AB (first listed at line 2 as 8dfe3659-4309-493a-8755-0123456789ab; IDs are compared case-insensitively)",
+    ),
+    (
         "entry_missing_id.yaml",
-        ":3:5: associations[1].id: required key is missing",
-    );
-}
-
-#[test]
-fn empty_association_list() {
-    assert_error(
+        "tests/fixtures/config/bad/entry_missing_id.yaml:3:5: associations[1].id: required key is missing",
+    ),
+    (
         "associations_empty.yaml",
-        ":1:15: associations: the list is empty; name at least one association ID",
-    );
-}
-
-#[test]
-fn missing_association_list() {
-    assert_error(
+        "tests/fixtures/config/bad/associations_empty.yaml:1:15: associations: the list is empty; name at least one association ID",
+    ),
+    (
         "associations_missing.yaml",
-        ":2:1: associations: required key is missing: set associations (association IDs), discovery (selectors), or both",
-    );
-}
-
-#[test]
-fn association_list_of_wrong_type() {
-    assert_error(
+        "tests/fixtures/config/bad/associations_missing.yaml:2:1: associations: required key is missing: set associations (association IDs), discovery (selectors), or both",
+    ),
+    (
         "associations_not_list.yaml",
-        &format!(":1:15: associations: expected a list of association IDs, got \"{ID_A}\""),
-    );
-}
-
-#[test]
-fn wrong_type() {
-    assert_error(
+        "tests/fixtures/config/bad/associations_not_list.yaml:1:15: associations: expected a list of association IDs, got \"8dfe3659-4309-493a-8755-0123456789ab\"",
+    ),
+    (
         "wrong_type.yaml",
-        ":3:26: max_concurrent_requests: expected a whole number between 1 and 256, got \"many\"",
-    );
-}
-
-#[test]
-fn yaml_syntax_error() {
-    assert_error(
+        "tests/fixtures/config/bad/wrong_type.yaml:3:26: max_concurrent_requests: expected a whole number between 1 and 256, got \"many\"",
+    ),
+    (
         "yaml_syntax.yaml",
-        ":4:7: invalid YAML: illegal placement of ':' indicator",
-    );
-}
-
-#[test]
-fn empty_file() {
-    let message =
-        ": the config file is empty; it must be a mapping with at least the key associations or discovery";
-    assert_error("empty.yaml", message);
-    assert_error("comments_only.yaml", message);
-}
-
-#[test]
-fn document_not_a_mapping() {
-    assert_error(
+        "tests/fixtures/config/bad/yaml_syntax.yaml:4:7: invalid YAML: illegal placement of ':' indicator",
+    ),
+    (
+        "empty.yaml",
+        "tests/fixtures/config/bad/empty.yaml: the config file is empty; it must be a mapping with at least the key associations or discovery",
+    ),
+    (
+        "comments_only.yaml",
+        "tests/fixtures/config/bad/comments_only.yaml: the config file is empty; it must be a mapping with at least the key associations or discovery",
+    ),
+    (
         "not_mapping.yaml",
-        ":1:1: the config file must be a mapping of settings (key: value), got a list",
-    );
-}
-
-#[test]
-fn requests_per_second_not_positive() {
-    assert_error(
+        "tests/fixtures/config/bad/not_mapping.yaml:1:1: the config file must be a mapping of settings (key: value), got a list",
+    ),
+    (
         "rate_zero.yaml",
-        ":3:26: api_requests_per_second: must be greater than 0, got 0",
-    );
-    assert_error(
+        "tests/fixtures/config/bad/rate_zero.yaml:3:26: api_requests_per_second: must be greater than 0, got 0",
+    ),
+    (
         "rate_negative.yaml",
-        ":3:26: api_requests_per_second: must be greater than 0, got -2.5",
-    );
-}
-
-#[test]
-fn requests_per_second_too_large() {
-    assert_error(
+        "tests/fixtures/config/bad/rate_negative.yaml:3:26: api_requests_per_second: must be greater than 0, got -2.5",
+    ),
+    (
         "rate_too_large.yaml",
-        ":3:26: api_requests_per_second: must be at most 10000, got 20000",
-    );
-}
-
-#[test]
-fn max_concurrent_requests_zero() {
-    assert_error(
+        "tests/fixtures/config/bad/rate_too_large.yaml:3:26: api_requests_per_second: must be at most 10000, got 20000",
+    ),
+    (
         "max_concurrent_requests_zero.yaml",
-        ":3:26: max_concurrent_requests: must be between 1 and 256, got 0",
-    );
-}
-
-#[test]
-fn api_max_attempts_too_large() {
-    assert_error(
+        "tests/fixtures/config/bad/max_concurrent_requests_zero.yaml:3:26: max_concurrent_requests: must be between 1 and 256, got 0",
+    ),
+    (
         "api_max_attempts_too_large.yaml",
-        ":3:19: api_max_attempts: must be between 1 and 10, got 11",
-    );
-}
-
-#[test]
-fn invalid_region() {
-    assert_error(
+        "tests/fixtures/config/bad/api_max_attempts_too_large.yaml:3:19: api_max_attempts: must be between 1 and 10, got 11",
+    ),
+    (
         "region_invalid.yaml",
-        &format!(
-            ":3:9: region: \"US-East-1\" is not a known AWS region name {REGION_HINT} (did you mean us-east-1?)"
-        ),
-    );
-}
-
-// --- invalid estate keys ---------------------------------------------------
-
-#[test]
-fn invalid_regex_in_selector() {
-    assert_error(
+        "tests/fixtures/config/bad/region_invalid.yaml:3:9: region: \"US-East-1\" is not a known AWS region name (expected <area>-<direction>-<number>, e.g. us-east-1, eu-central-2 or us-gov-west-1) (did you mean us-east-1?)",
+    ),
+    (
         "discovery_regex_invalid.yaml",
-        ":3:23: discovery[1].association_name: invalid regular expression: unclosed group",
-    );
-}
-
-#[test]
-fn unknown_key_in_selector() {
-    assert_error(
+        "tests/fixtures/config/bad/discovery_regex_invalid.yaml:3:23: discovery[1].association_name: invalid regular expression: unclosed group",
+    ),
+    (
         "discovery_unknown_key.yaml",
-        &format!(
-            ":2:5: discovery[0].association_names: unknown key; expected one of {SELECTOR_KEY_LIST} (did you mean association_name?)"
-        ),
-    );
-}
-
-#[test]
-fn tag_value_not_a_string() {
-    assert_error(
+        "tests/fixtures/config/bad/discovery_unknown_key.yaml:2:5: discovery[0].association_names: unknown key; expected one of association_name, document_name, tags (did you mean association_name?)",
+    ),
+    (
         "discovery_tag_not_string.yaml",
-        ":4:13: discovery[0].tags.tier: tag values are strings; quote it: '1'",
-    );
-}
-
-#[test]
-fn duplicate_selector() {
-    assert_error(
+        "tests/fixtures/config/bad/discovery_tag_not_string.yaml:4:13: discovery[0].tags.tier: tag values are strings; quote it: '1'",
+    ),
+    (
         "discovery_duplicate_selector.yaml",
-        ":5:5: discovery[2]: duplicate selector (same as discovery[0])",
-    );
-}
-
-#[test]
-fn empty_selector_entry() {
-    assert_error(
+        "tests/fixtures/config/bad/discovery_duplicate_selector.yaml:5:5: discovery[2]: duplicate selector (same as discovery[0])",
+    ),
+    (
         "discovery_null_entry.yaml",
-        &format!(
-            ":3:4: discovery[1]: empty entry; expected a selector (a mapping with some of the keys {SELECTOR_KEY_LIST}; {{}} selects every association)"
-        ),
-    );
-}
-
-#[test]
-fn region_and_regions_together() {
-    assert_error(
+        "tests/fixtures/config/bad/discovery_null_entry.yaml:3:4: discovery[1]: empty entry; expected a selector (a mapping with some of the keys association_name, document_name, tags; {} selects every association)",
+    ),
+    (
         "region_and_regions.yaml",
-        ":3:1: regions: set either region or regions, not both (regions replaces region)",
-    );
-}
-
-#[test]
-fn unknown_region_in_regions() {
-    assert_error(
+        "tests/fixtures/config/bad/region_and_regions.yaml:3:1: regions: set either region or regions, not both (regions replaces region)",
+    ),
+    (
         "regions_unknown.yaml",
-        &format!(
-            ":4:5: regions[1]: \"us-esat-1\" is not a known AWS region name {REGION_HINT} (did you mean us-east-1?)"
-        ),
-    );
-}
-
-#[test]
-fn unknown_region_in_account_regions() {
-    assert_error(
+        "tests/fixtures/config/bad/regions_unknown.yaml:4:5: regions[1]: \"us-esat-1\" is not a known AWS region name (expected <area>-<direction>-<number>, e.g. us-east-1, eu-central-2 or us-gov-west-1) (did you mean us-east-1?)",
+    ),
+    (
         "account_region_unknown.yaml",
-        &format!(
-            ":5:26: accounts[1].regions[1]: \"europe-west-1\" is not a known AWS region name {REGION_HINT}"
-        ),
-    );
-}
-
-#[test]
-fn duplicate_region() {
-    assert_error(
+        "tests/fixtures/config/bad/account_region_unknown.yaml:5:26: accounts[1].regions[1]: \"europe-west-1\" is not a known AWS region name (expected <area>-<direction>-<number>, e.g. us-east-1, eu-central-2 or us-gov-west-1)",
+    ),
+    (
         "regions_duplicate.yaml",
-        ":2:33: regions[2]: duplicate region us-east-1 (same as regions[0])",
-    );
-}
-
-#[test]
-fn malformed_role_arns() {
-    assert_error(
+        "tests/fixtures/config/bad/regions_duplicate.yaml:2:33: regions[2]: duplicate region us-east-1 (same as regions[0])",
+    ),
+    (
         "role_arn_wrong_service.yaml",
-        ":3:15: accounts[0].role_arn: malformed role ARN: the service must be iam, got \"sts\" \
-         (expected arn:aws:iam::<12-digit account ID>:role/<name>)",
-    );
-    assert_error(
+        "tests/fixtures/config/bad/role_arn_wrong_service.yaml:3:15: accounts[0].role_arn: malformed role ARN: the service must be iam, got \"sts\" (expected arn:aws:iam::<12-digit account ID>:role/<name>)",
+    ),
+    (
         "role_arn_short_account.yaml",
-        ":3:15: accounts[0].role_arn: malformed role ARN: the account ID must be 12 digits, got \"11111111111\"",
-    );
-    assert_error(
+        "tests/fixtures/config/bad/role_arn_short_account.yaml:3:15: accounts[0].role_arn: malformed role ARN: the account ID must be 12 digits, got \"11111111111\"",
+    ),
+    (
         "role_arn_not_role.yaml",
-        ":3:15: accounts[0].role_arn: malformed role ARN: expected a role (role/<name>), got \"user/ssm-association-exporter\"",
-    );
-}
-
-#[test]
-fn external_id_without_role_arn() {
-    assert_error(
+        "tests/fixtures/config/bad/role_arn_not_role.yaml:3:15: accounts[0].role_arn: malformed role ARN: expected a role (role/<name>), got \"user/ssm-association-exporter\"",
+    ),
+    (
         "external_id_without_role.yaml",
-        ":4:5: accounts[0].external_id: external_id needs role_arn (it is sent with AssumeRole)",
-    );
-}
-
-#[test]
-fn duplicate_account() {
-    assert_error(
+        "tests/fixtures/config/bad/external_id_without_role.yaml:4:5: accounts[0].external_id: external_id needs role_arn (it is sent with AssumeRole)",
+    ),
+    (
         "account_duplicate.yaml",
-        ":6:5: accounts[2]: duplicate account (same as accounts[0])",
-    );
-}
+        "tests/fixtures/config/bad/account_duplicate.yaml:6:5: accounts[2]: duplicate account (same as accounts[0])",
+    ),
+    (
+        "discovery_interval_too_large.yaml",
+        "tests/fixtures/config/bad/discovery_interval_too_large.yaml:3:21: discovery_interval: must be at most 24h, got 2d",
+    ),
+    (
+        "full_sweep_interval_too_small.yaml",
+        "tests/fixtures/config/bad/full_sweep_interval_too_small.yaml:2:22: full_sweep_interval: must be at least 1s, got 500ms",
+    ),
+    (
+        "metrics_not_mapping.yaml",
+        "tests/fixtures/config/bad/metrics_not_mapping.yaml:3:10: metrics: expected a mapping with some of the keys duration_histogram, last_execution_status, per_association_internals, got \"off\"",
+    ),
+    (
+        "metrics_missing_value.yaml",
+        "tests/fixtures/config/bad/metrics_missing_value.yaml:3:8: metrics: missing value; expected a mapping with some of the keys duration_histogram, last_execution_status, per_association_internals, or remove the key to use the defaults",
+    ),
+    (
+        "metrics_unknown_key.yaml",
+        "tests/fixtures/config/bad/metrics_unknown_key.yaml:4:3: metrics.duration_histograms: unknown key; expected one of duration_histogram, last_execution_status, per_association_internals (did you mean duration_histogram?)",
+    ),
+    (
+        "metrics_duration_histogram_invalid.yaml",
+        "tests/fixtures/config/bad/metrics_duration_histogram_invalid.yaml:4:23: metrics.duration_histogram: expected one of per_association, per_status, off, got \"per-status\"",
+    ),
+    (
+        "metrics_last_execution_status_invalid.yaml",
+        "tests/fixtures/config/bad/metrics_last_execution_status_invalid.yaml:4:26: metrics.last_execution_status: expected one of current, per_status, got true",
+    ),
+    (
+        "metrics_per_association_internals_not_bool.yaml",
+        "tests/fixtures/config/bad/metrics_per_association_internals_not_bool.yaml:4:30: metrics.per_association_internals: expected true or false, got \"yes\"",
+    ),
+    (
+        "metrics_duplicate_key.yaml",
+        "tests/fixtures/config/bad/metrics_duplicate_key.yaml:5:3: metrics.duration_histogram: duplicate key (first set at line 4)",
+    ),
+    (
+        "target_detail_not_mapping.yaml",
+        "tests/fixtures/config/bad/target_detail_not_mapping.yaml:3:16: target_detail: expected a mapping with some of the keys enabled, max_targets_per_execution, failing_targets_gauge, max_failing_targets, got \"off\"",
+    ),
+    (
+        "target_detail_missing_value.yaml",
+        "tests/fixtures/config/bad/target_detail_missing_value.yaml:3:14: target_detail: missing value; expected a mapping with some of the keys enabled, max_targets_per_execution, failing_targets_gauge, max_failing_targets, or remove the key to use the defaults",
+    ),
+    (
+        "target_detail_unknown_key.yaml",
+        "tests/fixtures/config/bad/target_detail_unknown_key.yaml:4:3: target_detail.max_target_per_execution: unknown key; expected one of enabled, max_targets_per_execution, failing_targets_gauge, max_failing_targets (did you mean max_targets_per_execution?)",
+    ),
+    (
+        "target_detail_max_targets_zero.yaml",
+        "tests/fixtures/config/bad/target_detail_max_targets_zero.yaml:4:30: target_detail.max_targets_per_execution: must be between 1 and 1000, got 0",
+    ),
+    (
+        "target_detail_max_failing_targets_too_large.yaml",
+        "tests/fixtures/config/bad/target_detail_max_failing_targets_too_large.yaml:4:24: target_detail.max_failing_targets: must be between 1 and 1000, got 1001",
+    ),
+    (
+        "target_detail_enabled_not_bool.yaml",
+        "tests/fixtures/config/bad/target_detail_enabled_not_bool.yaml:4:12: target_detail.enabled: expected true or false, got \"yes\"",
+    ),
+    (
+        "target_detail_gauge_not_bool.yaml",
+        "tests/fixtures/config/bad/target_detail_gauge_not_bool.yaml:4:26: target_detail.failing_targets_gauge: expected true or false, got 1",
+    ),
+];
 
 #[test]
-fn estate_durations_out_of_range() {
-    assert_error(
-        "discovery_interval_too_large.yaml",
-        ":3:21: discovery_interval: must be at most 24h, got 2d",
-    );
-    assert_error(
-        "full_sweep_interval_too_small.yaml",
-        ":2:22: full_sweep_interval: must be at least 1s, got 500ms",
+fn bad_config_files_fail_with_their_exact_errors() {
+    let mut mismatches = Vec::new();
+    for (name, expected) in BAD_CONFIGS {
+        let path = format!("{BAD_DIR}/{name}");
+        let actual = match load(Path::new(&path)) {
+            Ok(config) => format!("no error; loads as {config:?}"),
+            Err(err) => err.to_string(),
+        };
+        if actual != *expected {
+            mismatches.push(format!(
+                "{path}\n  expected: {expected}\n  actual:   {actual}"
+            ));
+        }
+    }
+    // Every file has a row: none is left untested.
+    let mut files: Vec<String> = std::fs::read_dir(BAD_DIR)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    for file in files {
+        if !BAD_CONFIGS.iter().any(|(name, _)| *name == file) {
+            mismatches.push(format!("{BAD_DIR}/{file}\n  has no row in BAD_CONFIGS"));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} bad config files are not rejected as expected:\n{}",
+        mismatches.len(),
+        BAD_CONFIGS.len(),
+        mismatches.join("\n")
     );
 }
 
@@ -895,106 +796,6 @@ fn estate_inline_edge_cases() {
 }
 
 #[test]
-fn metrics_not_a_mapping() {
-    assert_error(
-        "metrics_not_mapping.yaml",
-        &format!(":3:10: metrics: expected a mapping with some of the keys {METRICS_KEY_LIST}, got \"off\""),
-    );
-}
-
-#[test]
-fn metrics_without_value() {
-    assert_error(
-        "metrics_missing_value.yaml",
-        &format!(
-            ":3:8: metrics: missing value; expected a mapping with some of the keys {METRICS_KEY_LIST}, or remove the key to use the defaults"
-        ),
-    );
-}
-
-#[test]
-fn metrics_unknown_key() {
-    assert_error(
-        "metrics_unknown_key.yaml",
-        &format!(
-            ":4:3: metrics.duration_histograms: unknown key; expected one of {METRICS_KEY_LIST} (did you mean duration_histogram?)"
-        ),
-    );
-}
-
-#[test]
-fn metrics_duration_histogram_invalid() {
-    assert_error(
-        "metrics_duration_histogram_invalid.yaml",
-        ":4:23: metrics.duration_histogram: expected one of per_association, per_status, off, got \"per-status\"",
-    );
-}
-
-#[test]
-fn metrics_last_execution_status_invalid() {
-    assert_error(
-        "metrics_last_execution_status_invalid.yaml",
-        ":4:26: metrics.last_execution_status: expected one of current, per_status, got true",
-    );
-}
-
-#[test]
-fn metrics_per_association_internals_not_a_boolean() {
-    assert_error(
-        "metrics_per_association_internals_not_bool.yaml",
-        ":4:30: metrics.per_association_internals: expected true or false, got \"yes\"",
-    );
-}
-
-#[test]
-fn metrics_duplicate_key() {
-    assert_error(
-        "metrics_duplicate_key.yaml",
-        ":5:3: metrics.duration_histogram: duplicate key (first set at line 4)",
-    );
-}
-
-const TARGET_DETAIL_KEY_LIST: &str =
-    "enabled, max_targets_per_execution, failing_targets_gauge, max_failing_targets";
-
-#[test]
-fn target_detail_errors_are_located() {
-    let cases = [
-        (
-            "target_detail_not_mapping.yaml",
-            format!(":3:16: target_detail: expected a mapping with some of the keys {TARGET_DETAIL_KEY_LIST}, got \"off\""),
-        ),
-        (
-            "target_detail_missing_value.yaml",
-            format!(":3:14: target_detail: missing value; expected a mapping with some of the keys {TARGET_DETAIL_KEY_LIST}, or remove the key to use the defaults"),
-        ),
-        (
-            "target_detail_unknown_key.yaml",
-            format!(":4:3: target_detail.max_target_per_execution: unknown key; expected one of {TARGET_DETAIL_KEY_LIST} (did you mean max_targets_per_execution?)"),
-        ),
-        (
-            "target_detail_max_targets_zero.yaml",
-            ":4:30: target_detail.max_targets_per_execution: must be between 1 and 1000, got 0".to_string(),
-        ),
-        (
-            "target_detail_max_failing_targets_too_large.yaml",
-            ":4:24: target_detail.max_failing_targets: must be between 1 and 1000, got 1001".to_string(),
-        ),
-        (
-            "target_detail_enabled_not_bool.yaml",
-            ":4:12: target_detail.enabled: expected true or false, got \"yes\"".to_string(),
-        ),
-        (
-            "target_detail_gauge_not_bool.yaml",
-            ":4:26: target_detail.failing_targets_gauge: expected true or false, got 1".to_string(),
-        ),
-    ];
-    for (file, expected) in cases {
-        assert_error(file, &expected);
-    }
-}
-
-#[test]
 fn missing_file() {
     let err = load_fixture("does_not_exist.yaml").unwrap_err();
     assert_eq!(err.file, fixture("does_not_exist.yaml"));
@@ -1016,8 +817,9 @@ fn missing_file() {
 
 #[test]
 fn error_fields() {
-    let err = load_fixture("poll_interval_too_small.yaml").unwrap_err();
-    assert_eq!(err.file, fixture("poll_interval_too_small.yaml"));
+    let path = format!("{BAD_DIR}/poll_interval_too_small.yaml");
+    let err = load(Path::new(&path)).unwrap_err();
+    assert_eq!(err.file, path);
     assert_eq!(err.line, Some(3));
     assert_eq!(err.column, Some(16));
     assert_eq!(err.key.as_deref(), Some("poll_interval"));

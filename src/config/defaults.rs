@@ -1,0 +1,315 @@
+//! Every default and limit of the config file, and the keys it accepts: the only place they
+//! are defined.
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use super::{
+    Config, DurationHistogram, LastExecutionStatus, MetricsConfig, TargetDetailConfig, Word,
+};
+
+/// Config file used when none is given on the command line.
+pub const DEFAULT_CONFIG_FILE: &str = "ssm-association-exporter.yaml";
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(60 * 60);
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A duration setting: default and inclusive bounds. The `*_text` fields are
+/// the bounds as shown in error messages.
+pub(super) struct DurationSetting {
+    pub(super) default: Duration,
+    pub(super) min: Duration,
+    pub(super) min_text: &'static str,
+    pub(super) max: Option<(Duration, &'static str)>,
+}
+
+/// An integer setting: default and accepted range.
+pub(super) struct IntSetting {
+    pub(super) default: u64,
+    pub(super) range: RangeInclusive<u64>,
+}
+
+impl IntSetting {
+    /// `default`, and the values accepted.
+    const fn new(default: u64, range: RangeInclusive<u64>) -> IntSetting {
+        IntSetting { default, range }
+    }
+}
+
+/// A number setting: default, exclusive lower bound 0 and inclusive upper bound.
+pub(super) struct RateSetting {
+    pub(super) default: f64,
+    pub(super) max: f64,
+}
+
+pub(super) const POLL_INTERVAL_SETTING: DurationSetting = DurationSetting {
+    default: MINUTE,
+    min: SECOND,
+    min_text: "1s",
+    max: None,
+};
+pub(super) const INITIAL_LOOKBACK_SETTING: DurationSetting = DurationSetting {
+    default: HOUR,
+    min: SECOND,
+    min_text: "1s",
+    max: Some((Duration::from_secs(90 * 24 * 60 * 60), "90d")),
+};
+pub(super) const LATE_VISIBILITY_WINDOW_SETTING: DurationSetting = DurationSetting {
+    default: Duration::from_secs(10 * 60),
+    min: Duration::ZERO,
+    min_text: "0s",
+    max: Some((DAY, "24h")),
+};
+pub(super) const REQUEST_TIMEOUT_SETTING: DurationSetting = DurationSetting {
+    default: Duration::from_secs(10),
+    min: Duration::from_millis(100),
+    min_text: "100ms",
+    max: Some((Duration::from_secs(5 * 60), "5m")),
+};
+pub(super) const API_REQUESTS_PER_SECOND_SETTING: RateSetting = RateSetting {
+    default: 5.0,
+    max: 10_000.0,
+};
+pub(super) const MAX_CONCURRENT_REQUESTS_SETTING: IntSetting = IntSetting::new(4, 1..=256);
+pub(super) const API_MAX_ATTEMPTS_SETTING: IntSetting = IntSetting::new(3, 1..=10);
+pub(super) const STATE_SAVE_INTERVAL_SETTING: DurationSetting = DurationSetting {
+    default: Duration::from_secs(5),
+    min: Duration::from_millis(100),
+    min_text: "100ms",
+    max: Some((HOUR, "1h")),
+};
+
+pub(super) const REMOVED_ASSOCIATION_RETENTION_SETTING: DurationSetting = DurationSetting {
+    default: Duration::from_secs(7 * 24 * 60 * 60),
+    min: Duration::ZERO,
+    min_text: "0s",
+    max: Some((Duration::from_secs(90 * 24 * 60 * 60), "90d")),
+};
+
+pub(super) const DISCOVERY_INTERVAL_SETTING: DurationSetting = DurationSetting {
+    default: Duration::from_secs(5 * 60),
+    min: SECOND,
+    min_text: "1s",
+    max: Some((DAY, "24h")),
+};
+pub(super) const FULL_SWEEP_INTERVAL_SETTING: DurationSetting = DurationSetting {
+    default: HOUR,
+    min: SECOND,
+    min_text: "1s",
+    max: Some((Duration::from_secs(7 * 24 * 60 * 60), "7d")),
+};
+
+/// The keys of the `metrics:` section, in documentation order.
+pub(super) const METRICS_KEYS: &[&str] = &[
+    "duration_histogram",
+    "last_execution_status",
+    "per_association_internals",
+];
+
+/// `metrics.duration_histogram`: `per_association` by default.
+impl Word for DurationHistogram {
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("per_association", Self::PerAssociation),
+        ("per_status", Self::PerStatus),
+        ("off", Self::Off),
+    ];
+}
+
+/// `metrics.last_execution_status`: `current` by default.
+impl Word for LastExecutionStatus {
+    const WORDS: &'static [(&'static str, Self)] =
+        &[("current", Self::Current), ("per_status", Self::PerStatus)];
+}
+
+/// The keys of the `target_detail:` section, in documentation order.
+pub(super) const TARGET_DETAIL_KEYS: &[&str] = &[
+    "enabled",
+    "max_targets_per_execution",
+    "failing_targets_gauge",
+    "max_failing_targets",
+];
+pub(super) const MAX_TARGETS_PER_EXECUTION_SETTING: IntSetting = IntSetting::new(50, 1..=1000);
+pub(super) const MAX_FAILING_TARGETS_SETTING: IntSetting = IntSetting::new(20, 1..=1000);
+
+/// The keys of a `discovery:` selector, in documentation order.
+pub(super) const SELECTOR_KEYS: &[&str] = &["association_name", "document_name", "tags"];
+
+/// The keys of an `accounts:` entry, in documentation order.
+pub(super) const ACCOUNT_KEYS: &[&str] = &["role_arn", "external_id", "regions"];
+
+/// Every accepted top-level key, in documentation order.
+pub(super) const KEYS: &[&str] = &[
+    "associations",
+    "discovery",
+    "discovery_interval",
+    "poll_interval",
+    "full_sweep_interval",
+    "initial_lookback",
+    "late_visibility_window",
+    "api_requests_per_second",
+    "max_concurrent_requests",
+    "request_timeout",
+    "api_max_attempts",
+    "region",
+    "regions",
+    "accounts",
+    "state_file",
+    "state_save_interval",
+    "removed_association_retention",
+    "metrics",
+    "target_detail",
+];
+
+impl Config {
+    /// Every setting at its default, nothing to watch: what the file's keys then change.
+    /// `source` is the config file name as given.
+    pub(super) fn defaults(source: &str) -> Config {
+        Config {
+            associations: Vec::new(),
+            poll_interval: POLL_INTERVAL_SETTING.default,
+            initial_lookback: INITIAL_LOOKBACK_SETTING.default,
+            late_visibility_window: LATE_VISIBILITY_WINDOW_SETTING.default,
+            api_requests_per_second: API_REQUESTS_PER_SECOND_SETTING.default,
+            max_concurrent_requests: MAX_CONCURRENT_REQUESTS_SETTING.default as usize,
+            request_timeout: REQUEST_TIMEOUT_SETTING.default,
+            api_max_attempts: API_MAX_ATTEMPTS_SETTING.default as u32,
+            region: None,
+            state_file: None,
+            state_save_interval: STATE_SAVE_INTERVAL_SETTING.default,
+            removed_association_retention: REMOVED_ASSOCIATION_RETENTION_SETTING.default,
+            metrics: MetricsConfig::default(),
+            target_detail: TargetDetailConfig::default(),
+            discovery: Vec::new(),
+            discovery_interval: DISCOVERY_INTERVAL_SETTING.default,
+            regions: Vec::new(),
+            accounts: Vec::new(),
+            full_sweep_interval: FULL_SWEEP_INTERVAL_SETTING.default,
+            source: source.to_owned(),
+        }
+    }
+}
+
+impl Default for TargetDetailConfig {
+    fn default() -> Self {
+        TargetDetailConfig {
+            enabled: true,
+            max_targets_per_execution: MAX_TARGETS_PER_EXECUTION_SETTING.default as usize,
+            failing_targets_gauge: false,
+            max_failing_targets: MAX_FAILING_TARGETS_SETTING.default as usize,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::super::{parse, parse_duration};
+    use super::*;
+
+    /// Every key the parser accepts has a row in the README's configuration table (the keys of
+    /// selectors and accounts in their list's row), and each row's default is the one the
+    /// parser applies.
+    #[test]
+    fn the_readme_documents_every_key_with_its_default() {
+        let rows: HashMap<&str, &str> = include_str!("../../README.md")
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let key = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((key, *cells.get(2)?))
+            })
+            .collect();
+        let row = |key: &str| -> &str {
+            rows.get(key)
+                .copied()
+                .unwrap_or_else(|| panic!("{key} has no row in the README's configuration table"))
+        };
+        for key in KEYS
+            .iter()
+            .filter(|k| !["metrics", "target_detail"].contains(k))
+        {
+            row(key);
+        }
+        for key in METRICS_KEYS {
+            row(&format!("metrics.{key}"));
+        }
+        for key in TARGET_DETAIL_KEYS {
+            row(&format!("target_detail.{key}"));
+        }
+        let described = |list: &str, keys: &[&str]| {
+            let text = include_str!("../../README.md")
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{list}` |")))
+                .unwrap_or_else(|| panic!("{list} has no row in the README"));
+            for key in keys {
+                assert!(
+                    text.contains(&format!("`{key}`")),
+                    "README row {list} lacks `{key}`"
+                );
+            }
+        };
+        described("discovery", SELECTOR_KEYS);
+        described("accounts", ACCOUNT_KEYS);
+
+        let c = parse("associations: []\ndiscovery: [{}]\n", "defaults.yaml").unwrap();
+        let value = |key: &str| row(key).trim_matches('`').to_string();
+        for (key, default) in [
+            ("poll_interval", c.poll_interval),
+            ("discovery_interval", c.discovery_interval),
+            ("full_sweep_interval", c.full_sweep_interval),
+            ("initial_lookback", c.initial_lookback),
+            ("late_visibility_window", c.late_visibility_window),
+            ("request_timeout", c.request_timeout),
+            ("state_save_interval", c.state_save_interval),
+            (
+                "removed_association_retention",
+                c.removed_association_retention,
+            ),
+        ] {
+            assert_eq!(
+                parse_duration(&value(key)),
+                Ok(default),
+                "README default of {key}"
+            );
+        }
+        for (key, default) in [
+            ("api_requests_per_second", c.api_requests_per_second),
+            ("max_concurrent_requests", c.max_concurrent_requests as f64),
+            ("api_max_attempts", f64::from(c.api_max_attempts)),
+            (
+                "target_detail.max_targets_per_execution",
+                c.target_detail.max_targets_per_execution as f64,
+            ),
+            (
+                "target_detail.max_failing_targets",
+                c.target_detail.max_failing_targets as f64,
+            ),
+        ] {
+            assert_eq!(
+                value(key).parse::<f64>(),
+                Ok(default),
+                "README default of {key}"
+            );
+        }
+        for (key, default) in [
+            ("target_detail.enabled", c.target_detail.enabled),
+            (
+                "target_detail.failing_targets_gauge",
+                c.target_detail.failing_targets_gauge,
+            ),
+            (
+                "metrics.per_association_internals",
+                c.metrics.per_association_internals,
+            ),
+        ] {
+            assert_eq!(
+                value(key).parse::<bool>(),
+                Ok(default),
+                "README default of {key}"
+            );
+        }
+    }
+}
