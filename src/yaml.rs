@@ -1,11 +1,11 @@
 //! Strict YAML documents whose every error reads `file:line:column: key: message`.
 //!
-//! Both config files (`config.rs`, `web_config.rs`) are parsed here, in two steps:
+//! Both config files (`config`, `web_config.rs`) are parsed here, in two steps:
 //!
 //! 1. [`parse`] reads the text into a location-annotated tree ([`Node`]). Only YAML
 //!    itself can fail here (syntax, unsupported tags); such errors read
 //!    `file:line:column: invalid YAML: message`.
-//! 2. The caller either validates that tree itself (`config.rs`, which reports
+//! 2. The caller either validates that tree itself (`config`, which reports
 //!    repeated keys with both positions) or asks [`Document::deserialize`] for a
 //!    typed value (`web_config.rs`, with `deny_unknown_fields`). A schema error
 //!    from serde-saphyr is named by the key path found at its location in the
