@@ -10,13 +10,15 @@
 //!   successful poll (`changed`);
 //! - its `LastExecutionDate` is newer than every execution seen so far and still within the
 //!   late-visibility window: the run it reports has not become visible yet (`unexplained`);
+//! - the late-visibility window after its `LastExecutionDate` has passed and no poll has
+//!   succeeded since (`late`): an older run that becomes visible after a newer one changes
+//!   nothing in the listing, so one poll at the window's end finds every run that became
+//!   visible within it (one extra poll per listed run, never a sweep's wait);
 //! - it has executions not final yet (`pending`): what moves them is not always in the listing
 //!   (with `LastExecutionDate` set at the start of a run, its end changes nothing there);
 //! - `full_sweep_interval` has passed since its last successful poll (`sweep`), spread over
-//!   half the interval by association, so that sweeps do not come all at once. The sweep is
-//!   what finds an execution that became visible late without being the newest (the listing
-//!   does not change for it; counted then, still once, if within `late_visibility_window` of
-//!   the newest execution seen).
+//!   half the interval by association, so that sweeps do not come all at once: a safety net,
+//!   which no rule above relies on.
 //!
 //! Whether AWS moves `LastExecutionDate` when a run starts or when it ends is not documented;
 //! these rules count every execution exactly once either way (tests cover both).
@@ -30,16 +32,18 @@ pub enum Reason {
     Retry,
     Changed,
     Unexplained,
+    Late,
     Pending,
     Sweep,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 7] = [
         Reason::First,
         Reason::Retry,
         Reason::Changed,
         Reason::Unexplained,
+        Reason::Late,
         Reason::Pending,
         Reason::Sweep,
     ];
@@ -50,6 +54,7 @@ impl Reason {
             Reason::Retry => "retry",
             Reason::Changed => "changed",
             Reason::Unexplained => "unexplained",
+            Reason::Late => "late",
             Reason::Pending => "pending",
             Reason::Sweep => "sweep",
         }
@@ -127,6 +132,17 @@ pub fn decide(
             && last <= aws_now_ms.saturating_add(crate::tracker::FUTURE_TOLERANCE_MS)
         {
             return Decision::Poll(Reason::Unexplained);
+        }
+        // Runs older than `last` may become visible up to the window after it: once the window
+        // has passed, one poll that started after its end sees them all.
+        let window_end = last.saturating_add(rules.late_window_ms);
+        let aws_offset_ms = aws_now_ms.saturating_sub(now_ms);
+        if window_end <= aws_now_ms
+            && known
+                .last_poll_success_ms
+                .is_some_and(|polled| polled.saturating_add(aws_offset_ms) < window_end)
+        {
+            return Decision::Poll(Reason::Late);
         }
     }
     if known.in_progress > 0 {
@@ -247,6 +263,44 @@ mod tests {
         let sig = old.signature();
         let known = polled(&sig, Some(NOW - 30 * MINUTE));
         assert_eq!(decide_now(&old, &known), Decision::Skip);
+    }
+
+    /// An older run that becomes visible after a newer one changes nothing in the listing: one
+    /// poll once the window after the newest `LastExecutionDate` has passed finds it, and
+    /// only one.
+    #[test]
+    fn the_end_of_the_late_visibility_window_is_polled_once() {
+        let l = listed(Some(NOW - 10 * MINUTE - 1));
+        let sig = l.signature();
+        let mut known = polled(&sig, Some(NOW - 10 * MINUTE - 1));
+        // Last polled when the run was listed: the window has ended since.
+        known.last_poll_success_ms = Some(NOW - 10 * MINUTE);
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Late));
+        // Polled after the window's end: nothing more to wait for.
+        known.last_poll_success_ms = Some(NOW - 1);
+        assert_eq!(decide_now(&l, &known), Decision::Skip);
+        // The window has not ended yet: not yet.
+        let recent = listed(Some(NOW - 5 * MINUTE));
+        let sig = recent.signature();
+        let mut known = polled(&sig, Some(NOW - 5 * MINUTE));
+        known.last_poll_success_ms = Some(NOW - 5 * MINUTE);
+        assert_eq!(decide_now(&recent, &known), Decision::Skip);
+        // The window is on AWS's clock: with the host 3 minutes behind AWS, a poll at host
+        // time NOW - 9 min was at AWS time NOW - 6 min, after the window's end (NOW - 7 min).
+        let l = listed(Some(NOW - 17 * MINUTE));
+        let sig = l.signature();
+        let mut known = polled(&sig, Some(NOW - 17 * MINUTE));
+        known.last_poll_success_ms = Some(NOW - 9 * MINUTE);
+        let host_now = NOW - 3 * MINUTE;
+        assert_eq!(
+            decide(&l, &sig, &known, &RULES, NOW, host_now),
+            Decision::Skip
+        );
+        known.last_poll_success_ms = Some(NOW - 12 * MINUTE);
+        assert_eq!(
+            decide(&l, &sig, &known, &RULES, NOW, host_now),
+            Decision::Poll(Reason::Late)
+        );
     }
 
     #[test]

@@ -142,6 +142,10 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let registry = Registry::new();
     let metrics = Arc::new(Metrics::register(&registry)?);
+    // Every poll reason from 0, so that `increase()` sees the first poll of each.
+    for reason in feed::Reason::ALL {
+        metrics.polls_total.with_label_values(&[reason.name()]);
+    }
     metrics.config_last_reload_successful.set(1);
     metrics
         .config_last_reload_success_timestamp_seconds

@@ -271,7 +271,7 @@ pub async fn save_loop(
             match tokio::time::timeout(wait, task).await {
                 Ok(done) => {
                     writing = None;
-                    finish(done, &metrics);
+                    finish(done, &store, &metrics);
                 }
                 Err(_) => {
                     metrics.state_save_failing.set(1);
@@ -296,7 +296,7 @@ pub async fn save_loop(
                 interval
             };
             match tokio::time::timeout(wait, &mut task).await {
-                Ok(done) => finish(done, &metrics),
+                Ok(done) => finish(done, &store, &metrics),
                 Err(_) => {
                     metrics.state_save_failing.set(1);
                     tracing::error!(path = %path.display(), "writing the state file hangs; counters stay at what was last saved");
@@ -310,9 +310,11 @@ pub async fn save_loop(
     }
 }
 
-/// Publishes a saved snapshot, or reports the failed save (and publishes nothing).
+/// Publishes a saved snapshot, or reports the failed save, publishes nothing and marks the
+/// store dirty again, so that the next interval retries even when nothing else changes.
 fn finish(
     done: Result<(Snapshot, Result<(), StateError>), tokio::task::JoinError>,
+    store: &Store,
     metrics: &Metrics,
 ) {
     match done {
@@ -324,11 +326,13 @@ fn finish(
             snapshot.publish();
         }
         Ok((_, Err(error))) => {
+            store.mark_dirty();
             metrics.state_save_errors_total.inc();
             metrics.state_save_failing.set(1);
             tracing::error!(%error, "saving the state file failed; counters stay at what was last saved");
         }
         Err(error) => {
+            store.mark_dirty();
             metrics.state_save_errors_total.inc();
             metrics.state_save_failing.set(1);
             tracing::error!(%error, "the state file writer panicked");

@@ -85,6 +85,11 @@ async fn malformed_executions_never_fail_a_poll_and_are_counted_as_the_api_allow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_error_codes_are_counted_by_code() {
     let (sim, ids) = simulator_with(1).await;
+    // A run within the look-back: the change feed polls it (and retries the failed polls).
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("x", "Success", minutes_ago(3)).with_last_execution_ms(minutes_ago(2)),
+    );
     sim.push_fault(FaultRule::new(Fault::AccessDenied).operation("DescribeAssociationExecutions"));
     sim.push_fault(FaultRule::new(Fault::InternalError).operation("DescribeAssociationExecutions"));
     let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;

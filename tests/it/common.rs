@@ -47,9 +47,9 @@ pub fn test_config(ids: &[String]) -> Config {
         discovery_interval: Duration::from_secs(300),
         regions: Vec::new(),
         accounts: Vec::new(),
-        // Short, so that an execution that becomes visible long after the listing moved is
-        // found within seconds; tests of the change feed itself set it to an hour.
-        full_sweep_interval: Duration::from_secs(3),
+        // The production default: no test passes through the sweep unless it says so by
+        // name (`..._through_the_sweep`) and sets it itself.
+        full_sweep_interval: Duration::from_secs(3600),
         source: "test".to_string(),
     }
 }
@@ -59,6 +59,18 @@ pub fn test_config(ids: &[String]) -> Config {
 pub fn richest(mut config: Config) -> Config {
     config.metrics = ssm_association_exporter::config::MetricsConfig::RICHEST;
     config
+}
+
+/// An `UpdateAssociation` of `id` (in the default account and region) that changes nothing
+/// but its `AssociationVersion`: a listing change without new executions, so the change feed
+/// polls it at the next listing (tests that need another poll use this, never the sweep).
+pub fn touch(sim: &Simulator, id: &str) {
+    sim.update_association_in(
+        ssm_simulator::DEFAULT_ACCOUNT,
+        ssm_simulator::DEFAULT_REGION,
+        id,
+        |_, _| {},
+    );
 }
 
 /// A simulator with `n` associations.

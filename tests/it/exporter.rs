@@ -263,17 +263,22 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
     );
     assert_eq!(m.value(names::POLL_SUCCESS, &[("association_id", a)]), 1.0);
 
-    // Repeated polls of unchanged data change nothing.
-    let requests_before = sim.request_count("DescribeAssociationExecutions");
-    exporter
-        .wait_for("more polls", |_| {
-            if sim.request_count("DescribeAssociationExecutions") >= requests_before + 6 {
-                Ok(())
-            } else {
-                Err("waiting".into())
-            }
-        })
-        .await;
+    // Repeated polls of unchanged executions (the associations edited, nothing run) change
+    // nothing.
+    for _ in 0..3 {
+        let requests_before = sim.request_count("DescribeAssociationExecutions");
+        touch(&sim, a);
+        touch(&sim, b);
+        exporter
+            .wait_for("more polls", |_| {
+                if sim.request_count("DescribeAssociationExecutions") >= requests_before + 2 {
+                    Ok(())
+                } else {
+                    Err("waiting".into())
+                }
+            })
+            .await;
+    }
     matches_ground_truth(&exporter.metrics().await, &sim.ground_truth(), &ids).unwrap();
     exporter.stop().await;
     sim.shutdown();
@@ -291,6 +296,7 @@ async fn requests_use_the_created_time_filter_with_milliseconds_and_max_results_
     config.late_visibility_window = Duration::from_secs(60);
     let exporter = Exporter::start(richest(config), &sim).await;
     exporter.wait_ready().await;
+    touch(&sim, &ids[0]);
     exporter
         .wait_for("a second poll", |_| {
             if sim.request_count("DescribeAssociationExecutions") >= 2 {
@@ -335,24 +341,35 @@ async fn requests_use_the_created_time_filter_with_milliseconds_and_max_results_
     exporter.stop().await;
 }
 
+/// #20 case 5: a run that becomes visible after a newer one changes nothing in the listing
+/// (its `LastExecutionDate` already shows the newer run). With the production sweep (1 h), it
+/// is counted within `late_visibility_window` + one poll interval of the newer run's date, by
+/// one `late` poll at the window's end, and only one. Times are seconds here (a 6 s window), so
+/// the test waits the window instead of 10 minutes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn executions_that_become_visible_late_are_counted() {
+async fn a_run_visible_after_a_newer_one_is_counted_within_the_window_without_the_sweep() {
     let (sim, ids) = simulator_with(1).await;
     let id = &ids[0];
+    let now = sim.now_ms();
     sim.add_execution(
         id,
-        SimExecution::new("new", "Success", minutes_ago(1)).with_last_execution_ms(minutes_ago(1)),
+        SimExecution::new("new", "Success", now - 1_000).with_last_execution_ms(now),
     );
     // Older than the newest, and not visible yet.
     sim.add_execution(
         id,
-        SimExecution::new("late", "Failed", minutes_ago(4))
-            .with_last_execution_ms(minutes_ago(3))
+        SimExecution::new("late", "Failed", now - 3_000)
+            .with_last_execution_ms(now - 2_000)
             .invisible(),
     );
-    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let mut config = test_config(&ids);
+    config.late_visibility_window = Duration::from_secs(6);
+    assert_eq!(config.full_sweep_interval, Duration::from_secs(3600));
+    let window_end = std::time::Instant::now() + Duration::from_secs(6);
+    let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;
-    exporter
+    let late_polls = |m: &Metrics| m.value(names::POLLS_TOTAL, &[("reason", "late")]);
+    let m = exporter
         .wait_for("a complete poll", |m| {
             if m.value(
                 names::EXECUTIONS_TOTAL,
@@ -366,19 +383,31 @@ async fn executions_that_become_visible_late_are_counted() {
         })
         .await;
     assert_eq!(
-        exporter.metrics().await.value(
+        m.value(
             names::EXECUTIONS_TOTAL,
             &[("association_id", id), ("status", "Failed")]
         ),
         0.0
     );
+    // It becomes visible within the window; nothing in the listing changes.
     sim.update_execution(id, "late", |e| e.visible = true);
     let truth = sim.ground_truth();
-    exporter
+    let m = exporter
         .wait_for("the late execution", |m| {
             matches_ground_truth(m, &truth, &ids)
         })
         .await;
+    assert!(
+        std::time::Instant::now() >= window_end,
+        "counted at the window's end, not before (no other poll had a reason)"
+    );
+    assert_eq!(late_polls(&m), 1.0, "one poll at the window's end");
+    assert_eq!(m.value(names::POLLS_TOTAL, &[("reason", "sweep")]), 0.0);
+    // And no more: the window has passed and a poll ran after it.
+    let polls = sim.request_count("DescribeAssociationExecutions");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sim.request_count("DescribeAssociationExecutions"), polls);
+    assert_eq!(late_polls(&exporter.metrics().await), 1.0);
     exporter.stop().await;
 }
 

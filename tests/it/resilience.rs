@@ -54,6 +54,13 @@ async fn counters_continue_across_a_restart_and_executions_finished_meanwhile_co
     let dir = tempfile::tempdir().unwrap();
     let (sim, ids) = simulator_with(2).await;
     add_history(&sim, &ids[0], 20);
+    // The listing shows ids[1] ran within the look-back (a run it cannot see in progress
+    // otherwise: LastExecutionDate moves when a run ends), so its first poll finds the
+    // running one.
+    sim.add_execution(
+        &ids[1],
+        SimExecution::new("done", "Success", minutes_ago(5)).with_last_execution_ms(minutes_ago(4)),
+    );
     sim.add_execution(
         &ids[1],
         SimExecution::new("running", "InProgress", minutes_ago(3)),
