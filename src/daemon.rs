@@ -402,17 +402,22 @@ impl Daemon {
             .iter()
             .filter_map(|s| s.role_arn.as_ref().map(|r| r.account_id.as_str()))
             .collect();
-        let retired = self.store.retire_where(self.clock.now_ms(), |entry| {
-            let configured = scopes.iter().any(|s| {
+        let configured = |account_id: &str, entry_region: &str| {
+            scopes.iter().any(|s| {
                 let region = s.region.as_deref().unwrap_or(&default_region);
-                region == entry.scope.region
+                region == entry_region
                     && match &s.role_arn {
-                        Some(role) => role.account_id == entry.scope.account_id,
-                        None => !role_accounts.contains(entry.scope.account_id.as_str()),
+                        Some(role) => role.account_id == account_id,
+                        None => !role_accounts.contains(account_id),
                     }
-            });
-            !configured
+            })
+        };
+        let retired = self.store.retire_where(self.clock.now_ms(), |entry| {
+            !configured(&entry.scope.account_id, &entry.scope.region)
         });
+        // No loop lists them again, so nothing else would clear their access denials.
+        self.metrics
+            .forget_access_denied(|[_, account, region, _]| !configured(account, region));
         if !retired.is_empty() {
             tracing::info!(
                 retired = retired.len(),

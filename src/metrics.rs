@@ -38,7 +38,14 @@ pub struct Metrics {
     pub shard_ordinal: IntGauge,
     pub total_shards: IntGauge,
     pub owned_associations: IntGauge,
+    /// Per association and operation, present (1) while AWS denies that call on it; set and
+    /// cleared through [`Metrics::access_denied`], [`Metrics::access_allowed`] and
+    /// [`Metrics::forget_access_denied`].
+    access_denied: IntGaugeVec,
 }
+
+/// The labels of `ssm_association_exporter_access_denied`, in order.
+pub const ACCESS_DENIED_LABELS: [&str; 4] = ["association_id", "account_id", "region", "operation"];
 
 /// The labels of the per-scope self-metrics.
 pub const SCOPE_LABELS: [&str; 2] = ["account_id", "region"];
@@ -75,7 +82,7 @@ impl Metrics {
             credentials_valid: IntGaugeVec::new(
                 Opts::new(
                     names::CREDENTIALS_VALID,
-                    "0 while the credentials of the account in the region are rejected (expired, invalid, access denied, role not assumable), else 1.",
+                    "0 while the credentials of the account in the region are rejected (expired, invalid, role not assumable, access denied to ListAssociations), else 1; access denied to one association's calls is in ssm_association_exporter_access_denied instead.",
                 ),
                 &SCOPE_LABELS,
             )?,
@@ -177,8 +184,15 @@ impl Metrics {
                 names::OWNED_ASSOCIATIONS,
                 "Associations this shard watches (selected, and assigned to this shard by the hash of account_id/region/association_id).",
             )?,
+            access_denied: IntGaugeVec::new(
+                Opts::new(
+                    names::ACCESS_DENIED,
+                    "1 while AWS denies the exporter this operation on this association (AccessDeniedException: a policy or SCP that leaves it out), by operation: DescribeAssociationExecutions (its polls fail), DescribeAssociationExecutionTargets (its failed runs' targets are left out), ListTagsForResource (tag selectors see no tags); only while denied. The credentials of the account and region are not affected.",
+                ),
+                &ACCESS_DENIED_LABELS,
+            )?,
         };
-        let collectors: [Box<dyn Collector>; 24] = [
+        let collectors: [Box<dyn Collector>; 25] = [
             Box::new(metrics.api_requests_total.clone()),
             Box::new(metrics.api_request_duration_seconds.clone()),
             Box::new(metrics.rate_limit_wait_seconds_total.clone()),
@@ -203,6 +217,7 @@ impl Metrics {
             Box::new(metrics.shard_ordinal.clone()),
             Box::new(metrics.total_shards.clone()),
             Box::new(metrics.owned_associations.clone()),
+            Box::new(metrics.access_denied.clone()),
         ];
         for collector in collectors {
             registry.register(collector)?;
@@ -216,5 +231,88 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         Ok(metrics)
+    }
+
+    /// AWS denied `operation` on association `id` of `account_id` in `region`.
+    pub fn access_denied(&self, id: &str, account_id: &str, region: &str, operation: &str) {
+        self.access_denied
+            .with_label_values(&[id, account_id, region, operation])
+            .set(1);
+    }
+
+    /// A call of `operation` on association `id` succeeded: it is no longer denied.
+    pub fn access_allowed(&self, id: &str, account_id: &str, region: &str, operation: &str) {
+        // Absent unless it was denied.
+        let _ = self
+            .access_denied
+            .remove_label_values(&[id, account_id, region, operation]);
+    }
+
+    /// Removes the access-denied series whose labels (in [`ACCESS_DENIED_LABELS`] order) `gone`
+    /// picks: associations no longer listed or watched.
+    pub fn forget_access_denied(&self, gone: impl Fn(&[&str; 4]) -> bool) {
+        for family in self.access_denied.collect() {
+            for metric in family.get_metric() {
+                let pairs = metric.get_label();
+                let value = |name: &str| {
+                    pairs
+                        .iter()
+                        .find(|p| p.name() == name)
+                        .map_or("", |p| p.value())
+                };
+                let labels = ACCESS_DENIED_LABELS.map(value);
+                if gone(&labels) {
+                    let _ = self.access_denied.remove_label_values(&labels);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denied(metrics: &Metrics) -> Vec<Vec<String>> {
+        let mut out: Vec<Vec<String>> = metrics.access_denied.collect()[0]
+            .get_metric()
+            .iter()
+            .map(|m| {
+                m.get_label()
+                    .iter()
+                    .map(|l| l.value().to_string())
+                    .collect()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// A denial shows until that operation succeeds on that association, or it is forgotten;
+    /// other associations' and operations' denials stay.
+    #[test]
+    fn access_denials_show_until_allowed_or_forgotten() {
+        let metrics = Metrics::register(&Registry::new()).unwrap();
+        let ops = ["DescribeAssociationExecutions", "ListTagsForResource"];
+        for id in ["a", "b"] {
+            for op in ops {
+                metrics.access_denied(id, "111", "eu-west-1", op);
+            }
+        }
+        metrics.access_denied("c", "222", "us-east-1", ops[0]);
+        assert_eq!(denied(&metrics).len(), 5);
+        metrics.access_allowed("a", "111", "eu-west-1", ops[0]);
+        metrics.access_allowed("zzz", "111", "eu-west-1", ops[0]);
+        assert_eq!(denied(&metrics).len(), 4);
+        metrics.forget_access_denied(|[id, _, _, op]| *id == "b" && *op == ops[0]);
+        metrics.forget_access_denied(|[_, account, _, _]| *account == "222");
+        // Label values in name order: account_id, association_id, operation, region.
+        assert_eq!(
+            denied(&metrics),
+            [
+                ["111", "a", ops[1], "eu-west-1"],
+                ["111", "b", ops[1], "eu-west-1"]
+            ]
+        );
     }
 }

@@ -53,6 +53,7 @@ pub const TARGET_DETAIL_EXECUTIONS_SKIPPED_TOTAL: &str =
 pub const ASSOCIATIONS_AWAITING_FIRST_POLL: &str =
     "ssm_association_exporter_associations_awaiting_first_poll";
 pub const AWS_CLOCK_OFFSET_SECONDS: &str = "ssm_association_exporter_aws_clock_offset_seconds";
+pub const ACCESS_DENIED: &str = "ssm_association_exporter_access_denied";
 pub const LISTING_SUCCESS: &str = "ssm_association_exporter_listing_success";
 pub const ASSOCIATIONS_WATCHED: &str = "ssm_association_exporter_associations_watched";
 pub const POLLS_TOTAL: &str = "ssm_association_exporter_polls_total";

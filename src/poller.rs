@@ -70,7 +70,7 @@ impl Poller {
     ) -> Result<(), ApiError> {
         let result = self.poll_inner(ssm, metrics, due).await;
         // After the pages (never in the middle of paging), and never failing the poll.
-        let skip_targets = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Credentials));
+        let skip_targets = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Credentials | ErrorKind::AccessDenied));
         let work = std::mem::take(&mut self.target_work);
         let detail = self.detail;
         if detail.enabled && !skip_targets {
@@ -236,14 +236,23 @@ impl Poller {
         // From the first run that reached its end on, the execution series are exported: a
         // backfill of the look-back never looks like an increase.
         live.exposed.complete |= paged_to_end;
+        let scope = &self.entry.scope;
+        let (account, region) = (scope.account_id.as_str(), scope.region.as_str());
         match &outcome {
             Ok(()) => {
                 live.exposed.poll_success = true;
                 live.exposed.last_poll_success_ms = Some(now_ms());
+                metrics.access_allowed(&id, account, region, EXECUTIONS_OPERATION);
             }
             Err(error) => {
                 live.exposed.poll_failed(&error.code);
                 self.entry.totals.poll_failed(&error.code);
+                // Denied on this association only (a policy or SCP that leaves it out): its
+                // own failure, shown until a poll of it succeeds; other failures leave the
+                // gauge as it was (a throttled poll does not say the denial ended).
+                if error.kind == ErrorKind::AccessDenied {
+                    metrics.access_denied(&id, account, region, EXECUTIONS_OPERATION);
+                }
             }
         }
         outcome
@@ -328,8 +337,11 @@ impl Poller {
                             token.take(),
                         )
                         .await;
+                    let (account, region) =
+                        (&self.entry.scope.account_id, &self.entry.scope.region);
                     match page {
                         Ok(page) => {
+                            metrics.access_allowed(&id, account, region, TARGETS_OPERATION);
                             targets.extend(
                                 page.targets
                                     .into_iter()
@@ -342,6 +354,9 @@ impl Poller {
                             }
                         }
                         Err(error) => {
+                            if error.kind == ErrorKind::AccessDenied {
+                                metrics.access_denied(&id, account, region, TARGETS_OPERATION);
+                            }
                             tracing::warn!(association_id = %id, execution_id = %w.execution_id, code = %error.code, %error, "reading the targets of a failed execution failed; its targets are left out");
                             break 'statuses;
                         }
@@ -391,6 +406,10 @@ impl Poller {
         }
     }
 }
+
+/// The operations whose denial on one association the `access_denied` gauge shows.
+const EXECUTIONS_OPERATION: &str = "DescribeAssociationExecutions";
+const TARGETS_OPERATION: &str = "DescribeAssociationExecutionTargets";
 
 /// Final executions whose targets are read per poll at most; the others' targets are left out.
 pub const MAX_TARGET_EXECUTIONS_PER_POLL: usize = 5;

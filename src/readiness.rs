@@ -8,7 +8,9 @@
 //! failing account or region and deleted associations never make the exporter unready (they are
 //! in its metrics, and an exporter that cannot reach one account must keep serving the others).
 //! Rejected credentials in *every* scope do, while they last: that is a deployment fault (an
-//! expired role, a missing IRSA annotation) that a rollout should stop on.
+//! expired role, a missing IRSA annotation) that a rollout should stop on. Access denied to one
+//! association's calls is not a rejection of the scope's credentials (the call observer,
+//! [`crate::scope_health`], decides), so a role scoped to some associations never makes it flap.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

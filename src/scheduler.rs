@@ -22,7 +22,7 @@ use crate::model::{ListedAssociation, ScopeKey};
 use crate::poller::Poller;
 use crate::readiness::Readiness;
 use crate::schedule;
-use crate::scope_health::ScopeHealth;
+use crate::scope_health::{rejects_credentials, ScopeHealth};
 use crate::shard::Shard;
 use crate::ssm::{ApiError, ErrorKind, Ssm};
 use crate::store::{Entry, Exposed, Live, Store};
@@ -178,6 +178,9 @@ struct Watch {
     last_error: Option<String>,
 }
 
+/// The per-association operation the scope loop itself calls (tag selectors).
+const TAGS_OPERATION: &str = "ListTagsForResource";
+
 /// Pages of one listing at most (50 associations each: 500,000 associations).
 const MAX_LISTING_PAGES: usize = 10_000;
 
@@ -241,7 +244,7 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
             Ok(key) => break key,
             // STS unreachable (a private network with an SSM endpoint only): the scope works
             // without knowing its account; its series say `account_id="unknown"`.
-            Err(error) if error.kind != ErrorKind::Credentials && attempt >= 2 => {
+            Err(error) if !rejects_credentials("GetCallerIdentity", error.kind) && attempt >= 2 => {
                 tracing::warn!(scope = %name, code = %error.code, %error, "STS GetCallerIdentity keeps failing; watching this region with account_id=\"unknown\" (allow STS, or set AWS_ENDPOINT_URL_STS)");
                 break ScopeKey {
                     account_id: "unknown".to_string(),
@@ -378,25 +381,32 @@ impl ScopeState {
         }
     }
 
-    /// The tags of `id`, from the cache while fresh; `None` when they cannot be read.
+    /// The tags of `id`, from the cache while fresh (`discovery_interval`); `None` when they
+    /// cannot be read.
     async fn tags_of(
         &mut self,
         ssm: &Ssm,
+        shared: &Shared,
         id: &str,
-        max_age: Duration,
     ) -> Option<Vec<(String, String)>> {
         if let Some((at, tags)) = self.tags.get(id) {
-            if at.elapsed() < max_age {
+            if at.elapsed() < shared.discovery_interval {
                 return Some(tags.clone());
             }
         }
+        let (metrics, [account, region]) = (&shared.metrics, self.labels());
         match ssm.association_tags(id).await {
             Ok(tags) => {
+                metrics.access_allowed(id, account, region, TAGS_OPERATION);
                 self.tags
                     .insert(id.to_string(), (Instant::now(), tags.clone()));
                 Some(tags)
             }
             Err(error) => {
+                // Denied on this association only: its own gauge, not the scope's credentials.
+                if error.kind == ErrorKind::AccessDenied {
+                    metrics.access_denied(id, account, region, TAGS_OPERATION);
+                }
                 tracing::warn!(scope = %self.name, association_id = id, code = %error.code, %error, "ListTagsForResource failed; using the tags read before, if any");
                 self.tags.get(id).map(|(_, tags)| tags.clone())
             }
@@ -450,6 +460,14 @@ impl ScopeState {
         // Tags of associations no longer listed are forgotten; the listing's numbers published.
         let listed_ids: HashSet<&str> = listed.iter().map(|l| l.id.as_str()).collect();
         self.tags.retain(|id, _| listed_ids.contains(id.as_str()));
+        // Denials of associations this scope no longer lists go with them.
+        shared
+            .metrics
+            .forget_access_denied(|[id, account, region, _]| {
+                *account == self.key.account_id
+                    && *region == self.key.region
+                    && !listed_ids.contains(id)
+            });
         let labels = self.labels();
         shared
             .metrics
@@ -484,7 +502,7 @@ impl ScopeState {
         let mut verdict = shared.selection.by_names(l);
         if !verdict.need_tags.is_empty() {
             let tags = self
-                .tags_of(&scope.ssm, &l.id, shared.discovery_interval)
+                .tags_of(&scope.ssm, shared, &l.id)
                 .await
                 .unwrap_or_default();
             shared.selection.with_tags(&mut verdict, &tags);
@@ -613,6 +631,12 @@ impl ScopeState {
             }
             drop(claims);
             shared.store.retire(&gone, now);
+            // Their polls' denials go with their series (a tag denial stays while listed).
+            shared
+                .metrics
+                .forget_access_denied(|[id, _, _, operation]| {
+                    *operation != TAGS_OPERATION && gone.iter().any(|g| g == id)
+                });
         }
     }
 

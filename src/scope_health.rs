@@ -1,6 +1,13 @@
 //! The health of one scope (an account in a region), as its SSM and STS calls show it: every
 //! request attempt becomes the exporter's request metrics, the scope's credential health and
 //! the AWS clock offset.
+//!
+//! A failure concerns the scope's credentials when AWS rejects the credentials themselves
+//! (expired, invalid, unknown, bad signature: [`ErrorKind::Credentials`], whatever the call),
+//! or denies a call the scope cannot work without (its listing, STS). Access denied to a call
+//! that names one association ([`PER_ASSOCIATION_OPERATIONS`]) concerns that association only:
+//! a role or SCP scoped to some associations leaves the others, the credentials and readiness
+//! alone (the poll fails, and the association's `access_denied` gauge says why).
 
 use std::sync::{Arc, OnceLock};
 
@@ -9,6 +16,25 @@ use crate::metrics::Metrics;
 use crate::model::ScopeKey;
 use crate::readiness::Readiness;
 use crate::ssm::{Attempt, CallObserver, ErrorKind};
+
+/// The calls that name one association: access denied to them is that association's failure
+/// (a policy on some association ARNs, an SCP), not the scope's.
+pub const PER_ASSOCIATION_OPERATIONS: &[&str] = &[
+    "DescribeAssociationExecutions",
+    "DescribeAssociationExecutionTargets",
+    "ListTagsForResource",
+];
+
+/// Whether a failure of `kind` from `operation` says that the scope's credentials do not work:
+/// rejected credentials on any call, access denied on any call but a per-association one
+/// (`ListAssociations`, STS).
+pub fn rejects_credentials(operation: &str, kind: ErrorKind) -> bool {
+    match kind {
+        ErrorKind::Credentials => true,
+        ErrorKind::AccessDenied => !PER_ASSOCIATION_OPERATIONS.contains(&operation),
+        _ => false,
+    }
+}
 
 /// Turns every request attempt of one scope into the exporter's request metrics, the scope's
 /// credential health and the AWS clock offset.
@@ -61,7 +87,7 @@ impl CallObserver for ScopeHealth {
                 m.api_requests_total
                     .with_label_values(&[account, region, attempt.operation, &error.code])
                     .inc();
-                if error.kind == ErrorKind::Credentials {
+                if rejects_credentials(attempt.operation, error.kind) {
                     self.readiness
                         .credentials_rejected(&self.name, &error.code, &error.message);
                     m.credentials_valid
@@ -69,6 +95,35 @@ impl CallObserver for ScopeHealth {
                         .set(0);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Access denied darkens the scope only for the calls it cannot work without; rejected
+    /// credentials do whatever the call.
+    #[test]
+    fn access_denied_concerns_what_the_call_names() {
+        for op in PER_ASSOCIATION_OPERATIONS {
+            assert!(!rejects_credentials(op, ErrorKind::AccessDenied), "{op}");
+            assert!(rejects_credentials(op, ErrorKind::Credentials), "{op}");
+        }
+        for op in ["ListAssociations", "GetCallerIdentity"] {
+            assert!(rejects_credentials(op, ErrorKind::AccessDenied), "{op}");
+            assert!(rejects_credentials(op, ErrorKind::Credentials), "{op}");
+        }
+        for kind in [
+            ErrorKind::Throttled,
+            ErrorKind::Transient,
+            ErrorKind::NotFound,
+            ErrorKind::Permanent,
+            ErrorKind::ClockSkew,
+            ErrorKind::InvalidToken,
+        ] {
+            assert!(!rejects_credentials("ListAssociations", kind), "{kind:?}");
         }
     }
 }

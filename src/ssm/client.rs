@@ -211,7 +211,7 @@ impl Ssm {
                     });
                     return Ok(output);
                 }
-                Err(e) => map_error(operation, &e),
+                Err(e) => map_error(&e),
             };
             self.observer.attempt(&Attempt {
                 operation,

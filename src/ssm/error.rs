@@ -8,9 +8,14 @@ use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 pub enum ErrorKind {
     /// The API asked us to slow down (`ThrottlingException` and its relatives).
     Throttled,
-    /// The credentials do not work (expired, invalid, signature rejected, access denied to the
-    /// operation the exporter cannot do without).
+    /// The credentials themselves do not work (expired, invalid, unknown, signature rejected,
+    /// the credential provider failed): whatever the operation, the whole account and region.
     Credentials,
+    /// The credentials work but are not allowed this call (`AccessDeniedException`,
+    /// `AccessDenied`): an IAM policy, permission boundary or SCP denies it, possibly for some
+    /// resources only. What it concerns depends on the operation: the scope for its listing
+    /// and STS, one association for the calls that name one (decided by the call observer).
+    AccessDenied,
     /// The `NextToken` sent is no longer valid (`InvalidNextToken`).
     InvalidToken,
     /// The association does not exist (deleted, or in another account or region).
@@ -20,7 +25,7 @@ pub enum ErrorKind {
     /// The request's signature was out of AWS's time window (the host clock is off). The SDK
     /// learns the skew from the rejection's `Date` header, so the next attempt is signed right.
     ClockSkew,
-    /// Trying again will not help (validation, access denied to an optional call, ...).
+    /// Trying again will not help (validation, unknown client errors, ...).
     Permanent,
 }
 
@@ -80,21 +85,21 @@ const CREDENTIAL_CODES: &[&str] = &[
     "IncompleteSignature",
 ];
 
-/// The kind of an AWS error `code` (HTTP `status`) from `operation`. Access denied counts as a
-/// credentials failure for the operations the exporter cannot do without; for
-/// ListTagsForResource it only loses tag selection.
-fn kind_of(operation: &str, code: &str, message: &str, status: u16) -> ErrorKind {
+/// Error codes that mean the caller may not make this call (on this resource).
+const ACCESS_DENIED_CODES: &[&str] = &["AccessDeniedException", "AccessDenied"];
+
+/// The kind of an AWS error `code` (HTTP `status`), whatever the operation: access denied is
+/// [`ErrorKind::AccessDenied`] for every operation, and the call observer decides by the
+/// operation whether it concerns the scope or one association.
+fn kind_of(code: &str, message: &str, status: u16) -> ErrorKind {
     if is_clock_skew(code, message) {
         ErrorKind::ClockSkew
     } else if is_throttle(code) {
         ErrorKind::Throttled
-    } else if CREDENTIAL_CODES.contains(&code)
-        || (matches!(
-            operation,
-            "DescribeAssociationExecutions" | "ListAssociations" | "GetCallerIdentity"
-        ) && matches!(code, "AccessDeniedException" | "AccessDenied"))
-    {
+    } else if CREDENTIAL_CODES.contains(&code) {
         ErrorKind::Credentials
+    } else if ACCESS_DENIED_CODES.contains(&code) {
+        ErrorKind::AccessDenied
     } else if code == "InvalidNextToken" {
         ErrorKind::InvalidToken
     } else if code == "AssociationDoesNotExist" {
@@ -112,10 +117,7 @@ fn kind_of(operation: &str, code: &str, message: &str, status: u16) -> ErrorKind
 }
 
 /// Reduces an SDK error to a stable code (a metric label) and a kind.
-pub(super) fn map_error<E>(
-    operation: &str,
-    error: &SdkError<E, aws_sdk_ssm::config::http::HttpResponse>,
-) -> ApiError
+pub(super) fn map_error<E>(error: &SdkError<E, aws_sdk_ssm::config::http::HttpResponse>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -127,7 +129,7 @@ where
                 .code()
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("HTTP{status}"));
-            let kind = kind_of(operation, &code, &message, status);
+            let kind = kind_of(&code, &message, status);
             (code, kind)
         }
         SdkError::TimeoutError(_) => ("Timeout".to_string(), ErrorKind::Transient),
@@ -180,83 +182,32 @@ mod tests {
     #[test]
     fn error_codes_map_to_kinds() {
         let cases = [
-            (
-                "DescribeAssociationExecutions",
-                "ThrottlingException",
-                400,
-                ErrorKind::Throttled,
-            ),
-            (
-                "DescribeAssociationExecutions",
-                "ExpiredToken",
-                400,
-                ErrorKind::Credentials,
-            ),
-            (
-                "DescribeAssociationExecutions",
-                "AccessDeniedException",
-                400,
-                ErrorKind::Credentials,
-            ),
-            (
-                "ListTagsForResource",
-                "AccessDeniedException",
-                400,
-                ErrorKind::Permanent,
-            ),
-            (
-                "ListAssociations",
-                "AccessDeniedException",
-                400,
-                ErrorKind::Credentials,
-            ),
-            (
-                "DescribeAssociationExecutions",
-                "InvalidNextToken",
-                400,
-                ErrorKind::InvalidToken,
-            ),
-            (
-                "DescribeAssociationExecutions",
-                "AssociationDoesNotExist",
-                400,
-                ErrorKind::NotFound,
-            ),
-            (
-                "DescribeAssociationExecutions",
-                "InternalServerError",
-                500,
-                ErrorKind::Transient,
-            ),
-            (
-                "DescribeAssociationExecutions",
-                "HTTP503",
-                503,
-                ErrorKind::Transient,
-            ),
-            (
-                "DescribeAssociationExecutions",
-                "ValidationException",
-                400,
-                ErrorKind::Permanent,
-            ),
+            ("ThrottlingException", 400, ErrorKind::Throttled),
+            ("Throttling", 400, ErrorKind::Throttled),
+            // The credentials themselves: whatever the operation.
+            ("ExpiredToken", 400, ErrorKind::Credentials),
+            ("ExpiredTokenException", 400, ErrorKind::Credentials),
+            ("UnrecognizedClientException", 403, ErrorKind::Credentials),
+            ("InvalidClientTokenId", 403, ErrorKind::Credentials),
+            ("SignatureDoesNotMatch", 403, ErrorKind::Credentials),
+            ("InvalidSignatureException", 400, ErrorKind::Credentials),
+            ("CredentialsError", 0, ErrorKind::Credentials),
+            // Not allowed this call: SSM's code and STS's; the observer decides what it concerns.
+            ("AccessDeniedException", 400, ErrorKind::AccessDenied),
+            ("AccessDenied", 403, ErrorKind::AccessDenied),
+            ("InvalidNextToken", 400, ErrorKind::InvalidToken),
+            ("AssociationDoesNotExist", 400, ErrorKind::NotFound),
+            ("InternalServerError", 500, ErrorKind::Transient),
+            ("HTTP503", 503, ErrorKind::Transient),
+            ("ValidationException", 400, ErrorKind::Permanent),
         ];
         let skew = "Signature expired: 20261127T100000Z is now earlier than 20261127T100500Z";
         assert_eq!(
-            kind_of(
-                "DescribeAssociationExecutions",
-                "InvalidSignatureException",
-                skew,
-                400
-            ),
+            kind_of("InvalidSignatureException", skew, 400),
             ErrorKind::ClockSkew
         );
-        for (operation, code, status, kind) in cases {
-            assert_eq!(
-                kind_of(operation, code, "", status),
-                kind,
-                "{operation} {code}"
-            );
+        for (code, status, kind) in cases {
+            assert_eq!(kind_of(code, "", status), kind, "{code}");
         }
     }
 }

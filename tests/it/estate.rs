@@ -662,6 +662,198 @@ async fn denied_tags_match_no_tag_selector_and_are_counted() {
     assert!(m
         .series(names::INFO, &[("association_id", &ids[0])])
         .is_empty());
+    // Denied on that association: its own gauge, not the account's credentials.
+    assert_eq!(
+        m.value(
+            names::ACCESS_DENIED,
+            &[
+                ("association_id", &ids[0]),
+                ("operation", "ListTagsForResource")
+            ]
+        ),
+        Reading::Value(1.0)
+    );
+    assert_eq!(m.value(names::CREDENTIALS_VALID, &[]), Reading::Value(1.0));
+    exporter.stop().await;
+}
+
+/// A role or SCP that denies `DescribeAssociationExecutions` on one association of four: that
+/// association's polls fail (`poll_success` 0, counted by code, backed off) and its own
+/// `access_denied` gauge says why, while the account's credentials stay valid and `/readyz`
+/// stays 200 on every sample over many denied polls (each denied poll used to mark the
+/// account's credentials rejected until the next listing cleared them, so both flapped). The
+/// other three count exactly throughout, and the denied one catches up once it is allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_on_one_association_is_its_failure_not_the_accounts() {
+    let (sim, ids) = simulator_with(4).await;
+    let now = sim.now_ms();
+    for (i, id) in ids.iter().enumerate() {
+        sim.add_execution(
+            id,
+            execution(&format!("ok-{i}"), "Success", now - 120_000, true),
+        );
+        sim.add_execution(
+            id,
+            execution(&format!("no-{i}"), "Failed", now - 60_000, true),
+        );
+    }
+    let (denied, others) = (&ids[3], &ids[..3]);
+    sim.push_fault(
+        FaultRule::new(Fault::AccessDenied)
+            .operation("DescribeAssociationExecutions")
+            .association(denied.clone())
+            .forever(),
+    );
+    let mut config = test_config(&ids);
+    config.full_sweep_interval = Duration::from_secs(3600);
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let denied_calls = |m: &Metrics| {
+        m.value(
+            names::API_REQUESTS_TOTAL,
+            &[
+                ("operation", "DescribeAssociationExecutions"),
+                ("code", "AccessDeniedException"),
+            ],
+        )
+        .or_zero() // not exported before the first denied call
+    };
+    // Sample /readyz and /metrics every 50 ms until three more denied polls have gone out
+    // (backed off: 1, 3, 7 listings apart) and at least 20 samples are taken; each denied
+    // poll used to leave about one 300 ms listing interval of rejected credentials.
+    let first = denied_calls(&exporter.metrics().await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut samples = 0;
+    loop {
+        let ready = exporter.get("/readyz").await;
+        assert_eq!(ready.status, 200, "sample {samples}: {}", ready.body);
+        let m = exporter.metrics().await;
+        assert_eq!(
+            m.value(names::CREDENTIALS_VALID, &[]),
+            Reading::Value(1.0),
+            "sample {samples}"
+        );
+        samples += 1;
+        if samples >= 20 && denied_calls(&m) >= first + 3.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} denied calls in 30 s",
+            denied_calls(&m) - first
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The others go on counting exactly, new runs included.
+    for (i, id) in others.iter().enumerate() {
+        let at = sim.now_ms();
+        sim.add_execution(
+            id,
+            execution(&format!("new-{i}"), "TimedOut", at - 1_000, true),
+        );
+    }
+    let m = converge(&exporter, &sim, others, "the three allowed ones").await;
+    assert_eq!(m.value(names::CREDENTIALS_VALID, &[]), Reading::Value(1.0));
+    for id in others {
+        assert_eq!(
+            m.value(names::POLL_SUCCESS, &[("association_id", id)]),
+            Reading::Value(1.0)
+        );
+        assert!(
+            m.series(names::ACCESS_DENIED, &[("association_id", id)])
+                .is_empty(),
+            "{id}"
+        );
+    }
+    // The denied one: its poll error, by code, and its own gauge.
+    assert_eq!(
+        m.value(names::POLL_SUCCESS, &[("association_id", denied)]),
+        Reading::Value(0.0)
+    );
+    assert!(
+        m.value(
+            names::POLL_ERRORS_TOTAL,
+            &[("code", "AccessDeniedException")]
+        )
+        .number()
+            >= 4.0
+    );
+    assert_eq!(
+        m.value(
+            names::ACCESS_DENIED,
+            &[
+                ("association_id", denied),
+                ("account_id", DEFAULT_ACCOUNT),
+                ("region", US),
+                ("operation", "DescribeAssociationExecutions"),
+            ]
+        ),
+        Reading::Value(1.0)
+    );
+    assert_eq!(m.series(names::ACCESS_DENIED, &[]).len(), 1);
+    // Allowed again: its gauge goes and it catches up, exactly (its backoff is 16 intervals
+    // at most).
+    sim.clear_faults();
+    let m = converge(&exporter, &sim, &ids, "the denied one allowed again").await;
+    let m = if m.series(names::ACCESS_DENIED, &[]).is_empty() {
+        m
+    } else {
+        exporter
+            .wait_for("the denial cleared", |m| {
+                let left = m.series(names::ACCESS_DENIED, &[]);
+                left.is_empty().then_some(()).ok_or(format!("{left:?}"))
+            })
+            .await
+    };
+    assert_eq!(
+        m.value(names::POLL_SUCCESS, &[("association_id", denied)]),
+        Reading::Value(1.0)
+    );
+    exporter.stop().await;
+}
+
+/// Access denied to `ListAssociations` is the scope's failure, as before: the account's
+/// credentials are reported rejected and, with no other account, `/readyz` is 503 with the
+/// code; allowed again, both recover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_on_the_listing_marks_the_account() {
+    let (sim, ids) = simulator_with(2).await;
+    let mut config = test_config(&ids);
+    config.full_sweep_interval = Duration::from_secs(3600);
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    sim.push_fault(
+        FaultRule::new(Fault::AccessDenied)
+            .operation("ListAssociations")
+            .forever(),
+    );
+    let m = exporter
+        .wait_for("the credentials reported rejected", |m| {
+            let valid = m.value(names::CREDENTIALS_VALID, &[]);
+            (valid == Reading::Value(0.0))
+                .then_some(())
+                .ok_or(format!("{valid:?}"))
+        })
+        .await;
+    assert_eq!(m.value(names::LISTING_SUCCESS, &[]), Reading::Value(0.0));
+    assert!(m.series(names::ACCESS_DENIED, &[]).is_empty());
+    let ready = exporter.get("/readyz").await;
+    assert_eq!(ready.status, 503);
+    assert!(
+        ready.body.contains("AccessDeniedException"),
+        "{}",
+        ready.body
+    );
+    sim.clear_faults();
+    exporter
+        .wait_for("the credentials working again", |m| {
+            let valid = m.value(names::CREDENTIALS_VALID, &[]);
+            (valid == Reading::Value(1.0))
+                .then_some(())
+                .ok_or(format!("{valid:?}"))
+        })
+        .await;
+    exporter.wait_ready().await;
     exporter.stop().await;
 }
 

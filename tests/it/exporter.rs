@@ -719,7 +719,7 @@ async fn http_routes_readiness_and_methods() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_scrape_passes_promtool_check_metrics() {
-    let (sim, ids) = simulator_with(2).await;
+    let (sim, ids) = simulator_with(3).await;
     sim.add_execution(
         &ids[0],
         SimExecution::new("m1", "Failed", minutes_ago(5))
@@ -743,6 +743,14 @@ async fn a_real_scrape_passes_promtool_check_metrics() {
         FaultRule::new(Fault::Throttle)
             .operation("DescribeAssociationExecutions")
             .association(ids[1].clone()),
+    );
+    // A third one denied, for the access-denied gauge (present only while denied).
+    sim.add_execution(&ids[2], SimExecution::new("m4", "Success", minutes_ago(3)));
+    sim.push_fault(
+        FaultRule::new(Fault::AccessDenied)
+            .operation("DescribeAssociationExecutions")
+            .association(ids[2].clone())
+            .forever(),
     );
     let mut config = test_config(&ids);
     config.discovery = vec![ssm_association_exporter::config::Selector::default()];

@@ -429,8 +429,15 @@ fn finish(shared: &Shared, index: usize, status: u16, error_code: Option<&str>) 
     }
 }
 
-/// The error a fault gives, in the request's protocol.
-fn fault_error(protocol: Protocol, operation: &str, scope: &Scope, fault: &Fault) -> ApiError {
+/// The error a fault gives, in the request's protocol. `association_id` is the association the
+/// request names, if any (the resource of an access denial).
+fn fault_error(
+    protocol: Protocol,
+    operation: &str,
+    scope: &Scope,
+    association_id: Option<&str>,
+    fault: &Fault,
+) -> ApiError {
     let sts = protocol == Protocol::Query;
     match fault {
         Fault::Throttle if sts => ApiError::client("Throttling", "Rate exceeded"),
@@ -460,10 +467,23 @@ fn fault_error(protocol: Protocol, operation: &str, scope: &Scope, fault: &Fault
         Fault::InvalidNextToken => {
             ApiError::client("InvalidNextToken", "The specified token isn't valid.")
         }
-        Fault::AccessDenied => ApiError::client(
-            "AccessDeniedException",
-            format!("User is not authorized to perform: ssm:{operation} (simulated)"),
-        ),
+        // As IAM words it: the denied action on the association's ARN (an association-scoped
+        // policy or SCP), or on the account's SSM resources for calls that name none.
+        Fault::AccessDenied => {
+            let (account, region) = (&scope.account, &scope.region);
+            let resource = match association_id {
+                Some(id) => format!("arn:aws:ssm:{region}:{account}:association/{id}"),
+                None => format!("arn:aws:ssm:{region}:{account}:*"),
+            };
+            ApiError::client(
+                "AccessDeniedException",
+                format!(
+                    "User: arn:aws:iam::{account}:user/simulated is not authorized to perform: \
+                     ssm:{operation} on resource: {resource} because no identity-based policy \
+                     allows the ssm:{operation} action (simulated)"
+                ),
+            )
+        }
         Fault::ExpiredToken => ApiError::client(
             "ExpiredTokenException",
             "The security token included in the request is expired",
@@ -485,7 +505,7 @@ async fn gate(
         let mut state = shared.lock();
         if let Some(bucket) = state.rate_limit.as_mut() {
             if !bucket.try_take() {
-                let error = fault_error(protocol, operation, scope, &Fault::Throttle);
+                let error = fault_error(protocol, operation, scope, None, &Fault::Throttle);
                 return Err(Outcome::Reply(Err(error)));
             }
         }
@@ -512,7 +532,11 @@ async fn gate(
         }
         Some(Fault::ResetConnection) => Err(Outcome::Drop("ResetConnection")),
         Some(f) => Err(Outcome::Reply(Err(fault_error(
-            protocol, operation, scope, &f,
+            protocol,
+            operation,
+            scope,
+            parsed.association_id.as_deref(),
+            &f,
         )))),
     }
 }

@@ -13,7 +13,7 @@ use aws_sdk_ssm::Client;
 use serde_json::Value;
 use ssm_simulator::{
     format_filter_time, Fault, FaultRule, GroundTruth, SimAssociation, SimExecution, Simulator,
-    DEMO_ASSOCIATIONS,
+    DEFAULT_ACCOUNT, DEFAULT_REGION, DEMO_ASSOCIATIONS,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -475,6 +475,39 @@ async fn faults_surface_as_aws_error_codes() {
     assert_eq!(throttled.error_code.as_deref(), Some("ThrottlingException"));
     assert_eq!(sim.requests()[2].status, 500);
     assert_eq!(sim.requests()[1].status, 200);
+}
+
+/// Access denied to one association (a policy on some association ARNs, an SCP): that
+/// association's calls are refused as IAM words it, naming its ARN; the others' are answered.
+#[tokio::test]
+async fn access_denied_to_one_association_names_its_arn_and_spares_the_others() {
+    let (sim, client) = setup().await;
+    add_many(&sim, 3);
+    sim.push_fault(
+        FaultRule::new(Fault::AccessDenied)
+            .operation("DescribeAssociationExecutions")
+            .association(A)
+            .forever(),
+    );
+    for _ in 0..2 {
+        let err = describe_err(&client, A).await;
+        assert_eq!(err.code(), Some("AccessDeniedException"));
+        let message = err.message().unwrap_or_default();
+        assert!(
+            message.contains("not authorized to perform: ssm:DescribeAssociationExecutions")
+                && message.contains(&format!(
+                    "on resource: arn:aws:ssm:{DEFAULT_REGION}:{DEFAULT_ACCOUNT}:association/{A}"
+                )),
+            "{message}"
+        );
+        client
+            .describe_association_executions()
+            .association_id(B)
+            .send()
+            .await
+            .expect("another association is answered");
+    }
+    assert!(client.list_associations().send().await.is_ok());
 }
 
 #[tokio::test]
