@@ -30,9 +30,11 @@ use crate::sync::lock;
 use crate::tracker::Tracker;
 
 mod cadence;
+mod details;
 
 use cadence::retry_wait;
 pub use cadence::Schedule;
+use details::DetailQueue;
 
 /// What every scope of one configuration shares.
 pub struct Shared {
@@ -285,7 +287,14 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         poll_slots: Arc::new(Semaphore::new(shared.polls_per_scope.max(1))),
         first_listing: true,
         listing_error: None,
+        details: Arc::new(DetailQueue::default()),
     };
+    // Per-target detail is read beside the polls, never in them.
+    let reader = tokio::spawn(details::read_targets(
+        state.details.clone(),
+        scope.ssm.clone(),
+        shared.clone(),
+    ));
     // Associations of this scope from before a reload: a listing that no longer selects them
     // retires them.
     for entry in shared.store.entries() {
@@ -326,6 +335,8 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         }
     }
     state.polls.shutdown().await;
+    reader.abort();
+    let _ = reader.await;
 }
 
 /// What one scope loop keeps between listings.
@@ -341,6 +352,8 @@ struct ScopeState {
     poll_slots: Arc<Semaphore>,
     first_listing: bool,
     listing_error: Option<String>,
+    /// The targets polls left to read ([`details`]).
+    details: Arc<DetailQueue>,
 }
 
 /// One listing being applied: AWS's and the host's "now", and what it found and asks for.
@@ -440,10 +453,10 @@ impl ScopeState {
         }
         // The queued polls start, each once one of the scope's poll slots is free.
         for (entry, signature) in pass.to_poll {
-            let (ssm, shared) = (scope.ssm.clone(), shared.clone());
+            let (ssm, shared, details) = (scope.ssm.clone(), shared.clone(), self.details.clone());
             self.polls
                 .spawn(with_slot(self.poll_slots.clone(), move || {
-                    poll_task(entry, ssm, shared, due, signature)
+                    poll_task(entry, ssm, shared, due, signature, details)
                 }));
         }
         self.retire_unselected(shared, &pass.selected, pass.now);
@@ -669,7 +682,6 @@ fn update_info(
     }
 }
 
-/// One poll of one association, then its first-poll readiness.
 /// Runs the future `make` makes once a slot of `slots` is free, holding the slot until it
 /// ends. `make` is called only then, and its future is boxed: until then the task holds only
 /// `make`'s captures, not the (large) future.
@@ -684,12 +696,15 @@ async fn with_slot<F: std::future::Future>(
     Box::pin(make()).await
 }
 
+/// One poll of one association, then its first-poll readiness; the targets it left to read go
+/// to the scope's reader (the poll slot is free as soon as the counts are done).
 async fn poll_task(
     entry: Arc<Entry>,
     ssm: Ssm,
     shared: Arc<Shared>,
     due: Instant,
     signature: String,
+    details: Arc<DetailQueue>,
 ) -> (String, Result<(), ApiError>) {
     let mut poller = Poller::new(entry.clone(), shared.target_detail);
     let result = poller
@@ -709,6 +724,13 @@ async fn poll_task(
             .metrics
             .associations_awaiting_first_poll
             .set(shared.readiness.awaiting_first_poll() as i64);
+    }
+    if let Some(reads) = poller.target_reads() {
+        let dropped = details.push(reads);
+        shared
+            .metrics
+            .target_detail_executions_skipped_total
+            .inc_by(dropped as u64);
     }
     (entry.id.clone(), result)
 }
