@@ -19,9 +19,10 @@ pub struct Poller {
     entry: Arc<Entry>,
     /// The running configuration's `target_detail:` section.
     detail: TargetDetailConfig,
-    /// Final executions counted in this poll whose non-successful targets are to be read once
-    /// its pages are done.
+    /// Final executions counted in this poll with non-successful targets.
     target_work: Vec<TargetWork>,
+    /// What the last poll left to read of its failed runs' targets ([`Poller::target_reads`]).
+    reads: Option<TargetReads>,
 }
 
 /// A final execution counted with non-successful targets (`ResourceCountByStatus`).
@@ -38,12 +39,18 @@ impl TargetWork {
     }
 }
 
+/// Newest first.
+fn newest_first(work: &mut [TargetWork]) {
+    work.sort_by(|a, b| (b.created_ms, &b.execution_id).cmp(&(a.created_ms, &a.execution_id)));
+}
+
 impl Poller {
     pub fn new(entry: Arc<Entry>, detail: TargetDetailConfig) -> Poller {
         Poller {
             entry,
             detail,
             target_work: Vec::new(),
+            reads: None,
         }
     }
 
@@ -59,6 +66,12 @@ impl Poller {
     /// when the poll should have started (for the delay metric); `signature` is what the
     /// listing showed of the association when the poll was decided, kept once the poll has
     /// succeeded. Without a state file (`publish`), the numbers are published at the end.
+    ///
+    /// The numbers are complete when it returns: the targets of the failed runs it counted
+    /// are not read here but left in [`Poller::target_reads`] (newest first, at most
+    /// [`MAX_TARGET_EXECUTIONS_PER_POLL`]; the others' are skipped), to be read off the poll's
+    /// path on what the request budget leaves over. Until they are read, their targets count
+    /// as left out.
     pub async fn poll(
         &mut self,
         ssm: &Ssm,
@@ -69,20 +82,19 @@ impl Poller {
         publish: bool,
     ) -> Result<(), ApiError> {
         let result = self.poll_inner(ssm, metrics, due).await;
-        // After the pages (never in the middle of paging), and never failing the poll.
+        // A poll that ended in throttling, rejected credentials or a denial reads no targets.
         let skip_targets = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Credentials | ErrorKind::AccessDenied));
-        let work = std::mem::take(&mut self.target_work);
+        let mut work = std::mem::take(&mut self.target_work);
+        newest_first(&mut work);
         let detail = self.detail;
-        if detail.enabled && !skip_targets {
-            self.read_targets(ssm, metrics, &detail, work).await;
-        } else if !work.is_empty() {
-            if detail.enabled {
-                metrics
-                    .target_detail_executions_skipped_total
-                    .inc_by(work.len() as u64);
-            }
+        let to_read = if detail.enabled && !skip_targets {
+            MAX_TARGET_EXECUTIONS_PER_POLL
+        } else {
+            0
+        };
+        {
             let mut live = lock(&self.entry.live);
-            for w in &work {
+            for (n, w) in work.iter().enumerate() {
                 if let Some(r) = live
                     .exposed
                     .recent_mut()
@@ -91,10 +103,11 @@ impl Poller {
                 {
                     r.targets_left_out = w.total();
                 }
+                if n >= to_read && detail.enabled {
+                    metrics.target_detail_executions_skipped_total.inc();
+                    tracing::debug!(association_id = %self.entry.id, execution_id = %w.execution_id, "targets not read: too many failed executions in one poll, or the poll was throttled or denied");
+                }
             }
-        }
-        {
-            let mut live = lock(&self.entry.live);
             match &result {
                 Ok(()) => {
                     live.exposed.signature = signature;
@@ -103,11 +116,22 @@ impl Poller {
                 Err(e) => live.exposed.last_error = Some((e.code.clone(), e.message.clone())),
             }
         }
+        work.truncate(to_read);
+        self.reads = (!work.is_empty()).then(|| TargetReads {
+            entry: self.entry.clone(),
+            max_targets: detail.max_targets_per_execution,
+            work,
+        });
         store.mark_dirty();
         if publish {
             self.entry.publish();
         }
         result
+    }
+
+    /// The targets the last poll left to read, if any.
+    pub fn target_reads(&mut self) -> Option<TargetReads> {
+        self.reads.take()
     }
 
     /// Records a first poll that needs no call: the listing shows that the association has
@@ -286,36 +310,54 @@ impl Poller {
     }
 }
 
-impl Poller {
-    /// Reads the non-successful targets of the final executions counted in this poll (newest
-    /// first, [`MAX_TARGET_EXECUTIONS_PER_POLL`] at most; the others keep their targets as left
-    /// out), one `Status` filter per non-successful status, `max_targets_per_execution` per
-    /// execution at most. Failures are logged (and counted by the request metrics); they never
-    /// fail the poll or change a count.
-    async fn read_targets(
-        &mut self,
-        ssm: &Ssm,
-        metrics: &Metrics,
-        detail: &TargetDetailConfig,
-        mut work: Vec<TargetWork>,
-    ) {
+/// The non-successful targets of up to [`MAX_TARGET_EXECUTIONS_PER_POLL`] final executions of
+/// one association, still to be read (newest first). Optional work: the counts of those
+/// executions are already published.
+pub struct TargetReads {
+    entry: Arc<Entry>,
+    /// `target_detail.max_targets_per_execution`.
+    max_targets: usize,
+    work: Vec<TargetWork>,
+}
+
+impl TargetReads {
+    pub fn id(&self) -> &str {
+        &self.entry.id
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.work.is_empty()
+    }
+
+    /// Takes in the reads a later poll of the same association left: the newest
+    /// [`MAX_TARGET_EXECUTIONS_PER_POLL`] of both are kept (their targets stay left out);
+    /// returns how many were dropped.
+    pub fn merge(&mut self, later: TargetReads) -> usize {
+        self.max_targets = later.max_targets;
+        self.work.extend(later.work);
+        newest_first(&mut self.work);
+        let dropped = self
+            .work
+            .len()
+            .saturating_sub(MAX_TARGET_EXECUTIONS_PER_POLL);
+        self.work.truncate(MAX_TARGET_EXECUTIONS_PER_POLL);
+        dropped
+    }
+
+    /// Reads them, through `ssm` (a [`Ssm::detail`] client: on what the budget leaves over),
+    /// one `Status` filter per non-successful status, `max_targets_per_execution` per
+    /// execution at most; each execution's targets are published (`publish`, or by the next
+    /// save) as soon as they are read. Failures are logged (and counted by the request
+    /// metrics); they never fail a poll or change a count, and that execution's targets stay
+    /// left out. An association no longer in the store (retired meanwhile) is not read; its
+    /// executions count as skipped.
+    pub async fn read(self, ssm: &Ssm, metrics: &Metrics, store: &Store, publish: bool) {
         let id = self.entry.id.clone();
-        work.sort_by(|a, b| (b.created_ms, &b.execution_id).cmp(&(a.created_ms, &a.execution_id)));
-        let max = detail.max_targets_per_execution;
-        for (n, w) in work.iter().enumerate() {
+        let max = self.max_targets;
+        for w in &self.work {
             let total = w.total();
-            if n >= MAX_TARGET_EXECUTIONS_PER_POLL {
+            if !store.get(&id).is_some_and(|e| Arc::ptr_eq(&e, &self.entry)) {
                 metrics.target_detail_executions_skipped_total.inc();
-                tracing::debug!(association_id = %id, execution_id = %w.execution_id, "targets not read: too many failed executions in one poll");
-                let mut live = lock(&self.entry.live);
-                if let Some(r) = live
-                    .exposed
-                    .recent_mut()
-                    .iter_mut()
-                    .find(|r| r.id == w.execution_id)
-                {
-                    r.targets_left_out = total;
-                }
                 continue;
             }
             let mut targets: Vec<TargetDetail> = Vec::new();
@@ -402,6 +444,11 @@ impl Poller {
             {
                 r.targets = targets;
                 r.targets_left_out = left_out;
+            }
+            drop(live);
+            store.mark_dirty();
+            if publish {
+                self.entry.publish();
             }
         }
     }

@@ -17,7 +17,7 @@ use rand::Rng;
 use super::error::{map_error, ApiError, ErrorKind};
 use crate::clock::{now_ms, AwsClock};
 use crate::config::{Config, ScopeConfig};
-use crate::limit::Budget;
+use crate::limit::{Budget, Priority};
 
 /// Where the client gets its endpoint and credentials from, beyond the standard AWS chain.
 #[derive(Clone, Debug, Default)]
@@ -49,6 +49,8 @@ pub struct Ssm {
     pub(super) client: aws_sdk_ssm::Client,
     pub(super) sts: aws_sdk_sts::Client,
     pub(super) budget: Arc<Budget>,
+    /// The priority of this client's requests on the budget ([`Ssm::detail`]).
+    priority: Priority,
     observer: Arc<dyn CallObserver>,
     clock: Arc<AwsClock>,
     max_attempts: u32,
@@ -155,6 +157,7 @@ impl Ssm {
             sts: aws_sdk_sts::Client::from_conf(sts_config.build()),
             clock,
             budget,
+            priority: Priority::Count,
             observer,
             max_attempts: max_attempts.max(1),
         }
@@ -163,6 +166,15 @@ impl Ssm {
     /// The region the client ended up with, for the landing page and logs.
     pub fn region(&self) -> Option<String> {
         self.client.config().region().map(|r| r.to_string())
+    }
+
+    /// The same client for optional work (per-target detail): its requests take only the
+    /// budget that count requests leave over ([`Priority::Detail`]).
+    pub fn detail(&self) -> Ssm {
+        Ssm {
+            priority: Priority::Detail,
+            ..self.clone()
+        }
     }
 
     /// AWS's clock, as the responses' `Date` headers show it.
@@ -193,7 +205,7 @@ impl Ssm {
         loop {
             attempt += 1;
             let slot = match budget {
-                Some(budget) => Some(budget.acquire().await),
+                Some(budget) => Some(budget.acquire(self.priority).await),
                 None => None,
             };
             first_sent.get_or_insert_with(Instant::now);

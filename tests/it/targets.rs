@@ -357,7 +357,15 @@ async fn failing_target_calls_never_change_execution_counts() {
         })
         .await;
     exporter.wait_ready().await;
-    assert!(target_requests(&sim, id) > 0, "the calls were made");
+    // The targets are read after the counts are published: wait for the calls.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while target_requests(&sim, id) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the calls were never made"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let metrics2 = exporter.metrics().await;
     assert_eq!(
         metrics2.value(names::POLL_SUCCESS, &[("association_id", id)]),
@@ -452,4 +460,193 @@ async fn each_failed_target_is_one_structured_log_line() {
         url.starts_with("https://us-east-1.console.aws.amazon.com/") && url.contains(&ids[0]),
         "{url}"
     );
+}
+
+/// Targets of a failed run in three non-successful statuses (one `DescribeAssociationExecutionTargets`
+/// call each), with one success.
+fn failed_targets(execution: usize) -> Vec<SimTarget> {
+    vec![
+        SimTarget::new(instance(execution, 1), "Failed"),
+        SimTarget::new(instance(execution, 2), "TimedOut").with_detailed_status("DeliveryTimedOut"),
+        SimTarget::new(instance(execution, 3), "Cancelled"),
+        SimTarget::new(instance(execution, 4), "Success"),
+    ]
+}
+
+/// Every association has a run going (the exporter shows it in progress); then the runs end,
+/// a fifth of them (`failing`) failed with targets in three non-successful statuses and four
+/// more failed runs each. Returns when the exporter showed the runs in progress.
+async fn runs_going_then_ending(
+    sim: &Simulator,
+    exporter: &Exporter,
+    ids: &[String],
+    failing: &[String],
+) {
+    for id in ids {
+        // An earlier run, so that the first poll reads (and sees the run going).
+        sim.add_execution(id, execution("earlier", "Success", 30, Vec::new()));
+        sim.add_execution(
+            id,
+            SimExecution::new("running", "InProgress", minutes_ago(2))
+                .with_last_execution_ms(minutes_ago(2)),
+        );
+    }
+    let truth = sim.ground_truth();
+    exporter
+        .wait_for("the runs in progress", |m| {
+            matches_ground_truth(m, &truth, ids)
+        })
+        .await;
+    for (i, id) in ids.iter().enumerate() {
+        let failed = failing.contains(id);
+        if failed {
+            for n in 0..4 {
+                sim.add_execution(
+                    id,
+                    SimExecution::new(format!("failed-{n}"), "Failed", minutes_ago(1) + n * 1000)
+                        .with_last_execution_ms(minutes_ago(1) + n * 1000 + 500)
+                        .with_targets(failed_targets(i * 10 + n as usize)),
+                );
+            }
+        }
+        sim.update_execution(id, "running", |e| {
+            e.status = if failed { "Failed" } else { "Success" }.to_string();
+            e.last_execution_ms = Some(now_ms());
+            e.targets = if failed {
+                failed_targets(i * 10 + 9)
+            } else {
+                vec![SimTarget::new(instance(i * 10 + 9, 1), "Success")]
+            };
+        });
+    }
+}
+
+/// Issue 20, case 1, at small scale: the default budget (5 requests/s), ten associations whose
+/// runs end at once, two of them with five failed runs of three non-successful statuses each
+/// (30 target reads: six seconds of the whole budget). Every count is exact, nothing left in
+/// progress, while target reads are still outstanding: the counts never wait for them. Then
+/// the targets are all read, exactly as before (spare budget).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_are_exact_before_the_targets_are_read_at_the_default_budget() {
+    let (sim, ids) = simulator_with(10).await;
+    let failing = vec![ids[3].clone(), ids[7].clone()];
+    let mut config = test_config(&ids);
+    config.api_requests_per_second = 5.0;
+    config.poll_interval = std::time::Duration::from_secs(1);
+    config.full_sweep_interval = std::time::Duration::from_secs(3600);
+    config.target_detail.failing_targets_gauge = true;
+    let exporter = Exporter::start(config, &sim).await;
+    runs_going_then_ending(&sim, &exporter, &ids, &failing).await;
+    let ended = std::time::Instant::now();
+    let truth = sim.ground_truth();
+    let want: u64 = failing
+        .iter()
+        .map(|id| truth.targets[id.as_str()].values().sum::<u64>())
+        .sum();
+    assert_eq!(want, 30);
+    exporter
+        .wait_for("exact counts while target reads are outstanding", |m| {
+            matches_ground_truth(m, &truth, &ids)?;
+            let read: f64 = m.series(RESULTS, &[]).iter().map(|(_, v)| v).sum();
+            (read < want as f64).then_some(()).ok_or(format!(
+                "every target read ({read}) before the counts were exact"
+            ))
+        })
+        .await;
+    let counts_after = ended.elapsed();
+    let metrics = exporter
+        .wait_for("every target read", |m| {
+            matches_ground_truth(m, &truth, &ids)?;
+            failing
+                .iter()
+                .try_for_each(|id| targets_match(m, &truth, id))
+        })
+        .await;
+    let targets_after = ended.elapsed();
+    eprintln!(
+        "counts exact {counts_after:?} after the runs ended, targets read {targets_after:?} after"
+    );
+    assert_eq!(
+        metrics.value(names::TARGET_DETAIL_EXECUTIONS_SKIPPED_TOTAL, &[]),
+        0.0,
+        "five failed runs a poll: every one read"
+    );
+    for id in &failing {
+        // The newest failed run's three failing targets; nothing left out.
+        assert_eq!(
+            metrics
+                .series(names::FAILING_TARGET, &[("association_id", id)])
+                .len(),
+            3
+        );
+        assert_eq!(
+            metrics.value(names::FAILING_TARGETS_LEFT_OUT, &[("association_id", id)]),
+            0.0
+        );
+        let one = exporter.get(&format!("/api/v1/associations/{id}")).await;
+        let json: serde_json::Value = serde_json::from_str(&one.body).unwrap();
+        let recent = json["recent_executions"].as_array().unwrap();
+        assert_eq!(recent.len(), 5, "{json}");
+        for r in recent {
+            assert_eq!(r["targets"].as_array().unwrap().len(), 3, "{r}");
+            assert_eq!(r["targets_left_out"], 0, "{r}");
+        }
+        // One call per non-successful status of each failed run.
+        assert_eq!(target_requests(&sim, id), 15);
+    }
+    exporter.stop().await;
+}
+
+/// Target reads that hang hold neither a count nor a poll slot: with every
+/// `DescribeAssociationExecutionTargets` call hanging, the runs that ended are counted
+/// exactly (none left in progress) while a target read is outstanding, and runs after them
+/// are counted too. The failing runs' targets count as left out meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_target_reads_never_hold_the_counts() {
+    let (sim, ids) = simulator_with(5).await;
+    let failing = vec![ids[2].clone()];
+    sim.push_fault(FaultRule::new(Fault::Hang).operation(TARGETS_OP).forever());
+    let mut config = test_config(&ids);
+    config.request_timeout = std::time::Duration::from_secs(60);
+    config.max_concurrent_requests = 2;
+    config.target_detail.failing_targets_gauge = true;
+    let exporter = Exporter::start(config, &sim).await;
+    runs_going_then_ending(&sim, &exporter, &ids, &failing).await;
+    let truth = sim.ground_truth();
+    let metrics = exporter
+        .wait_for("exact counts while a target read hangs", |m| {
+            matches_ground_truth(m, &truth, &ids)?;
+            (target_requests(&sim, &failing[0]) > 0)
+                .then_some(())
+                .ok_or("no target read yet".to_string())
+        })
+        .await;
+    assert!(
+        metrics.series(RESULTS, &[]).is_empty(),
+        "no target was read"
+    );
+    // Until read, the newest failed run's three failing targets count as left out.
+    assert_eq!(
+        metrics.value(
+            names::FAILING_TARGETS_LEFT_OUT,
+            &[("association_id", &failing[0])]
+        ),
+        3.0
+    );
+    // Later runs, of the failing association too, are counted while the read still hangs.
+    for (i, id) in ids.iter().enumerate() {
+        sim.add_execution(id, execution("later", "Failed", 0, failed_targets(100 + i)));
+    }
+    let truth = sim.ground_truth();
+    exporter
+        .wait_for("the later runs counted", |m| {
+            matches_ground_truth(m, &truth, &ids)
+        })
+        .await;
+    assert_eq!(
+        target_requests(&sim, &failing[0]),
+        1,
+        "the one read still hangs"
+    );
+    exporter.stop().await;
 }
