@@ -103,6 +103,9 @@ pub struct Options {
     /// Where `SIGHUP` and `POST /-/reload` re-read the configuration from; `None` disables
     /// reloading.
     pub config_source: Option<ConfigSource>,
+    /// `--web.enable-lifecycle`: `POST /-/reload` reloads; without it, it answers 403 (as
+    /// Prometheus does) and only SIGHUP reloads.
+    pub enable_lifecycle: bool,
     /// Most HTTP connections served at once; more wait to be accepted.
     pub max_connections: usize,
     /// TLS and basic auth (`--web.config.file`).
@@ -117,6 +120,7 @@ impl Default for Options {
             telemetry_path: DEFAULT_TELEMETRY_PATH.to_string(),
             client: ClientSettings::default(),
             config_source: None,
+            enable_lifecycle: false,
             max_connections: http::DEFAULT_MAX_CONNECTIONS,
             web: Arc::new(web_config::WebConfig::plain()),
             shard: shard::Shard::default(),
@@ -132,8 +136,8 @@ pub enum RunError {
 }
 
 /// Runs the exporter until `shutdown` completes: polls in the background, serves HTTP on
-/// `listener`, reloads on `SIGHUP` and `POST /-/reload`; then stops polling, saves the state,
-/// lets in-flight responses finish and returns.
+/// `listener`, reloads on `SIGHUP` and (with [`Options::enable_lifecycle`]) `POST /-/reload`;
+/// then stops polling, saves the state, lets in-flight responses finish and returns.
 pub async fn run(
     config: Config,
     options: Options,
@@ -169,6 +173,7 @@ pub async fn run(
             telemetry_path: options.telemetry_path.clone(),
             max_connections: options.max_connections,
             web: options.web.clone(),
+            enable_lifecycle: options.enable_lifecycle,
         },
         Shape::of(daemon.config()),
         &daemon.summary(),

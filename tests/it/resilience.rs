@@ -582,6 +582,7 @@ async fn post_reload_adds_and_removes_associations_and_keeps_the_others_counting
     let config = ssm_association_exporter::config::load(&path).unwrap();
     let options = Options {
         config_source: Some(ConfigSource::File(path.clone())),
+        enable_lifecycle: true,
         ..Options::default()
     };
     let exporter = Exporter::start_with(config, &sim, options).await;
@@ -691,6 +692,7 @@ async fn the_metrics_setting_follows_reloads_and_loses_nothing() {
     let config = ssm_association_exporter::config::load(&path).unwrap();
     let options = Options {
         config_source: Some(ConfigSource::File(path.clone())),
+        enable_lifecycle: true,
         ..Options::default()
     };
     let exporter = Exporter::start_with(config, &sim, options).await;
@@ -768,7 +770,7 @@ async fn the_metrics_setting_follows_reloads_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_the_config_of_the_binary() {
+async fn sighup_reloads_the_config_of_the_binary_and_post_needs_web_enable_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     let (sim, ids) = simulator_with(2).await;
@@ -788,6 +790,20 @@ async fn sighup_reloads_the_config_of_the_binary() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     write_config(&path, &[&ids[0], &ids[1]], "");
+    // Without --web.enable-lifecycle, POST /-/reload is refused and re-reads nothing...
+    let refused = http_request(&address, "POST", "/-/reload").await;
+    assert_eq!(
+        (refused.status, refused.body.as_str()),
+        (403, "Lifecycle API is not enabled.\n")
+    );
+    assert!(
+        !http_request(&address, "GET", "/")
+            .await
+            .body
+            .contains(ids[1].as_str()),
+        "the refused POST re-read the configuration"
+    );
+    // ...and SIGHUP still reloads.
     Command::new("kill")
         .args(["-HUP", &child.id().to_string()])
         .status()
@@ -808,6 +824,83 @@ async fn sighup_reloads_the_config_of_the_binary() {
         .status()
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+/// `run()` on the config file at `path`, `POST /-/reload` enabled or not.
+async fn start_reloadable(path: &Path, sim: &Simulator, enable_lifecycle: bool) -> Exporter {
+    let config = ssm_association_exporter::config::load(path).unwrap();
+    let options = Options {
+        config_source: Some(ConfigSource::File(path.to_path_buf())),
+        enable_lifecycle,
+        ..Options::default()
+    };
+    Exporter::start_with(config, sim, options).await
+}
+
+/// Without `--web.enable-lifecycle` (the default), anyone who reaches the port gets 403 from
+/// `/-/reload`, as from Prometheus, and the configuration is not re-read: neither an added
+/// association nor an invalid file has any effect, the reload metrics stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_reload_without_web_enable_lifecycle_is_forbidden_and_rereads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("config.yaml");
+    let (sim, ids) = simulator_with(2).await;
+    for id in &ids {
+        add_history(&sim, id, 3);
+    }
+    let (a, b) = (&ids[0], &ids[1]);
+    write_config(&path, &[a], "");
+    let exporter = start_reloadable(&path, &sim, false).await;
+    exporter.wait_ready().await;
+    let loaded_at = exporter
+        .metrics()
+        .await
+        .value(names::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, &[])
+        .number();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    write_config(&path, &[a, b], "");
+    for method in ["POST", "PUT"] {
+        let refused = http_request(&exporter.address, method, "/-/reload").await;
+        assert_eq!(refused.status, 403, "{method}: {}", refused.body);
+        assert_eq!(refused.body, "Lifecycle API is not enabled.\n");
+    }
+    std::fs::write(&path, "associations: []\n").unwrap();
+    let refused = http_request(&exporter.address, "POST", "/-/reload").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    // A reload answers only once it is done: had one run, these would show it.
+    let m = exporter.metrics().await;
+    assert_eq!(m.value(names::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]), 1.0);
+    assert_eq!(
+        m.value(names::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, &[]),
+        loaded_at
+    );
+    assert!(
+        !exporter.get("/").await.body.contains(b.as_str()),
+        "the landing page shows b: the file was re-read"
+    );
+    let truth = sim.ground_truth();
+    exporter
+        .wait_for("a to be counted", |m| {
+            matches_ground_truth(m, &truth, std::slice::from_ref(a))
+        })
+        .await;
+    assert!(
+        exporter
+            .metrics()
+            .await
+            .series(names::EXECUTIONS_TOTAL, &[("association_id", b)])
+            .is_empty(),
+        "b is not watched"
+    );
+    // GET stays a wrong method, whatever the flag.
+    assert_eq!(
+        http_request(&exporter.address, "GET", "/-/reload")
+            .await
+            .status,
+        405
+    );
+    exporter.stop().await;
 }
 
 // --- HTTP hardening ------------------------------------------------------------------------
