@@ -345,7 +345,8 @@ fn has_body(request: &Request<Incoming>) -> bool {
 }
 
 /// `POST /-/reload`: only with `--web.enable-lifecycle` (Prometheus' answer and status
-/// otherwise).
+/// otherwise); the reload loop answers every request waiting when a reload starts with that
+/// one reload's result.
 async fn reload(state: &HttpState) -> Response<Full<Bytes>> {
     if !state.lifecycle {
         return text(StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n");
