@@ -53,6 +53,15 @@ pub enum ReloadError {
     Invalid(#[from] ConfigError),
 }
 
+/// What a successful reload did.
+#[derive(Clone, Debug)]
+pub struct Reloaded {
+    /// The summary answered to `POST /-/reload` and logged.
+    pub message: String,
+    /// Whether the scope loops were restarted (the configuration changed).
+    pub restarted: bool,
+}
+
 fn restored_live(config: &Config, saved: persist::Restored) -> Live {
     Live {
         tracker: Tracker::restore(
@@ -332,8 +341,10 @@ impl Daemon {
     /// state is kept, so nothing is counted again: the new loops' first listings select what
     /// to watch, resume associations added back, and retire those no longer selected.
     /// Associations of accounts or regions no longer configured are retired at once. An
-    /// invalid config changes nothing.
-    pub async fn reload(&mut self, source: Option<&ConfigSource>) -> Result<String, ReloadError> {
+    /// invalid config changes nothing, and neither does one equal to the running one (no loop
+    /// is stopped, no poll cancelled; only the reload metrics and the expiry of long-retired
+    /// state move, as on any successful reload).
+    pub async fn reload(&mut self, source: Option<&ConfigSource>) -> Result<Reloaded, ReloadError> {
         let Some(source) = source else {
             return Err(ReloadError::Disabled);
         };
@@ -349,6 +360,15 @@ impl Daemon {
         self.metrics
             .config_last_reload_success_timestamp_seconds
             .set(now_ms() as f64 / 1000.0);
+        if new == self.config {
+            self.expire_retired();
+            let message = "configuration unchanged; pollers left running".to_string();
+            tracing::info!("{message}");
+            return Ok(Reloaded {
+                message,
+                restarted: false,
+            });
+        }
         let old = std::mem::replace(&mut self.config, new);
         let (added, removed) = {
             let before: std::collections::HashSet<&str> =
@@ -389,7 +409,10 @@ impl Daemon {
             self.scope_names.len()
         );
         tracing::info!("{message}");
-        Ok(message)
+        Ok(Reloaded {
+            message,
+            restarted: true,
+        })
     }
 
     /// Retires the associations of accounts and regions the configuration no longer names

@@ -37,6 +37,8 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// TLS and basic auth (`--web.config.file`).
     pub web: Arc<WebConfig>,
+    /// `--web.enable-lifecycle`: whether `POST /-/reload` may reload (else 403).
+    pub enable_lifecycle: bool,
 }
 
 /// Default `--web.max-connections`.
@@ -61,6 +63,8 @@ pub struct HttpState {
     /// configuration), rendered at start and after each reload.
     landing_page: RwLock<String>,
     reload: Option<mpsc::Sender<ReloadRequest>>,
+    /// `--web.enable-lifecycle`.
+    lifecycle: bool,
     max_connections: usize,
     web: Arc<WebConfig>,
     cache: std::sync::Mutex<ScrapeCache>,
@@ -87,6 +91,7 @@ impl HttpState {
             landing_page: RwLock::new(landing_page(&settings.telemetry_path, summary)),
             telemetry_path: settings.telemetry_path,
             reload,
+            lifecycle: settings.enable_lifecycle,
             max_connections: settings.max_connections.max(1),
             web: settings.web,
             cache: std::sync::Mutex::new(ScrapeCache::default()),
@@ -339,7 +344,13 @@ fn has_body(request: &Request<Incoming>) -> bool {
             .is_some_and(|v| v.trim() != "0")
 }
 
+/// `POST /-/reload`: only with `--web.enable-lifecycle` (Prometheus' answer and status
+/// otherwise); the reload loop answers every request waiting when a reload starts with that
+/// one reload's result.
 async fn reload(state: &HttpState) -> Response<Full<Bytes>> {
+    if !state.lifecycle {
+        return text(StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n");
+    }
     let Some(sender) = &state.reload else {
         return text(StatusCode::NOT_FOUND, "reloading is not enabled\n");
     };
@@ -539,6 +550,7 @@ mod tests {
                 telemetry_path: "/metrics".into(),
                 max_connections: 4,
                 web: Arc::new(WebConfig::plain()),
+                enable_lifecycle: false,
             },
             Shape::default(),
             "",

@@ -75,10 +75,12 @@ pub mod yaml;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::clock::now_ms;
@@ -103,6 +105,9 @@ pub struct Options {
     /// Where `SIGHUP` and `POST /-/reload` re-read the configuration from; `None` disables
     /// reloading.
     pub config_source: Option<ConfigSource>,
+    /// `--web.enable-lifecycle`: `POST /-/reload` reloads; without it, it answers 403 (as
+    /// Prometheus does) and only SIGHUP reloads.
+    pub enable_lifecycle: bool,
     /// Most HTTP connections served at once; more wait to be accepted.
     pub max_connections: usize,
     /// TLS and basic auth (`--web.config.file`).
@@ -117,6 +122,7 @@ impl Default for Options {
             telemetry_path: DEFAULT_TELEMETRY_PATH.to_string(),
             client: ClientSettings::default(),
             config_source: None,
+            enable_lifecycle: false,
             max_connections: http::DEFAULT_MAX_CONNECTIONS,
             web: Arc::new(web_config::WebConfig::plain()),
             shard: shard::Shard::default(),
@@ -132,7 +138,8 @@ pub enum RunError {
 }
 
 /// Runs the exporter until `shutdown` completes: polls in the background, serves HTTP on
-/// `listener`, reloads on `SIGHUP` and `POST /-/reload`; then stops polling, saves the state,
+/// `listener`, reloads on `SIGHUP` and (with [`Options::enable_lifecycle`]) `POST /-/reload`,
+/// one reload for every request waiting when it starts; then stops polling, saves the state,
 /// lets in-flight responses finish and returns.
 pub async fn run(
     config: Config,
@@ -153,7 +160,9 @@ pub async fn run(
     let store = Arc::new(Store::default());
     let readiness = Arc::new(Readiness::new());
 
-    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    // Roomy, so that a burst of requests waits in the queue (and shares one reload) rather
+    // than in the HTTP handlers.
+    let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(64);
     metrics.shard_ordinal.set(i64::from(options.shard.index));
     metrics.total_shards.set(i64::from(options.shard.total));
     let mut daemon = Daemon::start(
@@ -173,6 +182,7 @@ pub async fn run(
             telemetry_path: options.telemetry_path.clone(),
             max_connections: options.max_connections,
             web: options.web.clone(),
+            enable_lifecycle: options.enable_lifecycle,
         },
         Shape::of(daemon.config()),
         &daemon.summary(),
@@ -188,25 +198,31 @@ pub async fn run(
         "exporter started"
     );
 
-    let mut hangups = hangup_signals();
+    let mut reloads = ReloadQueue::new(reload_rx, hangup_signals());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(reply) = reload_rx.recv() => {
+            batch = reloads.next() => {
+                if batch.hangups > 0 {
+                    tracing::info!("received SIGHUP; reloading the configuration");
+                }
+                if batch.replies.len() > 1 {
+                    tracing::debug!(requests = batch.replies.len(), "one reload answers every waiting POST /-/reload");
+                }
                 let result = daemon.reload(options.config_source.as_ref()).await;
-                if result.is_ok() {
-                    state.reconfigure(Shape::of(daemon.config()), &daemon.summary());
+                if let Ok(reloaded) = &result {
+                    if reloaded.restarted {
+                        state.reconfigure(Shape::of(daemon.config()), &daemon.summary());
+                        reloads.hold_off();
+                    }
                 }
+                // The reload metrics moved, whatever the outcome.
                 state.invalidate();
-                let _ = reply.send(result.map_err(|e| e.to_string()));
-            }
-            Some(()) = hangups.recv() => {
-                tracing::info!("received SIGHUP; reloading the configuration");
-                if daemon.reload(options.config_source.as_ref()).await.is_ok() {
-                    state.reconfigure(Shape::of(daemon.config()), &daemon.summary());
+                let answer = result.map(|r| r.message).map_err(|e| e.to_string());
+                for reply in batch.replies {
+                    let _ = reply.send(answer.clone());
                 }
-                state.invalidate();
             }
         }
     }
@@ -217,6 +233,61 @@ pub async fn run(
     let _ = server.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// After a reload that restarted the pollers, the next reload waits this long (its requests
+/// queue and are then answered together): whatever the rate of reloads, and even when the file
+/// changes between them, the pollers run at least this long between two restarts.
+pub const RESTART_HOLD_OFF: Duration = Duration::from_secs(1);
+
+/// What asks for a reload: `POST /-/reload` (answered) and SIGHUP.
+struct ReloadQueue {
+    requests: mpsc::Receiver<ReloadRequest>,
+    hangups: mpsc::Receiver<()>,
+    /// No reload starts before this ([`RESTART_HOLD_OFF`] after the last restart).
+    not_before: Instant,
+}
+
+/// The triggers one reload answers.
+#[derive(Default)]
+struct ReloadBatch {
+    replies: Vec<ReloadRequest>,
+    hangups: usize,
+}
+
+impl ReloadQueue {
+    fn new(requests: mpsc::Receiver<ReloadRequest>, hangups: mpsc::Receiver<()>) -> ReloadQueue {
+        ReloadQueue {
+            requests,
+            hangups,
+            not_before: Instant::now(),
+        }
+    }
+
+    /// Waits for a trigger and for the end of any hold-off, then takes every trigger waiting:
+    /// they all arrived before the reload starts reading the file, so its one result answers
+    /// them all. A trigger that arrives once the reload has started waits for the next one.
+    async fn next(&mut self) -> ReloadBatch {
+        let mut batch = ReloadBatch::default();
+        tokio::select! {
+            Some(reply) = self.requests.recv() => batch.replies.push(reply),
+            Some(()) = self.hangups.recv() => batch.hangups += 1,
+            else => std::future::pending::<()>().await,
+        }
+        tokio::time::sleep_until(self.not_before).await;
+        while let Ok(reply) = self.requests.try_recv() {
+            batch.replies.push(reply);
+        }
+        while self.hangups.try_recv().is_ok() {
+            batch.hangups += 1;
+        }
+        batch
+    }
+
+    /// The pollers were just restarted: the next reload waits for [`RESTART_HOLD_OFF`].
+    fn hold_off(&mut self) {
+        self.not_before = Instant::now() + RESTART_HOLD_OFF;
+    }
 }
 
 /// SIGHUP as a channel (never fires where there is no SIGHUP).
@@ -238,4 +309,86 @@ fn hangup_signals() -> mpsc::Receiver<()> {
     #[cfg(not(unix))]
     drop(tx);
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot;
+
+    fn queue() -> (ReloadQueue, mpsc::Sender<ReloadRequest>, mpsc::Sender<()>) {
+        let (requests, rx) = mpsc::channel(64);
+        let (hangups, hangup_rx) = mpsc::channel(4);
+        (ReloadQueue::new(rx, hangup_rx), requests, hangups)
+    }
+
+    async fn request(
+        requests: &mpsc::Sender<ReloadRequest>,
+    ) -> oneshot::Receiver<Result<String, String>> {
+        let (reply, answer) = oneshot::channel();
+        requests.send(reply).await.unwrap();
+        answer
+    }
+
+    /// Requests and SIGHUPs waiting when a reload starts are all its own: ten POSTs and two
+    /// signals make one batch, at once; then nothing is left.
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_triggers_makes_one_reload() {
+        let (mut queue, requests, hangups) = queue();
+        let mut answers = Vec::new();
+        for _ in 0..10 {
+            answers.push(request(&requests).await);
+        }
+        hangups.send(()).await.unwrap();
+        hangups.send(()).await.unwrap();
+        let start = Instant::now();
+        let batch = queue.next().await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "no hold-off before any restart"
+        );
+        assert_eq!((batch.replies.len(), batch.hangups), (10, 2));
+        for reply in batch.replies {
+            reply.send(Ok("one".into())).unwrap();
+        }
+        for answer in answers {
+            assert_eq!(answer.await.unwrap(), Ok("one".to_string()));
+        }
+        let idle = tokio::time::timeout(Duration::from_secs(3600), queue.next()).await;
+        assert!(idle.is_err(), "no trigger left");
+    }
+
+    /// After a restart the next reload starts RESTART_HOLD_OFF later, not sooner, and takes
+    /// every request that came in the meantime: however fast the requests come, the pollers
+    /// run that long between restarts.
+    #[tokio::test(start_paused = true)]
+    async fn after_a_restart_the_next_reload_waits_the_hold_off_and_takes_what_came_meanwhile() {
+        let (mut queue, requests, _hangups) = queue();
+        queue.hold_off();
+        let start = Instant::now();
+        let _first = request(&requests).await;
+        let later = requests.clone();
+        let sender = tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for _ in 0..5 {
+                tokio::time::sleep(RESTART_HOLD_OFF / 10).await;
+                answers.push(request(&later).await);
+            }
+            answers
+        });
+        let batch = queue.next().await;
+        assert_eq!(start.elapsed(), RESTART_HOLD_OFF);
+        let _answers = sender.await.unwrap();
+        assert_eq!(
+            batch.replies.len(),
+            6,
+            "the first and the five that came during the hold-off"
+        );
+        // Without a new restart, the one after goes at once.
+        let _next = request(&requests).await;
+        let start = Instant::now();
+        assert_eq!(queue.next().await.replies.len(), 1);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
 }

@@ -44,6 +44,10 @@ struct Flags {
           default_value_t = ssm_association_exporter::http::DEFAULT_MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..=65536))]
     max_connections: u64,
+    /// Enable `POST /-/reload` (as Prometheus' flag of this name); without it the endpoint
+    /// answers 403 and reloads nothing. SIGHUP always reloads.
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = DEFAULT_TELEMETRY_PATH)]
     telemetry_path: String,
@@ -215,6 +219,7 @@ async fn serve(flags: Flags, config: Config, web: WebConfig, shard: Shard) -> Ex
         } else {
             ConfigSource::File(flags.config_file.clone())
         }),
+        enable_lifecycle: flags.enable_lifecycle,
         max_connections: flags.max_connections as usize,
         web: std::sync::Arc::new(web),
         shard,

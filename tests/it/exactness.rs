@@ -257,6 +257,7 @@ async fn start_from_file(path: &Path, sim: &Simulator) -> Exporter {
     let config = ssm_association_exporter::config::load(path).unwrap();
     let options = Options {
         config_source: Some(ConfigSource::File(path.to_path_buf())),
+        enable_lifecycle: true,
         ..Options::default()
     };
     Exporter::start_with(config, sim, options).await
@@ -1179,6 +1180,7 @@ async fn random_operations_keep_counts_monotonic_and_exact(seed: u64) {
             config.poll_interval = Duration::from_millis(200);
             let options = Options {
                 config_source: Some(ConfigSource::File(path)),
+                enable_lifecycle: true,
                 ..Options::default()
             };
             Exporter::start_with(config, &sim, options).await

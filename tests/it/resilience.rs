@@ -589,6 +589,7 @@ async fn post_reload_adds_and_removes_associations_and_keeps_the_others_counting
     let config = ssm_association_exporter::config::load(&path).unwrap();
     let options = Options {
         config_source: Some(ConfigSource::File(path.clone())),
+        enable_lifecycle: true,
         ..Options::default()
     };
     let exporter = Exporter::start_with(config, &sim, options).await;
@@ -698,6 +699,7 @@ async fn the_metrics_setting_follows_reloads_and_loses_nothing() {
     let config = ssm_association_exporter::config::load(&path).unwrap();
     let options = Options {
         config_source: Some(ConfigSource::File(path.clone())),
+        enable_lifecycle: true,
         ..Options::default()
     };
     let exporter = Exporter::start_with(config, &sim, options).await;
@@ -775,7 +777,7 @@ async fn the_metrics_setting_follows_reloads_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_the_config_of_the_binary() {
+async fn sighup_reloads_the_config_of_the_binary_and_post_needs_web_enable_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     let (sim, ids) = simulator_with(2).await;
@@ -795,6 +797,20 @@ async fn sighup_reloads_the_config_of_the_binary() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     write_config(&path, &[&ids[0], &ids[1]], "");
+    // Without --web.enable-lifecycle, POST /-/reload is refused and re-reads nothing...
+    let refused = http_request(&address, "POST", "/-/reload").await;
+    assert_eq!(
+        (refused.status, refused.body.as_str()),
+        (403, "Lifecycle API is not enabled.\n")
+    );
+    assert!(
+        !http_request(&address, "GET", "/")
+            .await
+            .body
+            .contains(ids[1].as_str()),
+        "the refused POST re-read the configuration"
+    );
+    // ...and SIGHUP still reloads.
     Command::new("kill")
         .args(["-HUP", &child.id().to_string()])
         .status()
@@ -815,6 +831,235 @@ async fn sighup_reloads_the_config_of_the_binary() {
         .status()
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+/// `run()` on the config file at `path`, `POST /-/reload` enabled or not.
+async fn start_reloadable(path: &Path, sim: &Simulator, enable_lifecycle: bool) -> Exporter {
+    let config = ssm_association_exporter::config::load(path).unwrap();
+    let options = Options {
+        config_source: Some(ConfigSource::File(path.to_path_buf())),
+        enable_lifecycle,
+        ..Options::default()
+    };
+    Exporter::start_with(config, sim, options).await
+}
+
+/// Without `--web.enable-lifecycle` (the default), anyone who reaches the port gets 403 from
+/// `/-/reload`, as from Prometheus, and the configuration is not re-read: neither an added
+/// association nor an invalid file has any effect, the reload metrics stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_reload_without_web_enable_lifecycle_is_forbidden_and_rereads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("config.yaml");
+    let (sim, ids) = simulator_with(2).await;
+    for id in &ids {
+        add_history(&sim, id, 3);
+    }
+    let (a, b) = (&ids[0], &ids[1]);
+    write_config(&path, &[a], "");
+    let exporter = start_reloadable(&path, &sim, false).await;
+    exporter.wait_ready().await;
+    let loaded_at = exporter
+        .metrics()
+        .await
+        .value(names::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, &[])
+        .number();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    write_config(&path, &[a, b], "");
+    for method in ["POST", "PUT"] {
+        let refused = http_request(&exporter.address, method, "/-/reload").await;
+        assert_eq!(refused.status, 403, "{method}: {}", refused.body);
+        assert_eq!(refused.body, "Lifecycle API is not enabled.\n");
+    }
+    std::fs::write(&path, "associations: []\n").unwrap();
+    let refused = http_request(&exporter.address, "POST", "/-/reload").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    // A reload answers only once it is done: had one run, these would show it.
+    let m = exporter.metrics().await;
+    assert_eq!(m.value(names::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]), 1.0);
+    assert_eq!(
+        m.value(names::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, &[]),
+        loaded_at
+    );
+    assert!(
+        !exporter.get("/").await.body.contains(b.as_str()),
+        "the landing page shows b: the file was re-read"
+    );
+    let truth = sim.ground_truth();
+    exporter
+        .wait_for("a to be counted", |m| {
+            matches_ground_truth(m, &truth, std::slice::from_ref(a))
+        })
+        .await;
+    assert!(
+        exporter
+            .metrics()
+            .await
+            .series(names::EXECUTIONS_TOTAL, &[("association_id", b)])
+            .is_empty(),
+        "b is not watched"
+    );
+    // GET stays a wrong method, whatever the flag.
+    assert_eq!(
+        http_request(&exporter.address, "GET", "/-/reload")
+            .await
+            .status,
+        405
+    );
+    exporter.stop().await;
+}
+
+/// Adds one finished run to each association, shown by the listing at once.
+fn add_new_runs(sim: &Simulator, ids: &[String], tag: &str) {
+    for (i, id) in ids.iter().enumerate() {
+        let status = ["Failed", "Success", "TimedOut"][i % 3];
+        sim.add_execution(
+            id,
+            SimExecution::new(format!("{tag}-{i}"), status, minutes_ago(1))
+                .with_last_execution_ms(now_ms()),
+        );
+    }
+}
+
+/// A reload of an unchanged file changes nothing: 50 of them while runs come and go restart
+/// no scope loop (each start asks STS who it is, so the simulator's count of
+/// `GetCallerIdentity` is the count of restarts) and cancel no poll; the counts follow, and the
+/// reload metrics say each reload succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloading_an_unchanged_file_restarts_no_poller_and_the_counts_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("config.yaml");
+    let (sim, ids) = simulator_with(3).await;
+    for id in &ids {
+        add_history(&sim, id, 4);
+    }
+    let refs: Vec<&String> = ids.iter().collect();
+    write_config(&path, &refs, "");
+    let exporter = start_reloadable(&path, &sim, true).await;
+    let truth = sim.ground_truth();
+    let m = exporter
+        .wait_for("the history", |m| matches_ground_truth(m, &truth, &ids))
+        .await;
+    let loaded_at = m
+        .value(names::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, &[])
+        .number();
+    let starts = sim.request_count("GetCallerIdentity");
+    assert_eq!(starts, 1, "one scope, started once");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    for round in 0..50 {
+        if round % 10 == 0 {
+            add_new_runs(&sim, &ids, &format!("r{round}"));
+        }
+        let reload = http_request(&exporter.address, "POST", "/-/reload").await;
+        assert_eq!(reload.status, 200, "{}", reload.body);
+        assert!(reload.body.contains("unchanged"), "{}", reload.body);
+    }
+    let truth = sim.ground_truth();
+    let m = exporter
+        .wait_for("the new runs", |m| matches_ground_truth(m, &truth, &ids))
+        .await;
+    assert_eq!(
+        sim.request_count("GetCallerIdentity"),
+        starts,
+        "a reload of an unchanged file restarted the scope loop"
+    );
+    assert_eq!(m.value(names::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]), 1.0);
+    assert!(
+        m.value(names::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, &[]) > loaded_at,
+        "an unchanged reload is still a successful reload"
+    );
+    exporter.stop().await;
+}
+
+/// Writes `text` to `path` by renaming a complete file over it, so that a reload never reads
+/// half a file.
+fn replace_file(path: &Path, scratch: &str, text: &str) {
+    let tmp = path.with_file_name(scratch);
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Four clients posting `/-/reload` in a loop (as fast as they are answered) while runs
+/// come: the counts still reach the simulator's ground truth, three times over, while the
+/// storm goes on. With `changing`, each client rewrites the file (alternating a setting)
+/// before each post, so that reloads really restart the pollers; they restart at most once per
+/// `RESTART_HOLD_OFF` whatever the rate. The rate limit (20 requests/s, as `--demo`'s) makes a
+/// restarted loop take longer to reach its polls than a reload takes: before reloads
+/// coalesced and an unchanged file was left alone, this froze the counts.
+async fn a_storm_of_reloads_never_freezes_the_counts(changing: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("config.yaml");
+    let (sim, ids) = simulator_with(3).await;
+    for id in &ids {
+        add_history(&sim, id, 4);
+    }
+    let list: String = ids.iter().map(|id| format!("  - {id}\n")).collect();
+    let text = move |variant: usize| {
+        format!(
+            "associations:\n{list}poll_interval: 1s\napi_requests_per_second: 20\nremoved_association_retention: {}d\n",
+            7 + variant
+        )
+    };
+    std::fs::write(&path, text(0)).unwrap();
+    let exporter = start_reloadable(&path, &sim, true).await;
+    let truth = sim.ground_truth();
+    let mut seen = BTreeMap::new();
+    let m = exporter
+        .wait_for("the history", |m| matches_ground_truth(m, &truth, &ids))
+        .await;
+    check_monotonic(&mut seen, &m);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for client in 0..4 {
+        let (stop, answered) = (stop.clone(), answered.clone());
+        let (address, path, text) = (exporter.address.clone(), path.clone(), text.clone());
+        clients.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                if changing {
+                    replace_file(&path, &format!("client-{client}.tmp"), &text(n % 2));
+                }
+                let reload = http_request(&address, "POST", "/-/reload").await;
+                assert_eq!(reload.status, 200, "{}", reload.body);
+                answered.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+            }
+        }));
+    }
+    for round in 0..3 {
+        add_new_runs(&sim, &ids, &format!("storm{round}"));
+        let truth = sim.ground_truth();
+        let m = exporter
+            .wait_for("the counts to follow during the storm", |m| {
+                matches_ground_truth(m, &truth, &ids)
+            })
+            .await;
+        check_monotonic(&mut seen, &m);
+        assert!(
+            clients.iter().all(|c| !c.is_finished()),
+            "a client stopped early"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    assert!(answered.load(Ordering::Relaxed) > 0);
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_reloads_of_an_unchanged_file_never_freezes_the_counts() {
+    a_storm_of_reloads_never_freezes_the_counts(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_reloads_of_a_changing_file_never_freezes_the_counts() {
+    a_storm_of_reloads_never_freezes_the_counts(true).await;
 }
 
 // --- HTTP hardening ------------------------------------------------------------------------
