@@ -33,6 +33,7 @@ pub fn test_config(ids: &[String]) -> Config {
         poll_interval: Duration::from_millis(300),
         initial_lookback: Duration::from_secs(3600),
         late_visibility_window: Duration::from_secs(600),
+        max_backfill: None,
         api_requests_per_second: 500.0,
         max_concurrent_requests: 4,
         request_timeout: Duration::from_secs(5),
