@@ -38,6 +38,8 @@ pub struct Metrics {
     pub shard_ordinal: IntGauge,
     pub total_shards: IntGauge,
     pub owned_associations: IntGauge,
+    pub backfill_truncated_total: IntCounter,
+    pub handoff_absorbed_executions_total: IntCounter,
 }
 
 /// The labels of the per-scope self-metrics.
@@ -117,6 +119,14 @@ impl Metrics {
                 )
                 .buckets(LATENESS_BUCKETS.to_vec()),
             )?,
+            backfill_truncated_total: IntCounter::new(
+                names::BACKFILL_TRUNCATED_TOTAL,
+                "Associations resumed from saved or retired state older than max_backfill whose first poll started at now - max_backfill: executions created before were not counted.",
+            )?,
+            handoff_absorbed_executions_total: IntCounter::new(
+                names::HANDOFF_ABSORBED_EXECUTIONS_TOTAL,
+                "Final executions seen, not counted, by the first poll of an association owned again after another shard owned it (or resumed from state older than max_backfill with several shards): the previous owner counted them.",
+            )?,
             future_dated_executions_total: IntCounter::new(
                 names::FUTURE_DATED_EXECUTIONS_TOTAL,
                 "Executions whose CreatedTime was more than 15 minutes ahead of AWS's clock: counted once, ignored by the watermark.",
@@ -178,7 +188,7 @@ impl Metrics {
                 "Associations this shard watches (selected, and assigned to this shard by the hash of account_id/region/association_id).",
             )?,
         };
-        let collectors: [Box<dyn Collector>; 24] = [
+        let collectors: [Box<dyn Collector>; 26] = [
             Box::new(metrics.api_requests_total.clone()),
             Box::new(metrics.api_request_duration_seconds.clone()),
             Box::new(metrics.rate_limit_wait_seconds_total.clone()),
@@ -203,6 +213,8 @@ impl Metrics {
             Box::new(metrics.shard_ordinal.clone()),
             Box::new(metrics.total_shards.clone()),
             Box::new(metrics.owned_associations.clone()),
+            Box::new(metrics.backfill_truncated_total.clone()),
+            Box::new(metrics.handoff_absorbed_executions_total.clone()),
         ];
         for collector in collectors {
             registry.register(collector)?;

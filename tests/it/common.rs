@@ -540,6 +540,22 @@ pub fn matches_ground_truth(
     Ok(())
 }
 
+/// Dates a state file `by_ms` earlier, as if written (and its associations retired) that long
+/// ago.
+pub fn age_state_file(path: &std::path::Path, by_ms: i64) {
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let saved = file["saved_at_ms"].as_i64().unwrap();
+    file["saved_at_ms"] = (saved - by_ms).into();
+    if let Some(retired) = file["retired"].as_object_mut() {
+        for entry in retired.values_mut() {
+            let at = entry["removed_at_ms"].as_i64().unwrap();
+            entry["removed_at_ms"] = (at - by_ms).into();
+        }
+    }
+    std::fs::write(path, serde_json::to_vec(&file).unwrap()).unwrap();
+}
+
 /// A path in the repository. From the `CARGO_MANIFEST_DIR` cargo sets when it runs the tests,
 /// not the one compiled in: a target directory reused by a clone at another path (as CI's is)
 /// keeps test binaries whose compiled-in path is the old clone's.
