@@ -22,7 +22,7 @@ use crate::shard::Shard;
 use crate::ssm::{self, ClientSettings, Ssm};
 use crate::store::{Live, Store};
 use crate::sync::lock;
-use crate::tracker::Tracker;
+use crate::tracker::{Resume, Tracker};
 
 /// Where the configuration comes from, for reloads.
 #[derive(Clone, Debug)]
@@ -68,52 +68,115 @@ fn restored_live(config: &Config, saved: persist::Restored) -> Live {
             saved.tracker,
             config.initial_lookback.as_millis() as i64,
             config.late_visibility_window.as_millis() as i64,
-        ),
+        )
+        .with_max_backfill(config.max_backfill().as_millis() as i64),
         exposed: saved.exposed,
     }
 }
 
-/// Loads the state file, if one is configured, into the store. Saved associations whose
-/// account and region are known (from their info) are shown again at once; the first listing
-/// of their scope retires those no longer selected. Those of older files without an account
-/// and region are kept aside (retired, not shown) until a listing selects them, which resumes
-/// them, with the full `removed_association_retention` from now. An unusable file is reported
-/// (log and `ssm_association_exporter_state_load_errors_total`), set aside, and the exporter
-/// starts fresh.
-fn restore_state(config: &Config, path: Option<&Path>, store: &Store, metrics: &Metrics) {
+/// The account and region of a saved association, when its info says (not in 0.1's files).
+fn saved_scope(live: &Live) -> Option<ScopeKey> {
+    let info = live.exposed.info.as_ref()?;
+    (!info.account_id.is_empty() && !info.region.is_empty()).then(|| ScopeKey {
+        account_id: info.account_id.clone(),
+        region: info.region.clone(),
+    })
+}
+
+/// How a saved association resumes in `shard`, when the file was written by `layout` and was
+/// current at `current_ms`: `Err` when `shard` does not own it (it is kept retired, as moved
+/// away); a return when the writer did not own it (it moved here and back); else retained
+/// state (bounded by `max_backfill`, a return if older with several shards).
+fn resumption(
+    id: &str,
+    scope: Option<&ScopeKey>,
+    shard: Shard,
+    layout: Shard,
+    current_ms: i64,
+) -> Result<Resume, Resume> {
+    let Some(scope) = scope else {
+        // Ownership is decided when a listing says where it lives.
+        return Ok(Resume::Retained {
+            current_ms,
+            sharded: shard.is_sharded(),
+        });
+    };
+    if !shard.owns(scope, id) {
+        Err(Resume::Return { at_ms: None })
+    } else if !layout.owns(scope, id) {
+        Ok(Resume::Return { at_ms: None })
+    } else {
+        Ok(Resume::Retained {
+            current_ms,
+            sharded: shard.is_sharded(),
+        })
+    }
+}
+
+/// Loads the state file, if one is configured, into the store. Saved associations that this
+/// shard owns and whose account and region are known (from their info) are shown again at
+/// once; the first listing of their scope retires those no longer selected. Those this shard
+/// does not own under the current `--total-shards` are kept retired (never shown here), marked
+/// as moved away: if they come back, they come back as returns. Those of older files without
+/// an account and region are kept aside (retired, not shown) until a listing selects them,
+/// which resumes them, with the full `removed_association_retention` from now. Every restored
+/// state resumes within `max_backfill` ([`Resume`]). An unusable file is reported (log and
+/// `ssm_association_exporter_state_load_errors_total`), set aside, and the exporter starts
+/// fresh.
+fn restore_state(
+    config: &Config,
+    shard: Shard,
+    path: Option<&Path>,
+    store: &Store,
+    metrics: &Metrics,
+) {
     let Some(path) = path else {
         return;
     };
     match persist::load(path) {
         Ok(None) => tracing::info!(path = %path.display(), "no state file yet; starting fresh"),
         Ok(Some(loaded)) => {
-            let (mut restored, mut retired) = (0, 0);
+            let layout = loaded.layout.unwrap_or(shard);
+            let (mut restored, mut retired, mut moved, mut returns) = (0, 0, 0, 0);
             for (id, (saved, removed_at)) in loaded.retired {
-                store.insert_retired(&id, restored_live(config, saved), removed_at);
+                let mut live = restored_live(config, saved);
+                let scope = saved_scope(&live);
+                let resume = resumption(&id, scope.as_ref(), shard, layout, removed_at)
+                    .unwrap_or_else(|moved| moved);
+                live.tracker.resume_as(resume);
+                store.insert_retired(&id, live, removed_at);
                 retired += 1;
             }
             let now = now_ms();
             for (id, saved) in loaded.associations {
-                let scope = saved.exposed.info.as_ref().and_then(|info| {
-                    (!info.account_id.is_empty() && !info.region.is_empty()).then(|| ScopeKey {
-                        account_id: info.account_id.clone(),
-                        region: info.region.clone(),
-                    })
-                });
-                let live = restored_live(config, saved);
-                match scope {
-                    Some(scope) => {
+                let mut live = restored_live(config, saved);
+                let scope = saved_scope(&live);
+                let resume = resumption(&id, scope.as_ref(), shard, layout, loaded.saved_at_ms);
+                match (scope, resume) {
+                    (Some(scope), Ok(resume)) => {
+                        returns += usize::from(matches!(resume, Resume::Return { .. }));
+                        live.tracker.resume_as(resume);
                         store.insert(&id, &scope, live);
                         restored += 1;
                     }
-                    None => {
+                    (None, resume) | (Some(_), resume @ Err(_)) => {
+                        moved += usize::from(resume.is_err());
+                        live.tracker.resume_as(resume.unwrap_or_else(|moved| moved));
                         store.insert_retired(&id, live, now);
                         retired += 1;
                     }
                 }
             }
             store.publish_all();
-            tracing::info!(path = %path.display(), restored, retired, "resumed from the state file");
+            tracing::info!(
+                path = %path.display(),
+                restored,
+                retired,
+                moved_to_other_shards = moved,
+                returned_from_other_shards = returns,
+                written_with_total_shards = layout.total,
+                "resumed from the state file"
+            );
         }
         Err(error) => {
             metrics.state_load_errors_total.inc();
@@ -186,6 +249,7 @@ impl Daemon {
     ) -> Daemon {
         restore_state(
             &config,
+            shard,
             state_path(&config, shard).as_deref(),
             &store,
             &metrics,
@@ -252,6 +316,7 @@ impl Daemon {
             discovery_interval: self.config.discovery_interval,
             initial_lookback_ms: self.config.initial_lookback.as_millis() as i64,
             late_window_ms: self.config.late_visibility_window.as_millis() as i64,
+            max_backfill_ms: self.config.max_backfill().as_millis() as i64,
             claims: Mutex::new(HashMap::new()),
             report: Mutex::new(Report::default()),
             scope_count: scopes.len(),
@@ -303,6 +368,7 @@ impl Daemon {
         let token = CancellationToken::new();
         let task = tokio::spawn(persist::save_loop(
             path,
+            self.shard,
             self.config.state_save_interval,
             self.store.clone(),
             self.metrics.clone(),
@@ -392,6 +458,14 @@ impl Daemon {
             for entry in self.store.entries() {
                 lock(&entry.live).tracker.set_late_window(window);
             }
+        }
+        if old.max_backfill() != self.config.max_backfill() {
+            let bound = self.config.max_backfill().as_millis() as i64;
+            for entry in self.store.entries() {
+                lock(&entry.live).tracker.set_max_backfill(bound);
+            }
+            self.store
+                .update_retired(|live| live.tracker.set_max_backfill(bound));
         }
         self.retire_unconfigured_scopes();
         self.expire_retired();

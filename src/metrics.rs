@@ -42,6 +42,8 @@ pub struct Metrics {
     /// cleared through [`Metrics::access_denied`], [`Metrics::access_allowed`] and
     /// [`Metrics::forget_access_denied`].
     access_denied: IntGaugeVec,
+    pub backfill_truncated_total: IntCounter,
+    pub handoff_absorbed_executions_total: IntCounter,
 }
 
 /// The labels of `ssm_association_exporter_access_denied`, in order.
@@ -124,6 +126,14 @@ impl Metrics {
                 )
                 .buckets(LATENESS_BUCKETS.to_vec()),
             )?,
+            backfill_truncated_total: IntCounter::new(
+                names::BACKFILL_TRUNCATED_TOTAL,
+                "Associations resumed from saved or retired state older than max_backfill whose first poll started at now - max_backfill: executions created before were not counted.",
+            )?,
+            handoff_absorbed_executions_total: IntCounter::new(
+                names::HANDOFF_ABSORBED_EXECUTIONS_TOTAL,
+                "Final executions seen, not counted, by the first poll of an association owned again after another shard owned it (or resumed from state older than max_backfill with several shards): the previous owner counted them.",
+            )?,
             future_dated_executions_total: IntCounter::new(
                 names::FUTURE_DATED_EXECUTIONS_TOTAL,
                 "Executions whose CreatedTime was more than 15 minutes ahead of AWS's clock: counted once, ignored by the watermark.",
@@ -192,7 +202,7 @@ impl Metrics {
                 &ACCESS_DENIED_LABELS,
             )?,
         };
-        let collectors: [Box<dyn Collector>; 25] = [
+        let collectors: [Box<dyn Collector>; 27] = [
             Box::new(metrics.api_requests_total.clone()),
             Box::new(metrics.api_request_duration_seconds.clone()),
             Box::new(metrics.rate_limit_wait_seconds_total.clone()),
@@ -218,6 +228,8 @@ impl Metrics {
             Box::new(metrics.total_shards.clone()),
             Box::new(metrics.owned_associations.clone()),
             Box::new(metrics.access_denied.clone()),
+            Box::new(metrics.backfill_truncated_total.clone()),
+            Box::new(metrics.handoff_absorbed_executions_total.clone()),
         ];
         for collector in collectors {
             registry.register(collector)?;

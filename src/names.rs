@@ -64,3 +64,6 @@ pub const DISCOVERY_SELECTOR_ASSOCIATIONS: &str =
 pub const SHARD_ORDINAL: &str = "ssm_association_exporter_shard_ordinal";
 pub const TOTAL_SHARDS: &str = "ssm_association_exporter_total_shards";
 pub const OWNED_ASSOCIATIONS: &str = "ssm_association_exporter_owned_associations";
+pub const BACKFILL_TRUNCATED_TOTAL: &str = "ssm_association_exporter_backfill_truncated_total";
+pub const HANDOFF_ABSORBED_EXECUTIONS_TOTAL: &str =
+    "ssm_association_exporter_handoff_absorbed_executions_total";

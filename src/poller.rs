@@ -151,6 +151,8 @@ impl Poller {
             let start = live.tracker.begin_poll(now_ms);
             debug_assert!(start.token.is_none());
             let _ = live.tracker.next_page(None);
+            // A return that never ran since: nothing was absorbed.
+            let _ = live.tracker.take_returned();
             live.exposed.watermark_ms = live.tracker.watermark_ms().unwrap_or_default();
             live.exposed.polled = true;
             live.exposed.complete = true;
@@ -184,6 +186,16 @@ impl Poller {
                 self.entry.totals.abandoned(start.abandoned as u64);
                 live.exposed.in_progress = live.tracker.in_progress() as u64;
                 tracing::warn!(association_id = %id, abandoned = start.abandoned, "gave up on executions pending for over 7 days");
+            }
+            if let Some(t) = start.truncated {
+                metrics.backfill_truncated_total.inc();
+                tracing::warn!(
+                    association_id = %id,
+                    old_watermark_ms = ?t.watermark_ms,
+                    would_start_ms = t.would_start_ms,
+                    new_start_ms = t.start_ms,
+                    "saved state older than max_backfill: executions created before the new start are not counted"
+                );
             }
             start
         };
@@ -249,6 +261,15 @@ impl Poller {
             }
         };
         let paged_to_end = outcome.is_ok();
+        if let Some(r) = lock(&self.entry.live).tracker.take_returned() {
+            metrics.handoff_absorbed_executions_total.inc_by(r.absorbed);
+            tracing::info!(
+                association_id = %id,
+                regained_ms = r.at_ms,
+                absorbed = r.absorbed,
+                "association owned again after another shard (or state older than max_backfill): executions created before are not counted here"
+            );
+        }
         let outcome = match outcome {
             Ok(()) => self.recheck(ssm, metrics, now, &mut first_sent).await,
             Err(error) => Err(error),
@@ -533,6 +554,12 @@ fn record(
             late_ms
         }
         Observation::Pending { late_ms } => late_ms,
+        Observation::Absorbed { status, newest } => {
+            let last_success = live.tracker.last_success_ms();
+            live.exposed
+                .note_newest(execution, status, newest, last_success);
+            None
+        }
         Observation::AlreadyCounted | Observation::OutOfWindow => None,
     };
     if let Some(late_ms) = late_ms {

@@ -54,6 +54,7 @@ pub struct Shared {
     /// For a new association's tracker.
     pub initial_lookback_ms: i64,
     pub late_window_ms: i64,
+    pub max_backfill_ms: i64,
     /// Association ID -> the scope that watches it: an association listed by two scopes (the
     /// same account configured twice) is watched once.
     pub claims: Mutex<HashMap<String, String>>,
@@ -81,7 +82,8 @@ impl Shared {
     /// A fresh state: the first poll reaches back `initial_lookback` from AWS's "now" then.
     fn fresh(&self) -> Live {
         Live {
-            tracker: Tracker::new(self.initial_lookback_ms, self.late_window_ms),
+            tracker: Tracker::new(self.initial_lookback_ms, self.late_window_ms)
+                .with_max_backfill(self.max_backfill_ms),
             exposed: Exposed::default(),
         }
     }
@@ -560,7 +562,9 @@ impl ScopeState {
         }
         let signature = l.signature();
         let decision = {
-            let live = lock(&entry.live);
+            let mut live = lock(&entry.live);
+            // Retained state resumes as of this first listing that watches it again.
+            live.tracker.settle(pass.aws_now);
             let known = Known {
                 started: live.tracker.started(),
                 complete: live.exposed.complete,

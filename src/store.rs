@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::model::{AssociationInfo, Execution, FinalStatus, PerStatus, ScopeKey, TriggeredAlarm};
 use crate::sync::lock;
-use crate::tracker::Tracker;
+use crate::tracker::{Resume, Tracker};
 
 pub use crate::model::TargetDetail;
 
@@ -189,6 +189,17 @@ impl Exposed {
                 1,
             );
         }
+        self.note_newest(execution, status, newest, last_success_ms);
+    }
+
+    /// Keeps what the `last_*` gauges show of a final execution, counted or not.
+    pub fn note_newest(
+        &mut self,
+        execution: &Execution,
+        status: FinalStatus,
+        newest: bool,
+        last_success_ms: Option<i64>,
+    ) {
         self.last_success_ms = last_success_ms;
         if newest {
             self.newest = Some(Newest {
@@ -343,7 +354,13 @@ impl Store {
         let mut retired = lock(&self.retired);
         for id in ids {
             if let Some(entry) = entries.remove(id) {
-                let live = lock(&entry.live).clone();
+                let mut live = lock(&entry.live).clone();
+                // Adding it back resumes it, within `max_backfill` of now then. In this
+                // process the shards do not change, so no other shard owns it meanwhile.
+                live.tracker.resume_as(Resume::Retained {
+                    current_ms: now_ms,
+                    sharded: false,
+                });
                 retired.insert(id.clone(), (live, now_ms));
             }
         }
@@ -365,6 +382,13 @@ impl Store {
     /// Keeps the state of a removed association (from the state file).
     pub fn insert_retired(&self, id: &str, live: Live, removed_at_ms: i64) {
         lock(&self.retired).insert(id.to_string(), (live, removed_at_ms));
+    }
+
+    /// Changes every retired association's state (a reloaded setting).
+    pub fn update_retired(&self, mut change: impl FnMut(&mut Live)) {
+        for (live, _) in lock(&self.retired).values_mut() {
+            change(live);
+        }
     }
 
     /// Forgets retired associations removed before `before_ms`; returns how many.

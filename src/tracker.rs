@@ -21,6 +21,13 @@
 //! - An execution dated more than [`FUTURE_TOLERANCE_MS`] after now is counted once but never
 //!   moves the watermark, nor the `last_*` gauges.
 //! - Counted IDs are forgotten once `since` has moved past them: the API cannot return them.
+//! - State resumed from the state file or from retirement ([`Resume`]) never reads further
+//!   back than `max_backfill`: when it was last current before `now - max_backfill`, the next
+//!   run starts at that point (what was created before is skipped, and reported). Where other
+//!   shards exist, such old state, or state from before the association moved to another shard
+//!   and back, is a *return*: its first run marks every execution created before ownership
+//!   was regained, and final by then, as seen without counting it (the previous owner did);
+//!   those still running are counted when they end.
 
 use std::collections::{HashMap, HashSet};
 
@@ -52,11 +59,78 @@ pub enum Observation {
     },
     /// Not final yet; it is (still) pending. `late_ms` as above, on its first sighting.
     Pending { late_ms: Option<i64> },
+    /// A return's first run: final, created before ownership was regained, so counted by the
+    /// previous owner: remembered, not counted. `newest` as for `Counted` (the `last_*`
+    /// gauges describe it).
+    Absorbed { status: FinalStatus, newest: bool },
     /// Already counted earlier.
     AlreadyCounted,
     /// Created at or before the run's `since` point: outside what was asked for. Ignored, as the
     /// window logic has already dealt with it (counted, or before the configured look-back).
     OutOfWindow,
+}
+
+/// How a tracker resumed from retained state (state file, retirement) starts its next run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// Retained state last current (saved, or retired) at `current_ms`; `sharded`: other
+    /// shards exist, which may have owned the association meanwhile. Settled by the first
+    /// listing or poll ([`Tracker::settle`]).
+    Retained { current_ms: i64, sharded: bool },
+    /// Ownership came back (or the state is too old to know): executions created before
+    /// `at_ms` (when it was regained; set when settled) and final by the first run are
+    /// absorbed, not counted.
+    Return { at_ms: Option<i64> },
+    /// Old state, same owner: the next run starts no earlier than `from_ms`.
+    Bounded { from_ms: i64 },
+}
+
+impl Resume {
+    /// The resume of two facts about one state: a return stays a return, the oldest
+    /// retained time wins.
+    fn merge(old: Option<Resume>, new: Resume) -> Resume {
+        use Resume::*;
+        match (old, new) {
+            (Some(Return { at_ms }), _) => Return { at_ms },
+            (_, Return { at_ms }) => Return { at_ms },
+            (Some(Bounded { from_ms }), _)
+            | (None | Some(Retained { .. }), Bounded { from_ms }) => Bounded { from_ms },
+            (
+                Some(Retained {
+                    current_ms: a,
+                    sharded: x,
+                }),
+                Retained {
+                    current_ms: b,
+                    sharded: y,
+                },
+            ) => Retained {
+                current_ms: a.min(b),
+                sharded: x || y,
+            },
+            (None, new) => new,
+        }
+    }
+}
+
+/// A first run that started later than its retained state allows (`max_backfill`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Truncated {
+    /// The watermark of the retained state.
+    pub watermark_ms: Option<i64>,
+    /// Where the run would have started.
+    pub would_start_ms: i64,
+    /// Where it starts.
+    pub start_ms: i64,
+}
+
+/// A return's first run has reached its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Returned {
+    /// When ownership was regained: final executions created before were absorbed.
+    pub at_ms: i64,
+    /// Executions absorbed (seen final, not counted).
+    pub absorbed: u64,
 }
 
 /// What to do after a page.
@@ -80,6 +154,8 @@ pub struct PollStart {
     pub since_ms: i64,
     /// The token to send first (`Some` when an interrupted run is resumed).
     pub token: Option<String>,
+    /// Retained state older than `max_backfill`: the run starts later than it would have.
+    pub truncated: Option<Truncated>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +177,10 @@ struct Run {
     newest_ms: Option<i64>,
     /// The watermark when the run started: what is first seen at or below it arrived late.
     watermark_ms: Option<i64>,
+    /// A return's first run: final executions created at or before this are absorbed.
+    absorb_until_ms: Option<i64>,
+    /// Executions absorbed so far in this run.
+    absorbed: u64,
 }
 
 /// Per-association state. See the module docs for the rules.
@@ -121,6 +201,12 @@ pub struct Tracker {
     run: Option<Run>,
     newest_final: Option<(i64, String)>,
     last_success_ms: Option<i64>,
+    /// How far back a run resuming retained state reads at most.
+    max_backfill_ms: i64,
+    /// How the next run resumes retained state, until it has started (a return: ended).
+    resume: Option<Resume>,
+    /// A return's first run ended, for the poller to report.
+    returned: Option<Returned>,
 }
 
 /// The durable part of a tracker, for the state file (`persist` owns the on-disk format).
@@ -137,6 +223,8 @@ pub struct Saved {
     /// The newest final execution: CreatedTime and ID.
     pub newest_final: Option<(i64, String)>,
     pub last_success_ms: Option<i64>,
+    /// How the next run resumes (a return not yet done, old state not yet bounded).
+    pub resume: Option<Resume>,
 }
 
 impl Tracker {
@@ -153,7 +241,73 @@ impl Tracker {
             run: None,
             newest_final: None,
             last_success_ms: None,
+            max_backfill_ms: lookback_ms.max(0),
+            resume: None,
+            returned: None,
         }
+    }
+
+    /// Sets how far back a run resuming retained state reads at most (`max_backfill`;
+    /// `initial_lookback` until set).
+    pub fn with_max_backfill(mut self, max_backfill_ms: i64) -> Self {
+        self.set_max_backfill(max_backfill_ms);
+        self
+    }
+
+    pub fn set_max_backfill(&mut self, max_backfill_ms: i64) {
+        self.max_backfill_ms = max_backfill_ms.max(0);
+    }
+
+    /// Marks the state as retained (restored, or retired): the next run resumes it as
+    /// `resume` says, merged with what was already known (a return stays a return). An open
+    /// run is dropped: its token would be stale by then.
+    pub fn resume_as(&mut self, resume: Resume) {
+        self.run = None;
+        self.resume = Some(Resume::merge(self.resume, resume));
+    }
+
+    /// How the next run resumes retained state, if it does.
+    pub fn resume(&self) -> Option<Resume> {
+        self.resume
+    }
+
+    /// Decides, at `now_ms` (AWS's clock, the first listing that watches the association
+    /// again, or its first poll), what retained state means: current enough, or old (bounded
+    /// when this is the only shard, a return otherwise); a return's moment is now.
+    pub fn settle(&mut self, now_ms: i64) {
+        let bound = now_ms.saturating_sub(self.max_backfill_ms);
+        let before = self.resume;
+        self.resume = match self.resume {
+            Some(Resume::Retained {
+                current_ms,
+                sharded,
+            }) if current_ms < bound => Some(if sharded {
+                Resume::Return {
+                    at_ms: Some(now_ms),
+                }
+            } else {
+                Resume::Bounded { from_ms: bound }
+            }),
+            Some(Resume::Retained { .. }) => None,
+            Some(Resume::Return { at_ms: None }) => Some(Resume::Return {
+                at_ms: Some(now_ms),
+            }),
+            other => other,
+        };
+        if let (Some(Resume::Return { at_ms: Some(at) }), false) = (
+            self.resume,
+            matches!(before, Some(Resume::Return { at_ms: Some(_) })),
+        ) {
+            debug_assert_eq!(at, now_ms);
+            // Executions pending in the retained state are the other owner's time: the return's
+            // run sees again those it can still see; those it finds running are its own.
+            self.pending.clear();
+        }
+    }
+
+    /// The end of a return's first run, once (for the poller to report).
+    pub fn take_returned(&mut self) -> Option<Returned> {
+        self.returned.take()
     }
 
     /// The durable part of the tracker. A run in progress is not saved: after a restart the
@@ -175,6 +329,7 @@ impl Tracker {
             counted,
             newest_final: self.newest_final.clone(),
             last_success_ms: self.last_success_ms,
+            resume: self.resume,
         }
     }
 
@@ -198,6 +353,7 @@ impl Tracker {
         tracker.counted = saved.counted.into_iter().collect();
         tracker.newest_final = saved.newest_final;
         tracker.last_success_ms = saved.last_success_ms;
+        tracker.resume = saved.resume;
         tracker
     }
 
@@ -219,6 +375,7 @@ impl Tracker {
     /// pending for longer than [`PENDING_HORIZON_MS`], and resumes the interrupted run or
     /// starts a new one (forgetting counted IDs the new run's query cannot return).
     pub fn begin_poll(&mut self, now_ms: i64) -> PollStart {
+        let started = self.floor_ms.is_some();
         let floor = *self
             .floor_ms
             .get_or_insert(now_ms.saturating_sub(self.lookback_ms));
@@ -226,8 +383,34 @@ impl Tracker {
         let horizon = now_ms.saturating_sub(PENDING_HORIZON_MS);
         self.pending.retain(|_, p| p.created_ms >= horizon);
         let abandoned = before - self.pending.len();
+        let mut truncated = None;
         if self.run.is_none() {
-            let since = self.next_since_ms(floor);
+            self.settle(now_ms);
+            let mut since = self.next_since_ms(floor);
+            let mut absorb_until_ms = None;
+            let mut watermark_ms = self.watermark_ms;
+            match self.resume {
+                Some(Resume::Bounded { from_ms }) => {
+                    if started && since < from_ms {
+                        truncated = Some(Truncated {
+                            watermark_ms: self.watermark_ms,
+                            would_start_ms: since,
+                            start_ms: from_ms,
+                        });
+                        since = from_ms;
+                    }
+                    self.resume = None;
+                }
+                Some(Resume::Return { at_ms }) => {
+                    let at = at_ms.unwrap_or(now_ms);
+                    // Read no further back than a bounded resume would.
+                    since = since.max(at.saturating_sub(self.max_backfill_ms));
+                    absorb_until_ms = Some(at);
+                    // Nothing the run finds is late: it is all new to this owner.
+                    watermark_ms = None;
+                }
+                Some(Resume::Retained { .. }) | None => {}
+            }
             self.counted.retain(|_, created| *created > since);
             self.memory_floor_ms = since;
             self.run = Some(Run {
@@ -235,7 +418,9 @@ impl Tracker {
                 token: None,
                 tokens: HashSet::new(),
                 newest_ms: None,
-                watermark_ms: self.watermark_ms,
+                watermark_ms,
+                absorb_until_ms,
+                absorbed: 0,
             });
         }
         let run = self.run.as_ref().expect("a run was just ensured");
@@ -243,6 +428,7 @@ impl Tracker {
             abandoned,
             since_ms: run.since_ms,
             token: run.token.clone(),
+            truncated,
         }
     }
 
@@ -289,6 +475,17 @@ impl Tracker {
             });
             return Observation::Pending { late_ms };
         };
+        if run
+            .absorb_until_ms
+            .is_some_and(|at| execution.created_ms <= at)
+            && !self.pending.contains_key(&execution.id)
+        {
+            run.absorbed += 1;
+            self.counted
+                .insert(execution.id.clone(), execution.created_ms);
+            let newest = self.note_final(execution, status);
+            return Observation::Absorbed { status, newest };
+        }
         self.pending.remove(&execution.id);
         self.counted
             .insert(execution.id.clone(), execution.created_ms);
@@ -329,6 +526,13 @@ impl Tracker {
             None => {
                 if let Some(newest) = run.newest_ms {
                     self.watermark_ms = Some(self.watermark_ms.map_or(newest, |w| w.max(newest)));
+                }
+                if let Some(at_ms) = run.absorb_until_ms {
+                    self.returned = Some(Returned {
+                        at_ms,
+                        absorbed: run.absorbed,
+                    });
+                    self.resume = None;
                 }
                 self.run = None;
                 Paging::End

@@ -56,6 +56,14 @@ pub(super) const INITIAL_LOOKBACK_SETTING: DurationSetting = DurationSetting {
     min_text: "1s",
     max: Some((Duration::from_secs(90 * 24 * 60 * 60), "90d")),
 };
+/// `max_backfill`: its default is `initial_lookback`'s value (`Config::max_backfill`); this
+/// `default` only names a value in messages.
+pub(super) const MAX_BACKFILL_SETTING: DurationSetting = DurationSetting {
+    default: HOUR,
+    min: SECOND,
+    min_text: "1s",
+    max: Some((Duration::from_secs(90 * 24 * 60 * 60), "90d")),
+};
 pub(super) const LATE_VISIBILITY_WINDOW_SETTING: DurationSetting = DurationSetting {
     default: Duration::from_secs(10 * 60),
     min: Duration::ZERO,
@@ -147,6 +155,7 @@ pub(super) const KEYS: &[&str] = &[
     "poll_interval",
     "full_sweep_interval",
     "initial_lookback",
+    "max_backfill",
     "late_visibility_window",
     "api_requests_per_second",
     "max_concurrent_requests",
@@ -171,6 +180,7 @@ impl Config {
             poll_interval: POLL_INTERVAL_SETTING.default,
             initial_lookback: INITIAL_LOOKBACK_SETTING.default,
             late_visibility_window: LATE_VISIBILITY_WINDOW_SETTING.default,
+            max_backfill: None,
             api_requests_per_second: API_REQUESTS_PER_SECOND_SETTING.default,
             max_concurrent_requests: MAX_CONCURRENT_REQUESTS_SETTING.default as usize,
             request_timeout: REQUEST_TIMEOUT_SETTING.default,
@@ -275,6 +285,13 @@ mod tests {
                 "README default of {key}"
             );
         }
+        // `max_backfill` follows `initial_lookback` unless set.
+        assert_eq!(c.max_backfill(), c.initial_lookback);
+        assert!(
+            row("max_backfill").contains("`initial_lookback`"),
+            "README default of max_backfill: {}",
+            row("max_backfill")
+        );
         for (key, default) in [
             ("api_requests_per_second", c.api_requests_per_second),
             ("max_concurrent_requests", c.max_concurrent_requests as f64),

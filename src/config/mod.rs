@@ -39,6 +39,9 @@ pub struct Config {
     pub initial_lookback: Duration,
     /// How far behind the newest `CreatedTime` seen each poll re-reads.
     pub late_visibility_window: Duration,
+    /// How far back a poll resuming old saved or retired state reads at most; `None`: as far
+    /// as `initial_lookback` ([`Config::max_backfill`]).
+    pub max_backfill: Option<Duration>,
     /// Rate of the single token bucket shared by all SSM calls.
     pub api_requests_per_second: f64,
     /// Maximum number of SSM requests in flight.
@@ -73,6 +76,13 @@ pub struct Config {
     pub full_sweep_interval: Duration,
     /// The config file name as given, for messages and the landing page.
     pub source: String,
+}
+
+impl Config {
+    /// `max_backfill`, or `initial_lookback` when it is not set.
+    pub fn max_backfill(&self) -> Duration {
+        self.max_backfill.unwrap_or(self.initial_lookback)
+    }
 }
 
 /// One `discovery:` selector: every given condition must hold; an empty selector selects

@@ -24,6 +24,13 @@ impl Config {
         lines.push(duration("poll_interval", self.poll_interval));
         lines.push(duration("full_sweep_interval", self.full_sweep_interval));
         lines.push(duration("initial_lookback", self.initial_lookback));
+        lines.push(match self.max_backfill {
+            Some(d) => duration("max_backfill", d),
+            None => format!(
+                "max_backfill: {} (initial_lookback)",
+                format_duration(self.initial_lookback)
+            ),
+        });
         lines.push(duration(
             "late_visibility_window",
             self.late_visibility_window,

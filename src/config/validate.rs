@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::defaults::{
     DurationSetting, IntSetting, RateSetting, ACCOUNT_KEYS, API_MAX_ATTEMPTS_SETTING,
     API_REQUESTS_PER_SECOND_SETTING, DISCOVERY_INTERVAL_SETTING, FULL_SWEEP_INTERVAL_SETTING,
-    INITIAL_LOOKBACK_SETTING, KEYS, LATE_VISIBILITY_WINDOW_SETTING,
+    INITIAL_LOOKBACK_SETTING, KEYS, LATE_VISIBILITY_WINDOW_SETTING, MAX_BACKFILL_SETTING,
     MAX_CONCURRENT_REQUESTS_SETTING, MAX_FAILING_TARGETS_SETTING,
     MAX_TARGETS_PER_EXECUTION_SETTING, METRICS_KEYS, POLL_INTERVAL_SETTING,
     REMOVED_ASSOCIATION_RETENTION_SETTING, REQUEST_TIMEOUT_SETTING, SELECTOR_KEYS,
@@ -174,6 +174,7 @@ impl Validator<'_> {
                 "initial_lookback" => {
                     config.initial_lookback = duration(&INITIAL_LOOKBACK_SETTING)?;
                 }
+                "max_backfill" => config.max_backfill = Some(duration(&MAX_BACKFILL_SETTING)?),
                 "late_visibility_window" => {
                     config.late_visibility_window = duration(&LATE_VISIBILITY_WINDOW_SETTING)?;
                 }

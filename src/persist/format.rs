@@ -11,7 +11,7 @@ use crate::store::{
     Exposed, Histogram, Live, Newest, RecentExecution, TargetDetail, DURATION_BUCKETS,
     RECENT_EXECUTIONS,
 };
-use crate::tracker::Saved;
+use crate::tracker::{Resume, Saved};
 
 /// Version of the state file format this build writes. It reads this one and version 1.
 pub const STATE_FILE_VERSION: u32 = 2;
@@ -25,6 +25,12 @@ pub(super) struct File {
     pub associations: BTreeMap<String, Association>,
     #[serde(default)]
     pub retired: BTreeMap<String, RetiredAssociation>,
+    /// `--total-shards` and `--shard` of the writer; a file without them (older builds) is
+    /// read as written with the current ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_shards: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -53,6 +59,62 @@ pub(super) struct TrackerV2 {
     pub counted: BTreeMap<String, i64>,
     pub newest_final: Option<NewestFinal>,
     pub last_success_ms: Option<i64>,
+    /// How the next run resumes retained state (absent: as usual).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeV2>,
+}
+
+/// [`Resume`] on disk.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(super) struct ResumeV2 {
+    /// `retained`, `return` or `bounded`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_ms: Option<i64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sharded: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<i64>,
+}
+
+fn resume_to_disk(resume: Resume) -> ResumeV2 {
+    match resume {
+        Resume::Retained {
+            current_ms,
+            sharded,
+        } => ResumeV2 {
+            kind: "retained".into(),
+            current_ms: Some(current_ms),
+            sharded,
+            ..ResumeV2::default()
+        },
+        Resume::Return { at_ms } => ResumeV2 {
+            kind: "return".into(),
+            at_ms,
+            ..ResumeV2::default()
+        },
+        Resume::Bounded { from_ms } => ResumeV2 {
+            kind: "bounded".into(),
+            from_ms: Some(from_ms),
+            ..ResumeV2::default()
+        },
+    }
+}
+
+/// A kind this build does not know (or a field missing) reads as a return: the safe side,
+/// where nothing is counted twice.
+fn resume_from_disk(r: ResumeV2) -> Resume {
+    match (r.kind.as_str(), r.current_ms, r.from_ms) {
+        ("retained", Some(current_ms), _) => Resume::Retained {
+            current_ms,
+            sharded: r.sharded,
+        },
+        ("bounded", _, Some(from_ms)) => Resume::Bounded { from_ms },
+        _ => Resume::Return { at_ms: r.at_ms },
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -241,6 +303,7 @@ pub(super) fn to_disk(live: &Live) -> Association {
                 .newest_final
                 .map(|(created_ms, id)| NewestFinal { created_ms, id }),
             last_success_ms: t.last_success_ms,
+            resume: t.resume.map(resume_to_disk),
         },
         numbers: Numbers {
             executions: by_name(&e.executions, |_| true),
@@ -348,6 +411,7 @@ pub(super) fn from_disk(a: Association) -> Restored {
             counted: t.counted.into_iter().collect(),
             newest_final: t.newest_final.map(|n| (n.created_ms, n.id)),
             last_success_ms: t.last_success_ms,
+            resume: t.resume.map(resume_from_disk),
         },
         exposed: Exposed {
             executions: from_names(n.executions, "executions"),

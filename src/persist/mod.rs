@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{now_ms, AwsClock};
 use crate::metrics::Metrics;
+use crate::shard::Shard;
 use crate::store::{Entry, Exposed, Live, Store};
 use crate::sync::lock;
 use crate::tracker::Saved;
@@ -42,6 +43,8 @@ pub struct Loaded {
     /// Associations removed from the configuration, kept for a while with when they were
     /// removed, so that adding one back resumes it instead of counting its look-back again.
     pub retired: BTreeMap<String, (Restored, i64)>,
+    /// The shard layout it was written with (`None`: an older file, which does not say).
+    pub layout: Option<Shard>,
 }
 
 /// Why a state file could not be used.
@@ -113,6 +116,7 @@ fn parse(bytes: &[u8], file_name: &str) -> Result<Loaded, StateError> {
                     .map(|(id, live)| (id, v1::migrate_v1(live)))
                     .collect(),
                 retired: BTreeMap::new(),
+                layout: None,
             })
         }
         STATE_FILE_VERSION => {
@@ -129,6 +133,10 @@ fn parse(bytes: &[u8], file_name: &str) -> Result<Loaded, StateError> {
                     .into_iter()
                     .map(|(id, r)| (id, (from_disk(r.association), r.removed_at_ms)))
                     .collect(),
+                layout: match (file.shard, file.total_shards) {
+                    (Some(index), Some(total)) => Shard::new(index, total).ok(),
+                    _ => None,
+                },
             })
         }
         found => Err(StateError::Version {
@@ -143,14 +151,17 @@ pub struct Snapshot {
     live: Vec<(Arc<Entry>, Live)>,
     retired: Vec<(String, Live, i64)>,
     saved_at_ms: i64,
+    shard: Shard,
 }
 
 impl Snapshot {
-    /// Copies the store's live and retired state; `now_ms` (AWS's clock) dates the file.
-    pub fn of(store: &Store, now_ms: i64) -> Snapshot {
+    /// Copies the store's live and retired state; `now_ms` (AWS's clock) dates the file,
+    /// `shard` is the layout it is written with.
+    pub fn of(store: &Store, now_ms: i64, shard: Shard) -> Snapshot {
         Snapshot {
             retired: store.retired(),
             saved_at_ms: now_ms,
+            shard,
             live: store
                 .entries()
                 .into_iter()
@@ -182,6 +193,8 @@ impl Snapshot {
                     (id.clone(), retired)
                 })
                 .collect(),
+            total_shards: Some(self.shard.total),
+            shard: Some(self.shard.index),
         })
     }
 
@@ -249,6 +262,7 @@ pub const SHUTDOWN_SAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// it, shutdown waits [`SHUTDOWN_SAVE_TIMEOUT`] at most.
 pub async fn save_loop(
     path: PathBuf,
+    shard: Shard,
     interval: Duration,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
@@ -284,7 +298,7 @@ pub async fn save_loop(
             }
         }
         if store.take_dirty() || stopping {
-            let snapshot = Snapshot::of(&store, clock.now_ms());
+            let snapshot = Snapshot::of(&store, clock.now_ms(), shard);
             let target = path.clone();
             let mut task = tokio::task::spawn_blocking(move || {
                 let result = snapshot.save(&target);
@@ -395,6 +409,8 @@ mod tests {
                     },
                 )]
                 .into(),
+                total_shards: None,
+                shard: None,
             })
             .unwrap();
             let again = parse(&bytes, "v2.json").unwrap();
@@ -436,6 +452,8 @@ mod tests {
             saved_at_ms: 0,
             associations: [("a".to_string(), to_disk(&live))].into(),
             retired: BTreeMap::new(),
+            total_shards: None,
+            shard: None,
         })
         .unwrap();
         let again = parse(&bytes, "v2.json").unwrap();

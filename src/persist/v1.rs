@@ -100,6 +100,7 @@ pub(super) fn migrate_v1(live: Live) -> Restored {
                 .newest_final
                 .map(|(created_ms, id)| NewestFinal { created_ms, id }),
             last_success_ms: t.last_success_ms,
+            resume: None,
         },
         numbers: Numbers {
             executions: named(e.executions),

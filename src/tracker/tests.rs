@@ -473,3 +473,212 @@ fn random_histories_configs_faults_and_crashes_are_counted_exactly_once() {
         }
     }
 }
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+/// A tracker that counted `a` six days ago and was saved then, restored now.
+fn six_days_old(max_backfill: i64, resume: Resume) -> Tracker {
+    let mut t = Tracker::new(7 * DAY, 600_000).with_max_backfill(max_backfill);
+    poll(
+        &mut t,
+        &[exec("a", "Success", NOW - 6 * DAY)],
+        NOW - 6 * DAY,
+    );
+    let mut t = Tracker::restore(t.save(), 7 * DAY, 600_000).with_max_backfill(max_backfill);
+    t.resume_as(resume);
+    t
+}
+
+/// Restored state last current six days ago reads back `max_backfill` only, and says what it
+/// skipped; state current a minute ago reads on from its (old) watermark as any poll does.
+#[test]
+fn old_retained_state_reads_no_further_back_than_max_backfill() {
+    let history = [
+        exec("a", "Success", NOW - 6 * DAY),
+        exec("skipped", "Failed", NOW - 2 * DAY),
+        exec("in", "Failed", NOW - HOUR / 2),
+    ];
+    let old = Resume::Retained {
+        current_ms: NOW - 6 * DAY,
+        sharded: false,
+    };
+    let mut t = six_days_old(HOUR, old);
+    let start = t.begin_poll(NOW);
+    assert_eq!(start.since_ms, NOW - HOUR);
+    assert_eq!(
+        start.truncated,
+        Some(Truncated {
+            watermark_ms: Some(NOW - 6 * DAY),
+            would_start_ms: NOW - 6 * DAY - 600_000,
+            start_ms: NOW - HOUR,
+        })
+    );
+    assert_eq!(t.observe(&history[1], NOW), Observation::OutOfWindow);
+    assert!(counted(&t.observe(&history[2], NOW)));
+    assert_eq!(t.next_page(None), Paging::End);
+    assert_eq!(t.resume(), None, "bounded once");
+    assert_eq!(t.begin_poll(NOW + 1).truncated, None);
+
+    // The same watermark, but state current a minute ago: nothing is cut.
+    let current = Resume::Retained {
+        current_ms: NOW - 60_000,
+        sharded: false,
+    };
+    let mut t = six_days_old(HOUR, current);
+    let start = t.begin_poll(NOW);
+    assert_eq!(start.truncated, None);
+    assert_eq!(start.since_ms, NOW - 6 * DAY - 600_000);
+}
+
+/// With other shards, state older than `max_backfill` may have been counted by another shard
+/// meanwhile: it is a return (absorbed), not a bounded backfill.
+#[test]
+fn old_retained_state_with_other_shards_is_a_return() {
+    let old = Resume::Retained {
+        current_ms: NOW - 6 * DAY,
+        sharded: true,
+    };
+    let mut t = six_days_old(HOUR, old);
+    t.settle(NOW);
+    assert_eq!(t.resume(), Some(Resume::Return { at_ms: Some(NOW) }));
+    let start = t.begin_poll(NOW + 5_000);
+    assert_eq!(
+        start.since_ms,
+        NOW - HOUR,
+        "a return reads no further back either"
+    );
+    assert_eq!(start.truncated, None);
+    assert!(matches!(
+        t.observe(&exec("in", "Failed", NOW - HOUR / 2), NOW + 5_000),
+        Observation::Absorbed {
+            status: FinalStatus::Failed,
+            newest: true
+        }
+    ));
+    assert!(counted(
+        &t.observe(&exec("new", "Failed", NOW + 1), NOW + 5_000)
+    ));
+    assert_eq!(t.next_page(None), Paging::End);
+    assert_eq!(
+        t.take_returned(),
+        Some(Returned {
+            at_ms: NOW,
+            absorbed: 1
+        })
+    );
+    assert_eq!(t.take_returned(), None, "reported once");
+}
+
+/// A return: what was final before ownership came back is absorbed (the other owner counted
+/// it), what was still running then is counted when it ends, what starts later is counted;
+/// a restart in the middle of the return's first run keeps its moment.
+#[test]
+fn a_return_absorbs_what_ended_before_it_and_counts_what_ends_after() {
+    let mut t = Tracker::new(DAY, 600_000);
+    // Owned until an hour ago: counted `a`, `p` still running.
+    poll(
+        &mut t,
+        &[
+            exec("a", "Success", NOW - HOUR - 60_000),
+            exec("p", "InProgress", NOW - HOUR - 30_000),
+        ],
+        NOW - HOUR,
+    );
+    // Moved away (retired, marked), then back: the first listing that watches it settles.
+    t.resume_as(Resume::Return { at_ms: None });
+    t.resume_as(Resume::Retained {
+        current_ms: NOW,
+        sharded: true,
+    });
+    t.settle(NOW);
+    assert_eq!(t.resume(), Some(Resume::Return { at_ms: Some(NOW) }));
+    let visible = [
+        exec("a", "Success", NOW - HOUR - 60_000),
+        exec("p", "Failed", NOW - HOUR - 30_000),
+        exec("b", "Failed", NOW - 20 * 60_000),
+        exec("r", "InProgress", NOW - 60_000),
+        exec("n", "TimedOut", NOW + 10_000),
+    ];
+    let start = t.begin_poll(NOW + 20_000);
+    assert_eq!(
+        t.in_progress(),
+        0,
+        "what was running then is the other owner's to count"
+    );
+    let seen: Vec<Observation> = visible
+        .iter()
+        .filter(|e| e.created_ms > start.since_ms)
+        .map(|e| t.observe(e, NOW + 20_000))
+        .collect();
+    assert!(matches!(seen[0], Observation::AlreadyCounted));
+    assert!(matches!(seen[1], Observation::Absorbed { .. }), "{seen:?}");
+    assert!(matches!(seen[2], Observation::Absorbed { .. }), "{seen:?}");
+    assert!(matches!(seen[3], Observation::Pending { late_ms: None }));
+    assert!(counted(&seen[4]), "created after the return: counted");
+    // A restart before the run ends: the return, its moment and what its run found running
+    // are in the saved state (with the numbers counted so far).
+    let mut t = Tracker::restore(t.save(), DAY, 600_000);
+    assert_eq!(t.resume(), Some(Resume::Return { at_ms: Some(NOW) }));
+    assert_eq!(t.in_progress(), 1);
+    let later = NOW + 60_000;
+    let start = t.begin_poll(later);
+    let seen: Vec<(String, Observation)> = [
+        exec("b", "Failed", NOW - 20 * 60_000),
+        exec("r", "Success", NOW - 60_000),
+        exec("n", "TimedOut", NOW + 10_000),
+    ]
+    .into_iter()
+    .filter(|e| e.created_ms > start.since_ms)
+    .map(|e| (e.id.clone(), t.observe(&e, later)))
+    .collect();
+    assert!(matches!(seen[0].1, Observation::AlreadyCounted), "{seen:?}");
+    assert!(
+        counted(&seen[1].1),
+        "running at the return, ended after: {seen:?}"
+    );
+    assert!(matches!(seen[2].1, Observation::AlreadyCounted), "{seen:?}");
+    assert_eq!(t.next_page(None), Paging::End);
+    assert_eq!(t.resume(), None);
+    assert_eq!(
+        t.take_returned(),
+        Some(Returned {
+            at_ms: NOW,
+            absorbed: 0
+        }),
+        "the run that ended counted its own absorptions (before the restart: 2)"
+    );
+    // Later runs count as usual.
+    t.begin_poll(later + 1);
+    assert!(counted(
+        &t.observe(&exec("m", "Failed", NOW + 30_000), later + 1)
+    ));
+}
+
+/// What is known about retained state merges: a return stays a return, the oldest
+/// `current` wins.
+#[test]
+fn resume_facts_merge_to_the_safe_side() {
+    let mut t = Tracker::new(HOUR, 0);
+    t.resume_as(Resume::Retained {
+        current_ms: 5,
+        sharded: false,
+    });
+    t.resume_as(Resume::Retained {
+        current_ms: 9,
+        sharded: true,
+    });
+    assert_eq!(
+        t.resume(),
+        Some(Resume::Retained {
+            current_ms: 5,
+            sharded: true
+        })
+    );
+    t.resume_as(Resume::Return { at_ms: None });
+    t.resume_as(Resume::Retained {
+        current_ms: 1,
+        sharded: false,
+    });
+    assert_eq!(t.resume(), Some(Resume::Return { at_ms: None }));
+}

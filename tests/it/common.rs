@@ -33,6 +33,7 @@ pub fn test_config(ids: &[String]) -> Config {
         poll_interval: Duration::from_millis(300),
         initial_lookback: Duration::from_secs(3600),
         late_visibility_window: Duration::from_secs(600),
+        max_backfill: None,
         api_requests_per_second: 500.0,
         max_concurrent_requests: 4,
         request_timeout: Duration::from_secs(5),
@@ -549,6 +550,22 @@ pub fn matches_ground_truth(
         }
     }
     Ok(())
+}
+
+/// Dates a state file `by_ms` earlier, as if written (and its associations retired) that long
+/// ago.
+pub fn age_state_file(path: &std::path::Path, by_ms: i64) {
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let saved = file["saved_at_ms"].as_i64().unwrap();
+    file["saved_at_ms"] = (saved - by_ms).into();
+    if let Some(retired) = file["retired"].as_object_mut() {
+        for entry in retired.values_mut() {
+            let at = entry["removed_at_ms"].as_i64().unwrap();
+            entry["removed_at_ms"] = (at - by_ms).into();
+        }
+    }
+    std::fs::write(path, serde_json::to_vec(&file).unwrap()).unwrap();
 }
 
 /// A path in the repository. From the `CARGO_MANIFEST_DIR` cargo sets when it runs the tests,

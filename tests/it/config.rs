@@ -14,7 +14,7 @@ use ssm_association_exporter::config::{
 const ID_A: &str = "8dfe3659-4309-493a-8755-0123456789ab";
 const ID_B: &str = "0b1f2e3d-4c5b-4a69-8877-66554433aabb";
 const KEY_LIST: &str = "associations, discovery, discovery_interval, poll_interval, \
-                        full_sweep_interval, initial_lookback, late_visibility_window, \
+                        full_sweep_interval, initial_lookback, max_backfill, late_visibility_window, \
                         api_requests_per_second, max_concurrent_requests, request_timeout, \
                         api_max_attempts, region, regions, accounts, state_file, \
                         state_save_interval, removed_association_retention, metrics, \
@@ -68,6 +68,7 @@ fn minimal_config_gets_defaults() {
             poll_interval: secs(60),
             initial_lookback: secs(3600),
             late_visibility_window: secs(600),
+            max_backfill: None,
             api_requests_per_second: 5.0,
             max_concurrent_requests: 4,
             request_timeout: secs(10),
@@ -111,6 +112,7 @@ fn full_config_sets_every_key() {
             poll_interval: secs(120),
             initial_lookback: secs(36 * 3600),
             late_visibility_window: Duration::ZERO,
+            max_backfill: Some(secs(6 * 3600)),
             api_requests_per_second: 2.5,
             max_concurrent_requests: 16,
             request_timeout: Duration::from_millis(1500),
@@ -317,7 +319,7 @@ fn summary_lists_effective_values() {
              associations: 1\n  - {ID_A}\n\
              discovery: 0\ndiscovery_interval: 5m\n\
              poll_interval: 1m\nfull_sweep_interval: 1h\n\
-             initial_lookback: 1h\nlate_visibility_window: 10m\n\
+             initial_lookback: 1h\nmax_backfill: 1h (initial_lookback)\nlate_visibility_window: 10m\n\
              api_requests_per_second: 5\nmax_concurrent_requests: 4\nrequest_timeout: 10s\n\
              api_max_attempts: 3\nregion: from the AWS config chain\n\
              regions: none (the region above)\n\
@@ -331,7 +333,10 @@ fn summary_lists_effective_values() {
         )
     );
     let full = load_fixture("valid_full.yaml").unwrap().summary();
-    assert!(full.contains("initial_lookback: 1d12h\n"), "{full}");
+    assert!(
+        full.contains("initial_lookback: 1d12h\nmax_backfill: 6h\n"),
+        "{full}"
+    );
     assert!(full.contains("late_visibility_window: 0s\n"), "{full}");
     assert!(full.contains("api_requests_per_second: 2.5\n"), "{full}");
     assert!(full.contains("region: eu-central-2\n"), "{full}");
@@ -378,7 +383,7 @@ const BAD_DIR: &str = "tests/fixtures/config/bad";
 const BAD_CONFIGS: &[(&str, &str)] = &[
     (
         "unknown_key.yaml",
-        "tests/fixtures/config/bad/unknown_key.yaml:3:1: pol_interval: unknown key; expected one of associations, discovery, discovery_interval, poll_interval, full_sweep_interval, initial_lookback, late_visibility_window, api_requests_per_second, max_concurrent_requests, request_timeout, api_max_attempts, region, regions, accounts, state_file, state_save_interval, removed_association_retention, metrics, target_detail (did you mean poll_interval?)",
+        "tests/fixtures/config/bad/unknown_key.yaml:3:1: pol_interval: unknown key; expected one of associations, discovery, discovery_interval, poll_interval, full_sweep_interval, initial_lookback, max_backfill, late_visibility_window, api_requests_per_second, max_concurrent_requests, request_timeout, api_max_attempts, region, regions, accounts, state_file, state_save_interval, removed_association_retention, metrics, target_detail (did you mean poll_interval?)",
     ),
     (
         "unknown_entry_key.yaml",

@@ -1134,6 +1134,97 @@ async fn executions_visible_late_are_observed_in_the_lateness_histogram() {
     exporter.stop().await;
 }
 
+// --- 13. old state: a bounded backfill (issue 20) ----------------------------------------------
+
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+
+/// A state file written six days ago (its watermark six days old) restored against six days of
+/// history, one run every 2 hours: the first poll reads back `max_backfill` (1 day) only. The
+/// counters resume and rise by exactly the runs of the last day; the older ones are skipped,
+/// which `..._backfill_truncated_total` says (once), never counted as new failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_file_six_days_old_backfills_only_max_backfill() {
+    let (sim, ids) = simulator_with(1).await;
+    let id = &ids[0];
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&ids);
+    config.full_sweep_interval = Duration::from_secs(3600);
+    config.initial_lookback = Duration::from_secs(7 * 24 * 3600);
+    config.max_backfill = Some(Duration::from_secs(24 * 3600));
+    config.state_file = Some(dir.path().join("state.json"));
+    config.state_save_interval = Duration::from_millis(100);
+
+    // Six days ago: two runs, counted, saved.
+    let then = sim.now_ms() - 6 * DAY;
+    add_history(&sim, id, "then", 2, then - 2 * HOUR, HOUR);
+    let mut seen = Seen::default();
+    let exporter = Exporter::start(config.clone(), &sim).await;
+    let before = converge(&exporter.address, &sim, &ids, &mut seen).await;
+    let total = |m: &Metrics| -> f64 {
+        m.series(names::EXECUTIONS_TOTAL, &[("association_id", id)])
+            .iter()
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert_eq!(total(&before), 2.0);
+    exporter.stop().await;
+    age_state_file(&dir.path().join("state.json"), 6 * DAY);
+
+    // Since then: a run every 2 hours, the newest 30 minutes ago; none within 30 minutes of
+    // the bound (now - 1 day), whatever the few seconds of the test.
+    let now = sim.now_ms();
+    add_history(
+        &sim,
+        id,
+        "since",
+        72,
+        then + 2 * HOUR - 30 * MINUTE,
+        2 * HOUR,
+    );
+    let in_bound = sim
+        .executions(id)
+        .iter()
+        .filter(|e| e.created_ms > now - DAY)
+        .count() as f64;
+    assert_eq!(in_bound, 12.0);
+    let all = sim.executions(id).len() as f64;
+    assert_eq!(all, 74.0);
+
+    let exporter = Exporter::start(config, &sim).await;
+    let first = scrape(&exporter.address, &mut seen).await.unwrap();
+    assert_eq!(total(&first), 2.0, "resumed at once, never lower");
+    let m = wait_until(&exporter.address, &mut seen, "the bounded backfill", |m| {
+        let got = total(m);
+        let truncated = m.value(names::BACKFILL_TRUNCATED_TOTAL, &[]);
+        (got == 2.0 + in_bound && truncated == 1.0)
+            .then_some(())
+            .ok_or(format!(
+                "{got} counted, truncated {truncated}; want {} and 1 (all: {all})",
+                2.0 + in_bound
+            ))
+    })
+    .await;
+    assert_eq!(m.value(names::HANDOFF_ABSORBED_EXECUTIONS_TOTAL, &[]), 0.0);
+    // Polls go on: the skipped runs stay skipped, and the next run counts.
+    let listings = sim.request_count("ListAssociations");
+    wait_until(&exporter.address, &mut seen, "three more listings", |_| {
+        (sim.request_count("ListAssociations") >= listings + 3)
+            .then_some(())
+            .ok_or("waiting".into())
+    })
+    .await;
+    sim.add_execution(id, finished("next", "Failed", 0));
+    let m = wait_until(&exporter.address, &mut seen, "the next run", |m| {
+        (total(m) == 3.0 + in_bound)
+            .then_some(())
+            .ok_or(format!("{} counted", total(m)))
+    })
+    .await;
+    assert_eq!(m.value(names::BACKFILL_TRUNCATED_TOTAL, &[]), 1.0, "once");
+    exporter.stop().await;
+}
+
 // --- model: random reloads, restarts and faults ---------------------------------------------
 
 /// A seeded random sequence of reloads (random windows, look-backs, intervals, associations
