@@ -167,7 +167,7 @@ impl Metrics {
             polls_total: IntCounterVec::new(
                 Opts::new(
                     names::POLLS_TOTAL,
-                    "Execution polls started, by why the change feed asked for one: first, changed, unexplained, pending, retry, sweep.",
+                    "Execution polls started, by why the change feed asked for one: first, changed, unexplained, late, pending, retry, sweep.",
                 ),
                 &["reason"],
             )?,
