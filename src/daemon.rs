@@ -235,6 +235,8 @@ pub struct Daemon {
     default_region: Option<String>,
     clock: Arc<AwsClock>,
     persister: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    /// When the daemon started (reloads keep it): runs that ended before are history.
+    started_ms: i64,
 }
 
 impl Daemon {
@@ -266,6 +268,7 @@ impl Daemon {
             default_region: None,
             clock: Arc::new(AwsClock::default()),
             persister: None,
+            started_ms: now_ms(),
         };
         daemon.expire_retired();
         daemon.start_scopes().await;
@@ -323,6 +326,7 @@ impl Daemon {
             shard: self.shard,
             polls_per_scope: scheduler::polls_per_scope(self.config.max_concurrent_requests),
             target_detail: self.config.target_detail,
+            started_ms: self.started_ms,
         });
         for (scope, name) in scopes.into_iter().zip(self.scope_names.clone()) {
             let region = scope.region.clone().unwrap_or(default_region.clone());

@@ -16,8 +16,10 @@
 //!   visible within it (one extra poll per listed run, never a sweep's wait);
 //! - it has executions not final yet (`pending`): what moves them is not always in the listing
 //!   (with `LastExecutionDate` set at the start of a run, its end changes nothing there);
-//! - `full_sweep_interval` has passed since its last successful poll (`sweep`), spread over
-//!   half the interval by association, so that sweeps do not come all at once: a safety net,
+//! - its sweep slot has passed since its last successful poll (`sweep`): one slot per
+//!   `full_sweep_interval`, at a phase of its own (a hash of its ID), so that no association
+//!   goes longer than the interval without a poll and the sweeps of N associations cost
+//!   N × poll_interval / full_sweep_interval polls per listing, evenly spread: a safety net,
 //!   which no rule above relies on.
 //!
 //! Whether AWS moves `LastExecutionDate` when a run starts or when it ends is not documented;
@@ -148,14 +150,23 @@ pub fn decide(
     if known.in_progress > 0 {
         return Decision::Poll(Reason::Pending);
     }
-    let sweep_after = rules.full_sweep_ms - spread(&listed.id, rules.full_sweep_ms / 2);
-    if known
-        .last_poll_success_ms
-        .is_none_or(|last| now_ms.saturating_sub(last) >= sweep_after)
-    {
+    let slot = sweep_slot(&listed.id, rules.full_sweep_ms, now_ms);
+    if known.last_poll_success_ms.is_none_or(|last| last < slot) {
         return Decision::Poll(Reason::Sweep);
     }
     Decision::Skip
+}
+
+/// The latest sweep slot of `id` at or before `now_ms`: each association has one slot per
+/// `period`, at its own phase (a hash of its ID), so that it is swept once a period at most
+/// (never more than a period without a poll), and the sweeps of N associations are spread
+/// evenly: N × interval / period per interval of `interval`, whatever came before.
+fn sweep_slot(id: &str, period: i64, now_ms: i64) -> i64 {
+    if period <= 0 {
+        return now_ms;
+    }
+    let phase = spread(id, period);
+    now_ms - (now_ms - phase).rem_euclid(period)
 }
 
 /// A stable offset in `0..range` for `id` (FNV-1a), spreading sweeps.
@@ -323,18 +334,49 @@ mod tests {
         assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Retry));
     }
 
+    /// 1,000 quiet associations listed every minute for 5 hours: each is swept once per hour
+    /// (never more than an hour without a poll), and no listing sweeps more than a few more
+    /// than the 1,000 × 1 min / 60 min ≈ 16.7 of an even spread.
     #[test]
-    fn every_association_is_swept_within_the_interval_and_spread_over_its_second_half() {
-        let l = listed(None);
-        let sig = l.signature();
-        let mut known = polled(&sig, None);
-        known.last_poll_success_ms = Some(NOW - 29 * MINUTE);
-        assert_eq!(decide_now(&l, &known), Decision::Skip);
-        known.last_poll_success_ms = Some(NOW - 60 * MINUTE);
-        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Sweep));
-        let offsets: std::collections::BTreeSet<i64> = (0..100)
-            .map(|i| spread(&format!("id-{i}"), 30 * MINUTE) / MINUTE)
+    fn each_association_is_swept_once_a_period_and_the_sweeps_are_spread_evenly() {
+        let n = 1_000;
+        let mut last: Vec<i64> = vec![NOW; n];
+        let ids: Vec<String> = (0..n)
+            .map(|i| format!("{i:08x}-4309-493a-8755-0123456789ab"))
             .collect();
-        assert!(offsets.len() > 15, "spread over the range: {offsets:?}");
+        let mut per_listing = Vec::new();
+        let mut longest_gap = 0;
+        let mut sweeps = 0;
+        for minute in 1..=300 {
+            let now = NOW + minute * MINUTE;
+            let mut swept = 0;
+            for (i, id) in ids.iter().enumerate() {
+                let mut l = listed(Some(NOW - 120 * MINUTE));
+                l.id = id.clone();
+                let sig = l.signature();
+                let mut known = polled(&sig, Some(NOW - 120 * MINUTE));
+                known.last_poll_success_ms = Some(last[i]);
+                if decide(&l, &sig, &known, &RULES, now, now) == Decision::Poll(Reason::Sweep) {
+                    longest_gap = longest_gap.max(now - last[i]);
+                    last[i] = now;
+                    swept += 1;
+                }
+            }
+            sweeps += swept;
+            per_listing.push(swept);
+        }
+        assert!(longest_gap <= 60 * MINUTE, "longest gap {longest_gap} ms");
+        assert!(
+            (4 * n..=5 * n).contains(&sweeps),
+            "{sweeps} sweeps of {n} associations in 5 periods"
+        );
+        let most = *per_listing.iter().max().unwrap();
+        assert!(
+            most <= 35,
+            "at most {most} sweeps in one listing: {per_listing:?}"
+        );
+        // After the first period, the even spread: the mean is N × interval / period.
+        let mean = per_listing[60..].iter().sum::<usize>() as f64 / 240.0;
+        assert!((mean - n as f64 / 60.0).abs() < 0.5, "mean {mean}");
     }
 }

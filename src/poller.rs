@@ -19,6 +19,9 @@ pub struct Poller {
     entry: Arc<Entry>,
     /// The running configuration's `target_detail:` section.
     detail: TargetDetailConfig,
+    /// When this process started (epoch milliseconds): runs that ended before are history,
+    /// whose targets are read for the newest one only.
+    started_ms: i64,
     /// Final executions counted in this poll with non-successful targets.
     target_work: Vec<TargetWork>,
     /// What the last poll left to read of its failed runs' targets ([`Poller::target_reads`]).
@@ -29,6 +32,8 @@ pub struct Poller {
 struct TargetWork {
     execution_id: String,
     created_ms: i64,
+    /// Its end (`LastExecutionDate`), or its CreatedTime without one.
+    ended_ms: i64,
     /// Non-successful target status -> targets in it.
     statuses: Vec<(String, u64)>,
 }
@@ -45,10 +50,11 @@ fn newest_first(work: &mut [TargetWork]) {
 }
 
 impl Poller {
-    pub fn new(entry: Arc<Entry>, detail: TargetDetailConfig) -> Poller {
+    pub fn new(entry: Arc<Entry>, detail: TargetDetailConfig, started_ms: i64) -> Poller {
         Poller {
             entry,
             detail,
+            started_ms,
             target_work: Vec::new(),
             reads: None,
         }
@@ -86,9 +92,29 @@ impl Poller {
         let skip_targets = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Credentials | ErrorKind::AccessDenied));
         let mut work = std::mem::take(&mut self.target_work);
         newest_first(&mut work);
+        // What the association's first poll in this process counts of runs that ended before
+        // the process started is history (a first start's look-back, or what ran while it was
+        // down): of those, the targets of the newest only, once per association (the status
+        // page's failing run), not hours of reads. Runs counted later are read as they come.
+        // What is not read is skipped.
+        let first_poll = !self.entry.polled();
+        let (mut work, history): (Vec<_>, Vec<_>) = work
+            .into_iter()
+            .partition(|w| !first_poll || w.ended_ms >= self.started_ms);
+        let mut history = history.into_iter();
+        let newest_history = history.next();
+        let claimed = newest_history.is_some() && self.entry.claim_history_targets();
+        let readable = work.len() + usize::from(claimed);
+        if let Some(newest) = newest_history {
+            work.push(newest);
+            if claimed {
+                newest_first(&mut work);
+            }
+        }
+        work.extend(history);
         let detail = self.detail;
         let to_read = if detail.enabled && !skip_targets {
-            MAX_TARGET_EXECUTIONS_PER_POLL
+            MAX_TARGET_EXECUTIONS_PER_POLL.min(readable)
         } else {
             0
         };
@@ -105,7 +131,7 @@ impl Poller {
                 }
                 if n >= to_read && detail.enabled {
                     metrics.target_detail_executions_skipped_total.inc();
-                    tracing::debug!(association_id = %self.entry.id, execution_id = %w.execution_id, "targets not read: too many failed executions in one poll, or the poll was throttled or denied");
+                    tracing::debug!(association_id = %self.entry.id, execution_id = %w.execution_id, "targets not read: too many failed executions in one poll, a run from before the exporter started, or the poll was throttled or denied");
                 }
             }
             match &result {
@@ -548,6 +574,7 @@ fn record(
                 work = Some(TargetWork {
                     execution_id: execution.id.clone(),
                     created_ms: execution.created_ms,
+                    ended_ms: execution.ended_ms.unwrap_or(execution.created_ms),
                     statuses,
                 });
             }

@@ -68,6 +68,8 @@ pub struct Shared {
     pub polls_per_scope: usize,
     /// The `target_detail:` section: what each poll reads of its failed runs' targets.
     pub target_detail: TargetDetailConfig,
+    /// When this process started (epoch milliseconds): runs that ended before are history.
+    pub started_ms: i64,
 }
 
 /// Per scope: the static IDs it lists and how many associations each selector matched.
@@ -596,13 +598,14 @@ impl ScopeState {
                 shared.readiness.first_poll_done(&l.id);
             }
             Decision::EmptyFirstPoll => {
-                Poller::new(entry.clone(), shared.target_detail).empty_first_poll(
-                    pass.aws_now,
-                    signature,
-                    l.last_execution_ms,
-                    &shared.store,
-                    shared.publish_each_poll,
-                );
+                Poller::new(entry.clone(), shared.target_detail, shared.started_ms)
+                    .empty_first_poll(
+                        pass.aws_now,
+                        signature,
+                        l.last_execution_ms,
+                        &shared.store,
+                        shared.publish_each_poll,
+                    );
                 entry.mark_polled();
                 shared.readiness.first_poll_done(&l.id);
             }
@@ -713,7 +716,7 @@ async fn poll_task(
     signature: String,
     details: Arc<DetailQueue>,
 ) -> (String, Result<(), ApiError>) {
-    let mut poller = Poller::new(entry.clone(), shared.target_detail);
+    let mut poller = Poller::new(entry.clone(), shared.target_detail, shared.started_ms);
     let result = poller
         .poll(
             &ssm,

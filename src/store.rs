@@ -270,6 +270,9 @@ pub struct Entry {
     published: Mutex<Exposed>,
     /// Whether a poll of this association has ended in this process (successfully or not).
     polled: AtomicBool,
+    /// Whether the targets of a run that ended before this process started have been taken
+    /// for reading (one such set per association and process).
+    history_targets: AtomicBool,
     /// The process-wide counters, shared by every entry of the store.
     pub totals: Arc<Totals>,
 }
@@ -281,6 +284,11 @@ impl Entry {
 
     pub fn polled(&self) -> bool {
         self.polled.load(Ordering::SeqCst)
+    }
+
+    /// True the first time only: the one read of targets of a run from before this process.
+    pub fn claim_history_targets(&self) -> bool {
+        !self.history_targets.swap(true, Ordering::SeqCst)
     }
 
     /// Makes the live numbers visible to scrapes.
@@ -333,6 +341,7 @@ impl Store {
                     published: Mutex::new(initial.exposed.clone()),
                     live: Mutex::new(initial),
                     polled: AtomicBool::new(false),
+                    history_targets: AtomicBool::new(false),
                     totals: self.totals.clone(),
                 })
             })

@@ -3,6 +3,7 @@
 //! the caps, `target_detail.enabled: false`, and failing target calls that never change the
 //! execution counts.
 
+use ssm_association_exporter::config::Config;
 use ssm_association_exporter::names;
 use ssm_simulator::{Fault, FaultRule, SimExecution, SimTarget, Simulator};
 
@@ -24,6 +25,19 @@ fn execution(id: &str, status: &str, minutes: i64, targets: Vec<SimTarget>) -> S
     SimExecution::new(id, status, minutes_ago(minutes))
         .with_last_execution_ms(minutes_ago(minutes) + 30_000)
         .with_targets(targets)
+}
+
+/// Starts the exporter and waits for the first poll of each association (each gets a
+/// successful run 55 minutes ago, older than any run the tests add): the failed runs a test
+/// adds afterwards are new runs, whose targets are read as they come, not history (of which
+/// only the newest failing run's targets are read: its own test).
+async fn start_past_first_polls(sim: &Simulator, ids: &[String], config: Config) -> Exporter {
+    for id in ids {
+        sim.add_execution(id, execution("first", "Success", 55, Vec::new()));
+    }
+    let exporter = Exporter::start(config, sim).await;
+    exporter.wait_ready().await;
+    exporter
 }
 
 fn target_requests(sim: &Simulator, association: &str) -> usize {
@@ -67,6 +81,9 @@ fn targets_match(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_results_match_the_ground_truth_exactly() {
     let (sim, ids) = simulator_with(2).await;
+    let mut config = test_config(&ids);
+    config.target_detail.max_targets_per_execution = 100;
+    let exporter = start_past_first_polls(&sim, &ids, config).await;
     let a = &ids[0];
     // Failures, timeouts (two detailed statuses), an undeliverable instance, successes that
     // are never read, and a successful execution that needs no call.
@@ -127,9 +144,6 @@ async fn target_results_match_the_ground_truth_exactly() {
                 .collect(),
         ),
     );
-    let mut config = test_config(&ids);
-    config.target_detail.max_targets_per_execution = 100;
-    let exporter = Exporter::start(config, &sim).await;
     let truth = sim.ground_truth();
     assert_eq!(
         truth.targets[a.as_str()].get(&("Failed".to_string(), "SomethingNew".to_string())),
@@ -184,9 +198,99 @@ fn mapped(truth: &ssm_simulator::GroundTruth) -> ssm_simulator::GroundTruth {
     t
 }
 
+/// #21: a first start reads the targets of history once per association, the newest failing
+/// run's (for the status page), not those of every failed run of the look-back; runs that
+/// fail from then on are read as they come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_reads_the_targets_of_the_newest_failed_run_of_history_only() {
+    let (sim, ids) = simulator_with(2).await;
+    for (i, id) in ids.iter().enumerate() {
+        for n in 0..3 {
+            sim.add_execution(
+                id,
+                execution(
+                    &format!("h{n}"),
+                    "Failed",
+                    40 - 10 * n,
+                    vec![SimTarget::new(instance(i * 10 + n as usize, 1), "Failed")],
+                ),
+            );
+        }
+    }
+    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    let truth = sim.ground_truth();
+    let m = exporter
+        .wait_for("counts and one target read set each", |m| {
+            matches_ground_truth(m, &truth, &ids)?;
+            let read: Vec<f64> = ids
+                .iter()
+                .map(|id| {
+                    m.series(RESULTS, &[("association_id", id)])
+                        .iter()
+                        .map(|(_, v)| v)
+                        .sum::<f64>()
+                })
+                .collect();
+            (read == [1.0, 1.0])
+                .then_some(())
+                .ok_or(format!("{read:?}"))
+        })
+        .await;
+    for id in &ids {
+        assert_eq!(
+            target_requests(&sim, id),
+            1,
+            "{id}: the newest failed run only"
+        );
+    }
+    assert_eq!(
+        m.value(names::TARGET_DETAIL_EXECUTIONS_SKIPPED_TOTAL, &[]),
+        4.0,
+        "two runs of history per association not read"
+    );
+    // The status page shows the newest failed run's targets, the older ones as left out.
+    let detail = exporter
+        .get(&format!("/api/v1/associations/{}", ids[0]))
+        .await;
+    let json: serde_json::Value = serde_json::from_str(&detail.body).unwrap();
+    let recent = json["recent_executions"].as_array().unwrap();
+    assert_eq!(recent[0]["id"], "h2");
+    assert_eq!(recent[0]["targets"].as_array().unwrap().len(), 1);
+    assert_eq!(recent[1]["targets_left_out"], 1);
+    // A run failing now: read as it comes.
+    sim.add_execution(
+        &ids[0],
+        execution(
+            "new",
+            "Failed",
+            0,
+            vec![SimTarget::new(instance(99, 1), "Failed")],
+        ),
+    );
+    let truth = sim.ground_truth();
+    exporter
+        .wait_for("the new run's targets", |m| {
+            matches_ground_truth(m, &truth, &ids)?;
+            let read: f64 = m
+                .series(RESULTS, &[("association_id", &ids[0])])
+                .iter()
+                .map(|(_, v)| v)
+                .sum();
+            (read == 2.0).then_some(()).ok_or(format!("{read}"))
+        })
+        .await;
+    assert_eq!(target_requests(&sim, &ids[0]), 2);
+    exporter.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caps_are_respected_and_what_is_left_out_is_counted() {
     let (sim, ids) = simulator_with(2).await;
+    let mut config = test_config(&ids);
+    config.target_detail.max_targets_per_execution = 60;
+    config.target_detail.failing_targets_gauge = true;
+    config.target_detail.max_failing_targets = 7;
+    let exporter = start_past_first_polls(&sim, &ids, config).await;
     let a = &ids[0];
     // 120 targets: 100 Failed, 20 TimedOut. A cap of 60 reads 50 + 10 Failed and no TimedOut.
     sim.add_execution(
@@ -219,11 +323,6 @@ async fn caps_are_respected_and_what_is_left_out_is_counted() {
             ),
         );
     }
-    let mut config = test_config(&ids);
-    config.target_detail.max_targets_per_execution = 60;
-    config.target_detail.failing_targets_gauge = true;
-    config.target_detail.max_failing_targets = 7;
-    let exporter = Exporter::start(config, &sim).await;
     let truth = sim.ground_truth();
     let metrics = exporter
         .wait_for("capped target counts", |m| {
@@ -329,6 +428,7 @@ async fn disabled_target_detail_makes_no_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_target_calls_never_change_execution_counts() {
     let (sim, ids) = simulator_with(1).await;
+    let exporter = start_past_first_polls(&sim, &ids, test_config(&ids)).await;
     let id = &ids[0];
     for n in 0..3 {
         sim.add_execution(
@@ -349,7 +449,6 @@ async fn failing_target_calls_never_change_execution_counts() {
             .operation(TARGETS_OP)
             .forever(),
     );
-    let exporter = Exporter::start(test_config(&ids), &sim).await;
     let truth = sim.ground_truth();
     let metrics = exporter
         .wait_for("execution counts", |m| {
