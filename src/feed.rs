@@ -14,8 +14,16 @@
 //!   succeeded since (`late`): an older run that becomes visible after a newer one changes
 //!   nothing in the listing, so one poll at the window's end finds every run that became
 //!   visible within it (one extra poll per listed run, never a sweep's wait);
-//! - it has executions not final yet (`pending`): what moves them is not always in the listing
-//!   (with `LastExecutionDate` set at the start of a run, its end changes nothing there);
+//! - it has executions not final yet and a re-poll is due (`pending`): a run's end usually
+//!   moves the listing (the `Overview` follows the newest run in both `LastExecutionDate` modes,
+//!   the date too when it is set at the end), and then `changed` polls at once; the re-polls are
+//!   a safety net for ends the listing does not show (an older run ending while a newer one is
+//!   the listing's; with `LastExecutionDate` set at the start, or an end without an end time).
+//!   So they are sparse, and sparser as the run ages ([`pending_spacing_ms`]): one is due once
+//!   the newest execution in progress is [`PENDING_GROWTH`] times as old as at the last
+//!   successful poll, at least a quarter of `pending_recheck_max_interval` and at most all of
+//!   it (and at most `full_sweep_interval`) after that poll. An association with executions in
+//!   progress is polled by this rule only, never by the sweep, whose bound it keeps;
 //! - its sweep slot has passed since its last successful poll (`sweep`): one slot per
 //!   `full_sweep_interval`, at a phase of its own (a hash of its ID), so that no association
 //!   goes longer than the interval without a poll and the sweeps of N associations cost
@@ -88,6 +96,8 @@ pub struct Known<'a> {
     pub seen_ms: Option<i64>,
     /// Executions not final yet.
     pub in_progress: u64,
+    /// CreatedTime of the newest of them (AWS's clock).
+    pub newest_in_progress_ms: Option<i64>,
     /// When it was last polled successfully (host clock).
     pub last_poll_success_ms: Option<i64>,
 }
@@ -98,6 +108,40 @@ pub struct Rules {
     pub initial_lookback_ms: i64,
     pub late_window_ms: i64,
     pub full_sweep_ms: i64,
+    /// `pending_recheck_max_interval`: the longest spacing of `pending` re-polls.
+    pub pending_recheck_max_ms: i64,
+}
+
+/// A `pending` re-poll is due once the newest execution in progress is this many times as old
+/// as at the last successful poll (within the bounds of [`pending_spacing_ms`]). With the
+/// defaults (a 60 s `poll_interval`, a 1 h cap), a run in progress for 2 hours costs 4 polls:
+/// its start, one a quarter of the cap later (or the `late` poll 10 min after a start that
+/// moved `LastExecutionDate`, which is then 8 × 10 min old: past the cap), one the cap later,
+/// its end. A smaller factor re-polls sooner after a start seen at a young age: 4 gives a 5th.
+pub const PENDING_GROWTH: i64 = 8;
+
+/// How long after the last successful poll, `age_at_last_ms` being the age of the newest
+/// execution in progress then, a `pending` re-poll is due: `(PENDING_GROWTH - 1) × age`, at
+/// least a quarter of the cap and at most the cap, the cap being the smaller of
+/// `pending_recheck_max_interval` and `full_sweep_interval` (so that the sweep's bound holds
+/// for associations the sweep leaves to this rule).
+pub fn pending_spacing_ms(age_at_last_ms: i64, rules: &Rules) -> i64 {
+    let cap = rules.pending_recheck_max_ms.min(rules.full_sweep_ms).max(0);
+    age_at_last_ms
+        .max(0)
+        .saturating_mul(PENDING_GROWTH - 1)
+        .clamp(cap / 4, cap)
+}
+
+/// Whether the `pending` re-poll of an association with executions in progress is due.
+fn pending_due(known: &Known<'_>, rules: &Rules, aws_now_ms: i64, now_ms: i64) -> bool {
+    let (Some(polled), Some(created)) = (known.last_poll_success_ms, known.newest_in_progress_ms)
+    else {
+        return true;
+    };
+    let aws_offset_ms = aws_now_ms.saturating_sub(now_ms);
+    let age_at_last = polled.saturating_add(aws_offset_ms).saturating_sub(created);
+    now_ms.saturating_sub(polled) >= pending_spacing_ms(age_at_last, rules)
 }
 
 /// Decides for `listed`; `aws_now_ms` is AWS's clock (to compare with its dates), `now_ms` the
@@ -148,7 +192,11 @@ pub fn decide(
         }
     }
     if known.in_progress > 0 {
-        return Decision::Poll(Reason::Pending);
+        return if pending_due(known, rules, aws_now_ms, now_ms) {
+            Decision::Poll(Reason::Pending)
+        } else {
+            Decision::Skip
+        };
     }
     let slot = sweep_slot(&listed.id, rules.full_sweep_ms, now_ms);
     if known.last_poll_success_ms.is_none_or(|last| last < slot) {
@@ -192,6 +240,7 @@ mod tests {
         initial_lookback_ms: 60 * MINUTE,
         late_window_ms: 10 * MINUTE,
         full_sweep_ms: 60 * MINUTE,
+        pending_recheck_max_ms: 60 * MINUTE,
     };
 
     fn listed(last: Option<i64>) -> ListedAssociation {
@@ -216,6 +265,7 @@ mod tests {
             signature: Some(signature),
             seen_ms: seen,
             in_progress: 0,
+            newest_in_progress_ms: None,
             last_poll_success_ms: Some(NOW - MINUTE),
         }
     }
@@ -323,15 +373,152 @@ mod tests {
     }
 
     #[test]
-    fn pending_executions_and_failed_polls_are_polled() {
+    fn failed_polls_are_polled_again() {
         let l = listed(Some(NOW - 30 * MINUTE));
         let sig = l.signature();
         let mut known = polled(&sig, Some(NOW - 30 * MINUTE));
-        known.in_progress = 1;
-        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Pending));
-        known.in_progress = 0;
         known.poll_success = false;
         assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Retry));
+        known.poll_success = true;
+        known.complete = false;
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Retry));
+    }
+
+    /// The listings of a run in progress that the listing does not move (no date, a constant
+    /// signature), one a minute from `first_poll` (its age at the poll that saw it) to `until`
+    /// minutes: the ages in minutes at which a `pending` re-poll is made.
+    fn pending_polls(first_poll: i64, until: i64, rules: &Rules) -> Vec<i64> {
+        let created = NOW - 3 * 60 * MINUTE;
+        let l = listed(None);
+        let sig = l.signature();
+        let mut known = polled(&sig, None);
+        known.in_progress = 1;
+        known.newest_in_progress_ms = Some(created);
+        known.last_poll_success_ms = Some(created + first_poll * MINUTE);
+        let mut polls = Vec::new();
+        for age in first_poll + 1..=until {
+            let now = created + age * MINUTE;
+            match decide(&l, &sig, &known, rules, now, now) {
+                Decision::Poll(Reason::Pending) => {
+                    polls.push(age);
+                    known.last_poll_success_ms = Some(now);
+                }
+                Decision::Skip => {}
+                other => panic!("at age {age} min: {other:?}"),
+            }
+        }
+        polls
+    }
+
+    /// #21: a run in progress is re-polled less often as it ages (it used to be polled at every
+    /// listing). Seen at its start (the `changed` poll a minute in), a 2-hour run is re-polled
+    /// twice: a quarter of the cap later, then the cap later; with its `changed` polls at its
+    /// start and end, 4 polls. Seen first at 10 min (the `late` poll after a start that moved
+    /// `LastExecutionDate`), once. Seen an hour in, every cap.
+    #[test]
+    fn a_run_in_progress_is_re_polled_less_often_as_it_ages() {
+        assert_eq!(pending_polls(1, 120, &RULES), vec![16, 76]);
+        assert_eq!(pending_polls(10, 120, &RULES), vec![70]);
+        assert_eq!(pending_polls(60, 240, &RULES), vec![120, 180, 240]);
+        // Between a quarter of the cap and the cap: 7 × its age at the last poll.
+        assert_eq!(pending_spacing_ms(0, &RULES), 15 * MINUTE);
+        assert_eq!(pending_spacing_ms(-MINUTE, &RULES), 15 * MINUTE);
+        assert_eq!(pending_spacing_ms(3 * MINUTE, &RULES), 21 * MINUTE);
+        assert_eq!(pending_spacing_ms(9 * MINUTE, &RULES), 60 * MINUTE);
+        // The cap is configurable, and never longer than the sweep interval (whose bound the
+        // pending rule keeps, as it replaces the sweep for runs in progress).
+        let small = Rules {
+            pending_recheck_max_ms: 4 * MINUTE,
+            ..RULES
+        };
+        assert_eq!(pending_polls(60, 72, &small), vec![64, 68, 72]);
+        let short_sweep = Rules {
+            full_sweep_ms: 20 * MINUTE,
+            ..RULES
+        };
+        assert_eq!(pending_spacing_ms(9 * MINUTE, &short_sweep), 20 * MINUTE);
+    }
+
+    /// The newest execution in progress sets the pace: a new run next to an old stuck one is
+    /// re-polled as a new run.
+    #[test]
+    fn the_newest_execution_in_progress_sets_the_pace() {
+        let l = listed(None);
+        let sig = l.signature();
+        let mut known = polled(&sig, None);
+        known.in_progress = 2;
+        known.last_poll_success_ms = Some(NOW - 16 * MINUTE);
+        // Polled when the newest was a minute old: due 15 minutes later.
+        known.newest_in_progress_ms = Some(NOW - 17 * MINUTE);
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Pending));
+        // Polled when it was 3 days old: not for an hour.
+        known.newest_in_progress_ms = Some(NOW - 3 * 24 * 60 * MINUTE);
+        assert_eq!(decide_now(&l, &known), Decision::Skip);
+        // Not known (no CreatedTime): polled, as before.
+        known.newest_in_progress_ms = None;
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Pending));
+    }
+
+    /// The sparse schedule only spaces what the listing does not show: a change of the listing
+    /// (the run's end moving the `Overview` or the date, a new version) is polled at once, and
+    /// the sweep does not poll an association whose runs the pending rule re-polls.
+    #[test]
+    fn a_run_in_progress_yields_to_listing_changes_and_replaces_the_sweep() {
+        let l = listed(Some(NOW - 120 * MINUTE));
+        let sig = l.signature();
+        let mut known = polled(&sig, Some(NOW - 120 * MINUTE));
+        known.in_progress = 1;
+        known.newest_in_progress_ms = Some(NOW - 120 * MINUTE);
+        known.last_poll_success_ms = Some(NOW - 59 * MINUTE);
+        // The sweep alone would poll (59 minutes is past its spread start, 30 minutes)...
+        let quiet = Known {
+            in_progress: 0,
+            newest_in_progress_ms: None,
+            ..known.clone()
+        };
+        assert_eq!(decide_now(&l, &quiet), Decision::Poll(Reason::Sweep));
+        // ...but the run in progress waits for its re-poll, due the cap after the last poll.
+        assert_eq!(decide_now(&l, &known), Decision::Skip);
+        known.last_poll_success_ms = Some(NOW - 60 * MINUTE);
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Pending));
+        known.last_poll_success_ms = Some(NOW - MINUTE);
+        let mut ended = l.clone();
+        ended.overview = "Failed/Failed/Failed=1".into();
+        assert_eq!(decide_now(&ended, &known), Decision::Poll(Reason::Changed));
+        let ended = listed(Some(NOW - MINUTE));
+        assert_eq!(decide_now(&ended, &known), Decision::Poll(Reason::Changed));
+        known.poll_success = false;
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Retry));
+    }
+
+    /// The run's age is on AWS's clock, the time since the last poll on the host's.
+    #[test]
+    fn a_run_s_age_is_on_aws_s_clock() {
+        let l = listed(None);
+        let sig = l.signature();
+        let mut known = polled(&sig, None);
+        known.in_progress = 1;
+        // The host is 5 minutes ahead of AWS. Polled at host NOW - 11 min = AWS NOW - 16 min,
+        // when the run (created at AWS NOW - 17 min) was a minute old: due 15 minutes later.
+        let host_now = NOW + 5 * MINUTE;
+        known.newest_in_progress_ms = Some(NOW - 17 * MINUTE);
+        known.last_poll_success_ms = Some(host_now - 16 * MINUTE);
+        assert_eq!(
+            decide(&l, &sig, &known, &RULES, NOW, host_now),
+            Decision::Poll(Reason::Pending)
+        );
+        known.last_poll_success_ms = Some(host_now - 14 * MINUTE);
+        assert_eq!(
+            decide(&l, &sig, &known, &RULES, NOW, host_now),
+            Decision::Skip
+        );
+        // Read on the host's clock alone, the run would have been 6 minutes old at that poll:
+        // not due for 42 minutes.
+        known.last_poll_success_ms = Some(host_now - 16 * MINUTE);
+        assert_eq!(
+            decide(&l, &sig, &known, &RULES, host_now, host_now),
+            Decision::Skip
+        );
     }
 
     /// 1,000 quiet associations listed every minute for 5 hours: each is swept once per hour

@@ -574,6 +574,7 @@ impl ScopeState {
                 signature: live.exposed.signature.as_deref(),
                 seen_ms: live.exposed.seen_ms,
                 in_progress: live.tracker.in_progress() as u64,
+                newest_in_progress_ms: live.tracker.newest_pending_created_ms(),
                 last_poll_success_ms: live.exposed.last_poll_success_ms,
             };
             feed::decide(l, &signature, &known, &shared.rules, pass.aws_now, pass.now)

@@ -621,6 +621,12 @@ impl Tracker {
         self.pending.len()
     }
 
+    /// CreatedTime of the newest execution seen but not final (the change feed spaces its
+    /// `pending` re-polls by its age).
+    pub fn newest_pending_created_ms(&self) -> Option<i64> {
+        self.pending.values().map(|p| p.created_ms).max()
+    }
+
     /// Counted IDs kept for de-duplication (bounded by the query window).
     pub fn remembered(&self) -> usize {
         self.counted.len()

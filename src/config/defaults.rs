@@ -108,6 +108,14 @@ pub(super) const FULL_SWEEP_INTERVAL_SETTING: DurationSetting = DurationSetting 
     min_text: "1s",
     max: Some((Duration::from_secs(7 * 24 * 60 * 60), "7d")),
 };
+/// `pending_recheck_max_interval`: 1 h, so that a run in progress for 2 hours costs 4 polls
+/// (see `feed::PENDING_GROWTH`), and an end the listing does not show is counted within it.
+pub(super) const PENDING_RECHECK_MAX_INTERVAL_SETTING: DurationSetting = DurationSetting {
+    default: HOUR,
+    min: SECOND,
+    min_text: "1s",
+    max: Some((DAY, "24h")),
+};
 
 /// The keys of the `metrics:` section, in documentation order.
 pub(super) const METRICS_KEYS: &[&str] = &[
@@ -154,6 +162,7 @@ pub(super) const KEYS: &[&str] = &[
     "discovery_interval",
     "poll_interval",
     "full_sweep_interval",
+    "pending_recheck_max_interval",
     "initial_lookback",
     "max_backfill",
     "late_visibility_window",
@@ -196,6 +205,7 @@ impl Config {
             regions: Vec::new(),
             accounts: Vec::new(),
             full_sweep_interval: FULL_SWEEP_INTERVAL_SETTING.default,
+            pending_recheck_max_interval: PENDING_RECHECK_MAX_INTERVAL_SETTING.default,
             source: source.to_owned(),
         }
     }
@@ -270,6 +280,10 @@ mod tests {
             ("poll_interval", c.poll_interval),
             ("discovery_interval", c.discovery_interval),
             ("full_sweep_interval", c.full_sweep_interval),
+            (
+                "pending_recheck_max_interval",
+                c.pending_recheck_max_interval,
+            ),
             ("initial_lookback", c.initial_lookback),
             ("late_visibility_window", c.late_visibility_window),
             ("request_timeout", c.request_timeout),

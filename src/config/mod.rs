@@ -74,6 +74,8 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     /// An association is polled at least this often even when the listing shows no change.
     pub full_sweep_interval: Duration,
+    /// The longest spacing of the re-polls of an association with executions in progress.
+    pub pending_recheck_max_interval: Duration,
     /// The config file name as given, for messages and the landing page.
     pub source: String,
 }

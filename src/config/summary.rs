@@ -23,6 +23,10 @@ impl Config {
         lines.push(duration("discovery_interval", self.discovery_interval));
         lines.push(duration("poll_interval", self.poll_interval));
         lines.push(duration("full_sweep_interval", self.full_sweep_interval));
+        lines.push(duration(
+            "pending_recheck_max_interval",
+            self.pending_recheck_max_interval,
+        ));
         lines.push(duration("initial_lookback", self.initial_lookback));
         lines.push(match self.max_backfill {
             Some(d) => duration("max_backfill", d),

@@ -21,9 +21,9 @@ use super::defaults::{
     API_REQUESTS_PER_SECOND_SETTING, DISCOVERY_INTERVAL_SETTING, FULL_SWEEP_INTERVAL_SETTING,
     INITIAL_LOOKBACK_SETTING, KEYS, LATE_VISIBILITY_WINDOW_SETTING, MAX_BACKFILL_SETTING,
     MAX_CONCURRENT_REQUESTS_SETTING, MAX_FAILING_TARGETS_SETTING,
-    MAX_TARGETS_PER_EXECUTION_SETTING, METRICS_KEYS, POLL_INTERVAL_SETTING,
-    REMOVED_ASSOCIATION_RETENTION_SETTING, REQUEST_TIMEOUT_SETTING, SELECTOR_KEYS,
-    STATE_SAVE_INTERVAL_SETTING, TARGET_DETAIL_KEYS,
+    MAX_TARGETS_PER_EXECUTION_SETTING, METRICS_KEYS, PENDING_RECHECK_MAX_INTERVAL_SETTING,
+    POLL_INTERVAL_SETTING, REMOVED_ASSOCIATION_RETENTION_SETTING, REQUEST_TIMEOUT_SETTING,
+    SELECTOR_KEYS, STATE_SAVE_INTERVAL_SETTING, TARGET_DETAIL_KEYS,
 };
 use super::{
     format_duration, parse_duration, Config, ConfigError, MetricsConfig, TargetDetailConfig, Word,
@@ -158,6 +158,10 @@ impl Validator<'_> {
                 }
                 "full_sweep_interval" => {
                     config.full_sweep_interval = duration(&FULL_SWEEP_INTERVAL_SETTING)?;
+                }
+                "pending_recheck_max_interval" => {
+                    config.pending_recheck_max_interval =
+                        duration(&PENDING_RECHECK_MAX_INTERVAL_SETTING)?;
                 }
                 "regions" => {
                     if has_region {

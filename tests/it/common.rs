@@ -51,6 +51,8 @@ pub fn test_config(ids: &[String]) -> Config {
         // The production default: no test passes through the sweep unless it says so by
         // name (`..._through_the_sweep`) and sets it itself.
         full_sweep_interval: Duration::from_secs(3600),
+        // The production default too: a test that needs `pending` re-polls sooner says so.
+        pending_recheck_max_interval: Duration::from_secs(3600),
         source: "test".to_string(),
     }
 }

@@ -14,7 +14,8 @@ use ssm_association_exporter::config::{
 const ID_A: &str = "8dfe3659-4309-493a-8755-0123456789ab";
 const ID_B: &str = "0b1f2e3d-4c5b-4a69-8877-66554433aabb";
 const KEY_LIST: &str = "associations, discovery, discovery_interval, poll_interval, \
-                        full_sweep_interval, initial_lookback, max_backfill, late_visibility_window, \
+                        full_sweep_interval, pending_recheck_max_interval, initial_lookback, \
+                        max_backfill, late_visibility_window, \
                         api_requests_per_second, max_concurrent_requests, request_timeout, \
                         api_max_attempts, region, regions, accounts, state_file, \
                         state_save_interval, removed_association_retention, metrics, \
@@ -93,6 +94,7 @@ fn minimal_config_gets_defaults() {
             regions: Vec::new(),
             accounts: Vec::new(),
             full_sweep_interval: secs(3600),
+            pending_recheck_max_interval: secs(3600),
             source: fixture("valid_minimal.yaml"),
         }
     );
@@ -154,6 +156,7 @@ fn full_config_sets_every_key() {
                 },
             ],
             full_sweep_interval: secs(1800),
+            pending_recheck_max_interval: secs(1200),
             source: fixture("valid_full.yaml"),
         }
     );
@@ -319,6 +322,7 @@ fn summary_lists_effective_values() {
              associations: 1\n  - {ID_A}\n\
              discovery: 0\ndiscovery_interval: 5m\n\
              poll_interval: 1m\nfull_sweep_interval: 1h\n\
+             pending_recheck_max_interval: 1h\n\
              initial_lookback: 1h\nmax_backfill: 1h (initial_lookback)\nlate_visibility_window: 10m\n\
              api_requests_per_second: 5\nmax_concurrent_requests: 4\nrequest_timeout: 10s\n\
              api_max_attempts: 3\nregion: from the AWS config chain\n\
@@ -383,7 +387,7 @@ const BAD_DIR: &str = "tests/fixtures/config/bad";
 const BAD_CONFIGS: &[(&str, &str)] = &[
     (
         "unknown_key.yaml",
-        "tests/fixtures/config/bad/unknown_key.yaml:3:1: pol_interval: unknown key; expected one of associations, discovery, discovery_interval, poll_interval, full_sweep_interval, initial_lookback, max_backfill, late_visibility_window, api_requests_per_second, max_concurrent_requests, request_timeout, api_max_attempts, region, regions, accounts, state_file, state_save_interval, removed_association_retention, metrics, target_detail (did you mean poll_interval?)",
+        "tests/fixtures/config/bad/unknown_key.yaml:3:1: pol_interval: unknown key; expected one of associations, discovery, discovery_interval, poll_interval, full_sweep_interval, pending_recheck_max_interval, initial_lookback, max_backfill, late_visibility_window, api_requests_per_second, max_concurrent_requests, request_timeout, api_max_attempts, region, regions, accounts, state_file, state_save_interval, removed_association_retention, metrics, target_detail (did you mean poll_interval?)",
     ),
     (
         "unknown_entry_key.yaml",
@@ -788,6 +792,14 @@ fn estate_inline_edge_cases() {
         (
             "associations: [ID]\nfull_sweep_interval: 8d\n",
             "x.yaml:2:22: full_sweep_interval: must be at most 7d, got 8d",
+        ),
+        (
+            "associations: [ID]\npending_recheck_max_interval: 500ms\n",
+            "x.yaml:2:31: pending_recheck_max_interval: must be at least 1s, got 500ms",
+        ),
+        (
+            "associations: [ID]\npending_recheck_max_interval: 25h\n",
+            "x.yaml:2:31: pending_recheck_max_interval: must be at most 24h, got 25h",
         ),
     ];
     for (text, expected) in cases {

@@ -529,6 +529,9 @@ async fn a_stuck_execution_does_not_pin_the_window_is_rechecked_by_id_and_counte
     }
     let mut config = test_config(&ids);
     config.late_visibility_window = Duration::ZERO;
+    // The polls that re-check them are `pending` re-polls: at most 1 s apart here (named: at
+    // the production 1 h, the test would wait an hour), at least a quarter of it.
+    config.pending_recheck_max_interval = Duration::from_secs(1);
     let exporter = Exporter::start(config, &sim).await;
     let mut seen = Seen::default();
     converge(&exporter.address, &sim, &ids, &mut seen).await;
