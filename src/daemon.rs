@@ -205,6 +205,32 @@ pub fn state_path(config: &Config, shard: Shard) -> Option<PathBuf> {
     Some(path.with_file_name(name))
 }
 
+/// The state file to restore: this shard's own ([`state_path`]), except for ordinal 0, the one
+/// a single shard also runs as: of `state_file` itself (written with one shard) and its
+/// `.shard-0` file (written with several), the one saved last. So 1 → 2 → 1 shards keeps pod
+/// 0's state both ways: its associations continue, those that moved away and back return.
+fn restore_path(config: &Config, shard: Shard) -> Option<PathBuf> {
+    let own = state_path(config, shard)?;
+    if shard.index != 0 {
+        return Some(own);
+    }
+    let other_layout = if shard.is_sharded() {
+        Shard::default()
+    } else {
+        Shard { index: 0, total: 2 }
+    };
+    let other = state_path(config, other_layout)?;
+    let saved_at = |path: &Path| match persist::load(path) {
+        Ok(Some(loaded)) => Some(loaded.saved_at_ms),
+        _ => None,
+    };
+    match (saved_at(&other), saved_at(&own)) {
+        (Some(theirs), Some(ours)) if theirs > ours => Some(other),
+        (Some(_), None) if !own.exists() => Some(other),
+        _ => Some(own),
+    }
+}
+
 /// One scope's loop and how to stop it.
 struct ScopeTask {
     stop: CancellationToken,
@@ -252,7 +278,7 @@ impl Daemon {
         restore_state(
             &config,
             shard,
-            state_path(&config, shard).as_deref(),
+            restore_path(&config, shard).as_deref(),
             &store,
             &metrics,
         );
