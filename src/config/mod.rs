@@ -71,6 +71,9 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     /// An association is polled at least this often even when the listing shows no change.
     pub full_sweep_interval: Duration,
+    /// How often every association is listed; in between, a listing asks only for those whose
+    /// `LastExecutionDate` moved (`LastExecutedAfter`). Zero: every listing is full.
+    pub full_listing_interval: Duration,
     /// The config file name as given, for messages and the landing page.
     pub source: String,
 }

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use super::defaults::{
     DurationSetting, IntSetting, RateSetting, ACCOUNT_KEYS, API_MAX_ATTEMPTS_SETTING,
-    API_REQUESTS_PER_SECOND_SETTING, DISCOVERY_INTERVAL_SETTING, FULL_SWEEP_INTERVAL_SETTING,
-    INITIAL_LOOKBACK_SETTING, KEYS, LATE_VISIBILITY_WINDOW_SETTING,
+    API_REQUESTS_PER_SECOND_SETTING, DISCOVERY_INTERVAL_SETTING, FULL_LISTING_INTERVAL_SETTING,
+    FULL_SWEEP_INTERVAL_SETTING, INITIAL_LOOKBACK_SETTING, KEYS, LATE_VISIBILITY_WINDOW_SETTING,
     MAX_CONCURRENT_REQUESTS_SETTING, MAX_FAILING_TARGETS_SETTING,
     MAX_TARGETS_PER_EXECUTION_SETTING, METRICS_KEYS, POLL_INTERVAL_SETTING,
     REMOVED_ASSOCIATION_RETENTION_SETTING, REQUEST_TIMEOUT_SETTING, SELECTOR_KEYS,
@@ -158,6 +158,9 @@ impl Validator<'_> {
                 }
                 "full_sweep_interval" => {
                     config.full_sweep_interval = duration(&FULL_SWEEP_INTERVAL_SETTING)?;
+                }
+                "full_listing_interval" => {
+                    config.full_listing_interval = duration(&FULL_LISTING_INTERVAL_SETTING)?;
                 }
                 "regions" => {
                     if has_region {

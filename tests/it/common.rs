@@ -50,6 +50,10 @@ pub fn test_config(ids: &[String]) -> Config {
         // The production default: no test passes through the sweep unless it says so by
         // name (`..._through_the_sweep`) and sets it itself.
         full_sweep_interval: Duration::from_secs(3600),
+        // The production default too: between full listings only what ran is listed, so a
+        // test that needs an edit, an addition or a removal without a run to be seen sets a
+        // short one itself and says so.
+        full_listing_interval: Duration::from_secs(600),
         source: "test".to_string(),
     }
 }
