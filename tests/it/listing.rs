@@ -7,8 +7,8 @@ use std::time::Duration;
 use ssm_association_exporter::config::{Config, Selector};
 use ssm_association_exporter::names;
 use ssm_simulator::{
-    LastExecutedFilter, RecordedRequest, SimAssociation, SimExecution, Simulator, DEFAULT_ACCOUNT,
-    DEFAULT_REGION,
+    Fault, FaultRule, LastExecutedFilter, RecordedRequest, SimAssociation, SimExecution, Simulator,
+    DEFAULT_ACCOUNT, DEFAULT_REGION,
 };
 
 use crate::common::*;
@@ -218,6 +218,37 @@ async fn a_run_the_listing_shows_late_is_in_the_delta_listing_within_its_margin(
         full_listings >= 1,
         "a full listing came at once, not an hour later"
     );
+    exporter.stop().await;
+    sim.shutdown();
+}
+
+/// The change feed decides over every watched association at every listing, not only over
+/// what a delta listing returns: an association whose newest run is older than any delta
+/// listing reaches (30 minutes), whose first poll fails, is retried at the next listings (the
+/// `retry` rule), not at the full listing an hour away.
+#[tokio::test]
+async fn an_association_no_delta_listing_returns_is_still_retried() {
+    let (sim, ids) = simulator_with(2).await;
+    let now = sim.now_ms();
+    for id in &ids {
+        sim.add_execution(id, run("old", "Success", now - 30 * MINUTE_MS));
+    }
+    sim.push_fault(
+        FaultRule::new(Fault::InternalError)
+            .operation("DescribeAssociationExecutions")
+            .association(&ids[0])
+            .times(1),
+    );
+    let exporter = Exporter::start(config(HOUR), &sim).await;
+    converge(&exporter, &sim, &ids, "the failed first poll retried").await;
+    let requests = sim.requests();
+    let starts = listing_starts(&requests);
+    assert!(
+        starts[1..].iter().all(|&i| is_delta(&requests[i])),
+        "retried after delta listings only"
+    );
+    let m = exporter.metrics().await;
+    assert!(m.value(names::POLLS_TOTAL, &[("reason", "retry")]) >= 1.0);
     exporter.stop().await;
     sim.shutdown();
 }
