@@ -463,19 +463,18 @@ impl ScopeState {
                     poll_task(entry, ssm, shared, due, signature, details)
                 }));
         }
-        let labels = self.labels();
+        if listing.kind == Kind::Full {
+            self.full_listing_applied(shared, listed, pass);
+        }
         shared
             .metrics
             .listing_success
-            .with_label_values(&labels)
+            .with_label_values(&self.labels())
             .set(1);
         shared
             .metrics
             .associations_awaiting_first_poll
             .set(shared.readiness.awaiting_first_poll() as i64);
-        if listing.kind == Kind::Full {
-            self.full_listing_applied(shared, listed, pass);
-        }
     }
 
     /// What only a full listing decides: which watched associations go, which tags and
