@@ -335,6 +335,8 @@ impl Daemon {
             readiness: self.readiness.clone(),
             metrics: self.metrics.clone(),
             poll_interval: self.config.poll_interval,
+            full_listing_interval: self.config.full_listing_interval,
+            delta_margin: scheduler::delta_margin(self.config.late_visibility_window),
             publish_each_poll: self.config.state_file.is_none(),
             selection: Selection::new(&self.config),
             rules: Rules {

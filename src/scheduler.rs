@@ -31,11 +31,14 @@ use crate::tracker::Tracker;
 
 mod cadence;
 mod details;
+mod listing;
 mod slots;
 
 use cadence::retry_wait;
 pub use cadence::Schedule;
 use details::DetailQueue;
+pub use listing::delta_margin;
+use listing::{Kind, Listing, Listings};
 pub use slots::polls_per_scope;
 use slots::with_slot;
 
@@ -45,6 +48,10 @@ pub struct Shared {
     pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,
     pub poll_interval: Duration,
+    /// How often a scope lists every association; in between, only what ran ([`listing`]).
+    pub full_listing_interval: Duration,
+    /// How far back a delta listing reaches before the previous listing ([`delta_margin`]).
+    pub delta_margin: Duration,
     /// Publish numbers at the end of each poll (no state file) rather than after each save.
     pub publish_each_poll: bool,
     pub selection: Selection,
@@ -180,9 +187,6 @@ struct Watch {
 /// The per-association operation the scope loop itself calls (tag selectors).
 const TAGS_OPERATION: &str = "ListTagsForResource";
 
-/// Pages of one listing at most (50 associations each: 500,000 associations).
-const MAX_LISTING_PAGES: usize = 10_000;
-
 /// The account and region of a scope: a role's account is in its ARN; the exporter's own comes
 /// from STS `GetCallerIdentity`.
 async fn resolve_key(scope: &Scope) -> Result<ScopeKey, ApiError> {
@@ -192,40 +196,6 @@ async fn resolve_key(scope: &Scope) -> Result<ScopeKey, ApiError> {
         None => scope.ssm.caller_account().await?,
     };
     Ok(ScopeKey { account_id, region })
-}
-
-/// Every association of the scope, page by page. Only a complete listing is returned: a
-/// partial one could not tell a removed association from one on a page not read.
-async fn list_all(ssm: &Ssm) -> Result<Vec<ListedAssociation>, ApiError> {
-    let mut all = Vec::new();
-    let mut token = None;
-    let mut tokens = HashSet::new();
-    for _ in 0..MAX_LISTING_PAGES {
-        let page = ssm.association_page(token.take()).await?;
-        if page.malformed > 0 {
-            tracing::warn!(
-                skipped = page.malformed,
-                "associations without AssociationId or Name skipped"
-            );
-        }
-        all.extend(page.associations);
-        match page.next_token {
-            None => return Ok(all),
-            Some(next) if !tokens.insert(next.clone()) => {
-                return Err(ApiError {
-                    kind: ErrorKind::Transient,
-                    code: crate::poller::REPEATED_TOKEN.to_string(),
-                    message: "ListAssociations sent a NextToken it had already sent; the listing is read again at the next interval".to_string(),
-                });
-            }
-            Some(next) => token = Some(next),
-        }
-    }
-    Err(ApiError {
-        kind: ErrorKind::Transient,
-        code: crate::poller::PAGE_LIMIT.to_string(),
-        message: format!("ListAssociations had more than {MAX_LISTING_PAGES} pages"),
-    })
 }
 
 /// The loop of one scope: find its account, then list, select, decide and poll every interval
@@ -277,10 +247,12 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
 
     let phase = interval.mul_f64(rand::rng().random_range(0.0..1.0));
     let mut schedule = Schedule::new(interval, phase, Instant::now());
+    let mut listings = Listings::new(interval, shared.full_listing_interval, shared.delta_margin);
     let mut state = ScopeState {
         key: key.clone(),
         name: name.clone(),
         watch: HashMap::new(),
+        known: HashMap::new(),
         in_flight: HashSet::new(),
         tags: HashMap::new(),
         polls: JoinSet::new(),
@@ -306,14 +278,15 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         let due = schedule.due();
         let listing = tokio::select! {
             _ = stop.cancelled() => break 'listings,
-            listing = list_all(&scope.ssm) => listing,
+            listing = listings.list(&scope.ssm) => listing,
         };
         let ok = match listing {
-            Ok(listed) => {
+            Ok(listing) => {
                 tokio::select! {
                     _ = stop.cancelled() => break 'listings,
-                    () = state.apply(&scope, &shared, listed, due) => {}
+                    () = state.apply(&scope, &shared, &listing, due) => {}
                 }
+                listings.applied(&listing);
                 true
             }
             Err(error) => {
@@ -344,6 +317,9 @@ struct ScopeState {
     key: ScopeKey,
     name: String,
     watch: HashMap<String, Watch>,
+    /// What the last listing showed of each association this scope watches: a delta listing
+    /// replaces what it shows; the change feed decides over all of them.
+    known: HashMap<String, ListedAssociation>,
     in_flight: HashSet<String>,
     /// Association ID -> when its tags were read, and the tags.
     tags: HashMap<String, (Instant, Vec<(String, String)>)>,
@@ -423,16 +399,21 @@ impl ScopeState {
         }
     }
 
-    /// Applies one complete listing: selects, starts the polls the change feed asks for,
-    /// retires what is no longer listed or selected. Each association goes through the steps
-    /// below in order (`selects`, `watches`, `decide`, `follow`), until one says no.
+    /// Applies one complete listing: starts the polls the change feed asks for. A full listing
+    /// also selects, and retires what is no longer listed or selected: each association goes
+    /// through the steps below in order (`selects`, `watches`, `decide`, `follow`), until one
+    /// says no. A delta listing replaces what the last listing showed of the watched
+    /// associations it shows, and nothing else; the change feed then decides over every
+    /// watched association, so that its rules of time (`late`, `pending`, `retry`, `sweep`)
+    /// hold for those the delta listing does not show.
     async fn apply(
         &mut self,
         scope: &Scope,
         shared: &Arc<Shared>,
-        listed: Vec<ListedAssociation>,
+        listing: &Listing,
         due: Instant,
     ) {
+        let listed = &listing.associations;
         if self.listing_error.take().is_some() {
             tracing::info!(scope = %self.name, "ListAssociations works again");
         }
@@ -445,27 +426,64 @@ impl ScopeState {
             awaiting: Vec::new(),
             to_poll: Vec::new(),
         };
-        for l in &listed {
-            if !self.selects(scope, shared, l, &mut pass).await || !self.watches(shared, &l.id) {
-                continue;
+        if listing.kind == Kind::Full {
+            self.known.clear();
+            for l in listed {
+                if !self.selects(scope, shared, l, &mut pass).await || !self.watches(shared, &l.id)
+                {
+                    continue;
+                }
+                pass.selected.insert(l.id.clone());
+                self.known.insert(l.id.clone(), l.clone());
+                if let Some((entry, signature, decision)) = self.decide(shared, l, &pass) {
+                    self.follow(shared, l, entry, signature, decision, &mut pass);
+                }
             }
-            pass.selected.insert(l.id.clone());
-            if let Some((entry, signature, decision)) = self.decide(shared, l, &pass) {
-                self.follow(shared, l, entry, signature, decision, &mut pass);
+        } else {
+            for l in listed {
+                if let Some(known) = self.known.get_mut(&l.id) {
+                    known.clone_from(l);
+                }
             }
+            let known = std::mem::take(&mut self.known);
+            for l in known.values() {
+                if let Some((entry, signature, decision)) = self.decide(shared, l, &pass) {
+                    self.follow(shared, l, entry, signature, decision, &mut pass);
+                }
+            }
+            self.known = known;
         }
         // Readiness learns what the first listing waits for before any of its polls can end.
         if std::mem::take(&mut self.first_listing) {
-            shared.readiness.scope_listed(&self.name, pass.awaiting);
+            shared
+                .readiness
+                .scope_listed(&self.name, std::mem::take(&mut pass.awaiting));
         }
         // The queued polls start, each once one of the scope's poll slots is free.
-        for (entry, signature) in pass.to_poll {
+        for (entry, signature) in std::mem::take(&mut pass.to_poll) {
             let (ssm, shared, details) = (scope.ssm.clone(), shared.clone(), self.details.clone());
             self.polls
                 .spawn(with_slot(self.poll_slots.clone(), move || {
                     poll_task(entry, ssm, shared, due, signature, details)
                 }));
         }
+        if listing.kind == Kind::Full {
+            self.full_listing_applied(shared, listed, pass);
+        }
+        shared
+            .metrics
+            .listing_success
+            .with_label_values(&self.labels())
+            .set(1);
+        shared
+            .metrics
+            .associations_awaiting_first_poll
+            .set(shared.readiness.awaiting_first_poll() as i64);
+    }
+
+    /// What only a full listing decides: which watched associations go, which tags and
+    /// denials are forgotten, and the discovery gauges.
+    fn full_listing_applied(&mut self, shared: &Shared, listed: &[ListedAssociation], pass: Pass) {
         self.retire_unselected(shared, &pass.selected, pass.now);
         // Tags of associations no longer listed are forgotten; the listing's numbers published.
         let listed_ids: HashSet<&str> = listed.iter().map(|l| l.id.as_str()).collect();
@@ -478,26 +496,16 @@ impl ScopeState {
                     && *region == self.key.region
                     && !listed_ids.contains(id)
             });
-        let labels = self.labels();
         shared
             .metrics
             .associations_watched
-            .with_label_values(&labels)
+            .with_label_values(&self.labels())
             .set(pass.selected.len() as i64);
-        shared
-            .metrics
-            .listing_success
-            .with_label_values(&labels)
-            .set(1);
         shared.report(&self.name, pass.static_found, pass.counts);
         shared
             .metrics
             .owned_associations
             .set(shared.store.len() as i64);
-        shared
-            .metrics
-            .associations_awaiting_first_poll
-            .set(shared.readiness.awaiting_first_poll() as i64);
     }
 
     /// Step 1: whether the listing selects `l` (by name, static ID, or tags, read only when a

@@ -76,6 +76,9 @@ pub struct Config {
     pub full_sweep_interval: Duration,
     /// The longest spacing of the re-polls of an association with executions in progress.
     pub pending_recheck_max_interval: Duration,
+    /// How often every association is listed; in between, a listing asks only for those whose
+    /// `LastExecutionDate` moved (`LastExecutedAfter`). Zero: every listing is full.
+    pub full_listing_interval: Duration,
     /// The config file name as given, for messages and the landing page.
     pub source: String,
 }

@@ -22,6 +22,10 @@ impl Config {
         );
         lines.push(duration("discovery_interval", self.discovery_interval));
         lines.push(duration("poll_interval", self.poll_interval));
+        lines.push(duration(
+            "full_listing_interval",
+            self.full_listing_interval,
+        ));
         lines.push(duration("full_sweep_interval", self.full_sweep_interval));
         lines.push(duration(
             "pending_recheck_max_interval",

@@ -5,7 +5,8 @@
 use tokio::time::Instant;
 
 use aws_sdk_ssm::types::{
-    AssociationExecutionFilter, AssociationExecutionFilterKey, AssociationFilterOperatorType,
+    AssociationExecutionFilter, AssociationExecutionFilterKey, AssociationFilter,
+    AssociationFilterKey, AssociationFilterOperatorType,
 };
 
 use super::client::Ssm;
@@ -144,15 +145,35 @@ impl Ssm {
         Ok(page)
     }
 
-    /// Reads one page (50) of `ListAssociations`: every association of the scope.
+    /// Reads one page (50) of `ListAssociations`: every association of the scope, or with
+    /// `executed_after_ms` only those whose `LastExecutionDate` is after it (the filter
+    /// `LastExecutedAfter`, its value as [`format_filter_time`] writes it: AWS documents
+    /// neither its format nor whether "after" is strict, so callers leave a margin and keep
+    /// the full listing as the truth).
     pub async fn association_page(
         &self,
         next_token: Option<String>,
+        executed_after_ms: Option<i64>,
     ) -> Result<AssociationPage, ApiError> {
+        let filters = executed_after_ms
+            .map(|ms| {
+                AssociationFilter::builder()
+                    .key(AssociationFilterKey::LastExecutedAfter)
+                    .value(format_filter_time(ms))
+                    .build()
+                    .map(|f| vec![f])
+                    .map_err(|e| ApiError {
+                        kind: ErrorKind::Permanent,
+                        code: "ConstructionFailure".into(),
+                        message: e.to_string(),
+                    })
+            })
+            .transpose()?;
         let output = self
             .call("ListAssociations", Some(&self.budget), &mut None, || {
                 self.client
                     .list_associations()
+                    .set_association_filter_list(filters.clone())
                     .max_results(MAX_RESULTS)
                     .set_next_token(next_token.clone())
                     .send()

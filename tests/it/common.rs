@@ -53,6 +53,10 @@ pub fn test_config(ids: &[String]) -> Config {
         full_sweep_interval: Duration::from_secs(3600),
         // The production default too: a test that needs `pending` re-polls sooner says so.
         pending_recheck_max_interval: Duration::from_secs(3600),
+        // The production default too: between full listings only what ran is listed, so a
+        // test that needs an edit, an addition or a removal without a run to be seen sets a
+        // short one itself and says so.
+        full_listing_interval: Duration::from_secs(600),
         source: "test".to_string(),
     }
 }

@@ -701,6 +701,8 @@ async fn ten_minutes_of_clock_skew_either_way_keep_polls_exact_and_the_lookback_
         let mut config = test_config(&ids);
         config.initial_lookback = Duration::from_secs(3600);
         config.api_max_attempts = 2;
+        // The edits below (`touch`) are seen by a full listing: every listing is one here.
+        config.full_listing_interval = Duration::ZERO;
         let exporter = Exporter::start(config, &sim).await;
         exporter.wait_ready().await;
         let mut seen = Seen::default();
@@ -783,7 +785,8 @@ async fn a_failed_state_save_then_sigkill_never_lowers_a_counter_and_ends_exact(
     std::fs::write(
         &config,
         format!(
-            "associations:\n{list}poll_interval: 1s\nstate_file: {}\nstate_save_interval: 100ms\napi_requests_per_second: 200\n",
+            // The edits below (`touch`) are seen by a full listing: every listing is one.
+            "associations:\n{list}poll_interval: 1s\nfull_listing_interval: 0s\nstate_file: {}\nstate_save_interval: 100ms\napi_requests_per_second: 200\n",
             state_dir.join("state.json").display()
         ),
     )
@@ -1122,7 +1125,10 @@ async fn executions_visible_late_are_observed_in_the_lateness_histogram() {
             .with_last_execution_ms(base - 3 * MINUTE)
             .invisible(),
     );
-    let exporter = Exporter::start(test_config(&ids), &sim).await;
+    // The edit below (`touch`) is seen by a full listing: every listing is one here.
+    let mut config = test_config(&ids);
+    config.full_listing_interval = Duration::ZERO;
+    let exporter = Exporter::start(config, &sim).await;
     let mut seen = Seen::default();
     let lateness = names::EXECUTION_LATENESS_SECONDS;
     let m = converge(&exporter.address, &sim, &ids, &mut seen).await;

@@ -38,7 +38,10 @@ async fn in_progress_executions_are_counted_once_when_they_finish() {
             .with_last_execution_ms(minutes_ago(119)),
     );
 
-    let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
+    // The edits below (`touch`) are seen by a full listing: every listing is one here.
+    let mut config = test_config(&ids);
+    config.full_listing_interval = Duration::ZERO;
+    let exporter = Exporter::start(richest(config), &sim).await;
     exporter.wait_ready().await;
     let m = exporter.metrics().await;
     assert_eq!(
@@ -294,6 +297,8 @@ async fn requests_use_the_created_time_filter_with_milliseconds_and_max_results_
     );
     let mut config = test_config(&ids);
     config.late_visibility_window = Duration::from_secs(60);
+    // The edit below (`touch`) is seen by a full listing: every listing is one here.
+    config.full_listing_interval = Duration::ZERO;
     let exporter = Exporter::start(richest(config), &sim).await;
     exporter.wait_ready().await;
     touch(&sim, &ids[0]);
@@ -611,7 +616,10 @@ async fn a_deleted_association_loses_its_series_and_the_others_go_on() {
         kept,
         SimExecution::new("k1", "Success", minutes_ago(5)).with_last_execution_ms(minutes_ago(4)),
     );
-    let exporter = Exporter::start(richest(test_config(&ids)), &sim).await;
+    // A removal without a run is seen by a full listing: every listing is one here.
+    let mut config = test_config(&ids);
+    config.full_listing_interval = Duration::ZERO;
+    let exporter = Exporter::start(richest(config), &sim).await;
     exporter.wait_ready().await;
     exporter
         .wait_for("both counted", |m| {

@@ -13,6 +13,7 @@ mod estate;
 mod exactness;
 mod exporter;
 mod golden;
+mod listing;
 mod long_runs;
 mod resilience;
 mod security;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::identity::{role_arn_account, Role, Scope};
 use crate::model::{
-    stable_hash, uuid_like, AssociationDetails, AssociationState, GroundTruth,
+    stable_hash, uuid_like, AssociationDetails, AssociationState, GroundTruth, LastExecutedFilter,
     LastExecutionDateMode, SimAssociation, SimExecution,
 };
 use crate::simulator::Simulator;
@@ -89,6 +89,13 @@ impl Simulator {
     /// ends ([`LastExecutionDateMode::End`] by default).
     pub fn set_last_execution_date_mode(&self, mode: LastExecutionDateMode) {
         self.shared().lock().last_execution_date_mode = mode;
+    }
+
+    /// How `ListAssociations`' `LastExecutedAfter` and `LastExecutedBefore` filters compare
+    /// with `LastExecutionDate` ([`LastExecutedFilter::Strict`] by default): AWS does not say,
+    /// so a client can be tested under each.
+    pub fn set_last_executed_filter(&self, filter: LastExecutedFilter) {
+        self.shared().lock().last_executed_filter = filter;
     }
 
     /// Adds an association to `account` in `region` (version 1, default

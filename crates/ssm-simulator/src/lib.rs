@@ -79,8 +79,11 @@
 //!   gets 400 `InvalidAction`.
 //! - `ListAssociations`: `AssociationFilterList` with lower-case `key`/`value` (`Name` is the
 //!   document, `AssociationName`, `AssociationId`, `AssociationStatusName` (the overview
-//!   status), `LastExecutedBefore`/`LastExecutedAfter` (ISO-8601 UTC, strict comparison with
-//!   `LastExecutionDate`), `ResourceGroupName` (target `resource-groups:Name`), `InstanceId`,
+//!   status), `LastExecutedBefore`/`LastExecutedAfter` (only the shape of AWS's one public
+//!   example, `2017-05-01T01:00:00.000Z`, with or without a fraction, else
+//!   `ValidationException`; compared with `LastExecutionDate` strictly, inclusively or not at
+//!   all: [`Simulator::set_last_executed_filter`], as AWS documents neither),
+//!   `ResourceGroupName` (target `resource-groups:Name`), `InstanceId`,
 //!   and `CloudConnectorId`, which matches nothing), all of which must hold; `MaxResults`
 //!   1-50; associations in id order, paged by keyset tokens bound to the scope (stable while
 //!   associations come and go). [`Simulator::set_page_size`] and
@@ -168,7 +171,7 @@ pub use faults::{Fault, FaultRule};
 pub use identity::{Scope, DEFAULT_ACCOUNT, DEFAULT_REGION};
 pub use model::{
     format_filter_time, is_final_status, uuid_like, AssociationDetails, GroundTruth,
-    LastExecutionDateMode, SimAssociation, SimExecution, SimTarget,
+    LastExecutedFilter, LastExecutionDateMode, SimAssociation, SimExecution, SimTarget,
 };
 pub use simulator::Simulator;
 pub use state::RecordedRequest;

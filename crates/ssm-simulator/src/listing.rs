@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::api::ApiError;
 use crate::faults::Fault;
 use crate::identity::Scope;
-use crate::model::{AssociationState, LastExecutionDateMode};
+use crate::model::{AssociationState, LastExecutedFilter, LastExecutionDateMode};
 use crate::paging::{hex_decode, hex_encode, max_results, next_token};
 use crate::responses::{overview_json, targets_json, timestamp};
 use crate::state::Shared;
@@ -71,7 +71,13 @@ enum Filter {
 }
 
 impl Filter {
-    fn accepts(&self, id: &str, a: &AssociationState, mode: LastExecutionDateMode) -> bool {
+    fn accepts(
+        &self,
+        id: &str,
+        a: &AssociationState,
+        mode: LastExecutionDateMode,
+        dates: LastExecutedFilter,
+    ) -> bool {
         match self {
             Filter::InstanceId(instance) => {
                 a.details.instance_id.as_deref() == Some(instance.as_str())
@@ -83,8 +89,18 @@ impl Filter {
             Filter::DocumentName(name) => a.meta.document_name == *name,
             Filter::AssociationId(wanted) => id == wanted,
             Filter::Status(status) => a.overview().status == status,
-            Filter::LastExecutedBefore(ms) => a.last_execution_ms(mode).is_some_and(|t| t < *ms),
-            Filter::LastExecutedAfter(ms) => a.last_execution_ms(mode).is_some_and(|t| t > *ms),
+            Filter::LastExecutedBefore(ms) => {
+                dates == LastExecutedFilter::Ignored
+                    || a.last_execution_ms(mode).is_some_and(|t| {
+                        t < *ms || (t == *ms && dates == LastExecutedFilter::Inclusive)
+                    })
+            }
+            Filter::LastExecutedAfter(ms) => {
+                dates == LastExecutedFilter::Ignored
+                    || a.last_execution_ms(mode).is_some_and(|t| {
+                        t > *ms || (t == *ms && dates == LastExecutedFilter::Inclusive)
+                    })
+            }
             Filter::AssociationName(name) => a.meta.name.as_deref() == Some(name.as_str()),
             Filter::ResourceGroupName(group) => a.details.resource_group() == Some(group.as_str()),
             Filter::CloudConnectorId => false,
@@ -92,8 +108,31 @@ impl Filter {
     }
 }
 
-/// An ISO-8601 UTC time (`2026-11-27T10:00:00Z`, optionally with a fraction) in epoch ms.
+/// A `LastExecuted*` filter value in epoch ms (a fraction beyond milliseconds is cut off).
+///
+/// AWS documents no format for it; the simulator takes only the shape of its one public
+/// example, ISO-8601 UTC with an upper-case `T` and `Z`, seconds always, with or without a
+/// fraction (`2017-05-01T01:00:00.000Z`, `2017-05-01T01:00:00Z`), so that a client sending
+/// anything else (an offset, a date alone, epoch seconds, lower case) fails its tests rather
+/// than, perhaps, AWS.
 fn parse_time(value: &str) -> Option<i64> {
+    let body = value.strip_suffix('Z')?;
+    let (date_time, fraction) = match body.split_once('.') {
+        Some((date_time, fraction)) => (date_time, Some(fraction)),
+        None => (body, None),
+    };
+    let shape_ok = date_time.len() == 19
+        && date_time.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        })
+        && fraction
+            .is_none_or(|f| (1..=9).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()));
+    if !shape_ok {
+        return None;
+    }
     let t =
         time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
@@ -123,7 +162,7 @@ fn parse_filter(index: usize, f: &FilterInput) -> Result<Filter, ApiError> {
         parse_time(value).ok_or_else(|| {
             ApiError::validation(format!(
                 "Invalid {key} filter value '{value}': expected an ISO-8601 UTC timestamp such \
-                 as 2026-11-27T10:00:00Z"
+                 as 2026-11-27T10:00:00.000Z"
             ))
         })
     };
@@ -251,6 +290,7 @@ pub(crate) fn list_associations(
 
     let mut state = shared.lock();
     let mode = state.last_execution_date_mode;
+    let dates = state.last_executed_filter;
     let (items, next) = if position.empty_pages < state.empty_pages {
         let next = ListToken {
             empty_pages: position.empty_pages + 1,
@@ -270,7 +310,7 @@ pub(crate) fn list_associations(
             Some(store) => {
                 let mut matching = store
                     .range((start, Bound::Unbounded))
-                    .filter(|(id, a)| filters.iter().all(|f| f.accepts(id, a, mode)));
+                    .filter(|(id, a)| filters.iter().all(|f| f.accepts(id, a, mode, dates)));
                 let page: Vec<(&String, &AssociationState)> =
                     matching.by_ref().take(limit).collect();
                 let more = matching.next().is_some();
@@ -369,6 +409,82 @@ mod tests {
             Some(1_550_505_827_119)
         );
         assert_eq!(parse_time("2019-02-18T16:03:47Z"), Some(1_550_505_827_000));
-        assert_eq!(parse_time("2019-02-18"), None);
+        assert_eq!(
+            parse_time("2019-02-18T16:03:47.1Z"),
+            Some(1_550_505_827_100)
+        );
+        // Beyond milliseconds: cut off, not rounded.
+        assert_eq!(
+            parse_time("2019-02-18T16:03:47.119999Z"),
+            Some(1_550_505_827_119)
+        );
+    }
+
+    /// Only the shape of AWS's one public example (UTC, `Z`, seconds always): an exporter that
+    /// sends another shape fails here, not perhaps at AWS.
+    #[test]
+    fn filter_times_take_only_the_documented_shape() {
+        for bad in [
+            "2019-02-18",
+            "2019-02-18T16:03Z",
+            "2019-02-18T16:03:47",
+            "2019-02-18T16:03:47+00:00",
+            "2019-02-18T18:03:47+02:00",
+            "2019-02-18t16:03:47z",
+            "2019-02-18 16:03:47Z",
+            "2019-02-18T16:03:47.Z",
+            "2019-02-18T16:03:47.1234567890Z",
+            "2019-02-30T16:03:47Z",
+            "1550505827",
+            "1550505827.119",
+            "yesterday",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+            let input = FilterInput {
+                key: Some("LastExecutedAfter".into()),
+                value: Some(bad.into()),
+            };
+            let error = parse_filter(0, &input).err().expect(bad);
+            assert_eq!(error.code, "ValidationException", "{bad}");
+            assert!(error.message.contains(bad), "{}", error.message);
+        }
+    }
+
+    /// At a date equal to the filter's value: `Strict` keeps it out of both filters,
+    /// `Inclusive` in both; `Ignored` lets everything through, dated or not.
+    #[test]
+    fn an_equal_date_passes_the_date_filters_only_when_inclusive() {
+        let t = 1_550_505_827_119;
+        let mut ran = AssociationState::new(
+            crate::model::SimAssociation::new("AWS-RunPatchBaseline"),
+            crate::model::AssociationDetails::default(),
+            0,
+        );
+        let mut run = crate::model::SimExecution::new("e1", "Success", t - 30_000);
+        run.last_execution_ms = Some(t);
+        ran.insert(run);
+        let never_ran = AssociationState::new(
+            crate::model::SimAssociation::new("AWS-RunPatchBaseline"),
+            crate::model::AssociationDetails::default(),
+            0,
+        );
+        let end = LastExecutionDateMode::End;
+        let check =
+            |filter: Filter, a: &AssociationState, dates| filter.accepts("x", a, end, dates);
+        use LastExecutedFilter::{Ignored, Inclusive, Strict};
+        assert!(!check(Filter::LastExecutedAfter(t), &ran, Strict));
+        assert!(!check(Filter::LastExecutedBefore(t), &ran, Strict));
+        assert!(check(Filter::LastExecutedAfter(t - 1), &ran, Strict));
+        assert!(check(Filter::LastExecutedBefore(t + 1), &ran, Strict));
+        assert!(check(Filter::LastExecutedAfter(t), &ran, Inclusive));
+        assert!(check(Filter::LastExecutedBefore(t), &ran, Inclusive));
+        assert!(!check(Filter::LastExecutedAfter(t + 1), &ran, Inclusive));
+        assert!(!check(Filter::LastExecutedBefore(t - 1), &ran, Inclusive));
+        assert!(check(Filter::LastExecutedAfter(t + 1), &ran, Ignored));
+        assert!(check(Filter::LastExecutedBefore(t - 1), &ran, Ignored));
+        // Never ran: no date, in no filter unless it is ignored.
+        assert!(!check(Filter::LastExecutedAfter(0), &never_ran, Inclusive));
+        assert!(!check(Filter::LastExecutedBefore(t), &never_ran, Strict));
+        assert!(check(Filter::LastExecutedAfter(t), &never_ran, Ignored));
     }
 }

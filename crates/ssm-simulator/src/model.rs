@@ -395,6 +395,23 @@ pub enum LastExecutionDateMode {
     End,
 }
 
+/// How `ListAssociations`' `LastExecutedAfter` and `LastExecutedBefore` filters compare
+/// `LastExecutionDate` with their value. AWS documents neither the comparison nor the value's
+/// format (its one public example is `2017-05-01T01:00:00.000Z`), and a public report says
+/// some filters were ignored when several were given, so the simulator models each way: a
+/// client must count exactly under all three, and may only differ in cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LastExecutedFilter {
+    /// `After` keeps dates strictly after the value, `Before` strictly before (the default:
+    /// what the names say).
+    #[default]
+    Strict,
+    /// An equal date passes both filters.
+    Inclusive,
+    /// The filter is validated, then ignored: every association passes it.
+    Ignored,
+}
+
 /// An association's `Overview`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Overview {

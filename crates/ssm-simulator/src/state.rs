@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::faults::{ActiveRule, TokenBucket};
 use crate::identity::{Identity, Scope};
-use crate::model::{AssociationState, LastExecutionDateMode};
+use crate::model::{AssociationState, LastExecutedFilter, LastExecutionDateMode};
 
 /// What the `Simulator` clones and the server tasks share.
 pub(crate) struct Shared {
@@ -36,6 +36,8 @@ pub(crate) struct State {
     pub(crate) identity: Identity,
     /// When `LastExecutionDate` moves ([`Simulator::set_last_execution_date_mode`](crate::Simulator::set_last_execution_date_mode)).
     pub(crate) last_execution_date_mode: LastExecutionDateMode,
+    /// How the `LastExecuted*` filters compare ([`Simulator::set_last_executed_filter`](crate::Simulator::set_last_executed_filter)).
+    pub(crate) last_executed_filter: LastExecutedFilter,
     pub(crate) page_size: Option<usize>,
     pub(crate) empty_pages: usize,
     pub(crate) faults: Vec<ActiveRule>,

@@ -13,8 +13,9 @@ use aws_sdk_ssm::types::{
 use aws_sdk_ssm::Client;
 use serde_json::Value;
 use ssm_simulator::{
-    format_filter_time, AssociationDetails, Fault, FaultRule, LastExecutionDateMode, Scope,
-    SimAssociation, SimExecution, Simulator, DEFAULT_ACCOUNT, DEFAULT_REGION,
+    format_filter_time, AssociationDetails, Fault, FaultRule, LastExecutedFilter,
+    LastExecutionDateMode, Scope, SimAssociation, SimExecution, Simulator, DEFAULT_ACCOUNT,
+    DEFAULT_REGION,
 };
 
 use crate::api::{check_shape, exec_id, raw, T0};
@@ -702,6 +703,74 @@ async fn last_execution_date_follows_the_mode() {
         }
         sim.shutdown();
     }
+}
+
+/// The `LastExecuted*` filters at their edge, through the SDK: a date equal to the value is
+/// out under `Strict` (the default) and in under `Inclusive`; `Ignored` lists everything; a
+/// value in any shape but AWS's example (`...T..:..:..[.fff]Z`) is a `ValidationException`.
+#[tokio::test]
+async fn last_executed_filters_at_their_edge_and_their_value_format() {
+    let sim = Simulator::start().await.unwrap();
+    sim.add_association(ID, SimAssociation::new("AWS-RunPatchBaseline"));
+    sim.add_association(&assoc_id(7), SimAssociation::new("AWS-RunPatchBaseline"));
+    let ended = T0 + 30_000;
+    sim.add_execution(
+        ID,
+        SimExecution::new(exec_id(1), "Success", T0).with_last_execution_ms(ended),
+    );
+    let client = client_as(&sim, DEFAULT_REGION, static_key(DEFAULT_KEY)).await;
+    let listed = |key: Key, ms: i64| {
+        let client = client.clone();
+        async move {
+            ids(&list_all(
+                &client,
+                Some(vec![filter(key, format_filter_time(ms))]),
+                None,
+            )
+            .await
+            .0)
+        }
+    };
+    let just = vec![ID.to_owned()];
+    let none: Vec<String> = Vec::new();
+    // Strict, the default.
+    assert_eq!(listed(Key::LastExecutedAfter, ended).await, none);
+    assert_eq!(listed(Key::LastExecutedAfter, ended - 1).await, just);
+    assert_eq!(listed(Key::LastExecutedBefore, ended).await, none);
+    assert_eq!(listed(Key::LastExecutedBefore, ended + 1).await, just);
+    sim.set_last_executed_filter(LastExecutedFilter::Inclusive);
+    assert_eq!(listed(Key::LastExecutedAfter, ended).await, just);
+    assert_eq!(listed(Key::LastExecutedAfter, ended + 1).await, none);
+    assert_eq!(listed(Key::LastExecutedBefore, ended).await, just);
+    sim.set_last_executed_filter(LastExecutedFilter::Ignored);
+    assert_eq!(
+        listed(Key::LastExecutedAfter, ended + 60_000).await.len(),
+        2
+    );
+
+    for value in ["2019-02-18T16:03:47Z", "2019-02-18T16:03:47.119Z"] {
+        list_all(
+            &client,
+            Some(vec![filter(Key::LastExecutedAfter, value)]),
+            None,
+        )
+        .await;
+    }
+    for value in [
+        "2019-02-18T16:03:47+00:00",
+        "2019-02-18",
+        "1550505827",
+        "2019-02-18T16:03:47.119",
+    ] {
+        let error = client
+            .list_associations()
+            .association_filter_list(filter(Key::LastExecutedAfter, value))
+            .send()
+            .await
+            .expect_err(value);
+        assert_eq!(error.code(), Some("ValidationException"), "{value}");
+    }
+    sim.shutdown();
 }
 
 /// The newest execution `DescribeAssociationExecutions` shows for `ID`, if any.
