@@ -85,6 +85,12 @@ async fn a_long_run_costs_no_poll_per_listing_and_its_end_is_counted_at_once(
         config.pending_recheck_max_interval,
         Duration::from_secs(3600)
     );
+    if mode == LastExecutionDateMode::Start {
+        // Where AWS dates a run by its start, its end moves only the `Overview`, which a delta
+        // listing does not return: a full listing shows it. Every listing is full here, so that
+        // the `changed` poll at the next listing is what is measured.
+        config.full_listing_interval = Duration::ZERO;
+    }
     let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;
     let m = exporter
