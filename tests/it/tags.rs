@@ -33,7 +33,7 @@ async fn tagged_estate(n: u32) -> (Simulator, Vec<String>, Config) {
         let created = sim.now_ms() - 120_000;
         sim.add_execution(
             id,
-            SimExecution::new(&format!("run-{i}"), "Success", created)
+            SimExecution::new(format!("run-{i}"), "Success", created)
                 .with_last_execution_ms(created + 20_000),
         );
     }
