@@ -137,6 +137,13 @@ fn restore_state(
         Ok(None) => tracing::info!(path = %path.display(), "no state file yet; starting fresh"),
         Ok(Some(loaded)) => {
             let layout = loaded.layout.unwrap_or(shard);
+            // Tags read within `discovery_interval` are used as read; older ones are read again.
+            let fresh_after = now_ms() - config.discovery_interval.as_millis() as i64;
+            for (id, (at_ms, tags)) in loaded.tags {
+                if at_ms > fresh_after {
+                    store.set_tags(&id, at_ms, tags);
+                }
+            }
             let (mut restored, mut retired, mut moved, mut returns) = (0, 0, 0, 0);
             for (id, (saved, removed_at)) in loaded.retired {
                 let mut live = restored_live(config, saved);

@@ -24,7 +24,7 @@ use crate::readiness::Readiness;
 use crate::schedule;
 use crate::scope_health::{rejects_credentials, ScopeHealth};
 use crate::shard::Shard;
-use crate::ssm::{ApiError, ErrorKind, Ssm};
+use crate::ssm::{ApiError, Ssm};
 use crate::store::{Entry, Exposed, Live, Store};
 use crate::sync::lock;
 use crate::tracker::Tracker;
@@ -33,6 +33,7 @@ mod cadence;
 mod details;
 mod listing;
 mod slots;
+mod tags;
 
 use cadence::retry_wait;
 pub use cadence::Schedule;
@@ -41,6 +42,7 @@ pub use listing::delta_margin;
 use listing::{Kind, Listing, Listings};
 pub use slots::polls_per_scope;
 use slots::with_slot;
+use tags::TagQueue;
 
 /// What every scope of one configuration shares.
 pub struct Shared {
@@ -184,7 +186,7 @@ struct Watch {
     last_error: Option<String>,
 }
 
-/// The per-association operation the scope loop itself calls (tag selectors).
+/// The per-association operation the scope's tag reader calls (tag selectors).
 const TAGS_OPERATION: &str = "ListTagsForResource";
 
 /// The account and region of a scope: a role's account is in its ARN; the exporter's own comes
@@ -254,7 +256,9 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         watch: HashMap::new(),
         known: HashMap::new(),
         in_flight: HashSet::new(),
-        tags: HashMap::new(),
+        tag_ids: HashSet::new(),
+        untagged: HashMap::new(),
+        tag_reads: Arc::new(TagQueue::default()),
         polls: JoinSet::new(),
         poll_slots: Arc::new(Semaphore::new(shared.polls_per_scope.max(1))),
         first_listing: true,
@@ -266,6 +270,15 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         state.details.clone(),
         scope.ssm.clone(),
         shared.clone(),
+    ));
+    // Tags are read beside the listings, several at once, never in them.
+    let tag_reader = tokio::spawn(tags::read_tags(
+        state.tag_reads.clone(),
+        scope.ssm.clone(),
+        shared.clone(),
+        key.clone(),
+        name.clone(),
+        shared.polls_per_scope,
     ));
     // Associations of this scope from before a reload: a listing that no longer selects them
     // retires them.
@@ -309,7 +322,9 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
     }
     state.polls.shutdown().await;
     reader.abort();
+    tag_reader.abort();
     let _ = reader.await;
+    let _ = tag_reader.await;
 }
 
 /// What one scope loop keeps between listings.
@@ -321,8 +336,13 @@ struct ScopeState {
     /// replaces what it shows; the change feed decides over all of them.
     known: HashMap<String, ListedAssociation>,
     in_flight: HashSet<String>,
-    /// Association ID -> when its tags were read, and the tags.
-    tags: HashMap<String, (Instant, Vec<(String, String)>)>,
+    /// Associations the last full listing needed tags of (their cache is in the store).
+    tag_ids: HashSet<String>,
+    /// Associations the last full listing skipped while their tags were being read: the next
+    /// listing (full or delta) selects them once the tags are in.
+    untagged: HashMap<String, ListedAssociation>,
+    /// The tag reads to make ([`tags`]).
+    tag_reads: Arc<TagQueue>,
     polls: JoinSet<(String, Result<(), ApiError>)>,
     /// Running polls ([`polls_per_scope`]).
     poll_slots: Arc<Semaphore>,
@@ -367,38 +387,6 @@ impl ScopeState {
         }
     }
 
-    /// The tags of `id`, from the cache while fresh (`discovery_interval`); `None` when they
-    /// cannot be read.
-    async fn tags_of(
-        &mut self,
-        ssm: &Ssm,
-        shared: &Shared,
-        id: &str,
-    ) -> Option<Vec<(String, String)>> {
-        if let Some((at, tags)) = self.tags.get(id) {
-            if at.elapsed() < shared.discovery_interval {
-                return Some(tags.clone());
-            }
-        }
-        let (metrics, [account, region]) = (&shared.metrics, self.labels());
-        match ssm.association_tags(id).await {
-            Ok(tags) => {
-                metrics.access_allowed(id, account, region, TAGS_OPERATION);
-                self.tags
-                    .insert(id.to_string(), (Instant::now(), tags.clone()));
-                Some(tags)
-            }
-            Err(error) => {
-                // Denied on this association only: its own gauge, not the scope's credentials.
-                if error.kind == ErrorKind::AccessDenied {
-                    metrics.access_denied(id, account, region, TAGS_OPERATION);
-                }
-                tracing::warn!(scope = %self.name, association_id = id, code = %error.code, %error, "ListTagsForResource failed; using the tags read before, if any");
-                self.tags.get(id).map(|(_, tags)| tags.clone())
-            }
-        }
-    }
-
     /// Applies one complete listing: starts the polls the change feed asks for. A full listing
     /// also selects, and retires what is no longer listed or selected: each association goes
     /// through the steps below in order (`selects`, `watches`, `decide`, `follow`), until one
@@ -426,11 +414,21 @@ impl ScopeState {
             awaiting: Vec::new(),
             to_poll: Vec::new(),
         };
+        let arrived = self.tag_reads.take_arrived();
         if listing.kind == Kind::Full {
             self.known.clear();
+            self.untagged.clear();
+            let tag_ids = std::mem::take(&mut self.tag_ids);
             for l in listed {
-                if !self.selects(scope, shared, l, &mut pass).await || !self.watches(shared, &l.id)
-                {
+                let selected = match self.selects(shared, l, &mut pass) {
+                    Some(selected) => selected,
+                    // Tags not read yet: neither selected nor retired for want of them.
+                    None => {
+                        self.untagged.insert(l.id.clone(), l.clone());
+                        self.watch.contains_key(&l.id)
+                    }
+                };
+                if !selected || !self.watches(shared, &l.id) {
                     continue;
                 }
                 pass.selected.insert(l.id.clone());
@@ -439,10 +437,33 @@ impl ScopeState {
                     self.follow(shared, l, entry, signature, decision, &mut pass);
                 }
             }
+            // Tags of associations this scope no longer lists are forgotten.
+            let gone: HashSet<&String> = tag_ids.difference(&self.tag_ids).collect();
+            if !gone.is_empty() {
+                shared
+                    .store
+                    .retain_tags(|id| !gone.contains(&id.to_string()));
+            }
         } else {
             for l in listed {
                 if let Some(known) = self.known.get_mut(&l.id) {
                     known.clone_from(l);
+                }
+            }
+            // Associations whose tags came in since: selected now, as the full listing showed
+            // them (or this delta listing, if newer).
+            for id in arrived {
+                let Some(mut l) = self.untagged.remove(&id) else {
+                    continue;
+                };
+                if let Some(newer) = listed.iter().find(|n| n.id == id) {
+                    l.clone_from(newer);
+                }
+                if self.selects(shared, &l, &mut pass) == Some(true) && self.watches(shared, &id) {
+                    self.known.insert(id, l);
+                    let watched = self.known.len() as i64;
+                    let gauge = &shared.metrics.associations_watched;
+                    gauge.with_label_values(&self.labels()).set(watched);
                 }
             }
             let known = std::mem::take(&mut self.known);
@@ -485,9 +506,7 @@ impl ScopeState {
     /// denials are forgotten, and the discovery gauges.
     fn full_listing_applied(&mut self, shared: &Shared, listed: &[ListedAssociation], pass: Pass) {
         self.retire_unselected(shared, &pass.selected, pass.now);
-        // Tags of associations no longer listed are forgotten; the listing's numbers published.
         let listed_ids: HashSet<&str> = listed.iter().map(|l| l.id.as_str()).collect();
-        self.tags.retain(|id, _| listed_ids.contains(id.as_str()));
         // Denials of associations this scope no longer lists go with them.
         shared
             .metrics
@@ -508,22 +527,27 @@ impl ScopeState {
             .set(shared.store.len() as i64);
     }
 
-    /// Step 1: whether the listing selects `l` (by name, static ID, or tags, read only when a
-    /// selector needs them). What it matched is counted either way, for the discovery gauges.
-    async fn selects(
-        &mut self,
-        scope: &Scope,
-        shared: &Shared,
-        l: &ListedAssociation,
-        pass: &mut Pass,
-    ) -> bool {
+    /// Step 1: whether the listing selects `l` (by name, static ID, or tags from the cache
+    /// when a selector needs them). `None` when only tags not read yet can tell: their read is
+    /// queued, if this shard owns `l`, no other scope watches it and no other selector took
+    /// it; the listing does not wait for it. What it matched is counted, for the gauges.
+    fn selects(&mut self, shared: &Shared, l: &ListedAssociation, pass: &mut Pass) -> Option<bool> {
         let mut verdict = shared.selection.by_names(l);
         if !verdict.need_tags.is_empty() {
-            let tags = self
-                .tags_of(&scope.ssm, shared, &l.id)
-                .await
-                .unwrap_or_default();
-            shared.selection.with_tags(&mut verdict, &tags);
+            self.tag_ids.insert(l.id.clone());
+            let cached = shared.store.tags(&l.id);
+            let max_age = shared.discovery_interval.as_millis() as i64;
+            let fresh = cached
+                .as_ref()
+                .is_some_and(|(at, _)| now_ms() - at < max_age);
+            if !fresh && !verdict.selected() && self.may_watch(shared, &l.id) {
+                self.tag_reads.push(&l.id);
+            }
+            match cached {
+                Some((_, tags)) => shared.selection.with_tags(&mut verdict, &tags),
+                None if !verdict.selected() => return None,
+                None => {}
+            }
         }
         if verdict.static_id {
             pass.static_found.insert(l.id.clone());
@@ -531,7 +555,16 @@ impl ScopeState {
         for i in &verdict.matched {
             pass.counts[*i] += 1;
         }
-        verdict.selected()
+        Some(verdict.selected())
+    }
+
+    /// Whether this scope would watch `id` if selected: this shard owns it and no other scope
+    /// claimed it.
+    fn may_watch(&self, shared: &Shared, id: &str) -> bool {
+        shared.shard.owns(&self.key, id)
+            && lock(&shared.claims)
+                .get(id)
+                .is_none_or(|owner| *owner == self.name)
     }
 
     /// Step 2: whether this scope watches the selected `id`: this shard owns it, and no other

@@ -318,7 +318,13 @@ pub struct Store {
     retired: Mutex<BTreeMap<String, (Live, i64)>>,
     dirty: AtomicBool,
     totals: Arc<Totals>,
+    /// Association ID -> when its tags were read (epoch milliseconds) and the tags: the tag
+    /// selectors' cache, kept in the state file so a restart does not read them all again.
+    tags: Mutex<BTreeMap<String, TagsRead>>,
 }
+
+/// The tags of one association and when they were read (epoch milliseconds).
+pub type TagsRead = (i64, Vec<(String, String)>);
 
 impl Store {
     /// The entry of `id`: the existing one, or the retired state of `id` brought back, or a new
@@ -440,6 +446,27 @@ impl Store {
 
     pub fn totals(&self) -> &Totals {
         &self.totals
+    }
+
+    /// The cached tags of `id`, if read.
+    pub fn tags(&self, id: &str) -> Option<TagsRead> {
+        lock(&self.tags).get(id).cloned()
+    }
+
+    /// Caches the tags of `id` read at `at_ms`.
+    pub fn set_tags(&self, id: &str, at_ms: i64, tags: Vec<(String, String)>) {
+        lock(&self.tags).insert(id.to_string(), (at_ms, tags));
+        self.mark_dirty();
+    }
+
+    /// Every cached tag read (for the state file).
+    pub fn all_tags(&self) -> BTreeMap<String, TagsRead> {
+        lock(&self.tags).clone()
+    }
+
+    /// Forgets the tags of associations `keep` says no to.
+    pub fn retain_tags(&self, mut keep: impl FnMut(&str) -> bool) {
+        lock(&self.tags).retain(|id, _| keep(id));
     }
 
     pub fn mark_dirty(&self) {

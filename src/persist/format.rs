@@ -31,6 +31,18 @@ pub(super) struct File {
     pub total_shards: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<u32>,
+    /// Association ID -> its tags as last read (tag selectors), so that a restart within
+    /// `discovery_interval` does not read them again. Absent in older files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, TagsV2>,
+}
+
+/// The tags of one association and when they were read.
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct TagsV2 {
+    pub read_at_ms: i64,
+    /// Key -> value.
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{now_ms, AwsClock};
 use crate::metrics::Metrics;
 use crate::shard::Shard;
-use crate::store::{Entry, Exposed, Live, Store};
+use crate::store::{Entry, Exposed, Live, Store, TagsRead};
 use crate::sync::lock;
 use crate::tracker::Saved;
 
@@ -25,7 +25,7 @@ mod format;
 mod v1;
 
 pub use format::STATE_FILE_VERSION;
-use format::{from_disk, to_disk, File, RetiredAssociation};
+use format::{from_disk, to_disk, File, RetiredAssociation, TagsV2};
 
 /// What the state file holds for one association.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +45,8 @@ pub struct Loaded {
     pub retired: BTreeMap<String, (Restored, i64)>,
     /// The shard layout it was written with (`None`: an older file, which does not say).
     pub layout: Option<Shard>,
+    /// Tags read for tag selectors, with when ([`crate::store::TagsRead`]).
+    pub tags: BTreeMap<String, TagsRead>,
 }
 
 /// Why a state file could not be used.
@@ -117,6 +119,7 @@ fn parse(bytes: &[u8], file_name: &str) -> Result<Loaded, StateError> {
                     .collect(),
                 retired: BTreeMap::new(),
                 layout: None,
+                tags: BTreeMap::new(),
             })
         }
         STATE_FILE_VERSION => {
@@ -137,6 +140,11 @@ fn parse(bytes: &[u8], file_name: &str) -> Result<Loaded, StateError> {
                     (Some(index), Some(total)) => Shard::new(index, total).ok(),
                     _ => None,
                 },
+                tags: file
+                    .tags
+                    .into_iter()
+                    .map(|(id, t)| (id, (t.read_at_ms, t.tags.into_iter().collect())))
+                    .collect(),
             })
         }
         found => Err(StateError::Version {
@@ -152,6 +160,7 @@ pub struct Snapshot {
     retired: Vec<(String, Live, i64)>,
     saved_at_ms: i64,
     shard: Shard,
+    tags: BTreeMap<String, TagsRead>,
 }
 
 impl Snapshot {
@@ -162,6 +171,7 @@ impl Snapshot {
             retired: store.retired(),
             saved_at_ms: now_ms,
             shard,
+            tags: store.all_tags(),
             live: store
                 .entries()
                 .into_iter()
@@ -195,6 +205,15 @@ impl Snapshot {
                 .collect(),
             total_shards: Some(self.shard.total),
             shard: Some(self.shard.index),
+            tags: self
+                .tags
+                .iter()
+                .map(|(id, (read_at_ms, tags))| {
+                    let tags = tags.iter().cloned().collect();
+                    let read_at_ms = *read_at_ms;
+                    (id.clone(), TagsV2 { read_at_ms, tags })
+                })
+                .collect(),
         })
     }
 
@@ -411,11 +430,21 @@ mod tests {
                 .into(),
                 total_shards: None,
                 shard: None,
+                tags: [(
+                    id.clone(),
+                    TagsV2 {
+                        read_at_ms: 5,
+                        tags: [("team".to_string(), "a".to_string())].into(),
+                    },
+                )]
+                .into(),
             })
             .unwrap();
             let again = parse(&bytes, "v2.json").unwrap();
             assert_eq!(&again.associations[id], r, "{id}");
             assert_eq!(again.retired["gone"], (r.clone(), 7), "{id}");
+            let tags = vec![("team".to_string(), "a".to_string())];
+            assert_eq!(again.tags[id], (5, tags), "{id}");
         }
     }
 
@@ -454,6 +483,7 @@ mod tests {
             retired: BTreeMap::new(),
             total_shards: None,
             shard: None,
+            tags: BTreeMap::new(),
         })
         .unwrap();
         let again = parse(&bytes, "v2.json").unwrap();

@@ -19,5 +19,6 @@ mod resilience;
 mod security;
 mod shards;
 mod status_page;
+mod tags;
 mod targets;
 mod web_config;
