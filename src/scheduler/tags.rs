@@ -1,7 +1,8 @@
 //! Tags, off the listing's path: an association whose selection waits on its tags is queued
-//! here (once, while not read yet), and one reader per scope reads several at once through
-//! the request budget's leftover ([`crate::limit::Priority::Detail`]), so a listing or a poll
-//! never waits for them. The tags go to the store's cache (kept in the state file); the next
+//! here (once, while not read yet), and one reader per scope reads them through the request
+//! budget's leftover ([`crate::limit::Priority::Detail`]), so a listing or a poll never waits
+//! for them. The reader starts several reads, but the budget lets one detail request (tag or
+//! target read) be in flight at a time per account and region, so they go one after another. The tags go to the store's cache (kept in the state file); the next
 //! listing selects with them.
 
 use std::collections::{HashSet, VecDeque};
