@@ -623,6 +623,7 @@ fn the_shipped_configs_are_valid() {
     for path in [
         "deploy/kubernetes/config.yaml",
         "deploy/ecs/config.yaml",
+        "deploy/ecs/config-efs.yaml",
         "config/example.yaml",
         "config/minimal.yaml",
         "config/demo.yaml",
