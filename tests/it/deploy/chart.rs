@@ -133,7 +133,11 @@ fn the_schema_types_every_key_of_values_yaml_and_the_config_keys_the_exporter_kn
         for (key, value) in values.as_object().unwrap() {
             path.push(key.clone());
             let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+            // The alerting keys are open (the monitoring mixin adds knobs): their new keys
+            // need no schema here.
+            let parent = schema_node(schema, &keys[..keys.len() - 1]).unwrap();
             match schema_node(schema, &keys) {
+                None if parent["additionalProperties"] == true => {}
                 None => untyped.push(path.join(".")),
                 Some(node) if node.get("type").is_none() && node.get("anyOf").is_none() => {
                     untyped.push(path.join("."))
@@ -158,7 +162,9 @@ fn the_schema_types_every_key_of_values_yaml_and_the_config_keys_the_exporter_kn
     fn closed(node: &Value, path: &str, open: &mut Vec<String>) {
         if let Some(props) = node.get("properties").and_then(Value::as_object) {
             if node["additionalProperties"] != false {
+                // What is inside an open object is the mixin owner's to type.
                 open.push(path.to_string());
+                return;
             }
             for (k, v) in props {
                 closed(v, &format!("{path}.{k}"), open);
