@@ -19,6 +19,7 @@
 //! CloudFormation checks in `iam`) is always required.
 
 mod alerting;
+mod chart;
 mod ecs;
 mod iam;
 mod image;
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use ssm_simulator::{SimAssociation, Simulator};
 
-use crate::common::{free_port, http_request, http_request_with};
+use crate::common::free_port;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ssm-association-exporter");
 /// Where the image puts the binary (Dockerfile `COPY --from=build`).
@@ -93,8 +94,13 @@ pub fn strings(value: &Value) -> Vec<String> {
 pub enum Probe {
     /// An argv executed inside the exporter's container (`HEALTHCHECK CMD`, ECS, compose).
     Exec(Vec<String>),
-    /// A Kubernetes `httpGet` probe: GET `path` on the container's port; 200 to 399 is healthy.
-    Http { path: String, port: u16 },
+    /// A Kubernetes `httpGet` probe: GET `path` on the container's port, over TLS when `https`
+    /// (`scheme: HTTPS`; the kubelet does not verify the certificate); 200 to 399 is healthy.
+    Http {
+        path: String,
+        port: u16,
+        https: bool,
+    },
     /// An argv of another image (the `helm test` pod's busybox `wget`), run with the host's
     /// tool of the same name; `{service}` in its URL becomes the exporter's loopback address.
     Foreign(Vec<String>),
@@ -115,6 +121,85 @@ pub struct Container {
     pub probes: Vec<Probe>,
     /// Basic-auth credentials for `/metrics`, when the artefact configures basic auth.
     pub basic_auth: Option<(String, String)>,
+    /// The CA (PEM) of the certificate the exporter serves when the artefact's web config
+    /// enables TLS: the harness then speaks HTTPS to it, verifying the name `localhost`.
+    pub tls_ca_pem: Option<String>,
+}
+
+/// One GET over plain HTTP, or over TLS with `tls`; an error (not a panic) when the answer is
+/// not an HTTP response, as when plain HTTP meets a TLS listener.
+pub async fn fetch(
+    address: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<crate::common::HttpResponse, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{extra}\r\n");
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|e| format!("connect {address}: {e}"))?;
+    let mut raw = Vec::new();
+    let exchange = async {
+        match tls {
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                let mut stream = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS handshake with {address}: {e}"))?;
+                stream
+                    .write_all(request.as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // A server may close without close_notify: what was read counts.
+                let _ = stream.read_to_end(&mut raw).await;
+            }
+            None => {
+                let mut stream = tcp;
+                stream
+                    .write_all(request.as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = stream.read_to_end(&mut raw).await;
+            }
+        }
+        Ok::<(), String>(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| format!("{address}{path}: no answer within 10 s"))??;
+    let text = String::from_utf8_lossy(&raw);
+    if !text.starts_with("HTTP/1.") || !text.contains("\r\n\r\n") {
+        return Err(format!(
+            "{address}{path}: not an HTTP response ({} bytes: {:?})",
+            raw.len(),
+            &text[..text.len().min(40)]
+        ));
+    }
+    Ok(crate::common::parse_response(&text))
+}
+
+/// A TLS client trusting only `ca_pem`.
+pub fn tls_client(ca_pem: &str) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 /// The runtime rule shared by Docker, compose, ECS and Kubernetes: an `entrypoint` override
@@ -350,6 +435,7 @@ pub async fn run_container(container: &Container) -> Run {
     let stderr = crate::common::drain_stderr(&mut child.0);
     let port = root.port(CONTAINER_PORT);
     let address = format!("127.0.0.1:{port}");
+    let tls = container.tls_ca_pem.as_deref().map(tls_client);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.0.try_wait().unwrap() {
@@ -360,7 +446,9 @@ pub async fn run_container(container: &Container) -> Run {
             );
         }
         if tokio::net::TcpStream::connect(&address).await.is_ok()
-            && http_request(&address, "GET", "/readyz").await.status == 200
+            && fetch(&address, "/readyz", &[], tls.as_ref())
+                .await
+                .is_ok_and(|r| r.status == 200)
         {
             break;
         }
@@ -379,14 +467,25 @@ pub async fn run_container(container: &Container) -> Run {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
-            Probe::Http { path, port } => {
+            Probe::Http { path, port, https } => {
                 let port = root.port(*port);
-                let status = http_request(&format!("127.0.0.1:{port}"), "GET", path)
+                // The kubelet skips certificate verification; the harness's client verifies,
+                // which only makes the check stricter.
+                let client = if *https {
+                    Some(tls_client(container.tls_ca_pem.as_deref().unwrap_or_else(
+                        || panic!("{what}: an HTTPS probe but the exporter serves plain HTTP"),
+                    )))
+                } else {
+                    None
+                };
+                let scheme = if *https { "HTTPS" } else { "HTTP" };
+                let status = fetch(&format!("127.0.0.1:{port}"), path, &[], client.as_ref())
                     .await
+                    .unwrap_or_else(|e| panic!("{what}: probe {path} over {scheme}: {e}"))
                     .status;
                 assert!(
                     (200..400).contains(&status),
-                    "{what}: probe {path}: {status}"
+                    "{what}: probe {path} over {scheme}: {status}"
                 );
             }
             Probe::Foreign(probe_argv) => {
@@ -417,11 +516,15 @@ pub async fn run_container(container: &Container) -> Run {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         );
-        let denied = http_request(&address, "GET", "/metrics").await;
+        let denied = fetch(&address, "/metrics", &[], tls.as_ref())
+            .await
+            .unwrap();
         assert_eq!(denied.status, 401, "{what}: /metrics without credentials");
         headers.push(("Authorization", authorization.as_str()));
     }
-    let metrics = http_request_with(&address, "GET", "/metrics", &headers).await;
+    let metrics = fetch(&address, "/metrics", &headers, tls.as_ref())
+        .await
+        .unwrap_or_else(|e| panic!("{what}: scrape: {e}"));
 
     Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])
@@ -520,6 +623,7 @@ fn the_shipped_configs_are_valid() {
     for path in [
         "deploy/kubernetes/config.yaml",
         "deploy/ecs/config.yaml",
+        "deploy/ecs/config-efs.yaml",
         "config/example.yaml",
         "config/minimal.yaml",
         "config/demo.yaml",

@@ -5,10 +5,13 @@
 use super::image::{image_container, image_files, Dockerfile};
 use super::*;
 
-const TASK_DEFINITIONS: [&str; 2] = [
+pub const TASK_DEFINITIONS: [&str; 3] = [
     "deploy/ecs/service-task-definition.json",
     "deploy/ecs/sidecar-task-definition.json",
+    EFS_TASK_DEFINITION,
 ];
+/// The service's variant with its state file on an EFS volume.
+const EFS_TASK_DEFINITION: &str = "deploy/ecs/service-efs-task-definition.json";
 
 fn json(path: &str) -> Value {
     serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -59,8 +62,27 @@ fn ecs_container(path: &str) -> Container {
             )
         })
         .collect();
+    // Task volumes (EFS) mounted into the container are where it may write.
+    let volumes: Vec<&str> = task["volumes"]
+        .as_array()
+        .map(|v| v.iter().map(|v| v["name"].as_str().unwrap()).collect())
+        .unwrap_or_default();
+    let mut writable = Vec::new();
+    for mount in c["mountPoints"].as_array().cloned().unwrap_or_default() {
+        let source = mount["sourceVolume"].as_str().unwrap();
+        assert!(
+            volumes.contains(&source),
+            "{path}: mountPoint {source} has no volume"
+        );
+        if mount["readOnly"] != true {
+            let dir = mount["containerPath"].as_str().unwrap().to_string();
+            files.retain(|p, _| !p.starts_with(&format!("{dir}/")));
+            writable.push(dir);
+        }
+    }
     Container {
         artefact: path.to_string(),
+        writable,
         argv: compose_argv(
             &dockerfile.exec_form("ENTRYPOINT"),
             &dockerfile.exec_form("CMD"),
@@ -83,6 +105,14 @@ async fn every_task_definition_starts_and_passes_its_health_check() {
             run.logs.lines().all(|l| l.starts_with('{')),
             "{path}: --log.format=json"
         );
+        // Only the EFS variant keeps state, and on its volume (the run fails on a write
+        // anywhere else: a read-only root filesystem).
+        assert_eq!(
+            run.state_files.iter().any(|f| f.ends_with("state.json")),
+            path == EFS_TASK_DEFINITION,
+            "{path}: {:?}",
+            run.state_files
+        );
     }
 }
 
@@ -104,6 +134,37 @@ fn the_task_definitions_are_hardened_and_the_service_runs_one_task_at_a_time() {
         assert_eq!(c["user"], "65532:65532");
         assert_eq!(c["linuxParameters"]["capabilities"]["drop"][0], "ALL");
     }
+    // The EFS variant is the service's task definition with a state volume: the same family
+    // (service.json runs either), an encrypted EFS access point mounted where config-efs.yaml
+    // puts the state file.
+    let plain = json(TASK_DEFINITIONS[0]);
+    let efs = json(EFS_TASK_DEFINITION);
+    assert_eq!(efs["family"], plain["family"]);
+    let volume = &efs["volumes"][0];
+    let config = &volume["efsVolumeConfiguration"];
+    assert_eq!(config["transitEncryption"], "ENABLED");
+    assert!(config["authorizationConfig"]["accessPointId"]
+        .as_str()
+        .unwrap()
+        .starts_with("fsap-"));
+    let mount = &exporter_definition(&efs)["mountPoints"][0];
+    assert_eq!(mount["sourceVolume"], volume["name"]);
+    let state_file = ssm_association_exporter::config::load(&repo("deploy/ecs/config-efs.yaml"))
+        .unwrap()
+        .state_file
+        .expect("config-efs.yaml has a state_file");
+    assert!(state_file.starts_with(mount["containerPath"].as_str().unwrap()));
+    // Otherwise the same: only the config file, the mount and the volume differ.
+    let mut stripped = efs.clone();
+    stripped.as_object_mut().unwrap().remove("volumes");
+    let c = &mut stripped["containerDefinitions"][0];
+    c.as_object_mut().unwrap().remove("mountPoints");
+    c["command"][0] = plain["containerDefinitions"][0]["command"][0].clone();
+    assert_eq!(
+        stripped, plain,
+        "{EFS_TASK_DEFINITION} vs {}",
+        TASK_DEFINITIONS[0]
+    );
     let sidecar = exporter_definition(&json(TASK_DEFINITIONS[1]));
     assert_eq!(
         sidecar["essential"], false,
@@ -151,7 +212,7 @@ fn the_task_definitions_and_service_are_valid_ecs_api_input() {
     }
     python.args(["CreateService", "deploy/ecs/service.json"]);
     let out = run_ok(python);
-    assert_eq!(out.matches(": valid ").count(), 3, "{out}");
+    assert_eq!(out.matches(": valid ").count(), 4, "{out}");
     // And the validation does reject what ECS would reject: the old health check was a list
     // of strings too, so check the type errors botocore does catch.
     let dir = tempfile::tempdir().unwrap();

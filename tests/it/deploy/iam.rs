@@ -20,6 +20,10 @@ const TEMPLATE: &str = "deploy/cloudformation/member-role-stackset.yaml";
 const EXPORTER_POLICY: &str = "deploy/iam/exporter-policy.json";
 const MEMBER_POLICY: &str = "deploy/iam/member-role-policy.json";
 const TRUST_POLICY: &str = "deploy/iam/member-role-trust-policy.json";
+const EXPORTER_ROLE: &str = "deploy/cloudformation/exporter-role.yaml";
+const ORGANIZATION_POLICY: &str = "deploy/iam/exporter-policy-organization.json";
+/// The partitions besides `aws` that `scripts/gen-iam-partitions` writes documents for.
+const PARTITIONS: [&str; 2] = ["aws-us-gov", "aws-cn"];
 /// The SSM operation called only for `discovery:` selectors with tags (`UseTagDiscovery`).
 const TAG_OPERATION: &str = "ListTagsForResource";
 
@@ -131,7 +135,7 @@ fn is_association_arn(resource: &Value) -> bool {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     matches!(
         parts.as_slice(),
-        ["arn", "aws", "ssm", _, account, id]
+        ["arn", "aws" | "aws-us-gov" | "aws-cn", "ssm", _, account, id]
             if !account.is_empty()
                 && *account != "*"
                 && id.starts_with("association/")
@@ -246,7 +250,12 @@ fn resolved_resources(template: &Value, params: &[(&str, &str)]) -> Value {
 
 /// The template's one role, resolved for the parameters.
 fn template_role(params: &[(&str, &str)]) -> Value {
-    let template = yaml(TEMPLATE);
+    role_of(TEMPLATE, params)
+}
+
+/// The one role of a template, resolved for the parameters.
+fn role_of(path: &str, params: &[(&str, &str)]) -> Value {
+    let template = yaml(path);
     let resources = resolved_resources(&template, params);
     let roles: Vec<&Value> = resources
         .as_object()
@@ -254,7 +263,7 @@ fn template_role(params: &[(&str, &str)]) -> Value {
         .values()
         .filter(|r| r["Type"] == "AWS::IAM::Role")
         .collect();
-    assert_eq!(roles.len(), 1, "one role in {TEMPLATE}");
+    assert_eq!(roles.len(), 1, "one role in {path}");
     roles[0]["Properties"].clone()
 }
 
@@ -281,34 +290,57 @@ fn cfn_lint_finds_nothing_in_the_member_role_template() {
     lint_clean(&super::repo(TEMPLATE));
 }
 
+/// The JSON documents of `deploy/iam` (the `aws` partition) and of each generated partition.
+fn policy_dirs() -> Vec<(&'static str, String)> {
+    let mut dirs = vec![("aws", "deploy/iam".to_string())];
+    for partition in PARTITIONS {
+        dirs.push((partition, format!("deploy/iam/partitions/{partition}")));
+    }
+    dirs
+}
+
+/// The `.json` files of a directory, sorted.
+fn json_files(dir: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(super::repo(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .map(|n| format!("{dir}/{n}"))
+        .collect();
+    files.sort();
+    files
+}
+
 #[test]
 fn cfn_lint_finds_nothing_in_the_json_policies() {
     // cfn-lint checks policy documents inside templates (action names against the service's
-    // actions, ARN and principal shapes): wrap the JSON files in one.
-    let template = json!({
-        "AWSTemplateFormatVersion": "2010-09-09",
-        "Resources": {
-            "ExporterPolicy": {
-                "Type": "AWS::IAM::ManagedPolicy",
-                "Properties": { "PolicyDocument": json_policy(EXPORTER_POLICY) }
-            },
-            "MemberPolicy": {
-                "Type": "AWS::IAM::ManagedPolicy",
-                "Properties": { "PolicyDocument": json_policy(MEMBER_POLICY) }
-            },
-            "MemberRole": {
-                "Type": "AWS::IAM::Role",
-                "Properties": {
-                    "AssumeRolePolicyDocument": json_policy(TRUST_POLICY),
-                    "ManagedPolicyArns": [{ "Ref": "MemberPolicy" }]
-                }
-            }
+    // actions, ARN and principal shapes): wrap the JSON files of every partition in one, the
+    // permission policies as managed policies, the trust policies as roles'.
+    for (partition, dir) in policy_dirs() {
+        let mut resources = serde_json::Map::new();
+        let mut trusts = 0;
+        for (i, path) in json_files(&dir).iter().enumerate() {
+            let document = json_policy(path);
+            let resource = if path.contains("trust") {
+                trusts += 1;
+                json!({ "Type": "AWS::IAM::Role",
+                        "Properties": { "AssumeRolePolicyDocument": document } })
+            } else {
+                json!({ "Type": "AWS::IAM::ManagedPolicy",
+                        "Properties": { "PolicyDocument": document } })
+            };
+            resources.insert(format!("Document{i}"), resource);
         }
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policies.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&template).unwrap()).unwrap();
-    lint_clean(&path);
+        assert_eq!(
+            trusts, 4,
+            "{dir}: the member role's and three of the exporter's"
+        );
+        let template = json!({ "AWSTemplateFormatVersion": "2010-09-09", "Resources": resources });
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join(format!("policies-{partition}.json"));
+        std::fs::write(&path, serde_json::to_string_pretty(&template).unwrap()).unwrap();
+        lint_clean(&path);
+    }
 }
 
 #[test]
@@ -448,6 +480,7 @@ fn the_template_trusts_the_exporter_role_with_the_external_id_when_given() {
         [
             "ExporterRoleArn",
             "ExternalId",
+            "OrganizationId",
             "RoleName",
             "UseTagDiscovery"
         ]
@@ -493,4 +526,301 @@ fn the_template_trusts_the_exporter_role_with_the_external_id_when_given() {
         without_id.get("Condition").is_none(),
         "an empty ExternalId means no condition: {without_id}"
     );
+    let in_organization = trust_statement(&[("OrganizationId", "o-a1b2c3d4e5")]);
+    assert_eq!(
+        in_organization["Condition"],
+        json!({ "StringEquals": { "aws:PrincipalOrgID": { "Ref": "OrganizationId" } } })
+    );
+    let both = trust_statement(&[
+        ("OrganizationId", "o-a1b2c3d4e5"),
+        ("ExternalId", "an-external-id"),
+    ]);
+    assert_eq!(
+        both["Condition"],
+        json!({ "StringEquals": {
+            "sts:ExternalId": { "Ref": "ExternalId" },
+            "aws:PrincipalOrgID": { "Ref": "OrganizationId" } } })
+    );
+}
+
+/// Every string of a JSON value, keys included.
+fn all_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| all_strings(v, out)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                out.push(k.clone());
+                all_strings(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_partition_has_its_own_policies_naming_only_its_arns() {
+    let out = Command::new("bash")
+        .arg(super::repo("scripts/gen-iam-partitions"))
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "deploy/iam/partitions is not what scripts/gen-iam-partitions makes:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = |dir: &str| -> Vec<String> {
+        json_files(dir)
+            .iter()
+            .map(|p| p.rsplit('/').next().unwrap().to_string())
+            .collect()
+    };
+    let all = called_actions();
+    for (partition, dir) in policy_dirs() {
+        assert_eq!(names(&dir), names("deploy/iam"), "{dir}: every document");
+        for path in json_files(&dir) {
+            let document = json_policy(&path);
+            let mut strings = Vec::new();
+            all_strings(&document, &mut strings);
+            for s in strings.iter().filter(|s| s.contains("arn:")) {
+                assert!(
+                    s.starts_with(&format!("arn:{partition}:")),
+                    "{path}: {s} is not an ARN of partition {partition}"
+                );
+            }
+            // Regions and the EKS OIDC issuer host of the partition.
+            let (region, domain) = match partition {
+                "aws" => ("us-east-1", ".amazonaws.com/"),
+                "aws-us-gov" => ("us-gov-west-1", ".amazonaws.com/"),
+                _ => ("cn-north-1", ".amazonaws.com.cn/"),
+            };
+            for s in strings
+                .iter()
+                .filter(|s| s.starts_with("oidc.eks.") || s.contains(":oidc-provider/"))
+            {
+                assert!(
+                    s.contains(&format!("oidc.eks.{region}{domain}")),
+                    "{path}: {s}"
+                );
+            }
+            for s in strings.iter().filter(|s| s.contains(":ecs:")) {
+                assert!(s.contains(&format!(":ecs:{region}:")), "{path}: {s}");
+            }
+            if !path.contains("trust") {
+                assert_ssm_grants(&path, &document, &all);
+            }
+        }
+    }
+}
+
+/// A resolved template value with `Ref` and `Fn::Sub` filled in from `values` (pseudo
+/// parameters included); JSON text from `Fn::Sub` is parsed.
+fn substitute(value: &Value, values: &BTreeMap<&str, &str>) -> Value {
+    let sub = |text: &str| -> String {
+        let mut out = text.to_string();
+        for (k, v) in values {
+            out = out.replace(&format!("${{{k}}}"), v);
+        }
+        assert!(!out.contains("${"), "unfilled: {out}");
+        out
+    };
+    match value {
+        Value::Object(o) if o.len() == 1 && o.contains_key("Ref") => {
+            let name = o["Ref"].as_str().unwrap();
+            Value::from(
+                *values
+                    .get(name)
+                    .unwrap_or_else(|| panic!("no value for {name}")),
+            )
+        }
+        Value::Object(o) if o.len() == 1 && o.contains_key("Fn::Sub") => {
+            let text = sub(o["Fn::Sub"].as_str().unwrap());
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        }
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), substitute(v, values)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| substitute(v, values)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The exporter-role template's role for `params`, every intrinsic filled in as
+/// CloudFormation would in account 123456789012, region us-east-1, partition `aws`.
+fn exporter_role(params: &[(&str, &str)]) -> Value {
+    let template = yaml(EXPORTER_ROLE);
+    let mut values: BTreeMap<&str, &str> = BTreeMap::from([
+        ("AWS::Partition", "aws"),
+        ("AWS::AccountId", "123456789012"),
+        ("AWS::Region", "us-east-1"),
+    ]);
+    for (name, p) in template["Parameters"].as_object().unwrap() {
+        if let Some(default) = p["Default"].as_str() {
+            values.insert(name.as_str(), default);
+        }
+    }
+    for (k, v) in params {
+        values.insert(k, v);
+    }
+    let role = role_of(EXPORTER_ROLE, params);
+    substitute(&role, &values)
+}
+
+const OIDC: &str = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+
+#[test]
+fn cfn_lint_finds_nothing_in_the_exporter_role_template() {
+    lint_clean(&super::repo(EXPORTER_ROLE));
+    let text = read(EXPORTER_ROLE);
+    let body = &text[text.find("AWSTemplateFormatVersion").unwrap()..];
+    assert!(!body.contains("arn:aws:"), "use ${{AWS::Partition}}");
+}
+
+#[test]
+fn the_exporter_role_template_trusts_the_runtime_it_is_for_as_the_json_examples_do() {
+    for (runtime, example, extra) in [
+        (
+            "eks-irsa",
+            "deploy/iam/exporter-trust-irsa.json",
+            Some(("OidcProvider", OIDC)),
+        ),
+        (
+            "eks-pod-identity",
+            "deploy/iam/exporter-trust-pod-identity.json",
+            None,
+        ),
+        ("ecs-task", "deploy/iam/exporter-trust-ecs-task.json", None),
+    ] {
+        let mut params = vec![("Runtime", runtime)];
+        params.extend(extra);
+        let role = exporter_role(&params);
+        assert_eq!(
+            role["AssumeRolePolicyDocument"],
+            json_policy(example),
+            "{EXPORTER_ROLE} Runtime={runtime} vs {example}"
+        );
+        // The permissions do not depend on the runtime: exporter-policy.json's.
+        let policy = &role["Policies"][0]["PolicyDocument"];
+        assert_eq!(
+            grants(policy),
+            grants(&json_policy(EXPORTER_POLICY)),
+            "{runtime}"
+        );
+    }
+    // IRSA without the issuer is refused before anything is created.
+    let template = yaml(EXPORTER_ROLE);
+    let rule = &template["Rules"]["IrsaNeedsTheOidcProvider"];
+    assert_eq!(rule["RuleCondition"]["Fn::Equals"][1], "eks-irsa");
+    assert_eq!(
+        rule["Assertions"][0]["Assert"]["Fn::Not"][0]["Fn::Equals"][0]["Ref"],
+        "OidcProvider"
+    );
+    // One account only: no sts:AssumeRole at all.
+    let single = exporter_role(&[("Runtime", "ecs-task"), ("MemberRoleName", "")]);
+    let actions: BTreeSet<String> = grants(&single["Policies"][0]["PolicyDocument"])
+        .into_keys()
+        .collect();
+    assert_eq!(actions, called_actions());
+}
+
+#[test]
+fn the_organization_condition_limits_assume_role_to_the_organization() {
+    // The JSON variant is exporter-policy.json with aws:ResourceOrgID on sts:AssumeRole.
+    let plain = json_policy(EXPORTER_POLICY);
+    let org = json_policy(ORGANIZATION_POLICY);
+    assert_eq!(grants(&plain), grants(&org));
+    let assume = |policy: &Value| -> Value {
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Action"] == "sts:AssumeRole")
+            .cloned()
+            .unwrap()
+    };
+    assert!(assume(&plain).get("Condition").is_none());
+    let condition = &assume(&org)["Condition"]["StringEquals"]["aws:ResourceOrgID"];
+    assert!(
+        condition.as_str().is_some_and(|id| id.starts_with("o-")),
+        "{ORGANIZATION_POLICY}: {condition}"
+    );
+    // The exporter-role template: with OrganizationId only.
+    for (org_id, expected) in [
+        ("", Value::Null),
+        (
+            "o-a1b2c3d4e5",
+            json!({ "StringEquals": { "aws:ResourceOrgID": "o-a1b2c3d4e5" } }),
+        ),
+    ] {
+        let role = exporter_role(&[("Runtime", "ecs-task"), ("OrganizationId", org_id)]);
+        let statement = assume(&role["Policies"][0]["PolicyDocument"]);
+        assert_eq!(
+            statement.get("Condition").cloned().unwrap_or(Value::Null),
+            expected,
+            "OrganizationId={org_id:?}"
+        );
+        assert_eq!(
+            statement["Resource"],
+            "arn:aws:iam::*:role/ssm-association-exporter"
+        );
+    }
+}
+
+#[test]
+fn the_trust_examples_name_the_charts_service_account_and_the_ecs_tasks_account() {
+    // The chart installed as the README says: release ssm-association-exporter, namespace
+    // monitoring.
+    let Some(mut helm) = super::tool("helm") else {
+        return;
+    };
+    helm.args([
+        "template",
+        "ssm-association-exporter",
+        "deploy/helm/ssm-association-exporter",
+        "--namespace",
+        "monitoring",
+    ]);
+    let docs = super::yaml_documents(&super::run_ok(helm));
+    let account = docs
+        .iter()
+        .find(|d| d["kind"] == "ServiceAccount")
+        .expect("the chart's ServiceAccount");
+    let namespace = account["metadata"]["namespace"].as_str().unwrap();
+    let name = account["metadata"]["name"].as_str().unwrap();
+    let irsa = json_policy("deploy/iam/exporter-trust-irsa.json");
+    assert_eq!(
+        irsa["Statement"][0]["Condition"]["StringEquals"][format!("{OIDC}:sub")],
+        format!("system:serviceaccount:{namespace}:{name}")
+    );
+    let pod_identity = json_policy("deploy/iam/exporter-trust-pod-identity.json");
+    let tags = &pod_identity["Statement"][0]["Condition"]["StringEquals"];
+    assert_eq!(tags["aws:RequestTag/kubernetes-namespace"], namespace);
+    assert_eq!(tags["aws:RequestTag/kubernetes-service-account"], name);
+    // The ECS example trusts the tasks of the task definitions' account and region.
+    let ecs = json_policy("deploy/iam/exporter-trust-ecs-task.json");
+    let condition = &ecs["Statement"][0]["Condition"];
+    for path in super::ecs::TASK_DEFINITIONS {
+        let task: Value = serde_json::from_str(&read(path)).unwrap();
+        let role = task["taskRoleArn"].as_str().unwrap();
+        let account_id = role.split(':').nth(4).unwrap();
+        assert_eq!(
+            condition["StringEquals"]["aws:SourceAccount"], account_id,
+            "{path}"
+        );
+        let region = task["containerDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|c| c["logConfiguration"]["options"]["awslogs-region"].as_str())
+            .unwrap();
+        assert_eq!(
+            condition["ArnLike"]["aws:SourceArn"],
+            format!("arn:aws:ecs:{region}:{account_id}:*"),
+            "{path}"
+        );
+    }
 }

@@ -193,6 +193,7 @@ pub fn pod_container(docs: &[Value], artefact: &str) -> (Container, Value) {
             probes.push(Probe::Http {
                 path: get["path"].as_str().unwrap().to_string(),
                 port,
+                https: get["scheme"] == "HTTPS",
             });
         } else if let Some(exec) = probe.get("exec") {
             probes.push(Probe::Exec(strings(&exec["command"])));
@@ -206,23 +207,28 @@ pub fn pod_container(docs: &[Value], artefact: &str) -> (Container, Value) {
         writable,
         probes,
         basic_auth: None,
+        tls_ca_pem: None,
     };
     (container, workload)
 }
 
-/// A workload without its name and the `ssm-association-exporter/replica-set` label, to
+/// A workload without its name and the `ssm-association-exporter/replica-set` label (in its
+/// selector, its pods' labels and the anti-affinity term that keeps them from their twins'), to
 /// compare the two StatefulSets of ha.enabled.
 fn without_replica_set(workload: &Value) -> Value {
-    let mut w = workload.clone();
-    w["metadata"]["name"] = Value::Null;
-    for pointer in [
-        "/spec/selector/matchLabels",
-        "/spec/template/metadata/labels",
-    ] {
-        if let Some(map) = w.pointer_mut(pointer).and_then(Value::as_object_mut) {
-            map.remove("ssm-association-exporter/replica-set");
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.remove("ssm-association-exporter/replica-set");
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
         }
     }
+    let mut w = workload.clone();
+    w["metadata"]["name"] = Value::Null;
+    strip(&mut w);
     w
 }
 

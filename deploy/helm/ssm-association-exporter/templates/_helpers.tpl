@@ -68,9 +68,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* The exporter's config: values.config, with state_file where the state volume is. */}}
+{{/* The placeholder association IDs of values.yaml's config, as JSON. */}}
+{{- define "ssm-association-exporter.placeholderAssociations" -}}
+["8dfe3659-4309-493a-8755-0123456789ab","0b1f2e3d-4c5b-4a69-8877-66554433aabb"]
+{{- end }}
+
+{{/* The exporter's config: values.config, with state_file where the state volume is. Helm
+merges a user's config into the defaults, so a config with only `discovery` would keep the
+placeholder IDs of values.yaml: they are dropped when discovery is set. */}}
 {{- define "ssm-association-exporter.config" -}}
-{{- $config := deepCopy .Values.config }}
+{{- $config := deepCopy (default dict .Values.config) }}
+{{- if and $config.discovery (eq (toJson $config.associations) (include "ssm-association-exporter.placeholderAssociations" .)) }}
+{{- $_ := unset $config "associations" }}
+{{- end }}
+{{- if and (not $config.associations) (not $config.discovery) }}
+{{- fail "config needs associations (a list of IDs), discovery (selectors) or both" }}
+{{- end }}
 {{- if hasKey $config "state_file" }}
 {{- fail "config.state_file is set by the chart: use state.enabled / persistence.enabled" }}
 {{- end }}
@@ -78,4 +91,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set $config "state_file" "/var/lib/ssm-association-exporter/state.json" }}
 {{- end }}
 {{- toYaml $config }}
+{{- end }}
+
+{{/* http or https: how the probes, the helm test pod and the ServiceMonitor reach the exporter. */}}
+{{- define "ssm-association-exporter.scheme" -}}
+{{- if .Values.webConfig.scheme }}
+{{- .Values.webConfig.scheme }}
+{{- else if and (not .Values.webConfig.existingSecret) (get (default dict .Values.webConfig.content) "tls_server_config") }}
+{{- "https" }}
+{{- else }}
+{{- "http" }}
+{{- end }}
 {{- end }}
