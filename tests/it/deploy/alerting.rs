@@ -619,7 +619,7 @@ fn dashboards_and_rules_only_use_documented_metrics_and_defined_recording_rules(
 /// are what `scripts/render-mixin` renders from `deploy/mixin/` now.
 #[test]
 fn the_committed_rules_and_dashboards_are_a_fresh_render_of_the_mixin() {
-    if tool("python3-tools").is_none() {
+    if tool("python").is_none() {
         return;
     }
     let mut render = Command::new(repo("scripts/render-mixin"));
@@ -821,4 +821,73 @@ async fn the_listing_last_execution_date_is_exported_without_a_polled_execution(
     );
     exporter.stop().await;
     sim.shutdown();
+}
+
+/// The mixin's `_config` knobs, as a user vendoring it sets them: the selector, the kept labels,
+/// the runbook base URL, every alert's extra labels, and per alert enable, severity and labels;
+/// the result passes `promtool check rules`.
+#[test]
+fn the_mixin_config_sets_selector_labels_runbooks_and_per_alert_knobs() {
+    let Some(mut python) = tool("python") else {
+        return;
+    };
+    let program = r#"
+import _jsonnet, json, sys
+src = """local m = (import 'mixin.libsonnet') + { _config+:: {
+  selector: 'job="ssm", env="prod"',
+  groupLabels: ['cluster', 'tenant'],
+  runbookBaseUrl: 'https://wiki.example.org/ssm',
+  extraLabels: { team: 'platform' },
+  alerts: { SSMAssociationExporterPollsLate: { enabled: false },
+            SSMAssociationExporterDown: { severity: 'warning', labels: { page: 'no' } } },
+} };
+{ groups: m.prometheusRules.groups + m.prometheusAlerts.groups }"""
+print(_jsonnet.evaluate_snippet("config", src, jpathdir=["deploy/mixin"]))
+"#;
+    python.args(["-c", program]);
+    let rendered = run_ok(python);
+    let groups: Value = serde_json::from_str(&rendered).unwrap();
+    let rules: Vec<&Value> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .collect();
+    let alerts: Vec<&&Value> = rules.iter().filter(|r| r.get("alert").is_some()).collect();
+    assert_eq!(alerts.len(), self::alerts().len() - 1);
+    for rule in &rules {
+        let expr = rule["expr"].as_str().unwrap();
+        assert!(!expr.contains("ssm-association-exporter"), "{expr}");
+        assert!(!expr.contains("namespace"), "{expr}");
+        // (A recording rule's series are selected where it is recorded.)
+        if (expr.contains("ssm_association") || expr.contains("up{"))
+            && !expr.contains(":ssm_association")
+        {
+            assert!(expr.contains("job=\"ssm\", env=\"prod\""), "{expr}");
+        }
+        if expr.contains(" by (") {
+            assert!(expr.contains("by (cluster, tenant, "), "{expr}");
+        }
+    }
+    for alert in alerts {
+        let name = alert["alert"].as_str().unwrap();
+        assert_ne!(name, "SSMAssociationExporterPollsLate");
+        assert_eq!(alert["labels"]["team"], "platform", "{name}");
+        assert_eq!(
+            alert["annotations"]["runbook_url"],
+            format!("https://wiki.example.org/ssm#{}", name.to_lowercase())
+        );
+        if name == "SSMAssociationExporterDown" {
+            assert_eq!(alert["labels"]["severity"], "warning");
+            assert_eq!(alert["labels"]["page"], "no");
+        }
+    }
+    let Some(mut promtool) = tool("promtool") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.yml");
+    std::fs::write(&path, &rendered).unwrap();
+    promtool.args(["check", "rules"]).arg(&path);
+    run_ok(promtool);
 }
