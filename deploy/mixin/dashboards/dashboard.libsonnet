@@ -146,7 +146,11 @@ local panels = import 'panels.json';
             'Association',
             'query_result(max by (association_id, association_name) (ssm_association_info{%s}))' % scope,
             'Associations of the selected accounts and regions, by name (multi-select).',
-            { regex: '/association_id="(?<value>[^"]+)"(?:,\\s*association_name="(?<text>[^"]+)")?/' },
+            {
+              regex: '/association_id="(?<value>[^"]+)"(?:,\\s*association_name="(?<text>[^"]+)")?/',
+              // The variable editor's "Query result" type.
+              query+: { qryType: 3 },
+            },
           ),
         ],
       },
