@@ -324,6 +324,19 @@ const FAMILIES: &[Family] = &[
         },
     },
     Family {
+        name: names::LISTED_LAST_EXECUTION_TIMESTAMP_SECONDS,
+        kind: "gauge",
+        help: "LastExecutionDate of the association in ListAssociations (the background listing), Unix seconds; absent before its first run",
+        from_poll: false,
+        shown: Shown::Always,
+        aggregate: None,
+        write: |f, s, out| {
+            if let Some(ms) = s.e.listed_last_execution_ms {
+                series(out, f.name, &s.base(), &[], Seconds(ms));
+            }
+        },
+    },
+    Family {
         name: names::POLL_SUCCESS,
         kind: "gauge",
         help: "1 if the last background poll of the association paged to the end without error, else 0",

@@ -19,6 +19,8 @@ pub const FAILING_TARGET: &str = "ssm_association_failing_target";
 pub const FAILING_TARGETS_LEFT_OUT: &str = "ssm_association_failing_targets_left_out";
 pub const INFO: &str = "ssm_association_info";
 pub const SCHEDULE_INTERVAL_SECONDS: &str = "ssm_association_schedule_interval_seconds";
+pub const LISTED_LAST_EXECUTION_TIMESTAMP_SECONDS: &str =
+    "ssm_association_listed_last_execution_timestamp_seconds";
 pub const POLL_SUCCESS: &str = "ssm_association_exporter_poll_success";
 pub const LAST_POLL_SUCCESS_TIMESTAMP_SECONDS: &str =
     "ssm_association_exporter_last_poll_success_timestamp_seconds";

@@ -723,7 +723,7 @@ impl ScopeState {
     }
 }
 
-/// Keeps the association's info (and schedule gap) as the listing shows it.
+/// Keeps the association's info (schedule gap, `LastExecutionDate`) as the listing shows it.
 fn update_info(
     entry: &Entry,
     listed: &ListedAssociation,
@@ -734,10 +734,13 @@ fn update_info(
 ) {
     let info = listed.info(key);
     let mut live = lock(&entry.live);
-    if live.exposed.info.as_ref() == Some(&info) && live.exposed.schedule_interval_seconds.is_some()
+    if live.exposed.info.as_ref() == Some(&info)
+        && live.exposed.schedule_interval_seconds.is_some()
+        && live.exposed.listed_last_execution_ms == listed.last_execution_ms
     {
         return;
     }
+    live.exposed.listed_last_execution_ms = listed.last_execution_ms;
     live.exposed.schedule_interval_seconds =
         schedule::expected_interval(&info.schedule_expression, aws_now_ms).map(|d| d.as_secs_f64());
     live.exposed.info = Some(info);

@@ -136,6 +136,9 @@ pub struct Exposed {
     pub info: Option<AssociationInfo>,
     /// The longest expected gap between two runs of the association's schedule, seconds.
     pub schedule_interval_seconds: Option<f64>,
+    /// The listing's `LastExecutionDate`, epoch milliseconds: known for every listed
+    /// association that ever ran, whether or not a poll has seen the run.
+    pub listed_last_execution_ms: Option<i64>,
     /// A poll has ended (the exporter's per-association series are shown from then on).
     pub polled: bool,
     /// A run has paged to its end (the execution series are shown from then on, at their full

@@ -457,6 +457,7 @@ pub(super) fn from_disk(a: Association) -> Restored {
             info: n.info,
             // Computed again from the schedule at the next listing.
             schedule_interval_seconds: None,
+            listed_last_execution_ms: None,
             polled: n.polled,
             complete: n.complete,
             signature: n.signature,

@@ -16,7 +16,8 @@
 //! and `botocore` (PyPI), `amtool` and `promtool` (Debian), installed by `scripts/install-test-tools`
 //! into `~/.cache/ssm-association-exporter-tools`; required where `SSM_EXPORTER_REQUIRE_PROMTOOL`
 //! is set (scripts/test sets it), else the test skips. `cfn-lint` (PyPI, for the IAM and
-//! CloudFormation checks in `iam`) is always required.
+//! CloudFormation checks in `iam`) is always required. `jsonnet` (PyPI) renders the monitoring
+//! mixin for `alerting`.
 
 mod alerting;
 mod chart;

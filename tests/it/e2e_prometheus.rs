@@ -300,8 +300,11 @@ async fn prometheus_scrapes_true_counts_and_fires_the_failure_alert() {
         let query = expr
             .replace("$__rate_interval", "1m")
             .replace("$__range", "5m")
+            .replace("$cluster", ".*")
             .replace("$job", ".*")
             .replace("$instance", ".*")
+            .replace("$account_id", ".*")
+            .replace("$region", ".*")
             .replace("$association_id", ".*");
         let data = api(
             &prom_address,

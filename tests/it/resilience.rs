@@ -719,7 +719,7 @@ async fn the_metrics_setting_follows_reloads_and_loses_nothing() {
         .filter(|(f, _)| !DATA_DEPENDENT.contains(&f.as_str()))
         .map(|(_, n)| n)
         .sum();
-    assert_eq!(fixed, 20, "{default:#?}");
+    assert_eq!(fixed, 21, "{default:#?}");
     assert_eq!(default[names::EXECUTION_DURATION_SECONDS], 7);
     assert_eq!(default[names::LAST_EXECUTION_STATUS], 1);
     for family in [

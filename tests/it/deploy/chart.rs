@@ -106,11 +106,24 @@ fn the_values_schema_refuses_unknown_keys_and_bad_values_in_lint_and_template() 
             "helm lint --set {set} must fail naming {key}: {text}"
         );
     }
-    // The alerting keys are open for the mixin's knobs; today's are typed.
-    assert!(
-        render(&["--set", "prometheusRule.enabled=yes"]).is_some_and(|out| !out.status.success())
-    );
-    assert!(render_ok(&["--set", "prometheusRule.someNewKnob=1"]).is_some());
+    // The alerting keys are typed too, down to the mixin's knobs.
+    for set in [
+        "prometheusRule.enabled=yes",
+        "prometheusRule.someNewKnob=1",
+        "prometheusRule.severities.ExporterDown=warning",
+        "prometheusRule.disabledAlerts[0]=ExporterDown",
+        "grafanaDashboard.someNewKnob=1",
+    ] {
+        assert!(
+            render(&["--set", set]).is_some_and(|out| !out.status.success()),
+            "--set {set} must fail"
+        );
+    }
+    assert!(render_ok(&[
+        "--set",
+        "prometheusRule.severities.SSMAssociationExporterDown=page"
+    ])
+    .is_some());
 }
 
 /// The schema node of a values path, following `properties`.
@@ -133,8 +146,6 @@ fn the_schema_types_every_key_of_values_yaml_and_the_config_keys_the_exporter_kn
         for (key, value) in values.as_object().unwrap() {
             path.push(key.clone());
             let keys: Vec<&str> = path.iter().map(String::as_str).collect();
-            // The alerting keys are open (the monitoring mixin adds knobs): their new keys
-            // need no schema here.
             let parent = schema_node(schema, &keys[..keys.len() - 1]).unwrap();
             match schema_node(schema, &keys) {
                 None if parent["additionalProperties"] == true => {}
@@ -157,12 +168,10 @@ fn the_schema_types_every_key_of_values_yaml_and_the_config_keys_the_exporter_kn
     walk(&schema, &values, &mut Vec::new(), &mut untyped);
     assert!(untyped.is_empty(), "untyped values: {untyped:?}");
 
-    // Objects with properties are closed, but for the alerting keys, which the monitoring
-    // mixin extends.
+    // Objects with properties are closed.
     fn closed(node: &Value, path: &str, open: &mut Vec<String>) {
         if let Some(props) = node.get("properties").and_then(Value::as_object) {
             if node["additionalProperties"] != false {
-                // What is inside an open object is the mixin owner's to type.
                 open.push(path.to_string());
                 return;
             }
@@ -173,7 +182,7 @@ fn the_schema_types_every_key_of_values_yaml_and_the_config_keys_the_exporter_kn
     }
     let mut open = Vec::new();
     closed(&schema, "", &mut open);
-    assert_eq!(open, [".grafanaDashboard", ".prometheusRule"]);
+    assert!(open.is_empty(), "open objects in the schema: {open:?}");
 
     // config's keys are the exporter's: ask the binary which keys it knows.
     let known = |section: Option<&str>| -> BTreeSet<String> {
