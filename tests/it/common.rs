@@ -295,7 +295,14 @@ fn dechunk(mut raw: &str) -> String {
 pub struct Metrics {
     pub samples: BTreeMap<String, f64>,
     pub text: String,
+    /// The samples by metric name with their labels parsed, built on the first lookup: a
+    /// check over hundreds of associations then costs a lookup per series, not a parse of
+    /// every sample per series (on a current-thread test runtime that parse starved the
+    /// exporter running beside it).
+    by_name: std::sync::OnceLock<Labelled>,
 }
+
+type Labelled = std::collections::HashMap<String, Vec<(BTreeMap<String, String>, f64)>>;
 
 /// One series' value as a scrape shows it: a number, or not exported at all.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -363,10 +370,27 @@ impl Metrics {
             };
             samples.insert(normalise(series), value);
         }
+        Metrics::from_samples(samples, text.to_string())
+    }
+
+    /// Metrics from samples keyed as [`Metrics::parse`] keys them.
+    pub fn from_samples(samples: BTreeMap<String, f64>, text: String) -> Metrics {
         Metrics {
             samples,
-            text: text.to_string(),
+            text,
+            by_name: std::sync::OnceLock::new(),
         }
+    }
+
+    fn by_name(&self) -> &Labelled {
+        self.by_name.get_or_init(|| {
+            let mut index = Labelled::new();
+            for (key, value) in &self.samples {
+                let (name, labels) = split_key(key);
+                index.entry(name).or_default().push((labels, *value));
+            }
+            index
+        })
     }
 
     /// The value of `name` with exactly these labels, if present; the scope labels
@@ -405,18 +429,16 @@ impl Metrics {
         name: &str,
         filter: &[(&str, &str)],
     ) -> Vec<(BTreeMap<String, String>, f64)> {
-        self.samples
-            .iter()
-            .filter_map(|(k, v)| {
-                let (n, labels) = split_key(k);
-                if n != name {
-                    return None;
-                }
+        let Some(all) = self.by_name().get(name) else {
+            return Vec::new();
+        };
+        all.iter()
+            .filter(|(labels, _)| {
                 filter
                     .iter()
                     .all(|(fk, fv)| labels.get(*fk).map(String::as_str) == Some(*fv))
-                    .then_some((labels, *v))
             })
+            .map(|(labels, v)| (labels.clone(), *v))
             .collect()
     }
 }

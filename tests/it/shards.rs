@@ -55,13 +55,7 @@ async fn union(shards: &[Exporter]) -> (Metrics, Vec<Metrics>) {
         }
         each.push(m);
     }
-    (
-        Metrics {
-            samples,
-            text: String::new(),
-        },
-        each,
-    )
+    (Metrics::from_samples(samples, String::new()), each)
 }
 
 async fn converge_union(shards: &[Exporter], sim: &Simulator, ids: &[String]) -> Vec<Metrics> {
