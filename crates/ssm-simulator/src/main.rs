@@ -20,11 +20,25 @@
 //! `--activity-interval` (first after `--activity-delay`); each is InProgress for a few
 //! seconds and then ends (mostly Success).
 //!
+//! Events (`--event-queue URL`, repeatable): SQS queues at AWS-shaped URLs
+//! (`https://sqs.<region>.amazonaws.com/<account>/<name>`) served on the same endpoint, fed with
+//! the State Manager events of every execution the activity starts and ends (not of the
+//! history). Each queue receives every account's and region's events (a central bus) unless
+//! `--event-route ACCOUNT/REGION=URL` routes are given (`*` for any account or region).
+//! `--event-faults [URL=]SPEC` sets a queue's faults (every queue's without `URL=`), SPEC being
+//! comma-separated `lose=F`, `duplicate=F`, `malformed=F`, `delay=DURATION`, `reorder`,
+//! `seed=N`; `--queue-outage [URL=]KIND,after=DURATION,for=DURATION` makes a queue fail
+//! (`KIND` `error`: HTTP 500, `reset`: connection closed, `throttled`: `RequestThrottled`) for
+//! a window; `--queue-visibility-timeout` sets the queues' default visibility timeout.
+//!
 //! `--requests-address ADDR` serves `GET /_sim/requests` there: the requests received since
 //! start, counted by (account, region, operation), as JSON
 //! `{"requests": [{"account": "...", "region": "...", "operation": "...", "count": N}, ...]}`.
 //! Benchmarks diff two answers to get the calls of a window. The individual request records
-//! are dropped every second then, so memory stays flat however long it runs.
+//! are dropped every second then, so memory stays flat however long it runs. `GET
+//! /_sim/queues` there answers each queue's state:
+//! `{"queues": [{"url": "...", "visible": N, "in_flight": N, "delayed": N, "deleted": N,
+//! "sent": N, "events": N, "lost": N, "duplicated": N, "malformed": N, "received": N}, ...]}`.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -40,8 +54,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ssm_simulator::{
-    EstateAccount, ExporterConfig, SimAssociation, SimExecution, Simulator, DEFAULT_ACCOUNT,
-    DEFAULT_REGION,
+    EstateAccount, EventRoute, ExporterConfig, QueueFaults, QueueOutage, SimAssociation,
+    SimExecution, Simulator, DEFAULT_ACCOUNT, DEFAULT_REGION,
 };
 use tokio::net::TcpListener;
 
@@ -119,6 +133,185 @@ struct Flags {
     /// this address.
     #[arg(long, value_name = "ADDR")]
     requests_address: Option<String>,
+    /// Serve this SQS queue (https://sqs.<region>.amazonaws.com/<account>/<name>) and send it
+    /// State Manager events (repeatable).
+    #[arg(long, value_name = "URL")]
+    event_queue: Vec<String>,
+    /// Route one scope's events to a queue: ACCOUNT/REGION=URL, `*` for any (repeatable;
+    /// default: every scope to every --event-queue).
+    #[arg(long, value_name = "SCOPE=URL")]
+    event_route: Vec<String>,
+    /// A queue's event faults: [URL=]lose=F,duplicate=F,malformed=F,delay=D,reorder,seed=N
+    /// (every queue without URL=; repeatable).
+    #[arg(long, value_name = "[URL=]SPEC")]
+    event_faults: Vec<String>,
+    /// A queue outage: [URL=]error|reset|throttled,after=D,for=D (every queue without URL=;
+    /// repeatable).
+    #[arg(long, value_name = "[URL=]SPEC")]
+    queue_outage: Vec<String>,
+    /// The queues' default visibility timeout (Prometheus duration syntax).
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = parse_duration)]
+    queue_visibility_timeout: Duration,
+}
+
+/// A queue outage from the command line.
+#[derive(Clone, Debug, PartialEq)]
+struct OutageSpec {
+    kind: QueueOutage,
+    after: Duration,
+    length: Duration,
+}
+
+/// Splits `[URL=]SPEC`: the URL when the text starts with one.
+fn split_target(text: &str) -> (Option<&str>, &str) {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        match text.split_once('=') {
+            Some((url, spec)) => (Some(url), spec),
+            None => (Some(text), ""),
+        }
+    } else {
+        (None, text)
+    }
+}
+
+/// Parses `lose=F,duplicate=F,malformed=F,delay=D,reorder,seed=N`.
+fn parse_faults(spec: &str) -> Result<QueueFaults, String> {
+    let mut faults = QueueFaults::default();
+    for item in spec.split(',').filter(|i| !i.is_empty()) {
+        let (key, value) = item.split_once('=').unwrap_or((item, ""));
+        let fraction = || match value.parse::<f64>() {
+            Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+            _ => Err(format!(
+                "{key}: expected a fraction from 0 to 1, got {value:?}"
+            )),
+        };
+        faults = match key {
+            "lose" => faults.lose(fraction()?),
+            "duplicate" => faults.duplicate(fraction()?),
+            "malformed" => faults.malformed(fraction()?),
+            "delay" => faults.delay(parse_duration(value)?),
+            "reorder" if value.is_empty() => faults.reorder(),
+            "seed" => faults.seed(value.parse().map_err(|_| format!("seed: {value:?}"))?),
+            _ => return Err(format!("unknown event fault {item:?}")),
+        };
+    }
+    Ok(faults)
+}
+
+/// Parses `error|reset|throttled,after=D,for=D`.
+fn parse_outage(spec: &str) -> Result<OutageSpec, String> {
+    let mut items = spec.split(',');
+    let kind = match items.next().unwrap_or_default() {
+        "error" => QueueOutage::ServerError,
+        "reset" => QueueOutage::ResetConnection,
+        "throttled" => QueueOutage::Throttled,
+        other => {
+            return Err(format!(
+                "unknown outage {other:?}: error, reset or throttled"
+            ))
+        }
+    };
+    let mut outage = OutageSpec {
+        kind,
+        after: Duration::ZERO,
+        length: Duration::ZERO,
+    };
+    for item in items {
+        match item.split_once('=') {
+            Some(("after", d)) => outage.after = parse_duration(d)?,
+            Some(("for", d)) => outage.length = parse_duration(d)?,
+            _ => return Err(format!("unknown outage setting {item:?}")),
+        }
+    }
+    if outage.length.is_zero() {
+        return Err("an outage needs for=DURATION".into());
+    }
+    Ok(outage)
+}
+
+/// Parses `ACCOUNT/REGION=URL` (`*` for any).
+fn parse_route(text: &str) -> Result<EventRoute, String> {
+    let (scope, url) = text
+        .split_once('=')
+        .ok_or_else(|| format!("--event-route {text:?}: expected ACCOUNT/REGION=URL"))?;
+    let (account, region) = scope
+        .split_once('/')
+        .ok_or_else(|| format!("--event-route {text:?}: expected ACCOUNT/REGION=URL"))?;
+    let mut route = EventRoute::to(url);
+    if account != "*" {
+        route = route.account(account);
+    }
+    if region != "*" {
+        route = route.region(region);
+    }
+    Ok(route)
+}
+
+/// Creates the queues, routes, faults and outages of the command line (after the history, so
+/// only the activity sends events).
+fn set_up_queues(sim: &Simulator, flags: &Flags) -> Result<(), String> {
+    let mut urls = Vec::new();
+    for url in &flags.event_queue {
+        let (account, region, name) = split_queue_url(url)
+            .ok_or_else(|| format!("--event-queue {url:?}: expected https://sqs.<region>.amazonaws.com/<account>/<name>"))?;
+        urls.push(sim.add_queue(&account, &region, &name));
+        sim.set_queue_visibility_timeout(
+            urls.last().expect("just pushed"),
+            flags.queue_visibility_timeout,
+        );
+    }
+    let known = |url: Option<&str>, flag: &str| -> Result<Vec<String>, String> {
+        match url {
+            None => Ok(urls.clone()),
+            Some(url) if urls.iter().any(|u| u == url) => Ok(vec![url.to_owned()]),
+            Some(url) => Err(format!("{flag}: {url} is not an --event-queue")),
+        }
+    };
+    if flags.event_route.is_empty() {
+        for url in &urls {
+            sim.route_events(EventRoute::to(url.clone()));
+        }
+    }
+    for text in &flags.event_route {
+        let route = parse_route(text)?;
+        known(Some(&route.queue_url), "--event-route")?;
+        sim.route_events(route);
+    }
+    for text in &flags.event_faults {
+        let (url, spec) = split_target(text);
+        let faults = parse_faults(spec).map_err(|e| format!("--event-faults: {e}"))?;
+        for url in known(url, "--event-faults")? {
+            sim.set_queue_faults(&url, faults.clone());
+        }
+    }
+    for text in &flags.queue_outage {
+        let (url, spec) = split_target(text);
+        let outage = parse_outage(spec).map_err(|e| format!("--queue-outage: {e}"))?;
+        for url in known(url, "--queue-outage")? {
+            let sim = sim.clone();
+            let outage = outage.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(outage.after).await;
+                sim.set_queue_outage(&url, Some((outage.kind, outage.length)));
+            });
+        }
+    }
+    Ok(())
+}
+
+/// (account, region, name) of `https://sqs.<region>.amazonaws.com/<account>/<name>`.
+fn split_queue_url(url: &str) -> Option<(String, String, String)> {
+    let rest = url.strip_prefix("https://sqs.")?;
+    let (region, path) = rest.split_once(".amazonaws.com/")?;
+    let (account, name) = path.split_once('/')?;
+    let valid = account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !name.is_empty()
+        && !region.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then(|| (account.to_owned(), region.to_owned(), name.to_owned()))
 }
 
 impl Flags {
@@ -422,10 +615,29 @@ fn requests_answer(
         );
         response
     };
+    if req.method() == Method::GET && req.uri().path() == "/_sim/queues" {
+        let queues: Vec<serde_json::Value> = sim
+            .queue_urls()
+            .into_iter()
+            .map(|url| {
+                let s = sim.queue_stats(&url);
+                serde_json::json!({
+                    "url": url, "visible": s.visible, "in_flight": s.in_flight,
+                    "delayed": s.delayed, "deleted": s.deleted, "sent": s.sent,
+                    "events": s.events, "lost": s.lost, "duplicated": s.duplicated,
+                    "malformed": s.malformed, "received": s.received,
+                })
+            })
+            .collect();
+        return reply(
+            StatusCode::OK,
+            serde_json::json!({ "queues": queues }).to_string(),
+        );
+    }
     if req.method() != Method::GET || req.uri().path() != "/_sim/requests" {
         return reply(
             StatusCode::NOT_FOUND,
-            r#"{"error": "only GET /_sim/requests"}"#.into(),
+            r#"{"error": "only GET /_sim/requests and /_sim/queues"}"#.into(),
         );
     }
     drain(sim, totals);
@@ -557,6 +769,10 @@ async fn main() -> ExitCode {
     }
 
     let targets = Arc::new(populate(&sim, &flags));
+    if let Err(error) = set_up_queues(&sim, &flags) {
+        eprintln!("{error}");
+        return ExitCode::from(2);
+    }
     if let Some(path) = &flags.config_out {
         let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
         if let Err(error) = write_config(&flags, path, &ids) {
@@ -632,5 +848,51 @@ mod tests {
         for bad in ["", "5", "m", "5x", "1.5h", "-1m"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn parses_queue_specs() {
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/q";
+        assert_eq!(
+            split_target(&format!("{url}=lose=0.5")),
+            (Some(url), "lose=0.5")
+        );
+        assert_eq!(split_target("lose=0.5"), (None, "lose=0.5"));
+        assert_eq!(
+            parse_faults("lose=0.5,duplicate=0.1,malformed=1,delay=2s,reorder,seed=7"),
+            Ok(QueueFaults::default()
+                .lose(0.5)
+                .duplicate(0.1)
+                .malformed(1.0)
+                .delay(Duration::from_secs(2))
+                .reorder()
+                .seed(7))
+        );
+        for bad in ["lose=2", "lose", "reorder=1", "jitter=1", "delay=x"] {
+            assert!(parse_faults(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_outage("throttled,after=1m,for=30s"),
+            Ok(OutageSpec {
+                kind: QueueOutage::Throttled,
+                after: Duration::from_secs(60),
+                length: Duration::from_secs(30),
+            })
+        );
+        assert!(parse_outage("reset").is_err(), "needs for=");
+        assert!(parse_outage("down,for=1s").is_err());
+        assert_eq!(
+            parse_route(&format!("222222222222/*={url}")),
+            Ok(EventRoute::to(url).account("222222222222"))
+        );
+        assert!(parse_route("222222222222=x").is_err());
+        assert_eq!(
+            split_queue_url(url),
+            Some(("123456789012".into(), "us-east-1".into(), "q".into()))
+        );
+        assert_eq!(
+            split_queue_url("https://sqs.us-east-1.amazonaws.com/1/q"),
+            None
+        );
     }
 }
