@@ -147,6 +147,10 @@
 //!   keys are those of the user guide's examples, `targets` and the aggregated count as
 //!   JSON-encoded strings; no execution id, no association name. Events are derived from the
 //!   model and never feed it: counts stay in the SSM APIs, whatever happens to the events.
+//!   An execution that is not visible yet sends its events all the same (AWS announces a run
+//!   when it changes, not when `DescribeAssociationExecutions` shows it), so an event can
+//!   come before the execution it announces can be read; a change of visibility alone sends
+//!   none.
 //!   An event goes once to each queue whatever the number of routes that match it.
 //! - Faults per queue ([`Simulator::set_queue_faults`], [`QueueFaults`], seeded): lost,
 //!   duplicated (same event id), delayed, reordered (newest first) and malformed events (a

@@ -742,3 +742,26 @@ async fn the_demo_queue_gets_the_live_activitys_events_not_the_historys() {
     assert!(DEMO_ASSOCIATIONS.iter().any(|d| d.id == id), "{id}");
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn an_event_can_announce_an_execution_not_visible_yet() {
+    let (sim, client, url) = setup().await;
+    sim.add_execution(A, SimExecution::new(exec_id(1), "Success", T0).invisible());
+    let got = receive_now(&client, &url).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(body_json(&got[0])["detail"]["status"], "Success");
+    let ssm = crate::api::client_for(&sim.endpoint_url()).await;
+    let listed = ssm
+        .describe_association_executions()
+        .association_id(A)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed.association_executions().is_empty(),
+        "not visible yet"
+    );
+    // Becoming visible is no change of state: no second event.
+    sim.update_execution(A, &exec_id(1), |e| e.visible = true);
+    assert_eq!(sim.queue_stats(&url).events, 1);
+}
