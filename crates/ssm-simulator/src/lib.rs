@@ -170,6 +170,8 @@
 //! - `main.rs`: the `ssm-simulator` binary (uses only the public API).
 //! - `lib.rs`: these docs and the public API's re-exports.
 //! - `demo.rs`: the demo scenario.
+//! - `specs.rs`: the text forms of settings for the binary: durations, queue faults and
+//!   outages, event routes, queue URLs.
 //! - `estate.rs`: the per-scope API: lifecycle, tags, roles, ground truth per scope.
 //! - `queue_api.rs`: the SQS API: queues, event routes, queue faults and outages, queue state,
 //!   injected messages.
@@ -218,6 +220,7 @@ mod queue_api;
 mod queues;
 mod responses;
 mod simulator;
+mod specs;
 mod sqs;
 mod state;
 mod sts;
@@ -238,4 +241,8 @@ pub use queues::{
     queue_url, EventRoute, QueueFaults, QueueOutage, QueueStats, DEFAULT_VISIBILITY_TIMEOUT,
 };
 pub use simulator::Simulator;
+pub use specs::{
+    parse_duration, parse_event_route, parse_queue_faults, parse_queue_outage, split_queue_url,
+    split_target, ScheduledOutage,
+};
 pub use state::RecordedRequest;

@@ -54,8 +54,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ssm_simulator::{
-    EstateAccount, EventRoute, ExporterConfig, QueueFaults, QueueOutage, SimAssociation,
-    SimExecution, Simulator, DEFAULT_ACCOUNT, DEFAULT_REGION,
+    parse_duration, parse_event_route, parse_queue_faults, parse_queue_outage, split_queue_url,
+    split_target, EstateAccount, EventRoute, ExporterConfig, SimAssociation, SimExecution,
+    Simulator, DEFAULT_ACCOUNT, DEFAULT_REGION,
 };
 use tokio::net::TcpListener;
 
@@ -154,99 +155,6 @@ struct Flags {
     queue_visibility_timeout: Duration,
 }
 
-/// A queue outage from the command line.
-#[derive(Clone, Debug, PartialEq)]
-struct OutageSpec {
-    kind: QueueOutage,
-    after: Duration,
-    length: Duration,
-}
-
-/// Splits `[URL=]SPEC`: the URL when the text starts with one.
-fn split_target(text: &str) -> (Option<&str>, &str) {
-    if text.starts_with("http://") || text.starts_with("https://") {
-        match text.split_once('=') {
-            Some((url, spec)) => (Some(url), spec),
-            None => (Some(text), ""),
-        }
-    } else {
-        (None, text)
-    }
-}
-
-/// Parses `lose=F,duplicate=F,malformed=F,delay=D,reorder,seed=N`.
-fn parse_faults(spec: &str) -> Result<QueueFaults, String> {
-    let mut faults = QueueFaults::default();
-    for item in spec.split(',').filter(|i| !i.is_empty()) {
-        let (key, value) = item.split_once('=').unwrap_or((item, ""));
-        let fraction = || match value.parse::<f64>() {
-            Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
-            _ => Err(format!(
-                "{key}: expected a fraction from 0 to 1, got {value:?}"
-            )),
-        };
-        faults = match key {
-            "lose" => faults.lose(fraction()?),
-            "duplicate" => faults.duplicate(fraction()?),
-            "malformed" => faults.malformed(fraction()?),
-            "delay" => faults.delay(parse_duration(value)?),
-            "reorder" if value.is_empty() => faults.reorder(),
-            "seed" => faults.seed(value.parse().map_err(|_| format!("seed: {value:?}"))?),
-            _ => return Err(format!("unknown event fault {item:?}")),
-        };
-    }
-    Ok(faults)
-}
-
-/// Parses `error|reset|throttled,after=D,for=D`.
-fn parse_outage(spec: &str) -> Result<OutageSpec, String> {
-    let mut items = spec.split(',');
-    let kind = match items.next().unwrap_or_default() {
-        "error" => QueueOutage::ServerError,
-        "reset" => QueueOutage::ResetConnection,
-        "throttled" => QueueOutage::Throttled,
-        other => {
-            return Err(format!(
-                "unknown outage {other:?}: error, reset or throttled"
-            ))
-        }
-    };
-    let mut outage = OutageSpec {
-        kind,
-        after: Duration::ZERO,
-        length: Duration::ZERO,
-    };
-    for item in items {
-        match item.split_once('=') {
-            Some(("after", d)) => outage.after = parse_duration(d)?,
-            Some(("for", d)) => outage.length = parse_duration(d)?,
-            _ => return Err(format!("unknown outage setting {item:?}")),
-        }
-    }
-    if outage.length.is_zero() {
-        return Err("an outage needs for=DURATION".into());
-    }
-    Ok(outage)
-}
-
-/// Parses `ACCOUNT/REGION=URL` (`*` for any).
-fn parse_route(text: &str) -> Result<EventRoute, String> {
-    let (scope, url) = text
-        .split_once('=')
-        .ok_or_else(|| format!("--event-route {text:?}: expected ACCOUNT/REGION=URL"))?;
-    let (account, region) = scope
-        .split_once('/')
-        .ok_or_else(|| format!("--event-route {text:?}: expected ACCOUNT/REGION=URL"))?;
-    let mut route = EventRoute::to(url);
-    if account != "*" {
-        route = route.account(account);
-    }
-    if region != "*" {
-        route = route.region(region);
-    }
-    Ok(route)
-}
-
 /// Creates the queues, routes, faults and outages of the command line (after the history, so
 /// only the activity sends events).
 fn set_up_queues(sim: &Simulator, flags: &Flags) -> Result<(), String> {
@@ -273,20 +181,20 @@ fn set_up_queues(sim: &Simulator, flags: &Flags) -> Result<(), String> {
         }
     }
     for text in &flags.event_route {
-        let route = parse_route(text)?;
+        let route = parse_event_route(text).map_err(|e| format!("--event-route {e}"))?;
         known(Some(&route.queue_url), "--event-route")?;
         sim.route_events(route);
     }
     for text in &flags.event_faults {
         let (url, spec) = split_target(text);
-        let faults = parse_faults(spec).map_err(|e| format!("--event-faults: {e}"))?;
+        let faults = parse_queue_faults(spec).map_err(|e| format!("--event-faults: {e}"))?;
         for url in known(url, "--event-faults")? {
             sim.set_queue_faults(&url, faults.clone());
         }
     }
     for text in &flags.queue_outage {
         let (url, spec) = split_target(text);
-        let outage = parse_outage(spec).map_err(|e| format!("--queue-outage: {e}"))?;
+        let outage = parse_queue_outage(spec).map_err(|e| format!("--queue-outage: {e}"))?;
         for url in known(url, "--queue-outage")? {
             let sim = sim.clone();
             let outage = outage.clone();
@@ -297,21 +205,6 @@ fn set_up_queues(sim: &Simulator, flags: &Flags) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// (account, region, name) of `https://sqs.<region>.amazonaws.com/<account>/<name>`.
-fn split_queue_url(url: &str) -> Option<(String, String, String)> {
-    let rest = url.strip_prefix("https://sqs.")?;
-    let (region, path) = rest.split_once(".amazonaws.com/")?;
-    let (account, name) = path.split_once('/')?;
-    let valid = account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && !name.is_empty()
-        && !region.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    valid.then(|| (account.to_owned(), region.to_owned(), name.to_owned()))
 }
 
 impl Flags {
@@ -447,45 +340,6 @@ fn write_config(flags: &Flags, path: &Path, ids: &[String]) -> Result<(), String
         config.yaml(ids)
     };
     std::fs::write(path, yaml).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Parses a Prometheus-style duration such as `50m` or `1h30m` (units `ms`, `s`, `m`, `h`,
-/// `d`, `w`, `y`; a year is 365 days).
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    const UNITS: &[(&str, u64)] = &[
-        ("ms", 1),
-        ("s", 1_000),
-        ("m", 60_000),
-        ("h", 3_600_000),
-        ("d", 86_400_000),
-        ("w", 604_800_000),
-        ("y", 31_536_000_000),
-    ];
-    let invalid = || format!("invalid duration {text:?}; expected e.g. 50m or 1h30m");
-    let mut rest = text;
-    let mut total: u64 = 0;
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(invalid)?;
-        let letters = rest[digits..]
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .map_or(rest.len(), |n| digits + n);
-        let count: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        let unit = UNITS
-            .iter()
-            .find(|(name, _)| *name == &rest[digits..letters])
-            .ok_or_else(invalid)?;
-        total = count
-            .checked_mul(unit.1)
-            .and_then(|ms| total.checked_add(ms))
-            .ok_or_else(invalid)?;
-        rest = &rest[letters..];
-    }
-    Ok(Duration::from_millis(total))
 }
 
 /// Starts a run of `target` now: an InProgress execution that ends `delay` later with a
@@ -833,66 +687,5 @@ async fn shutdown_signal() {
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("50m"), Ok(Duration::from_secs(3000)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        for bad in ["", "5", "m", "5x", "1.5h", "-1m"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn parses_queue_specs() {
-        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/q";
-        assert_eq!(
-            split_target(&format!("{url}=lose=0.5")),
-            (Some(url), "lose=0.5")
-        );
-        assert_eq!(split_target("lose=0.5"), (None, "lose=0.5"));
-        assert_eq!(
-            parse_faults("lose=0.5,duplicate=0.1,malformed=1,delay=2s,reorder,seed=7"),
-            Ok(QueueFaults::default()
-                .lose(0.5)
-                .duplicate(0.1)
-                .malformed(1.0)
-                .delay(Duration::from_secs(2))
-                .reorder()
-                .seed(7))
-        );
-        for bad in ["lose=2", "lose", "reorder=1", "jitter=1", "delay=x"] {
-            assert!(parse_faults(bad).is_err(), "{bad}");
-        }
-        assert_eq!(
-            parse_outage("throttled,after=1m,for=30s"),
-            Ok(OutageSpec {
-                kind: QueueOutage::Throttled,
-                after: Duration::from_secs(60),
-                length: Duration::from_secs(30),
-            })
-        );
-        assert!(parse_outage("reset").is_err(), "needs for=");
-        assert!(parse_outage("down,for=1s").is_err());
-        assert_eq!(
-            parse_route(&format!("222222222222/*={url}")),
-            Ok(EventRoute::to(url).account("222222222222"))
-        );
-        assert!(parse_route("222222222222=x").is_err());
-        assert_eq!(
-            split_queue_url(url),
-            Some(("123456789012".into(), "us-east-1".into(), "q".into()))
-        );
-        assert_eq!(
-            split_queue_url("https://sqs.us-east-1.amazonaws.com/1/q"),
-            None
-        );
     }
 }
