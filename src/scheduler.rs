@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +16,7 @@ use crate::clock::now_ms;
 use crate::config::{ScopeConfig, TargetDetailConfig};
 use crate::discovery::Selection;
 use crate::feed::{self, Decision, Known, Rules};
+use crate::limit::Priority;
 use crate::metrics::Metrics;
 use crate::model::{ListedAssociation, ScopeKey};
 use crate::poller::Poller;
@@ -41,7 +41,7 @@ use details::DetailQueue;
 pub use listing::delta_margin;
 use listing::{Kind, Listing, Listings};
 pub use slots::polls_per_scope;
-use slots::with_slot;
+use slots::{with_slot, PollSlots};
 use tags::TagQueue;
 
 /// What every scope of one configuration shares.
@@ -260,12 +260,12 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         untagged: HashMap::new(),
         tag_reads: Arc::new(TagQueue::default()),
         polls: JoinSet::new(),
-        poll_slots: Arc::new(Semaphore::new(shared.polls_per_scope.max(1))),
+        poll_slots: Arc::new(PollSlots::new(shared.polls_per_scope)),
         first_listing: true,
         listing_error: None,
         details: Arc::new(DetailQueue::default()),
     };
-    // Per-target detail is read beside the polls, never in them.
+    // Per-target detail is read beside the polls, several at once, never in them.
     let reader = tokio::spawn(details::read_targets(
         state.details.clone(),
         scope.ssm.clone(),
@@ -278,7 +278,6 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         shared.clone(),
         key.clone(),
         name.clone(),
-        shared.polls_per_scope,
     ));
     // Associations of this scope from before a reload: a listing that no longer selects them
     // retires them.
@@ -345,7 +344,7 @@ struct ScopeState {
     tag_reads: Arc<TagQueue>,
     polls: JoinSet<(String, Result<(), ApiError>)>,
     /// Running polls ([`polls_per_scope`]).
-    poll_slots: Arc<Semaphore>,
+    poll_slots: Arc<PollSlots>,
     first_listing: bool,
     listing_error: Option<String>,
     /// The targets polls left to read ([`details`]).
@@ -363,8 +362,8 @@ struct Pass {
     selected: HashSet<String>,
     /// Associations whose first poll readiness waits for.
     awaiting: Vec<String>,
-    /// Polls to start, with the listing's signature of each association.
-    to_poll: Vec<(Arc<Entry>, String)>,
+    /// Polls to start, with the listing's signature of each association and their priority.
+    to_poll: Vec<(Arc<Entry>, String, Priority)>,
 }
 
 impl ScopeState {
@@ -480,11 +479,14 @@ impl ScopeState {
                 .readiness
                 .scope_listed(&self.name, std::mem::take(&mut pass.awaiting));
         }
-        // The queued polls start, each once one of the scope's poll slots is free.
-        for (entry, signature) in std::mem::take(&mut pass.to_poll) {
-            let (ssm, shared, details) = (scope.ssm.clone(), shared.clone(), self.details.clone());
+        // The queued polls start, due ones first, each once one of the scope's poll slots is
+        // free; every request of a poll goes at its priority.
+        pass.to_poll.sort_by_key(|(_, _, priority)| *priority);
+        for (entry, signature, priority) in std::mem::take(&mut pass.to_poll) {
+            let (ssm, shared, details) =
+                (scope.ssm.at(priority), shared.clone(), self.details.clone());
             self.polls
-                .spawn(with_slot(self.poll_slots.clone(), move || {
+                .spawn(with_slot(self.poll_slots.clone(), priority, move || {
                     poll_task(entry, ssm, shared, due, signature, details)
                 }));
         }
@@ -661,7 +663,8 @@ impl ScopeState {
                     pass.awaiting.push(l.id.clone());
                 }
                 self.in_flight.insert(l.id.clone());
-                pass.to_poll.push((entry, signature));
+                pass.to_poll
+                    .push((entry, signature, slots::priority(reason)));
             }
         }
     }
