@@ -198,3 +198,83 @@ async fn slow_tag_reads_go_several_at_once() {
     assert_eq!(sim.request_count(TAGS), u64::from(n), "each read once");
     exporter.stop().await;
 }
+
+/// Re-polls of runs in progress (re-checks) keep the budget busy: 60 associations with a run
+/// in progress each, re-polled every 2 s (`pending_recheck_max_interval: 2s`: it only makes
+/// the load, 30 re-polls a second against a budget of 10), the sweep at its production
+/// default. A run that ends on a 61st association moves the listing (a due poll): its poll
+/// goes before the re-polls waiting then, not after them (there are dozens).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_poll_goes_before_the_waiting_rechecks() {
+    let n = 61;
+    let (sim, ids) = simulator_with(n).await;
+    let (busy, quiet) = ids.split_at(60);
+    let quiet = &quiet[0];
+    for (i, id) in busy.iter().enumerate() {
+        // A run that ended (the listing shows it, so the first poll reads) and one going on.
+        let created = sim.now_ms() - 120_000;
+        sim.add_execution(
+            id,
+            SimExecution::new(format!("done-{i}"), "Success", created)
+                .with_last_execution_ms(created + 20_000),
+        );
+        sim.add_execution(
+            id,
+            SimExecution::new(format!("long-{i}"), "InProgress", created + 60_000),
+        );
+    }
+    let created = sim.now_ms() - 30 * 60_000;
+    sim.add_execution(
+        quiet,
+        SimExecution::new("old", "Success", created).with_last_execution_ms(created + 20_000),
+    );
+    let mut config = test_config(&ids);
+    config.api_requests_per_second = 10.0;
+    config.pending_recheck_max_interval = Duration::from_secs(2);
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    exporter
+        .wait_for("the re-polls to queue up", |m| {
+            let pending = m
+                .value(names::POLLS_TOTAL, &[("reason", "pending")])
+                .number();
+            (pending >= 60.0)
+                .then_some(())
+                .ok_or(format!("{pending} pending re-polls"))
+        })
+        .await;
+    let polls_of_quiet = |sim: &Simulator| {
+        sim.requests()
+            .iter()
+            .filter(|r| r.operation == EXECUTIONS && r.association_id.as_deref() == Some(quiet))
+            .count()
+    };
+    let before = polls_of_quiet(&sim);
+    let mark = sim.requests().len();
+    let now = sim.now_ms();
+    sim.add_execution(
+        quiet,
+        SimExecution::new("new", "Success", now - 5_000).with_last_execution_ms(now),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while polls_of_quiet(&sim) == before {
+        assert!(Instant::now() < deadline, "the due poll never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let requests = sim.requests();
+    let due = mark
+        + requests[mark..]
+            .iter()
+            .position(|r| r.operation == EXECUTIONS && r.association_id.as_deref() == Some(quiet))
+            .unwrap();
+    let rechecks_before = requests[mark..due]
+        .iter()
+        .filter(|r| r.operation == EXECUTIONS)
+        .count();
+    println!("the due poll went after {rechecks_before} re-poll requests");
+    assert!(
+        rechecks_before <= 8,
+        "the due poll waited for {rechecks_before} re-poll requests"
+    );
+    exporter.stop().await;
+}
