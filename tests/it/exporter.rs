@@ -768,6 +768,13 @@ async fn a_real_scrape_passes_promtool_check_metrics() {
     config.target_detail.failing_targets_gauge = true;
     let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;
+    // Targets are read after the counts, off the polls' path: readiness does not wait for them.
+    exporter
+        .wait_for("the failed run's targets read", |m| {
+            let read = m.series(names::TARGET_RESULTS_TOTAL, &[]);
+            (!read.is_empty()).then_some(()).ok_or("none yet".into())
+        })
+        .await;
     let body = exporter.get("/metrics").await.body;
     // The README's metric table and a real scrape name the same metrics.
     let mut documented = documented_metrics();
