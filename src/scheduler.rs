@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +17,7 @@ use crate::config::{ScopeConfig, TargetDetailConfig};
 use crate::discovery::Selection;
 use crate::events::Routes;
 use crate::feed::{self, Decision, Known, Rules};
+use crate::limit::Priority;
 use crate::metrics::Metrics;
 use crate::model::{ListedAssociation, ScopeKey};
 use crate::poller::Poller;
@@ -43,7 +43,7 @@ use details::DetailQueue;
 pub use listing::delta_margin;
 use listing::{Kind, Listing, Listings};
 pub use slots::polls_per_scope;
-use slots::{poll_task, with_slot};
+use slots::{poll_task, with_slot, PollSlots};
 use tags::TagQueue;
 use triggered::EventPolls;
 
@@ -265,13 +265,13 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         untagged: HashMap::new(),
         tag_reads: Arc::new(TagQueue::default()),
         polls: JoinSet::new(),
-        poll_slots: Arc::new(Semaphore::new(shared.polls_per_scope.max(1))),
+        poll_slots: Arc::new(PollSlots::new(shared.polls_per_scope)),
         first_listing: true,
         listing_error: None,
         details: Arc::new(DetailQueue::default()),
         events: EventPolls::new(shared.routes.register(key.clone())),
     };
-    // Per-target detail is read beside the polls, never in them.
+    // Per-target detail is read beside the polls, several at once, never in them.
     let reader = tokio::spawn(details::read_targets(
         state.details.clone(),
         scope.ssm.clone(),
@@ -284,7 +284,6 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         shared.clone(),
         key.clone(),
         name.clone(),
-        shared.polls_per_scope,
     ));
     // Associations of this scope from before a reload: a listing that no longer selects them
     // retires them.
@@ -354,7 +353,7 @@ struct ScopeState {
     tag_reads: Arc<TagQueue>,
     polls: JoinSet<(String, Result<(), ApiError>)>,
     /// Running polls ([`polls_per_scope`]).
-    poll_slots: Arc<Semaphore>,
+    poll_slots: Arc<PollSlots>,
     first_listing: bool,
     listing_error: Option<String>,
     /// The targets polls left to read ([`details`]).
@@ -374,8 +373,8 @@ struct Pass {
     selected: HashSet<String>,
     /// Associations whose first poll readiness waits for.
     awaiting: Vec<String>,
-    /// Polls to start, with the listing's signature of each association.
-    to_poll: Vec<(Arc<Entry>, String)>,
+    /// Polls to start, with the listing's signature of each association and their priority.
+    to_poll: Vec<(Arc<Entry>, String, Priority)>,
 }
 
 impl ScopeState {
@@ -491,11 +490,14 @@ impl ScopeState {
                 .readiness
                 .scope_listed(&self.name, std::mem::take(&mut pass.awaiting));
         }
-        // The queued polls start, each once one of the scope's poll slots is free.
-        for (entry, signature) in std::mem::take(&mut pass.to_poll) {
-            let (ssm, shared, details) = (scope.ssm.clone(), shared.clone(), self.details.clone());
+        // The queued polls start, due ones first, each once one of the scope's poll slots is
+        // free; every request of a poll goes at its priority.
+        pass.to_poll.sort_by_key(|(_, _, priority)| *priority);
+        for (entry, signature, priority) in std::mem::take(&mut pass.to_poll) {
+            let (ssm, shared, details) =
+                (scope.ssm.at(priority), shared.clone(), self.details.clone());
             self.polls
-                .spawn(with_slot(self.poll_slots.clone(), move || {
+                .spawn(with_slot(self.poll_slots.clone(), priority, move || {
                     poll_task(entry, ssm, shared, due, signature, details)
                 }));
         }
@@ -674,7 +676,8 @@ impl ScopeState {
                 self.in_flight.insert(l.id.clone());
                 // It starts after any trigger waiting for it: it answers them.
                 self.events.poll_started(&l.id);
-                pass.to_poll.push((entry, signature));
+                pass.to_poll
+                    .push((entry, signature, slots::priority(reason)));
             }
         }
     }

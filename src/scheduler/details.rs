@@ -1,11 +1,14 @@
 //! Per-target detail, off the polls' path: the targets polls left to read wait here, one entry
 //! per association, and one reader per scope reads them on what the request budget leaves over
-//! ([`crate::limit::Priority::Detail`]). A poll never waits for them, nor holds a poll slot.
+//! ([`crate::limit::Priority::Detail`]), several associations at once (as many as the budget
+//! lets detail requests be in flight: [`crate::limit::Budget::detail_parallelism`]). A poll
+//! never waits for them, nor holds a poll slot.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
 
 use super::Shared;
 use crate::poller::TargetReads;
@@ -56,19 +59,26 @@ impl DetailQueue {
     }
 }
 
-/// The reader of one scope: reads the queued targets, one association at a time, through
-/// `ssm`'s detail view, until the scope loop stops it.
+/// The reader of one scope: reads the queued targets through `ssm`'s detail view, one read
+/// going per detail request the budget lets be in flight (each association's own reads one
+/// after another), until the scope loop stops it.
 pub async fn read_targets(queue: Arc<DetailQueue>, ssm: Ssm, shared: Arc<Shared>) {
     let ssm = ssm.detail();
+    let slots = Arc::new(Semaphore::new(ssm.detail_parallelism()));
+    let mut reading = JoinSet::new();
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let reads = queue.pop().await;
-        reads
-            .read(
-                &ssm,
-                &shared.metrics,
-                &shared.store,
-                shared.publish_each_poll,
-            )
-            .await;
+        let (ssm, shared) = (ssm.clone(), shared.clone());
+        reading.spawn(async move {
+            let publish = shared.publish_each_poll;
+            reads
+                .read(&ssm, &shared.metrics, &shared.store, publish)
+                .await;
+            drop(slot);
+        });
+        while reading.try_join_next().is_some() {}
     }
 }

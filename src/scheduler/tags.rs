@@ -1,9 +1,10 @@
 //! Tags, off the listing's path: an association whose selection waits on its tags is queued
 //! here (once, while not read yet), and one reader per scope reads them through the request
 //! budget's leftover ([`crate::limit::Priority::Detail`]), so a listing or a poll never waits
-//! for them. The reader starts several reads, but the budget lets one detail request (tag or
-//! target read) be in flight at a time per account and region, so they go one after another. The tags go to the store's cache (kept in the state file); the next
-//! listing selects with them.
+//! for them. The reader keeps as many reads going as the budget lets detail requests be in
+//! flight ([`crate::limit::Budget::detail_parallelism`]: the concurrency cap minus one), each
+//! on a rate slot no count or re-check wanted. The tags go to the store's cache (kept in the
+//! state file); the next listing selects with them.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -68,18 +69,17 @@ impl TagQueue {
     }
 }
 
-/// The tag reader of one scope: up to `parallel` reads at once through `ssm`'s detail view,
-/// until the scope loop stops it.
+/// The tag reader of one scope: as many reads at once through `ssm`'s detail view as the
+/// budget lets detail requests be in flight, until the scope loop stops it.
 pub async fn read_tags(
     queue: Arc<TagQueue>,
     ssm: Ssm,
     shared: Arc<Shared>,
     key: ScopeKey,
     name: String,
-    parallel: usize,
 ) {
     let ssm = ssm.detail();
-    let slots = Arc::new(Semaphore::new(parallel.max(1)));
+    let slots = Arc::new(Semaphore::new(ssm.detail_parallelism()));
     let mut reads = JoinSet::new();
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {

@@ -131,10 +131,12 @@ impl ScopeState {
                 .inc();
             self.in_flight.insert(id.clone());
             self.events.poll_started(&id);
-            let (ssm, shared, details) = (scope.ssm.clone(), shared.clone(), self.details.clone());
+            let priority = super::slots::priority(Reason::Event);
+            let (ssm, shared, details) =
+                (scope.ssm.at(priority), shared.clone(), self.details.clone());
             let due = Instant::now();
             self.polls
-                .spawn(with_slot(self.poll_slots.clone(), move || {
+                .spawn(with_slot(self.poll_slots.clone(), priority, move || {
                     poll_task(entry, ssm, shared, due, signature, details)
                 }));
         }

@@ -182,13 +182,25 @@ impl Ssm {
         self.client.config().region().map(|r| r.to_string())
     }
 
-    /// The same client for optional work (per-target detail): its requests take only the
-    /// budget that count requests leave over ([`Priority::Detail`]).
+    /// The same client for optional work (target and tag reads): its requests take only the
+    /// budget that count and re-check requests leave over ([`Priority::Detail`]).
     pub fn detail(&self) -> Ssm {
+        self.at(Priority::Detail)
+    }
+
+    /// The same client with its requests at `priority` on the budget (a poll's, as its reason
+    /// says: every page of it).
+    pub fn at(&self, priority: Priority) -> Ssm {
         Ssm {
-            priority: Priority::Detail,
+            priority,
             ..self.clone()
         }
+    }
+
+    /// How many detail requests the budget lets be in flight at once
+    /// ([`Budget::detail_parallelism`]): how many reads a background reader starts.
+    pub fn detail_parallelism(&self) -> usize {
+        self.budget.detail_parallelism()
     }
 
     /// AWS's clock, as the responses' `Date` headers show it.

@@ -788,18 +788,22 @@ async fn a_real_scrape_passes_promtool_check_metrics() {
     });
     let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;
+    // Targets are read after the counts, off the polls' path: readiness does not wait for
+    // them; nor for the queues.
     exporter
-        .wait_for("both queues tried", |m| {
+        .wait_for("both queues tried and the failed run's targets read", |m| {
             let received = m.value(
                 names::EVENT_QUEUE_LAST_RECEIVE_TIMESTAMP_SECONDS,
                 &[("queue", &queue)],
             );
             let errors = m.series(names::EVENT_QUEUE_ERRORS_TOTAL, &[("queue", &missing)]);
-            (received != Reading::Missing && !errors.is_empty())
+            let read = m.series(names::TARGET_RESULTS_TOTAL, &[]);
+            (received != Reading::Missing && !errors.is_empty() && !read.is_empty())
                 .then_some(())
                 .ok_or(format!(
-                    "received {received}, {} error series",
-                    errors.len()
+                    "received {received}, {} error series, {} target series",
+                    errors.len(),
+                    read.len()
                 ))
         })
         .await;

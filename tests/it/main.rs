@@ -16,6 +16,7 @@ mod exporter;
 mod golden;
 mod listing;
 mod long_runs;
+mod priorities;
 mod resilience;
 mod security;
 mod shards;
