@@ -382,8 +382,11 @@ struct Pass {
     /// Polls to start, with the listing's signature of each association and their priority.
     to_poll: Vec<(Arc<Entry>, String, Priority)>,
     /// The sweep polls the change feed asked for, with each one's last successful poll.
-    sweeps: Vec<(Option<i64>, (Arc<Entry>, String))>,
+    sweeps: Vec<(Option<i64>, Asked)>,
 }
+
+/// A poll the change feed asked for: the association and the listing's signature of it.
+type Asked = (Arc<Entry>, String);
 
 impl ScopeState {
     fn labels(&self) -> [&str; 2] {
