@@ -9,7 +9,8 @@ PR_SET_PDEATHSIG if this script is killed hard). See bench/README.md for what ea
 
 Environment: BENCH_QUICK=1 (short windows, one repetition), BENCH_STEADY_SECONDS (steady-state
 window per size, default 180), BENCH_WRK_SECONDS (default 10), BENCH_ONLY=series (only the
-series counts) or BENCH_ONLY=estate (only the estate scenario), BENCH_SERIES_SETTINGS
+series counts), BENCH_ONLY=estate (only the estate scenario) or BENCH_ONLY=calls (only the
+request cost at the default budget, bench/calls.py), BENCH_SERIES_SETTINGS
 (comma-separated settings of the series counts, default "default,richest"; "default" alone for
 a build without the `metrics:` section), BENCH_ESTATE_INTERVALS (poll intervals per estate
 window, default 5, 3 quick; at least 3).
@@ -32,6 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import calls  # noqa: E402  (bench/calls.py: the request cost at the default budget)
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 STEADY_SECONDS = float(os.environ.get("BENCH_STEADY_SECONDS", "20" if QUICK else "180"))
@@ -800,6 +804,8 @@ def report(args, r):
             verdict(c["fixed_max"] <= 20) if c["setting"] == "default" else "", "")
     for e in r.get("estate", []):
         estate_rows(row, e, mib)
+    if "calls" in r:
+        lines.extend(calls.report_lines(r["calls"]))
     if "ingest_big" not in r:
         return "\n".join(lines)
     for name, g in (("ingest 1,000 × 200", r["ingest_big"]), ("ingest 500 × 200", r["ingest_small"])):
@@ -886,6 +892,8 @@ def main():
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # calls.py uses this script's helpers, so that its processes are ended with the others.
+    calls.b = sys.modules[__name__]
     try:
         revision = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
                                   text=True).stdout.strip() or "unknown"
@@ -893,13 +901,15 @@ def main():
         repeats = 1 if QUICK else 3
         log(f"load average {loadavg()}; quick={QUICK}, steady window {STEADY_SECONDS:.0f} s")
         only = os.environ.get("BENCH_ONLY", "")
-        if only not in ("", "series", "estate"):
-            sys.exit(f"bench.py: BENCH_ONLY={only!r}: expected series or estate")
+        if only not in ("", "series", "estate", "calls"):
+            sys.exit(f"bench.py: BENCH_ONLY={only!r}: expected series, estate or calls")
         if only in ("", "series"):
             settings = os.environ.get("BENCH_SERIES_SETTINGS", "default,richest").split(",")
             r["series"] = [series(bins, n, setting) for setting in settings for n in (1000, 10000)]
         if only in ("", "estate"):
             r["estate"] = estate_runs(bins)
+        if only in ("", "calls"):
+            r["calls"] = calls.run_all(bins, os.environ.get("BENCH_BEFORE_EXPORTER") or None)
         if only:
             r["elapsed"] = time.monotonic() - T_START
             print(report(args, r), flush=True)

@@ -18,7 +18,7 @@
 //! every association (`discovery: [{}]`) in every account and region. `--active-fraction F`
 //! starts a new run on a random (seeded) fraction F of all associations every
 //! `--activity-interval` (first after `--activity-delay`); each is InProgress for a few
-//! seconds and then ends (mostly Success).
+//! seconds (or `--run-length`) and then ends (mostly Success).
 //!
 //! Events (`--event-queue URL`, repeatable): SQS queues at AWS-shaped URLs
 //! (`https://sqs.<region>.amazonaws.com/<account>/<name>`) served on the same endpoint, fed with
@@ -130,6 +130,11 @@ struct Flags {
     /// --activity-interval). Sets the phase of the rounds against a poller's own cadence.
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     activity_delay: Option<Duration>,
+    /// How long each --active-fraction run stays InProgress (default: 2 to 8 s, at most half of
+    /// --activity-interval). A long one with --active-fraction 1 and a long --activity-interval
+    /// is a patch wave: every association running at once for this long.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    run_length: Option<Duration>,
     /// Serve GET /_sim/requests (request counts by account, region and operation, JSON) on
     /// this address.
     #[arg(long, value_name = "ADDR")]
@@ -384,14 +389,15 @@ async fn trickle(sim: Simulator, targets: Arc<Vec<Target>>, rate: f64) {
 }
 
 /// Every `every` (first after `delay`), starts a run on `fraction` of the associations,
-/// picked at random without repeats; each ends 2-8 seconds later (at most half of `every`,
-/// at least 1 s), before the next round.
+/// picked at random without repeats; each ends `length` later, by default 2-8 seconds (at
+/// most half of `every`, at least 1 s), before the next round.
 async fn activity(
     sim: Simulator,
     targets: Arc<Vec<Target>>,
     fraction: f64,
     every: Duration,
     delay: Duration,
+    length: Option<Duration>,
 ) {
     let mut rng = StdRng::seed_from_u64(SEED ^ 2);
     let count = ((targets.len() as f64 * fraction).round() as usize).min(targets.len());
@@ -404,7 +410,8 @@ async fn activity(
     loop {
         tick.tick().await;
         for i in rand::seq::index::sample(&mut rng, targets.len(), count) {
-            let delay = Duration::from_millis(rng.random_range(shortest..=longest));
+            let delay = length
+                .unwrap_or_else(|| Duration::from_millis(rng.random_range(shortest..=longest)));
             start_run(&sim, &mut rng, &targets[i], delay);
         }
     }
@@ -648,6 +655,7 @@ async fn main() -> ExitCode {
             flags.active_fraction,
             flags.activity_interval,
             flags.activity_delay.unwrap_or(flags.activity_interval),
+            flags.run_length,
         ));
     }
     if let Some(listener) = requests_listener {

@@ -421,3 +421,68 @@ async fn event_queues_get_the_activitys_events_by_route_with_faults_and_outages(
         "{queues}"
     );
 }
+
+/// `--run-length`: a wave of long runs. With `--active-fraction 1` every association starts a
+/// run at once, and each is still in progress after the longest default run (8 s) has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_length_makes_every_run_of_a_wave_last_that_long() {
+    let (_sim, endpoint) = start(&[
+        "--associations",
+        "4",
+        "--executions",
+        "2",
+        "--regions",
+        "us-east-1",
+        "--active-fraction",
+        "1",
+        "--activity-interval",
+        "1000h",
+        "--activity-delay",
+        "0s",
+        "--run-length",
+        "1h",
+    ]);
+    let client = crate::estate::client_in(&endpoint, "us-east-1").await;
+    let ids: Vec<String> = client
+        .list_associations()
+        .send()
+        .await
+        .unwrap()
+        .associations()
+        .iter()
+        .map(|a| a.association_id().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    let in_progress = |client: aws_sdk_ssm::Client, ids: Vec<String>| async move {
+        let mut n = 0;
+        for id in ids {
+            let page = client
+                .describe_association_executions()
+                .association_id(id)
+                .send()
+                .await
+                .unwrap();
+            n += page
+                .association_executions()
+                .iter()
+                .filter(|e| e.status() == Some("InProgress"))
+                .count();
+        }
+        n
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while in_progress(client.clone(), ids.clone()).await < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wave did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Past the longest default run: still running.
+    tokio::time::sleep(std::time::Duration::from_secs(9)).await;
+    assert_eq!(
+        in_progress(client, ids).await,
+        4,
+        "every run lasts --run-length"
+    );
+}
