@@ -630,6 +630,7 @@ impl ScopeState {
                 in_progress: live.tracker.in_progress() as u64,
                 newest_in_progress_ms: live.tracker.newest_pending_created_ms(),
                 last_poll_success_ms: live.exposed.last_poll_success_ms,
+                view: live.exposed.view,
             };
             feed::decide(l, &signature, &known, &shared.rules, pass.aws_now, pass.now)
         };

@@ -460,3 +460,70 @@ async fn events_that_arrive_together_make_one_poll() {
     );
     exporter.stop().await;
 }
+
+/// #22: with events, a run's end costs one poll, the event's: the listings after it (one every
+/// 300 ms, so that several come while the test looks) show its `LastExecutionDate` and
+/// `Overview` move, which that poll has already read (`changed` would poll it again). Counted
+/// in the simulator's own request log: `DescribeAssociationExecutions` from the run's start to
+/// the tenth listing after its count. A listing that comes between the run and the event's
+/// poll may poll it first (then the event polls it again, as events always do): that attempt
+/// is not a measure, and another run is tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_events_a_run_s_end_costs_one_poll_whatever_the_listings_show() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let exporter =
+        Exporter::start(events_config(&ids, &url, Duration::from_millis(300)), &sim).await;
+    exporter.wait_ready().await;
+    let changed = |m: &Metrics| {
+        m.value(names::POLLS_TOTAL, &[("reason", "changed")])
+            .number()
+    };
+    for attempt in 0..5 {
+        let changed_before = changed(&exporter.metrics().await);
+        let from = sim.requests().len();
+        sim.add_execution(
+            &ids[0],
+            SimExecution::new(format!("run-{attempt}"), "Success", now_ms() - 500)
+                .with_last_execution_ms(now_ms()),
+        );
+        exporter
+            .wait_for("the run counted", |m| exact_never_over(m, &sim, &ids))
+            .await;
+        let listings_after = |n: usize| {
+            sim.requests()[from..]
+                .iter()
+                .filter(|r| r.operation == "ListAssociations")
+                .count()
+                >= n
+        };
+        // Past a follow-up's first wait (2 s), too: the poll read the run, none comes.
+        wait_until("ten listings after the count", || listings_after(10)).await;
+        let log: Vec<String> = sim.requests()[from..]
+            .iter()
+            .map(|r| r.operation.clone())
+            .filter(|o| o == "ListAssociations" || o == "DescribeAssociationExecutions")
+            .collect();
+        let first_poll = log
+            .iter()
+            .position(|o| o == "DescribeAssociationExecutions")
+            .expect("polled");
+        if log[..first_poll].iter().any(|o| o == "ListAssociations") {
+            continue;
+        }
+        let polls = log
+            .iter()
+            .filter(|o| *o == "DescribeAssociationExecutions")
+            .count();
+        assert_eq!(
+            polls, 1,
+            "one poll for the run, across the listings: {log:?}"
+        );
+        let metrics = exporter.metrics().await;
+        assert_eq!(changed(&metrics), changed_before, "no `changed` poll");
+        exact_never_over(&metrics, &sim, &ids).expect("exact");
+        exporter.stop().await;
+        return;
+    }
+    panic!("every attempt raced a listing");
+}
