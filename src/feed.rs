@@ -53,10 +53,13 @@ pub enum Reason {
     /// A State Manager event named it (`crate::events`): not a rule of the feed, which never
     /// decides it; the scope loop polls at once.
     Event,
+    /// A short re-poll after an event's poll that found nothing the event announced (the run
+    /// not visible yet): also the scope loop's, never the feed's (`crate::scheduler`).
+    FollowUp,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::First,
         Reason::Retry,
         Reason::Changed,
@@ -65,6 +68,7 @@ impl Reason {
         Reason::Pending,
         Reason::Sweep,
         Reason::Event,
+        Reason::FollowUp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +81,7 @@ impl Reason {
             Reason::Pending => "pending",
             Reason::Sweep => "sweep",
             Reason::Event => "event",
+            Reason::FollowUp => "follow_up",
         }
     }
 }

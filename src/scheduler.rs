@@ -319,12 +319,14 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
                 _ = tokio::time::sleep_until(next) => break,
                 Some(done) = state.polls.join_next(), if !state.polls.is_empty() => {
                     if let Ok((id, result)) = done {
+                        let ok = result.is_ok();
                         state.poll_ended(&id, result, interval);
+                        state.follow_up(&id, ok, &shared);
                         // Triggers that came while it ran wait for a poll of their own.
                         state.start_event_polls(&scope, &shared);
                     }
                 }
-                Some(trigger) = state.events.next() => state.triggered(trigger, &scope, &shared),
+                Some(wake) = state.events.next() => state.woken(wake, &scope, &shared),
             }
         }
     }

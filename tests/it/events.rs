@@ -527,3 +527,101 @@ async fn with_events_a_run_s_end_costs_one_poll_whatever_the_listings_show() {
     }
     panic!("every attempt raced a listing");
 }
+
+/// #22: a run that becomes visible in `DescribeAssociationExecutions` only after its event's
+/// poll (AWS's late visibility) is counted by a follow-up poll within seconds, without a
+/// listing (30-day interval): the event's poll read nothing new while the event is dated after
+/// everything read, so the association is polled again 2, 4, 8, 16 s later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_visible_after_its_event_s_poll_is_counted_by_a_follow_up() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
+    exporter.wait_ready().await;
+    let listings = sim.request_count("ListAssociations");
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("late", "Failed", now_ms() - 500)
+            .with_last_execution_ms(now_ms())
+            .invisible(),
+    );
+    exporter
+        .wait_for("the event's poll ended", |m| {
+            let n = received(m, "association", "polled").number();
+            (n >= 1.0).then_some(()).ok_or(format!("{n} handled"))
+        })
+        .await;
+    assert!(
+        matches_ground_truth(&exporter.metrics().await, &sim.ground_truth(), &ids).is_ok(),
+        "nothing visible, nothing counted yet"
+    );
+    sim.update_execution(&ids[0], "late", |e| e.visible = true);
+    let metrics = exporter
+        .wait_for("the late run counted", |m| {
+            exact_never_over(m, &sim, &ids)?;
+            match m.value(
+                names::EXECUTIONS_TOTAL,
+                &[("association_id", &ids[0]), ("status", "Failed")],
+            ) {
+                v if v == 1.0 => Ok(()),
+                v => Err(format!("Failed {v}")),
+            }
+        })
+        .await;
+    assert!(metrics.value(names::POLLS_TOTAL, &[("reason", "follow_up")]) >= 1.0);
+    assert_eq!(
+        sim.request_count("ListAssociations"),
+        listings,
+        "no listing: the follow-up counted it"
+    );
+    exporter.stop().await;
+}
+
+/// #22: follow-ups are bounded: an event that no poll explains (forged: nothing ran) is
+/// followed up only while within `late_visibility_window` (3 s here: the follow-up 2 s after
+/// the event's poll, not the one 4 s after that); an event dated within seconds of what was
+/// read (a duplicate of a run's event, its run read) is explained, and not followed up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_ups_stop_at_their_bound_and_an_explained_event_has_none() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let mut config = events_config(&ids, &url, NO_LISTING);
+    config.late_visibility_window = Duration::from_secs(3);
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let follow_ups = |m: &Metrics| m.value(names::POLLS_TOTAL, &[("reason", "follow_up")]);
+    sim.inject_message(&url, forged_event(&ids[0]));
+    exporter
+        .wait_for("the forged event followed up", |m| {
+            (follow_ups(m) == 1.0)
+                .then_some(())
+                .ok_or(format!("{:?}", follow_ups(m)))
+        })
+        .await;
+    // The next would be 4 s after that one ended: past the window.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(follow_ups(&exporter.metrics().await), 1.0, "bounded");
+
+    // A run, its event's poll reading it; then the same event again.
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("run", "Success", now_ms() - 500).with_last_execution_ms(now_ms()),
+    );
+    exporter
+        .wait_for("the run counted", |m| exact_never_over(m, &sim, &ids))
+        .await;
+    let polled = received(&exporter.metrics().await, "association", "polled").number();
+    sim.inject_message(&url, forged_event(&ids[0]));
+    exporter
+        .wait_for("the duplicate handled", |m| {
+            let n = received(m, "association", "polled").number();
+            (n > polled).then_some(()).ok_or(format!("{n} polled"))
+        })
+        .await;
+    // A follow-up would come 2 s after its poll.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = exporter.metrics().await;
+    assert_eq!(follow_ups(&metrics), 1.0, "the duplicate is explained");
+    exact_never_over(&metrics, &sim, &ids).expect("exact");
+    exporter.stop().await;
+}
