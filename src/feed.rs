@@ -7,7 +7,11 @@
 //!   call (its look-back start is fixed then, so a run already going is counted when it ends);
 //! - its last poll failed or stopped early (`retry`; the caller spaces retries out);
 //! - its `LastExecutionDate`, `AssociationVersion` or `Overview` changed since its last
-//!   successful poll (`changed`);
+//!   successful poll (`changed`), unless polls have already read what the change shows
+//!   ([`explained`]: a State Manager event's poll read the run's end before a listing showed
+//!   it): the version is the one polled, the date is the newest `CreatedTime` or the newest
+//!   end of a final execution read, and the `Overview`'s status is the newest execution's as
+//!   read. A date, status or version the polls did not read is polled at once, as before;
 //! - its `LastExecutionDate` is newer than every execution seen so far and still within the
 //!   late-visibility window: the run it reports has not become visible yet (`unexplained`);
 //! - the late-visibility window after its `LastExecutionDate` has passed and no poll has
@@ -31,7 +35,8 @@
 //! Whether AWS moves `LastExecutionDate` when a run starts or when it ends is not documented;
 //! these rules count every execution exactly once either way (tests cover both).
 
-use crate::model::ListedAssociation;
+use crate::model::{FinalStatus, ListedAssociation};
+use crate::store::PollView;
 
 /// Why an association is polled (the `reason` label of `..._polls_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,10 +51,13 @@ pub enum Reason {
     /// A State Manager event named it (`crate::events`): not a rule of the feed, which never
     /// decides it; the scope loop polls at once.
     Event,
+    /// A short re-poll after an event's poll that found nothing the event announced (the run
+    /// not visible yet): also the scope loop's, never the feed's (`crate::scheduler`).
+    FollowUp,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::First,
         Reason::Retry,
         Reason::Changed,
@@ -58,6 +66,7 @@ impl Reason {
         Reason::Pending,
         Reason::Sweep,
         Reason::Event,
+        Reason::FollowUp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +79,7 @@ impl Reason {
             Reason::Pending => "pending",
             Reason::Sweep => "sweep",
             Reason::Event => "event",
+            Reason::FollowUp => "follow_up",
         }
     }
 }
@@ -105,6 +115,8 @@ pub struct Known<'a> {
     pub last_poll_success_ms: Option<i64>,
     /// Its latest sweep slot at or before now (host clock); `None`: none yet.
     pub sweep_slot_ms: Option<i64>,
+    /// What polls have read of its newest executions.
+    pub view: PollView,
 }
 
 /// The settings the rules use, milliseconds.
@@ -173,7 +185,7 @@ pub fn decide(
     if !known.complete || !known.poll_success {
         return Decision::Poll(Reason::Retry);
     }
-    if known.signature != Some(signature) {
+    if known.signature != Some(signature) && !explained(listed, known) {
         return Decision::Poll(Reason::Changed);
     }
     if let Some(last) = listed.last_execution_ms {
@@ -209,6 +221,38 @@ pub fn decide(
         }
     }
     Decision::Skip
+}
+
+/// Whether polls have already read what the listing shows of `listed` (after a successful
+/// poll): its `AssociationVersion` is the one last polled; its `LastExecutionDate` is exactly
+/// the newest `CreatedTime` read or the newest end of a final execution read (AWS's date
+/// follows one or the other: the newest run's start, or the newest end); and its `Overview`,
+/// which follows the newest run by `CreatedTime`, has that run's status as read (`Success`
+/// for Success and Skipped, `Failed` for the other final statuses, neither while it runs). A
+/// run the polls have not read moves the date past both, or the status away from the one
+/// read; runs older than the newest change nothing in the listing either way (`late`).
+fn explained(listed: &ListedAssociation, known: &Known<'_>) -> bool {
+    let (Some(polled), Some(last)) = (known.signature, listed.last_execution_ms) else {
+        return false;
+    };
+    let Some((created, status)) = known.view.newest else {
+        return false;
+    };
+    // `ListedAssociation::signature`: date|version|overview.
+    let version = polled.split('|').nth(1).unwrap_or_default();
+    let status_read = match status {
+        Some(FinalStatus::Success | FinalStatus::Skipped) => "Success",
+        Some(_) => "Failed",
+        None => "",
+    };
+    let listed_status = listed.overview.split('/').next().unwrap_or_default();
+    let status_consistent = match status_read {
+        "" => !matches!(listed_status, "Success" | "Failed"),
+        read => listed_status == read,
+    };
+    version == listed.association_version.as_deref().unwrap_or_default()
+        && (last == created || known.view.newest_end_ms == Some(last))
+        && status_consistent
 }
 
 #[cfg(test)]
@@ -249,6 +293,7 @@ mod tests {
             newest_in_progress_ms: None,
             last_poll_success_ms: Some(NOW - MINUTE),
             sweep_slot_ms: None,
+            view: PollView::default(),
         }
     }
 
@@ -290,6 +335,70 @@ mod tests {
         overview.overview = "Failed/Failed/Failed=1".into();
         assert_eq!(
             decide_now(&overview, &known),
+            Decision::Poll(Reason::Changed)
+        );
+    }
+
+    /// #22: a poll that read a run's end before the listing showed it (a State Manager
+    /// event's) explains the listing's change, whether the date moved at the run's start or at
+    /// its end: no second poll. Whatever the polls did not read is polled at once.
+    #[test]
+    fn a_listing_change_a_poll_has_read_is_not_polled_again() {
+        let before = listed(Some(NOW - 30 * MINUTE));
+        let sig = before.signature();
+        let mut known = polled(&sig, Some(NOW - MINUTE));
+        // Read: a run created 2 minutes ago that ended successfully a minute ago.
+        known.view = PollView {
+            newest: Some((NOW - 2 * MINUTE, Some(FinalStatus::Success))),
+            newest_end_ms: Some(NOW - MINUTE),
+        };
+        let shows = |last: i64, overview: &str| {
+            let mut l = listed(Some(last));
+            l.overview = overview.into();
+            l
+        };
+        let at_end = shows(NOW - MINUTE, "Success/Success/Success=1");
+        assert_eq!(decide_now(&at_end, &known), Decision::Skip);
+        let at_start = shows(NOW - 2 * MINUTE, "Success/Success/Success=1");
+        assert_eq!(decide_now(&at_start, &known), Decision::Skip);
+        // A date the polls did not read: a newer run, or one between (not visible yet).
+        for last in [NOW - MINUTE + 1, NOW - 90_000] {
+            let l = shows(last, "Success/Success/Success=1");
+            assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Changed));
+        }
+        // A status other than the one read: a newer run failed, or one is running.
+        for overview in ["Failed/Failed/Failed=1", "Pending/InProgress/InProgress=1"] {
+            let l = shows(NOW - MINUTE, overview);
+            assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Changed));
+        }
+        // A new version.
+        let mut edited = at_end.clone();
+        edited.association_version = Some("2".into());
+        assert_eq!(decide_now(&edited, &known), Decision::Poll(Reason::Changed));
+        // Nothing read (a restart: the view is not kept): polled.
+        let mut fresh = known.clone();
+        fresh.view = PollView::default();
+        assert_eq!(decide_now(&at_end, &fresh), Decision::Poll(Reason::Changed));
+        // Read running: its start is explained, not its end.
+        known.view = PollView {
+            newest: Some((NOW - 2 * MINUTE, None)),
+            newest_end_ms: Some(NOW - 30 * MINUTE),
+        };
+        known.in_progress = 1;
+        known.newest_in_progress_ms = Some(NOW - 2 * MINUTE);
+        let running = shows(NOW - 2 * MINUTE, "Pending/InProgress/InProgress=1");
+        assert_eq!(decide_now(&running, &known), Decision::Skip);
+        assert_eq!(
+            decide_now(&at_start, &known),
+            Decision::Poll(Reason::Changed)
+        );
+        // Timed out counts as Failed, Skipped as Success.
+        known.in_progress = 0;
+        known.view.newest = Some((NOW - 2 * MINUTE, Some(FinalStatus::TimedOut)));
+        let failed = shows(NOW - 2 * MINUTE, "Failed/TimedOut/TimedOut=1");
+        assert_eq!(decide_now(&failed, &known), Decision::Skip);
+        assert_eq!(
+            decide_now(&at_start, &known),
             Decision::Poll(Reason::Changed)
         );
     }

@@ -537,6 +537,7 @@ fn record(
     // What the listing's LastExecutionDate can be explained by (a bogus future date is not).
     if !matches!(observation, Observation::Counted { future: true, .. }) {
         live.exposed.seen_ms = live.exposed.seen_ms.max(Some(reached));
+        live.exposed.view.read(execution);
     }
     let late_ms = match observation {
         Observation::Counted {

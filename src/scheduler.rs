@@ -323,12 +323,14 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
                 _ = tokio::time::sleep_until(next) => break,
                 Some(done) = state.polls.join_next(), if !state.polls.is_empty() => {
                     if let Ok((id, result)) = done {
+                        let ok = result.is_ok();
                         state.poll_ended(&id, result, interval);
+                        state.follow_up(&id, ok, &shared);
                         // Triggers that came while it ran wait for a poll of their own.
                         state.start_event_polls(&scope, &shared);
                     }
                 }
-                Some(trigger) = state.events.next() => state.triggered(trigger, &scope, &shared),
+                Some(wake) = state.events.next() => state.woken(wake, &scope, &shared),
             }
         }
     }
@@ -658,6 +660,7 @@ impl ScopeState {
                 newest_in_progress_ms: live.tracker.newest_pending_created_ms(),
                 last_poll_success_ms: live.exposed.last_poll_success_ms,
                 sweep_slot_ms: self.sweep.slot(&l.id, pass.now),
+                view: live.exposed.view,
             };
             feed::decide(l, &signature, &known, &shared.rules, pass.aws_now, pass.now)
         };

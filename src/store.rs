@@ -85,6 +85,35 @@ impl Totals {
     }
 }
 
+/// What polls have read of an association's newest executions: what tells the change feed
+/// that a change of the listing is one a poll has already read ([`crate::feed`]). In memory
+/// only: after a restart, a change of the listing is polled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollView {
+    /// The newest `CreatedTime` read, and that execution's status as last read (`None`: not
+    /// final).
+    pub newest: Option<(i64, Option<FinalStatus>)>,
+    /// The newest end (`LastExecutionDate`, else `CreatedTime`) of a final execution read.
+    pub newest_end_ms: Option<i64>,
+}
+
+impl PollView {
+    /// A poll read `execution` (not dated in the future).
+    pub fn read(&mut self, execution: &Execution) {
+        let status = execution.status.final_status();
+        if self
+            .newest
+            .is_none_or(|(created, _)| execution.created_ms >= created)
+        {
+            self.newest = Some((execution.created_ms, status));
+        }
+        if status.is_some() {
+            let end = execution.ended_ms.unwrap_or(execution.created_ms);
+            self.newest_end_ms = self.newest_end_ms.max(Some(end));
+        }
+    }
+}
+
 /// The newest final execution, as the `last_*` and `triggered_alarm` gauges show it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Newest {
@@ -150,6 +179,8 @@ pub struct Exposed {
     /// The newest CreatedTime or end time of an execution seen: a listing's
     /// `LastExecutionDate` after it is not explained yet by what the API has shown.
     pub seen_ms: Option<i64>,
+    /// What polls have read of the newest executions.
+    pub view: PollView,
     /// The newest final executions, newest first, at most [`RECENT_EXECUTIONS`]. Shared
     /// between the live and the published numbers (copied only when changed): at 10,000
     /// associations two copies of every association's runs would cost tens of MB.

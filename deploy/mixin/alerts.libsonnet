@@ -231,6 +231,46 @@ local lib = import 'lib.libsonnet';
             },
           },
           {
+            // An events: queue (issue 22) that keeps failing: errors in the last 10 minutes and
+            // no successful receive in the last 2 (a long poll answers at least every 20 s, also
+            // when the queue is empty). Polling goes on meanwhile, so nothing is lost, but a
+            // run's end shows only at the next listing (5 minutes with events).
+            alert: 'SSMAssociationExporterEventQueueFailing',
+            expr: |||
+              sum by (%(by)s) (increase(ssm_association_exporter_event_queue_errors_total%(sel)s[10m])) > 0
+              unless on (%(by)s)
+              (time() - max by (%(by)s) (ssm_association_exporter_event_queue_last_receive_timestamp_seconds%(sel)s)) < 120
+            ||| % { by: by(['job', 'queue']), sel: sel() },
+            'for': '10m',
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: 'ssm-association-exporter ({{ $labels.job }}) cannot read its events queue {{ $labels.queue }}',
+              description: 'Every ReceiveMessage of {{ $labels.queue }} has failed for at least 10 minutes (ssm_association_exporter_event_queue_errors_total has the error code): polling goes on and counts stay exact, but runs are seen at the next listing instead of within seconds.',
+            },
+          },
+          {
+            // Events stopped while executions keep coming: the exporter counted executions in
+            // the last hour (through its listings, the safety net) but received no event at all
+            // (the EventBridge rule, its target or the queue policy is broken, or the events go
+            // to another queue). Only where events: is set (the counter exists from 0 then).
+            alert: 'SSMAssociationExporterEventsStopped',
+            expr: |||
+              sum by (%(by)s) (%(executions)s) > 0
+              and on (%(by)s)
+              sum by (%(by)s) (%(events)s) == 0
+            ||| % {
+              by: by(['job']),
+              executions: dedup('increase(ssm_association_executions_total%s[1h])' % sel()),
+              events: dedup('increase(ssm_association_exporter_events_received_total%s[1h])' % sel()),
+            },
+            'for': '15m',
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: 'ssm-association-exporter ({{ $labels.job }}) receives no State Manager events while executions keep coming',
+              description: 'Executions were counted in the last hour but no event arrived from the events: queues: the EventBridge rule, its target, the queue policy or the routing of member accounts is broken. Counts stay exact (the listing is the safety net); runs are seen minutes later than with events.',
+            },
+          },
+          {
             // The recording rule already selects the exporter's series. Grafana-managed rules
             // get its expression inlined (Grafana does not evaluate recording rules).
             alert: 'SSMAssociationExporterThrottled',

@@ -134,7 +134,9 @@ impl Reader {
                         account_id: event.account_id.clone(),
                         region: event.region.clone(),
                     };
-                    let answers = self.routes.trigger(&key, &event.association_id);
+                    let answers = self
+                        .routes
+                        .trigger(&key, &event.association_id, event.time_ms);
                     waiting.push((message, event, answers));
                 }
             }

@@ -16,6 +16,8 @@ use crate::sync::lock;
 pub struct Trigger {
     /// Lower case.
     pub association_id: String,
+    /// The event's `time` (AWS's clock), epoch milliseconds.
+    pub time_ms: i64,
     pub reply: oneshot::Sender<Answer>,
 }
 
@@ -81,9 +83,14 @@ impl Routes {
         }
     }
 
-    /// Asks every scope loop of `key` for a poll of `association_id`; their answers to come.
-    /// Empty when no loop watches that account and region.
-    pub fn trigger(&self, key: &ScopeKey, association_id: &str) -> Vec<oneshot::Receiver<Answer>> {
+    /// Asks every scope loop of `key` for a poll of `association_id` (for an event dated
+    /// `time_ms`); their answers to come. Empty when no loop watches that account and region.
+    pub fn trigger(
+        &self,
+        key: &ScopeKey,
+        association_id: &str,
+        time_ms: i64,
+    ) -> Vec<oneshot::Receiver<Answer>> {
         let scopes = lock(&self.scopes);
         let Some(senders) = scopes.get(key) else {
             return Vec::new();
@@ -94,6 +101,7 @@ impl Routes {
                 let (reply, answer) = oneshot::channel();
                 let trigger = Trigger {
                     association_id: association_id.to_string(),
+                    time_ms,
                     reply,
                 };
                 tx.send(trigger).ok().map(|()| answer)
@@ -136,9 +144,9 @@ mod tests {
         let mut eu = routes.register(key("111111111111", "eu-west-1"));
         let mut us = routes.register(key("111111111111", "us-east-1"));
         assert!(routes
-            .trigger(&key("222222222222", "eu-west-1"), "a")
+            .trigger(&key("222222222222", "eu-west-1"), "a", 0)
             .is_empty());
-        let answers = routes.trigger(&key("111111111111", "eu-west-1"), "a");
+        let answers = routes.trigger(&key("111111111111", "eu-west-1"), "a", 0);
         assert_eq!(answers.len(), 1);
         let trigger = eu.triggers.try_recv().unwrap();
         assert_eq!(trigger.association_id, "a");
@@ -153,7 +161,7 @@ mod tests {
         );
         drop(eu);
         assert!(routes
-            .trigger(&key("111111111111", "eu-west-1"), "a")
+            .trigger(&key("111111111111", "eu-west-1"), "a", 0)
             .is_empty());
     }
 
@@ -165,7 +173,7 @@ mod tests {
         let k = key("111111111111", "eu-west-1");
         let mut a = routes.register(k.clone());
         let mut b = routes.register(k.clone());
-        let answers = routes.trigger(&k, "x");
+        let answers = routes.trigger(&k, "x", 0);
         a.triggers
             .try_recv()
             .unwrap()
@@ -179,7 +187,7 @@ mod tests {
             .send(Answer::PollFailed)
             .unwrap();
         assert_eq!(combine(answers).await, Some(Answer::PollFailed));
-        let answers = routes.trigger(&k, "x");
+        let answers = routes.trigger(&k, "x", 0);
         a.triggers
             .try_recv()
             .unwrap()

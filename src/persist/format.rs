@@ -462,6 +462,8 @@ pub(super) fn from_disk(a: Association) -> Restored {
             complete: n.complete,
             signature: n.signature,
             seen_ms: n.seen_ms,
+            // Not kept: until a poll reads the newest runs again, a listing change is polled.
+            view: Default::default(),
             recent: std::sync::Arc::new(
                 n.recent
                     .into_iter()

@@ -27,8 +27,8 @@ pub fn polls_per_scope(max_concurrent_requests: usize) -> usize {
 }
 
 /// The priority of every request of a poll, from why it is polled: a due poll (a first poll,
-/// a retry, a listing change, a run not seen yet, the late-window poll, a State Manager event)
-/// is a count; a re-poll
+/// a retry, a listing change, a run not seen yet, the late-window poll, a State Manager event
+/// and its follow-ups) is a count; a re-poll
 /// of runs still in progress and a sweep poll are the safety net, served after every waiting
 /// count ([`Priority::Recheck`]).
 pub(super) fn priority(reason: Reason) -> Priority {
@@ -39,7 +39,8 @@ pub(super) fn priority(reason: Reason) -> Priority {
         | Reason::Changed
         | Reason::Unexplained
         | Reason::Late
-        | Reason::Event => Priority::Count,
+        | Reason::Event
+        | Reason::FollowUp => Priority::Count,
     }
 }
 

@@ -460,3 +460,168 @@ async fn events_that_arrive_together_make_one_poll() {
     );
     exporter.stop().await;
 }
+
+/// #22: with events, a run's end costs one poll, the event's: the listings after it (one every
+/// 300 ms, so that several come while the test looks) show its `LastExecutionDate` and
+/// `Overview` move, which that poll has already read (`changed` would poll it again). Counted
+/// in the simulator's own request log: `DescribeAssociationExecutions` from the run's start to
+/// the tenth listing after its count. A listing that comes between the run and the event's
+/// poll may poll it first (then the event polls it again, as events always do): that attempt
+/// is not a measure, and another run is tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_events_a_run_s_end_costs_one_poll_whatever_the_listings_show() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let exporter =
+        Exporter::start(events_config(&ids, &url, Duration::from_millis(300)), &sim).await;
+    exporter.wait_ready().await;
+    let changed = |m: &Metrics| {
+        m.value(names::POLLS_TOTAL, &[("reason", "changed")])
+            .number()
+    };
+    for attempt in 0..5 {
+        let changed_before = changed(&exporter.metrics().await);
+        let from = sim.requests().len();
+        sim.add_execution(
+            &ids[0],
+            SimExecution::new(format!("run-{attempt}"), "Success", now_ms() - 500)
+                .with_last_execution_ms(now_ms()),
+        );
+        exporter
+            .wait_for("the run counted", |m| exact_never_over(m, &sim, &ids))
+            .await;
+        let listings_after = |n: usize| {
+            sim.requests()[from..]
+                .iter()
+                .filter(|r| r.operation == "ListAssociations")
+                .count()
+                >= n
+        };
+        // Past a follow-up's first wait (2 s), too: the poll read the run, none comes.
+        wait_until("ten listings after the count", || listings_after(10)).await;
+        let log: Vec<String> = sim.requests()[from..]
+            .iter()
+            .map(|r| r.operation.clone())
+            .filter(|o| o == "ListAssociations" || o == "DescribeAssociationExecutions")
+            .collect();
+        let first_poll = log
+            .iter()
+            .position(|o| o == "DescribeAssociationExecutions")
+            .expect("polled");
+        if log[..first_poll].iter().any(|o| o == "ListAssociations") {
+            continue;
+        }
+        let polls = log
+            .iter()
+            .filter(|o| *o == "DescribeAssociationExecutions")
+            .count();
+        assert_eq!(
+            polls, 1,
+            "one poll for the run, across the listings: {log:?}"
+        );
+        let metrics = exporter.metrics().await;
+        assert_eq!(changed(&metrics), changed_before, "no `changed` poll");
+        exact_never_over(&metrics, &sim, &ids).expect("exact");
+        exporter.stop().await;
+        return;
+    }
+    panic!("every attempt raced a listing");
+}
+
+/// #22: a run that becomes visible in `DescribeAssociationExecutions` only after its event's
+/// poll (AWS's late visibility) is counted by a follow-up poll within seconds, without a
+/// listing (30-day interval): the event's poll read nothing new while the event is dated after
+/// everything read, so the association is polled again 2, 4, 8, 16 s later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_visible_after_its_event_s_poll_is_counted_by_a_follow_up() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
+    exporter.wait_ready().await;
+    let listings = sim.request_count("ListAssociations");
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("late", "Failed", now_ms() - 500)
+            .with_last_execution_ms(now_ms())
+            .invisible(),
+    );
+    exporter
+        .wait_for("the event's poll ended", |m| {
+            let n = received(m, "association", "polled").number();
+            (n >= 1.0).then_some(()).ok_or(format!("{n} handled"))
+        })
+        .await;
+    assert!(
+        matches_ground_truth(&exporter.metrics().await, &sim.ground_truth(), &ids).is_ok(),
+        "nothing visible, nothing counted yet"
+    );
+    sim.update_execution(&ids[0], "late", |e| e.visible = true);
+    let metrics = exporter
+        .wait_for("the late run counted", |m| {
+            exact_never_over(m, &sim, &ids)?;
+            match m.value(
+                names::EXECUTIONS_TOTAL,
+                &[("association_id", &ids[0]), ("status", "Failed")],
+            ) {
+                v if v == 1.0 => Ok(()),
+                v => Err(format!("Failed {v}")),
+            }
+        })
+        .await;
+    assert!(metrics.value(names::POLLS_TOTAL, &[("reason", "follow_up")]) >= 1.0);
+    assert_eq!(
+        sim.request_count("ListAssociations"),
+        listings,
+        "no listing: the follow-up counted it"
+    );
+    exporter.stop().await;
+}
+
+/// #22: follow-ups are bounded: an event that no poll explains (forged: nothing ran) is
+/// followed up only while within `late_visibility_window` (3 s here: the follow-up 2 s after
+/// the event's poll, not the one 4 s after that); an event dated within seconds of what was
+/// read (a duplicate of a run's event, its run read) is explained, and not followed up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_ups_stop_at_their_bound_and_an_explained_event_has_none() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let mut config = events_config(&ids, &url, NO_LISTING);
+    config.late_visibility_window = Duration::from_secs(3);
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let follow_ups = |m: &Metrics| m.value(names::POLLS_TOTAL, &[("reason", "follow_up")]);
+    sim.inject_message(&url, forged_event(&ids[0]));
+    exporter
+        .wait_for("the forged event followed up", |m| {
+            (follow_ups(m) == 1.0)
+                .then_some(())
+                .ok_or(format!("{:?}", follow_ups(m)))
+        })
+        .await;
+    // The next would be 4 s after that one ended: past the window.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(follow_ups(&exporter.metrics().await), 1.0, "bounded");
+
+    // A run, its event's poll reading it; then the same event again.
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("run", "Success", now_ms() - 500).with_last_execution_ms(now_ms()),
+    );
+    exporter
+        .wait_for("the run counted", |m| exact_never_over(m, &sim, &ids))
+        .await;
+    let polled = received(&exporter.metrics().await, "association", "polled").number();
+    sim.inject_message(&url, forged_event(&ids[0]));
+    exporter
+        .wait_for("the duplicate handled", |m| {
+            let n = received(m, "association", "polled").number();
+            (n > polled).then_some(()).ok_or(format!("{n} polled"))
+        })
+        .await;
+    // A follow-up would come 2 s after its poll.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = exporter.metrics().await;
+    assert_eq!(follow_ups(&metrics), 1.0, "the duplicate is explained");
+    exact_never_over(&metrics, &sim, &ids).expect("exact");
+    exporter.stop().await;
+}
