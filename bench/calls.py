@@ -52,6 +52,7 @@ PENDING_MAX = 3600
 LOOKBACK = 3600
 RPS = 5
 CONCURRENT = 4
+SWEEP_CAP = 5  # full_sweep_max_polls_per_interval
 WAVE_RUN = 7200
 TARGETS_OP = "DescribeAssociationExecutionTargets"
 EXECS_OP = "DescribeAssociationExecutions"
@@ -422,7 +423,7 @@ def report_lines(results):
           + ("" if get(v, 'quiet_active', 'new_keys') else
              f" (its sweeps start 30-60 min after the first poll, after this window; on average "
              f"N·ln 2 / 30 per minute = {N / SCOPES * math.log(2) / 30:.1f})") for v in versions],
-        f"N / 60 = {N / SCOPES / 60:.1f}", "")
+        f"min(N / 60, cap 5) = {min(N / SCOPES / 60, SWEEP_CAP):.1f}", "")
     row("(a) quiet", "polls per interval (all scopes) by reason",
         *[ops_text(get(v, 'quiet_active', 'quiet', 'reasons')) or "none" for v in versions], "", "")
     row("(b) 5 % active", "calls per interval per account and region, by operation",

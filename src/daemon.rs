@@ -363,6 +363,7 @@ impl Daemon {
                 full_sweep_ms: self.config.full_sweep_interval.as_millis() as i64,
                 pending_recheck_max_ms: self.config.pending_recheck_max_interval.as_millis() as i64,
             },
+            sweep_cap: self.config.full_sweep_max_polls_per_interval,
             discovery_interval: self.config.discovery_interval,
             initial_lookback_ms: self.config.initial_lookback.as_millis() as i64,
             late_window_ms: self.config.late_visibility_window.as_millis() as i64,

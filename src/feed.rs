@@ -28,11 +28,9 @@
 //!   successful poll, at least a quarter of `pending_recheck_max_interval` and at most all of
 //!   it (and at most `full_sweep_interval`) after that poll. An association with executions in
 //!   progress is polled by this rule only, never by the sweep, whose bound it keeps;
-//! - its sweep slot has passed since its last successful poll (`sweep`): one slot per
-//!   `full_sweep_interval`, at a phase of its own (a hash of its ID), so that no association
-//!   goes longer than the interval without a poll and the sweeps of N associations cost
-//!   N × poll_interval / full_sweep_interval polls per listing, evenly spread: a safety net,
-//!   which no rule above relies on.
+//! - its sweep slot has passed since its last successful poll (`sweep`): the scope gives each
+//!   association one slot per sweep period, evenly spread, and caps the sweep polls per listing
+//!   (`crate::scheduler`'s `sweep`): a safety net, which no rule above relies on.
 //!
 //! Whether AWS moves `LastExecutionDate` when a run starts or when it ends is not documented;
 //! these rules count every execution exactly once either way (tests cover both).
@@ -115,6 +113,8 @@ pub struct Known<'a> {
     pub newest_in_progress_ms: Option<i64>,
     /// When it was last polled successfully (host clock).
     pub last_poll_success_ms: Option<i64>,
+    /// Its latest sweep slot at or before now (host clock); `None`: none yet.
+    pub sweep_slot_ms: Option<i64>,
     /// What polls have read of its newest executions.
     pub view: PollView,
 }
@@ -215,9 +215,10 @@ pub fn decide(
             Decision::Skip
         };
     }
-    let slot = sweep_slot(&listed.id, rules.full_sweep_ms, now_ms);
-    if known.last_poll_success_ms.is_none_or(|last| last < slot) {
-        return Decision::Poll(Reason::Sweep);
+    if let Some(slot) = known.sweep_slot_ms {
+        if known.last_poll_success_ms.is_none_or(|last| last < slot) {
+            return Decision::Poll(Reason::Sweep);
+        }
     }
     Decision::Skip
 }
@@ -252,31 +253,6 @@ fn explained(listed: &ListedAssociation, known: &Known<'_>) -> bool {
     version == listed.association_version.as_deref().unwrap_or_default()
         && (last == created || known.view.newest_end_ms == Some(last))
         && status_consistent
-}
-
-/// The latest sweep slot of `id` at or before `now_ms`: each association has one slot per
-/// `period`, at its own phase (a hash of its ID), so that it is swept once a period at most
-/// (never more than a period without a poll), and the sweeps of N associations are spread
-/// evenly: N × interval / period per interval of `interval`, whatever came before.
-fn sweep_slot(id: &str, period: i64, now_ms: i64) -> i64 {
-    if period <= 0 {
-        return now_ms;
-    }
-    let phase = spread(id, period);
-    now_ms - (now_ms - phase).rem_euclid(period)
-}
-
-/// A stable offset in `0..range` for `id` (FNV-1a), spreading sweeps.
-fn spread(id: &str, range: i64) -> i64 {
-    if range <= 0 {
-        return 0;
-    }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % range as u64) as i64
 }
 
 #[cfg(test)]
@@ -316,6 +292,7 @@ mod tests {
             in_progress: 0,
             newest_in_progress_ms: None,
             last_poll_success_ms: Some(NOW - MINUTE),
+            sweep_slot_ms: None,
             view: PollView::default(),
         }
     }
@@ -584,7 +561,8 @@ mod tests {
         known.in_progress = 1;
         known.newest_in_progress_ms = Some(NOW - 120 * MINUTE);
         known.last_poll_success_ms = Some(NOW - 59 * MINUTE);
-        // The sweep alone would poll (59 minutes is past its spread start, 30 minutes)...
+        // The sweep alone would poll (its slot 30 minutes ago came after its last poll)...
+        known.sweep_slot_ms = Some(NOW - 30 * MINUTE);
         let quiet = Known {
             in_progress: 0,
             newest_in_progress_ms: None,
@@ -635,49 +613,19 @@ mod tests {
         );
     }
 
-    /// 1,000 quiet associations listed every minute for 5 hours: each is swept once per hour
-    /// (never more than an hour without a poll), and no listing sweeps more than a few more
-    /// than the 1,000 × 1 min / 60 min ≈ 16.7 of an even spread.
+    /// A sweep poll is due once the association's sweep slot (given by its scope) has passed
+    /// since its last successful poll, and only then.
     #[test]
-    fn each_association_is_swept_once_a_period_and_the_sweeps_are_spread_evenly() {
-        let n = 1_000;
-        let mut last: Vec<i64> = vec![NOW; n];
-        let ids: Vec<String> = (0..n)
-            .map(|i| format!("{i:08x}-4309-493a-8755-0123456789ab"))
-            .collect();
-        let mut per_listing = Vec::new();
-        let mut longest_gap = 0;
-        let mut sweeps = 0;
-        for minute in 1..=300 {
-            let now = NOW + minute * MINUTE;
-            let mut swept = 0;
-            for (i, id) in ids.iter().enumerate() {
-                let mut l = listed(Some(NOW - 120 * MINUTE));
-                l.id = id.clone();
-                let sig = l.signature();
-                let mut known = polled(&sig, Some(NOW - 120 * MINUTE));
-                known.last_poll_success_ms = Some(last[i]);
-                if decide(&l, &sig, &known, &RULES, now, now) == Decision::Poll(Reason::Sweep) {
-                    longest_gap = longest_gap.max(now - last[i]);
-                    last[i] = now;
-                    swept += 1;
-                }
-            }
-            sweeps += swept;
-            per_listing.push(swept);
-        }
-        assert!(longest_gap <= 60 * MINUTE, "longest gap {longest_gap} ms");
-        assert!(
-            (4 * n..=5 * n).contains(&sweeps),
-            "{sweeps} sweeps of {n} associations in 5 periods"
-        );
-        let most = *per_listing.iter().max().unwrap();
-        assert!(
-            most <= 35,
-            "at most {most} sweeps in one listing: {per_listing:?}"
-        );
-        // After the first period, the even spread: the mean is N × interval / period.
-        let mean = per_listing[60..].iter().sum::<usize>() as f64 / 240.0;
-        assert!((mean - n as f64 / 60.0).abs() < 0.5, "mean {mean}");
+    fn a_sweep_slot_passed_since_the_last_poll_is_swept() {
+        let l = listed(Some(NOW - 120 * MINUTE));
+        let sig = l.signature();
+        let mut known = polled(&sig, Some(NOW - 120 * MINUTE));
+        assert_eq!(decide_now(&l, &known), Decision::Skip, "no slot yet");
+        known.sweep_slot_ms = Some(NOW - 2 * MINUTE);
+        assert_eq!(decide_now(&l, &known), Decision::Skip, "polled since");
+        known.sweep_slot_ms = Some(NOW - MINUTE);
+        assert_eq!(decide_now(&l, &known), Decision::Skip, "polled at the slot");
+        known.sweep_slot_ms = Some(NOW - MINUTE + 1);
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Sweep));
     }
 }

@@ -32,6 +32,7 @@ pub struct Metrics {
     pub aws_clock_offset_seconds: Gauge,
     pub listing_success: IntGaugeVec,
     pub associations_watched: IntGaugeVec,
+    pub sweep_period_seconds: GaugeVec,
     pub polls_total: IntCounterVec,
     pub static_associations_not_found: IntGauge,
     pub discovery_selector_associations: IntGaugeVec,
@@ -172,6 +173,13 @@ impl Metrics {
                 ),
                 &SCOPE_LABELS,
             )?,
+            sweep_period_seconds: GaugeVec::new(
+                Opts::new(
+                    names::SWEEP_PERIOD_SECONDS,
+                    "How often the sweep polls each quiet association of the account and region: full_sweep_interval, or longer when its associations would need more than full_sweep_max_polls_per_interval sweep polls per poll_interval.",
+                ),
+                &SCOPE_LABELS,
+            )?,
             polls_total: IntCounterVec::new(
                 Opts::new(
                     names::POLLS_TOTAL,
@@ -238,7 +246,7 @@ impl Metrics {
                 &ACCESS_DENIED_LABELS,
             )?,
         };
-        let collectors: [Box<dyn Collector>; 31] = [
+        let collectors: [Box<dyn Collector>; 32] = [
             Box::new(metrics.api_requests_total.clone()),
             Box::new(metrics.api_request_duration_seconds.clone()),
             Box::new(metrics.rate_limit_wait_seconds_total.clone()),
@@ -257,6 +265,7 @@ impl Metrics {
             Box::new(metrics.aws_clock_offset_seconds.clone()),
             Box::new(metrics.listing_success.clone()),
             Box::new(metrics.associations_watched.clone()),
+            Box::new(metrics.sweep_period_seconds.clone()),
             Box::new(metrics.polls_total.clone()),
             Box::new(metrics.static_associations_not_found.clone()),
             Box::new(metrics.discovery_selector_associations.clone()),

@@ -58,6 +58,7 @@ pub const AWS_CLOCK_OFFSET_SECONDS: &str = "ssm_association_exporter_aws_clock_o
 pub const ACCESS_DENIED: &str = "ssm_association_exporter_access_denied";
 pub const LISTING_SUCCESS: &str = "ssm_association_exporter_listing_success";
 pub const ASSOCIATIONS_WATCHED: &str = "ssm_association_exporter_associations_watched";
+pub const SWEEP_PERIOD_SECONDS: &str = "ssm_association_exporter_sweep_period_seconds";
 pub const POLLS_TOTAL: &str = "ssm_association_exporter_polls_total";
 pub const STATIC_ASSOCIATIONS_NOT_FOUND: &str =
     "ssm_association_exporter_static_associations_not_found";

@@ -22,7 +22,6 @@ use crate::metrics::Metrics;
 use crate::model::{ListedAssociation, ScopeKey};
 use crate::poller::Poller;
 use crate::readiness::Readiness;
-use crate::schedule;
 use crate::scope_health::{rejects_credentials, ScopeHealth};
 use crate::shard::Shard;
 use crate::ssm::{ApiError, Ssm};
@@ -34,6 +33,7 @@ mod cadence;
 mod details;
 mod listing;
 mod slots;
+mod sweep;
 mod tags;
 mod triggered;
 
@@ -41,9 +41,10 @@ use cadence::retry_wait;
 pub use cadence::Schedule;
 use details::DetailQueue;
 pub use listing::delta_margin;
-use listing::{Kind, Listing, Listings};
+use listing::{update_info, Kind, Listing, Listings};
 pub use slots::polls_per_scope;
 use slots::{poll_task, with_slot, PollSlots};
+use sweep::SweepPlan;
 use tags::TagQueue;
 use triggered::EventPolls;
 
@@ -61,6 +62,8 @@ pub struct Shared {
     pub publish_each_poll: bool,
     pub selection: Selection,
     pub rules: Rules,
+    /// `full_sweep_max_polls_per_interval`: sweep polls per scope and listing at most.
+    pub sweep_cap: usize,
     /// How long tags are cached.
     pub discovery_interval: Duration,
     /// For a new association's tracker.
@@ -270,6 +273,7 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         listing_error: None,
         details: Arc::new(DetailQueue::default()),
         events: EventPolls::new(shared.routes.register(key.clone())),
+        sweep: SweepPlan::default(),
     };
     // Per-target detail is read beside the polls, several at once, never in them.
     let reader = tokio::spawn(details::read_targets(
@@ -362,6 +366,8 @@ struct ScopeState {
     details: Arc<DetailQueue>,
     /// Polls State Manager events asked for ([`triggered`]).
     events: EventPolls,
+    /// The sweep slots of the watched associations, from the end of the last listing.
+    sweep: SweepPlan,
 }
 
 /// One listing being applied: AWS's and the host's "now", and what it found and asks for.
@@ -377,7 +383,12 @@ struct Pass {
     awaiting: Vec<String>,
     /// Polls to start, with the listing's signature of each association and their priority.
     to_poll: Vec<(Arc<Entry>, String, Priority)>,
+    /// The sweep polls the change feed asked for, with each one's last successful poll.
+    sweeps: Vec<(Option<i64>, Asked)>,
 }
+
+/// A poll the change feed asked for: the association and the listing's signature of it.
+type Asked = (Arc<Entry>, String);
 
 impl ScopeState {
     fn labels(&self) -> [&str; 2] {
@@ -425,6 +436,7 @@ impl ScopeState {
             selected: HashSet::with_capacity(listed.len()),
             awaiting: Vec::new(),
             to_poll: Vec::new(),
+            sweeps: Vec::new(),
         };
         let arrived = self.tag_reads.take_arrived();
         if listing.kind == Kind::Full {
@@ -486,6 +498,21 @@ impl ScopeState {
             }
             self.known = known;
         }
+        // At most the cap of sweep polls start; the others are asked for at the next listing.
+        let (sweeps, later) = sweep::choose(std::mem::take(&mut pass.sweeps), shared.sweep_cap);
+        for (entry, signature) in sweeps {
+            self.start_poll(shared, entry, signature, feed::Reason::Sweep, &mut pass);
+        }
+        for (entry, _) in later {
+            entry.mark_polled();
+            shared.readiness.first_poll_done(&entry.id);
+        }
+        let (full_sweep, cap) = (shared.rules.full_sweep_ms as u64, shared.sweep_cap);
+        let full_sweep = Duration::from_millis(full_sweep);
+        self.sweep = SweepPlan::new(self.known.keys(), full_sweep, shared.poll_interval, cap);
+        let gauge = &shared.metrics.sweep_period_seconds;
+        let period = self.sweep.period().as_secs_f64();
+        gauge.with_label_values(&self.labels()).set(period);
         // Readiness learns what the first listing waits for before any of its polls can end.
         if std::mem::take(&mut self.first_listing) {
             shared
@@ -632,6 +659,7 @@ impl ScopeState {
                 in_progress: live.tracker.in_progress() as u64,
                 newest_in_progress_ms: live.tracker.newest_pending_created_ms(),
                 last_poll_success_ms: live.exposed.last_poll_success_ms,
+                sweep_slot_ms: self.sweep.slot(&l.id, pass.now),
                 view: live.exposed.view,
             };
             feed::decide(l, &signature, &known, &shared.rules, pass.aws_now, pass.now)
@@ -667,22 +695,37 @@ impl ScopeState {
                 entry.mark_polled();
                 shared.readiness.first_poll_done(&l.id);
             }
-            Decision::Poll(reason) => {
-                shared
-                    .metrics
-                    .polls_total
-                    .with_label_values(&[reason.name()])
-                    .inc();
-                if !entry.polled() {
-                    pass.awaiting.push(l.id.clone());
-                }
-                self.in_flight.insert(l.id.clone());
-                // It starts after any trigger waiting for it: it answers them.
-                self.events.poll_started(&l.id);
-                pass.to_poll
-                    .push((entry, signature, slots::priority(reason)));
+            // Started once the listing is applied, if within the cap ([`sweep::choose`]).
+            Decision::Poll(feed::Reason::Sweep) => {
+                let last = lock(&entry.live).exposed.last_poll_success_ms;
+                pass.sweeps.push((last, (entry, signature)));
             }
+            Decision::Poll(reason) => self.start_poll(shared, entry, signature, reason, pass),
         }
+    }
+
+    /// Queues a poll of `entry` to start once the listing is applied.
+    fn start_poll(
+        &mut self,
+        shared: &Shared,
+        entry: Arc<Entry>,
+        signature: String,
+        reason: feed::Reason,
+        pass: &mut Pass,
+    ) {
+        let metrics = &shared.metrics;
+        metrics
+            .polls_total
+            .with_label_values(&[reason.name()])
+            .inc();
+        if !entry.polled() {
+            pass.awaiting.push(entry.id.clone());
+        }
+        self.in_flight.insert(entry.id.clone());
+        // It starts after any trigger waiting for it: it answers them.
+        self.events.poll_started(&entry.id);
+        pass.to_poll
+            .push((entry, signature, slots::priority(reason)));
     }
 
     /// Step 5: which watched associations go: those the listing no longer has or selects lose
@@ -740,33 +783,5 @@ impl ScopeState {
                 watch.next_try = Some(Instant::now() + retry_wait(interval, watch.failures));
             }
         }
-    }
-}
-
-/// Keeps the association's info (schedule gap, `LastExecutionDate`) as the listing shows it.
-fn update_info(
-    entry: &Entry,
-    listed: &ListedAssociation,
-    key: &ScopeKey,
-    aws_now_ms: i64,
-    shared: &Shared,
-    publish: bool,
-) {
-    let info = listed.info(key);
-    let mut live = lock(&entry.live);
-    if live.exposed.info.as_ref() == Some(&info)
-        && live.exposed.schedule_interval_seconds.is_some()
-        && live.exposed.listed_last_execution_ms == listed.last_execution_ms
-    {
-        return;
-    }
-    live.exposed.listed_last_execution_ms = listed.last_execution_ms;
-    live.exposed.schedule_interval_seconds =
-        schedule::expected_interval(&info.schedule_expression, aws_now_ms).map(|d| d.as_secs_f64());
-    live.exposed.info = Some(info);
-    drop(live);
-    shared.store.mark_dirty();
-    if publish && shared.publish_each_poll {
-        entry.publish();
     }
 }

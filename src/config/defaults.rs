@@ -108,6 +108,13 @@ pub(super) const FULL_SWEEP_INTERVAL_SETTING: DurationSetting = DurationSetting 
     min_text: "1s",
     max: Some((Duration::from_secs(7 * 24 * 60 * 60), "7d")),
 };
+/// `full_sweep_max_polls_per_interval`: 5, so that a quiet account and region stays within
+/// issue 21's 10 calls per interval whatever its size: 1 delta listing call (a few more when
+/// runs moved dates) + at most 5 sweep polls, and even with the full listing's share (2.3 per
+/// interval at 1,111 associations) under 10. Below 300 associations (at the default
+/// intervals) it does not bind: the sweep stays at `full_sweep_interval`.
+pub(super) const FULL_SWEEP_MAX_POLLS_PER_INTERVAL_SETTING: IntSetting =
+    IntSetting::new(5, 1..=10_000);
 /// `pending_recheck_max_interval`: 1 h, so that a run in progress for 2 hours costs 4 polls
 /// (see `feed::PENDING_GROWTH`), and an end the listing does not show is counted within it.
 pub(super) const PENDING_RECHECK_MAX_INTERVAL_SETTING: DurationSetting = DurationSetting {
@@ -190,6 +197,7 @@ pub(super) const KEYS: &[&str] = &[
     "poll_interval",
     "full_listing_interval",
     "full_sweep_interval",
+    "full_sweep_max_polls_per_interval",
     "pending_recheck_max_interval",
     "initial_lookback",
     "max_backfill",
@@ -234,6 +242,8 @@ impl Config {
             regions: Vec::new(),
             accounts: Vec::new(),
             full_sweep_interval: FULL_SWEEP_INTERVAL_SETTING.default,
+            full_sweep_max_polls_per_interval: FULL_SWEEP_MAX_POLLS_PER_INTERVAL_SETTING.default
+                as usize,
             pending_recheck_max_interval: PENDING_RECHECK_MAX_INTERVAL_SETTING.default,
             full_listing_interval: FULL_LISTING_INTERVAL_SETTING.default,
             events: None,
@@ -360,6 +370,10 @@ mod tests {
         for (key, default) in [
             ("api_requests_per_second", c.api_requests_per_second),
             ("max_concurrent_requests", c.max_concurrent_requests as f64),
+            (
+                "full_sweep_max_polls_per_interval",
+                c.full_sweep_max_polls_per_interval as f64,
+            ),
             ("api_max_attempts", f64::from(c.api_max_attempts)),
             (
                 "target_detail.max_targets_per_execution",

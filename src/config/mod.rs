@@ -74,6 +74,9 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     /// An association is polled at least this often even when the listing shows no change.
     pub full_sweep_interval: Duration,
+    /// At most this many sweep polls per account and region per `poll_interval`: the sweep's
+    /// period stretches past `full_sweep_interval` when its N associations need more.
+    pub full_sweep_max_polls_per_interval: usize,
     /// The longest spacing of the re-polls of an association with executions in progress.
     pub pending_recheck_max_interval: Duration,
     /// How often every association is listed; in between, a listing asks only for those whose

@@ -27,6 +27,10 @@ impl Config {
             self.full_listing_interval,
         ));
         lines.push(duration("full_sweep_interval", self.full_sweep_interval));
+        lines.push(format!(
+            "full_sweep_max_polls_per_interval: {}",
+            self.full_sweep_max_polls_per_interval
+        ));
         lines.push(duration(
             "pending_recheck_max_interval",
             self.pending_recheck_max_interval,

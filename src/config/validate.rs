@@ -21,11 +21,12 @@ use super::defaults::{
     DurationSetting, IntSetting, RateSetting, ACCOUNT_KEYS, API_MAX_ATTEMPTS_SETTING,
     API_REQUESTS_PER_SECOND_SETTING, DISCOVERY_INTERVAL_SETTING, EVENTS_FULL_SWEEP_INTERVAL,
     EVENTS_POLL_INTERVAL, FULL_LISTING_INTERVAL_SETTING, FULL_SWEEP_INTERVAL_SETTING,
-    INITIAL_LOOKBACK_SETTING, KEYS, LATE_VISIBILITY_WINDOW_SETTING, MAX_BACKFILL_SETTING,
-    MAX_CONCURRENT_REQUESTS_SETTING, MAX_FAILING_TARGETS_SETTING,
-    MAX_TARGETS_PER_EXECUTION_SETTING, METRICS_KEYS, PENDING_RECHECK_MAX_INTERVAL_SETTING,
-    POLL_INTERVAL_SETTING, REMOVED_ASSOCIATION_RETENTION_SETTING, REQUEST_TIMEOUT_SETTING,
-    SELECTOR_KEYS, STATE_SAVE_INTERVAL_SETTING, TARGET_DETAIL_KEYS,
+    FULL_SWEEP_MAX_POLLS_PER_INTERVAL_SETTING, INITIAL_LOOKBACK_SETTING, KEYS,
+    LATE_VISIBILITY_WINDOW_SETTING, MAX_BACKFILL_SETTING, MAX_CONCURRENT_REQUESTS_SETTING,
+    MAX_FAILING_TARGETS_SETTING, MAX_TARGETS_PER_EXECUTION_SETTING, METRICS_KEYS,
+    PENDING_RECHECK_MAX_INTERVAL_SETTING, POLL_INTERVAL_SETTING,
+    REMOVED_ASSOCIATION_RETENTION_SETTING, REQUEST_TIMEOUT_SETTING, SELECTOR_KEYS,
+    STATE_SAVE_INTERVAL_SETTING, TARGET_DETAIL_KEYS,
 };
 use super::{
     format_duration, parse_duration, Config, ConfigError, MetricsConfig, TargetDetailConfig, Word,
@@ -162,6 +163,12 @@ impl Validator<'_> {
                 }
                 "full_sweep_interval" => {
                     config.full_sweep_interval = duration(&FULL_SWEEP_INTERVAL_SETTING)?;
+                }
+                "full_sweep_max_polls_per_interval" => {
+                    let n =
+                        self.integer(name, value, &FULL_SWEEP_MAX_POLLS_PER_INTERVAL_SETTING)?;
+                    config.full_sweep_max_polls_per_interval = usize::try_from(n)
+                        .map_err(|_| self.error(value, name, "value is too large"))?;
                 }
                 "pending_recheck_max_interval" => {
                     config.pending_recheck_max_interval =

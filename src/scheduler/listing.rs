@@ -8,15 +8,20 @@
 //! ([`delta_margin`]), keeps locally only what is after that too, and decides nothing about
 //! what it does not show. Membership (new, removed, re-selected associations), versions and
 //! names come from the full listing; a delta listing that shows an association the last full
-//! listing did not have (a new one that ran) is followed by a full listing at once.
+//! listing did not have (a new one that ran) is followed by a full listing at once. What a
+//! listing shows of an association is kept in its entry ([`update_info`]).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::model::ListedAssociation;
+use super::Shared;
+use crate::model::{ListedAssociation, ScopeKey};
+use crate::schedule;
 use crate::ssm::{ApiError, ErrorKind, Ssm};
+use crate::store::Entry;
+use crate::sync::lock;
 
 /// Pages of one listing at most (50 associations each: 500,000 associations).
 const MAX_LISTING_PAGES: usize = 10_000;
@@ -178,6 +183,34 @@ async fn list_all(
         code: crate::poller::PAGE_LIMIT.to_string(),
         message: format!("ListAssociations had more than {MAX_LISTING_PAGES} pages"),
     })
+}
+
+/// Keeps the association's info (schedule gap, `LastExecutionDate`) as the listing shows it.
+pub(super) fn update_info(
+    entry: &Entry,
+    listed: &ListedAssociation,
+    key: &ScopeKey,
+    aws_now_ms: i64,
+    shared: &Shared,
+    publish: bool,
+) {
+    let info = listed.info(key);
+    let mut live = lock(&entry.live);
+    if live.exposed.info.as_ref() == Some(&info)
+        && live.exposed.schedule_interval_seconds.is_some()
+        && live.exposed.listed_last_execution_ms == listed.last_execution_ms
+    {
+        return;
+    }
+    live.exposed.listed_last_execution_ms = listed.last_execution_ms;
+    live.exposed.schedule_interval_seconds =
+        schedule::expected_interval(&info.schedule_expression, aws_now_ms).map(|d| d.as_secs_f64());
+    live.exposed.info = Some(info);
+    drop(live);
+    shared.store.mark_dirty();
+    if publish && shared.publish_each_poll {
+        entry.publish();
+    }
 }
 
 #[cfg(test)]

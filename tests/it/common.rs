@@ -51,6 +51,9 @@ pub fn test_config(ids: &[String]) -> Config {
         // The production default: no test passes through the sweep unless it says so by
         // name (`..._through_the_sweep`) and sets it itself.
         full_sweep_interval: Duration::from_secs(3600),
+        // The production default: the sweep's cap binds above 300 associations at the
+        // production ratio of `poll_interval` to `full_sweep_interval` (1 : 60).
+        full_sweep_max_polls_per_interval: 5,
         // The production default too: a test that needs `pending` re-polls sooner says so.
         pending_recheck_max_interval: Duration::from_secs(3600),
         // The production default too: between full listings only what ran is listed, so a

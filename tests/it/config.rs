@@ -14,7 +14,8 @@ use ssm_association_exporter::config::{
 const ID_A: &str = "8dfe3659-4309-493a-8755-0123456789ab";
 const ID_B: &str = "0b1f2e3d-4c5b-4a69-8877-66554433aabb";
 const KEY_LIST: &str = "associations, discovery, discovery_interval, poll_interval, \
-                        full_listing_interval, full_sweep_interval, pending_recheck_max_interval, \
+                        full_listing_interval, full_sweep_interval, full_sweep_max_polls_per_interval, \
+                        pending_recheck_max_interval, \
                         initial_lookback, max_backfill, late_visibility_window, \
                         api_requests_per_second, max_concurrent_requests, request_timeout, \
                         api_max_attempts, region, regions, accounts, state_file, \
@@ -94,6 +95,7 @@ fn minimal_config_gets_defaults() {
             regions: Vec::new(),
             accounts: Vec::new(),
             full_sweep_interval: secs(3600),
+            full_sweep_max_polls_per_interval: 5,
             pending_recheck_max_interval: secs(3600),
             full_listing_interval: secs(600),
             events: None,
@@ -158,6 +160,7 @@ fn full_config_sets_every_key() {
                 },
             ],
             full_sweep_interval: secs(1800),
+            full_sweep_max_polls_per_interval: 12,
             pending_recheck_max_interval: secs(1200),
             full_listing_interval: secs(0),
             events: Some(EventsConfig {
@@ -350,7 +353,7 @@ fn summary_lists_effective_values() {
              associations: 1\n  - {ID_A}\n\
              discovery: 0\ndiscovery_interval: 5m\n\
              poll_interval: 1m\nfull_listing_interval: 10m\nfull_sweep_interval: 1h\n\
-             pending_recheck_max_interval: 1h\n\
+             full_sweep_max_polls_per_interval: 5\npending_recheck_max_interval: 1h\n\
              initial_lookback: 1h\nmax_backfill: 1h (initial_lookback)\nlate_visibility_window: 10m\n\
              api_requests_per_second: 5\nmax_concurrent_requests: 4\nrequest_timeout: 10s\n\
              api_max_attempts: 3\nregion: from the AWS config chain\n\
@@ -377,7 +380,7 @@ fn summary_lists_effective_values() {
         full.contains(
             "discovery: 1\n  - document_name=AWS-RunPatchBaseline,tag:env=prod,tag:team=platform\n\
              discovery_interval: 10m\npoll_interval: 2m\nfull_listing_interval: 0s\n\
-             full_sweep_interval: 30m\n"
+             full_sweep_interval: 30m\nfull_sweep_max_polls_per_interval: 12\n"
         ),
         "{full}"
     );
@@ -420,7 +423,7 @@ const BAD_DIR: &str = "tests/fixtures/config/bad";
 const BAD_CONFIGS: &[(&str, &str)] = &[
     (
         "unknown_key.yaml",
-        "tests/fixtures/config/bad/unknown_key.yaml:3:1: pol_interval: unknown key; expected one of associations, discovery, discovery_interval, poll_interval, full_listing_interval, full_sweep_interval, pending_recheck_max_interval, initial_lookback, max_backfill, late_visibility_window, api_requests_per_second, max_concurrent_requests, request_timeout, api_max_attempts, region, regions, accounts, state_file, state_save_interval, removed_association_retention, metrics, target_detail, events (did you mean poll_interval?)",
+        "tests/fixtures/config/bad/unknown_key.yaml:3:1: pol_interval: unknown key; expected one of associations, discovery, discovery_interval, poll_interval, full_listing_interval, full_sweep_interval, full_sweep_max_polls_per_interval, pending_recheck_max_interval, initial_lookback, max_backfill, late_visibility_window, api_requests_per_second, max_concurrent_requests, request_timeout, api_max_attempts, region, regions, accounts, state_file, state_save_interval, removed_association_retention, metrics, target_detail, events (did you mean poll_interval?)",
     ),
     (
         "unknown_entry_key.yaml",

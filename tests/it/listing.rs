@@ -29,7 +29,8 @@ fn config(full_listing_interval: Duration) -> Config {
     // phase of its own, so with 200 associations and the 1 h default one falls within a few
     // seconds of a test step about one run in ten, and the figures here are the change feed's
     // and the listing's. The sweep's own cost has its own test
-    // (`feed::tests::each_association_is_swept_once_a_period_and_the_sweeps_are_spread_evenly`).
+    // (`scheduler::sweep::tests::*`,
+    // `sweep::a_large_quiet_scope_is_swept_at_the_cap_per_listing_each_association_once_a_period`).
     config.full_sweep_interval = Duration::from_secs(7 * 24 * 3600);
     config.full_listing_interval = full_listing_interval;
     config

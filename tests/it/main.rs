@@ -21,6 +21,7 @@ mod resilience;
 mod security;
 mod shards;
 mod status_page;
+mod sweep;
 mod tags;
 mod targets;
 mod web_config;
