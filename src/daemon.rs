@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{now_ms, AwsClock};
 use crate::config::{self, Config, ConfigError, ScopeConfig};
 use crate::discovery::Selection;
+use crate::events::{Board, Events, Routes};
 use crate::feed::Rules;
 use crate::limit::Budget;
 use crate::metrics::Metrics;
@@ -270,6 +271,11 @@ pub struct Daemon {
     persister: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
     /// When the daemon started (reloads keep it): runs that ended before are history.
     started_ms: i64,
+    /// The `events:` queue readers, and where they find the scope loops (kept across reloads,
+    /// so that a reload that leaves `events:` as it was does not stop them).
+    events: Events,
+    routes: Arc<Routes>,
+    board: Arc<Board>,
 }
 
 impl Daemon {
@@ -281,6 +287,7 @@ impl Daemon {
         store: Arc<Store>,
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
+        board: Arc<Board>,
     ) -> Daemon {
         restore_state(
             &config,
@@ -302,10 +309,14 @@ impl Daemon {
             clock: Arc::new(AwsClock::default()),
             persister: None,
             started_ms: now_ms(),
+            events: Events::default(),
+            routes: Arc::new(Routes::default()),
+            board,
         };
         daemon.expire_retired();
         daemon.start_scopes().await;
         daemon.start_persister();
+        daemon.start_events().await;
         daemon
     }
 
@@ -363,6 +374,7 @@ impl Daemon {
             polls_per_scope: scheduler::polls_per_scope(self.config.max_concurrent_requests),
             target_detail: self.config.target_detail,
             started_ms: self.started_ms,
+            routes: self.routes.clone(),
         });
         for (scope, name) in scopes.into_iter().zip(self.scope_names.clone()) {
             let region = scope.region.clone().unwrap_or(default_region.clone());
@@ -399,6 +411,18 @@ impl Daemon {
             );
             self.scopes.push(ScopeTask { stop, task });
         }
+    }
+
+    /// Starts the `events:` queue readers (none without the section).
+    async fn start_events(&mut self) {
+        self.events = Events::start(
+            &self.config,
+            &self.client,
+            self.routes.clone(),
+            self.metrics.clone(),
+            self.board.clone(),
+        )
+        .await;
     }
 
     fn start_persister(&mut self) {
@@ -515,6 +539,12 @@ impl Daemon {
             self.stop_persister().await;
             self.start_persister();
         }
+        // Triggers the old loops did not answer leave their messages in the queue; the
+        // readers go on, restarted only when their section changed.
+        if self.events.config() != self.config.events.as_ref() {
+            self.events.stop().await;
+            self.start_events().await;
+        }
         self.start_scopes().await;
         let message = format!(
             "configuration reloaded: {} associations by ID ({added} added, {removed} removed), {} discovery selectors, {} accounts/regions; pollers restarted, the next listings apply it",
@@ -587,6 +617,7 @@ impl Daemon {
 
     /// Stops every scope loop and writes the state file one last time.
     pub async fn stop(&mut self) {
+        self.events.stop().await;
         self.stop_scopes().await;
         self.stop_persister().await;
     }

@@ -45,10 +45,13 @@ pub enum Reason {
     Late,
     Pending,
     Sweep,
+    /// A State Manager event named it (`crate::events`): not a rule of the feed, which never
+    /// decides it; the scope loop polls at once.
+    Event,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::First,
         Reason::Retry,
         Reason::Changed,
@@ -56,6 +59,7 @@ impl Reason {
         Reason::Late,
         Reason::Pending,
         Reason::Sweep,
+        Reason::Event,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +71,7 @@ impl Reason {
             Reason::Late => "late",
             Reason::Pending => "pending",
             Reason::Sweep => "sweep",
+            Reason::Event => "event",
         }
     }
 }

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::events::Board;
 use crate::exposition::{self, Shape};
 use crate::readiness::Readiness;
 use crate::status::{self, escape, Query, Snapshot};
@@ -72,6 +73,8 @@ pub struct HttpState {
     shape: RwLock<Shape>,
     /// Held while a rendering runs: one at a time.
     rendering: Arc<tokio::sync::Mutex<()>>,
+    /// The `events:` input, for the status page.
+    events: Arc<Board>,
 }
 
 impl HttpState {
@@ -97,7 +100,14 @@ impl HttpState {
             cache: std::sync::Mutex::new(ScrapeCache::default()),
             shape: RwLock::new(shape),
             rendering: Arc::new(tokio::sync::Mutex::new(())),
+            events: Arc::new(Board::default()),
         }
+    }
+
+    /// Shows `board` (the `events:` input) on the status page.
+    pub fn with_events(mut self, board: Arc<Board>) -> HttpState {
+        self.events = board;
+        self
     }
 
     /// Drops the cached /metrics body (after a reload, which changes what it shows).
@@ -296,11 +306,12 @@ async fn handle(request: Request<Incoming>, state: &Arc<HttpState>) -> Response<
 async fn status_page(state: &Arc<HttpState>, route: Route, query: Query) -> Response<Full<Bytes>> {
     let shared = state.clone();
     let rendered = tokio::task::spawn_blocking(move || {
-        let snapshot = Snapshot::take(
+        let mut snapshot = Snapshot::take(
             &shared.store,
             status::credentials_from(&shared.registry),
             crate::clock::now_ms(),
         );
+        snapshot.events = shared.events.view();
         match route {
             Route::Associations => Some((status::render_json(&snapshot, &query), true)),
             Route::Association(id) => status::render_one_json(&snapshot, &id).map(|b| (b, true)),

@@ -21,6 +21,7 @@
 //!   credentials, the AWS clock offset.
 //! - [`discovery`]: what to watch: static IDs and `discovery:` selectors against a listing.
 //! - [`feed`]: the change feed: whether a listed association needs a poll now, and why.
+//! - [`events`]: SQS intake of State Manager events: each schedules a poll, never a count.
 //! - [`poller`]: one poll of one association: pages, tracker, numbers.
 //! - [`status`]: the status page (`/`) and `/api/v1/associations[/{id}]`, rendered from a
 //!   snapshot of the published numbers; `status::urls`: every AWS console link (the poller's too).
@@ -49,6 +50,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod discovery;
+pub mod events;
 pub mod exposition;
 pub mod feed;
 pub mod healthcheck;
@@ -159,6 +161,7 @@ pub async fn run(
         .set(now_ms() as f64 / 1000.0);
     let store = Arc::new(Store::default());
     let readiness = Arc::new(Readiness::new());
+    let events_board = Arc::new(events::Board::default());
 
     // Roomy, so that a burst of requests waits in the queue (and shares one reload) rather
     // than in the HTTP handlers.
@@ -172,22 +175,26 @@ pub async fn run(
         store.clone(),
         metrics.clone(),
         readiness.clone(),
+        events_board.clone(),
     )
     .await;
-    let state = Arc::new(HttpState::new(
-        registry,
-        store.clone(),
-        readiness.clone(),
-        HttpSettings {
-            telemetry_path: options.telemetry_path.clone(),
-            max_connections: options.max_connections,
-            web: options.web.clone(),
-            enable_lifecycle: options.enable_lifecycle,
-        },
-        Shape::of(daemon.config()),
-        &daemon.summary(),
-        options.config_source.as_ref().map(|_| reload_tx),
-    ));
+    let state = Arc::new(
+        HttpState::new(
+            registry,
+            store.clone(),
+            readiness.clone(),
+            HttpSettings {
+                telemetry_path: options.telemetry_path.clone(),
+                max_connections: options.max_connections,
+                web: options.web.clone(),
+                enable_lifecycle: options.enable_lifecycle,
+            },
+            Shape::of(daemon.config()),
+            &daemon.summary(),
+            options.config_source.as_ref().map(|_| reload_tx),
+        )
+        .with_events(events_board),
+    );
     let stop_http = CancellationToken::new();
     let server = tokio::spawn(http::serve(listener, state.clone(), stop_http.clone()));
     tracing::info!(

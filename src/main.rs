@@ -236,6 +236,8 @@ async fn serve(flags: Flags, config: Config, web: WebConfig, shard: Shard) -> Ex
             }
         };
         sim.start_demo_activity();
+        // The queue `config/demo.yaml`'s `events:` reads: the live activity's events.
+        sim.add_demo_queue();
         tracing::info!(endpoint = %sim.endpoint_url(), "demo mode: polling the built-in simulated SSM endpoint with fake credentials");
         options.client = ClientSettings {
             endpoint_url: Some(sim.endpoint_url()),

@@ -3,8 +3,8 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Counter, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry,
+    Counter, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::names;
@@ -44,6 +44,10 @@ pub struct Metrics {
     access_denied: IntGaugeVec,
     pub backfill_truncated_total: IntCounter,
     pub handoff_absorbed_executions_total: IntCounter,
+    pub events_received_total: IntCounterVec,
+    pub event_to_count_seconds: Histogram,
+    pub event_queue_errors_total: IntCounterVec,
+    pub event_queue_last_receive_timestamp_seconds: GaugeVec,
 }
 
 /// The labels of `ssm_association_exporter_access_denied`, in order.
@@ -51,6 +55,10 @@ pub const ACCESS_DENIED_LABELS: [&str; 4] = ["association_id", "account_id", "re
 
 /// The labels of the per-scope self-metrics.
 pub const SCOPE_LABELS: [&str; 2] = ["account_id", "region"];
+
+/// Buckets for the time from a State Manager event to the poll it triggered, seconds (the
+/// issue's target: 5 s at p99 with events delivered within 1 s).
+const EVENT_TO_COUNT_BUCKETS: &[f64] = &[0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0];
 
 /// Buckets for how late executions became visible, seconds (size `late_visibility_window`
 /// from them).
@@ -167,7 +175,7 @@ impl Metrics {
             polls_total: IntCounterVec::new(
                 Opts::new(
                     names::POLLS_TOTAL,
-                    "Execution polls started, by why the change feed asked for one: first, changed, unexplained, late, pending, retry, sweep.",
+                    "Execution polls started, by why: the change feed asked for one (first, changed, unexplained, late, pending, retry, sweep), or a State Manager event named the association (event).",
                 ),
                 &["reason"],
             )?,
@@ -194,6 +202,34 @@ impl Metrics {
                 names::OWNED_ASSOCIATIONS,
                 "Associations this shard watches (selected, and assigned to this shard by the hash of account_id/region/association_id).",
             )?,
+            events_received_total: IntCounterVec::new(
+                Opts::new(
+                    names::EVENTS_RECEIVED_TOTAL,
+                    "Messages read from the events: queues, by detail type (association, instance_association, other) and outcome: polled (the poll it triggered ended), poll_failed (that poll failed, or the association's polls wait for their retry), unwatched (no configured scope watches it), malformed, foreign (not a State Manager event). Events only trigger polls; counts come from the polls.",
+                ),
+                &["detail_type", "outcome"],
+            )?,
+            event_to_count_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    names::EVENT_TO_COUNT_SECONDS,
+                    "From a State Manager event's time to the end of the poll it triggered (its numbers published, without a state file; at the next save with one), seconds.",
+                )
+                .buckets(EVENT_TO_COUNT_BUCKETS.to_vec()),
+            )?,
+            event_queue_errors_total: IntCounterVec::new(
+                Opts::new(
+                    names::EVENT_QUEUE_ERRORS_TOTAL,
+                    "Failed SQS calls and undeleted messages of an events: queue, by queue URL and kind (the AWS error code, or Timeout, ConnectionError, CredentialsError); a failing queue is retried with backoff while polling goes on.",
+                ),
+                &["queue", "kind"],
+            )?,
+            event_queue_last_receive_timestamp_seconds: GaugeVec::new(
+                Opts::new(
+                    names::EVENT_QUEUE_LAST_RECEIVE_TIMESTAMP_SECONDS,
+                    "When a ReceiveMessage of the events: queue last succeeded, Unix seconds (a long poll returns at least every 20 s).",
+                ),
+                &["queue"],
+            )?,
             access_denied: IntGaugeVec::new(
                 Opts::new(
                     names::ACCESS_DENIED,
@@ -202,7 +238,7 @@ impl Metrics {
                 &ACCESS_DENIED_LABELS,
             )?,
         };
-        let collectors: [Box<dyn Collector>; 27] = [
+        let collectors: [Box<dyn Collector>; 31] = [
             Box::new(metrics.api_requests_total.clone()),
             Box::new(metrics.api_request_duration_seconds.clone()),
             Box::new(metrics.rate_limit_wait_seconds_total.clone()),
@@ -230,6 +266,10 @@ impl Metrics {
             Box::new(metrics.access_denied.clone()),
             Box::new(metrics.backfill_truncated_total.clone()),
             Box::new(metrics.handoff_absorbed_executions_total.clone()),
+            Box::new(metrics.events_received_total.clone()),
+            Box::new(metrics.event_to_count_seconds.clone()),
+            Box::new(metrics.event_queue_errors_total.clone()),
+            Box::new(metrics.event_queue_last_receive_timestamp_seconds.clone()),
         ];
         for collector in collectors {
             registry.register(collector)?;

@@ -67,3 +67,8 @@ pub const OWNED_ASSOCIATIONS: &str = "ssm_association_exporter_owned_association
 pub const BACKFILL_TRUNCATED_TOTAL: &str = "ssm_association_exporter_backfill_truncated_total";
 pub const HANDOFF_ABSORBED_EXECUTIONS_TOTAL: &str =
     "ssm_association_exporter_handoff_absorbed_executions_total";
+pub const EVENTS_RECEIVED_TOTAL: &str = "ssm_association_exporter_events_received_total";
+pub const EVENT_TO_COUNT_SECONDS: &str = "ssm_association_exporter_event_to_count_seconds";
+pub const EVENT_QUEUE_ERRORS_TOTAL: &str = "ssm_association_exporter_event_queue_errors_total";
+pub const EVENT_QUEUE_LAST_RECEIVE_TIMESTAMP_SECONDS: &str =
+    "ssm_association_exporter_event_queue_last_receive_timestamp_seconds";

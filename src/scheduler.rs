@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 use crate::config::{ScopeConfig, TargetDetailConfig};
 use crate::discovery::Selection;
+use crate::events::Routes;
 use crate::feed::{self, Decision, Known, Rules};
 use crate::metrics::Metrics;
 use crate::model::{ListedAssociation, ScopeKey};
@@ -34,6 +35,7 @@ mod details;
 mod listing;
 mod slots;
 mod tags;
+mod triggered;
 
 use cadence::retry_wait;
 pub use cadence::Schedule;
@@ -41,8 +43,9 @@ use details::DetailQueue;
 pub use listing::delta_margin;
 use listing::{Kind, Listing, Listings};
 pub use slots::polls_per_scope;
-use slots::with_slot;
+use slots::{poll_task, with_slot};
 use tags::TagQueue;
+use triggered::EventPolls;
 
 /// What every scope of one configuration shares.
 pub struct Shared {
@@ -79,6 +82,8 @@ pub struct Shared {
     pub target_detail: TargetDetailConfig,
     /// When this process started (epoch milliseconds): runs that ended before are history.
     pub started_ms: i64,
+    /// Where State Manager events find this configuration's scope loops ([`triggered`]).
+    pub routes: Arc<Routes>,
 }
 
 /// Per scope: the static IDs it lists and how many associations each selector matched.
@@ -264,6 +269,7 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
         first_listing: true,
         listing_error: None,
         details: Arc::new(DetailQueue::default()),
+        events: EventPolls::new(shared.routes.register(key.clone())),
     };
     // Per-target detail is read beside the polls, never in them.
     let reader = tokio::spawn(details::read_targets(
@@ -315,8 +321,11 @@ async fn scope_loop(scope: Scope, shared: Arc<Shared>, stop: CancellationToken) 
                 Some(done) = state.polls.join_next(), if !state.polls.is_empty() => {
                     if let Ok((id, result)) = done {
                         state.poll_ended(&id, result, interval);
+                        // Triggers that came while it ran wait for a poll of their own.
+                        state.start_event_polls(&scope, &shared);
                     }
                 }
+                Some(trigger) = state.events.next() => state.triggered(trigger, &scope, &shared),
             }
         }
     }
@@ -350,6 +359,8 @@ struct ScopeState {
     listing_error: Option<String>,
     /// The targets polls left to read ([`details`]).
     details: Arc<DetailQueue>,
+    /// Polls State Manager events asked for ([`triggered`]).
+    events: EventPolls,
 }
 
 /// One listing being applied: AWS's and the host's "now", and what it found and asks for.
@@ -661,6 +672,8 @@ impl ScopeState {
                     pass.awaiting.push(l.id.clone());
                 }
                 self.in_flight.insert(l.id.clone());
+                // It starts after any trigger waiting for it: it answers them.
+                self.events.poll_started(&l.id);
                 pass.to_poll.push((entry, signature));
             }
         }
@@ -698,6 +711,7 @@ impl ScopeState {
     /// A poll of `id` ended.
     fn poll_ended(&mut self, id: &str, result: Result<(), ApiError>, interval: Duration) {
         self.in_flight.remove(id);
+        self.events.poll_ended(id, result.is_ok());
         let Some(watch) = self.watch.get_mut(id) else {
             return;
         };
@@ -746,43 +760,4 @@ fn update_info(
     if publish && shared.publish_each_poll {
         entry.publish();
     }
-}
-
-/// One poll of one association, then its first-poll readiness; the targets it left to read go
-/// to the scope's reader (the poll slot is free as soon as the counts are done).
-async fn poll_task(
-    entry: Arc<Entry>,
-    ssm: Ssm,
-    shared: Arc<Shared>,
-    due: Instant,
-    signature: String,
-    details: Arc<DetailQueue>,
-) -> (String, Result<(), ApiError>) {
-    let mut poller = Poller::new(entry.clone(), shared.target_detail, shared.started_ms);
-    let result = poller
-        .poll(
-            &ssm,
-            &shared.store,
-            &shared.metrics,
-            due,
-            Some(signature),
-            shared.publish_each_poll,
-        )
-        .await;
-    if !entry.polled() {
-        entry.mark_polled();
-        shared.readiness.first_poll_done(&entry.id);
-        shared
-            .metrics
-            .associations_awaiting_first_poll
-            .set(shared.readiness.awaiting_first_poll() as i64);
-    }
-    if let Some(reads) = poller.target_reads() {
-        let dropped = details.push(reads);
-        shared
-            .metrics
-            .target_detail_executions_skipped_total
-            .inc_by(dropped as u64);
-    }
-    (entry.id.clone(), result)
 }

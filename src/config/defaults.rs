@@ -130,6 +130,20 @@ pub(super) const FULL_LISTING_INTERVAL_SETTING: DurationSetting = DurationSettin
     max: Some((DAY, "24h")),
 };
 
+/// `poll_interval` when `events:` is set and `poll_interval` is not: events say at once which
+/// association changed, so the listing is only the safety net for the events that never come
+/// (EventBridge delivery is best effort) and for the feed's rules of time; 5 minutes bounds
+/// the delay a lost event adds and costs a fifth of the listings.
+pub(super) const EVENTS_POLL_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// `full_sweep_interval` when `events:` is set and `full_sweep_interval` is not: the sweep is
+/// the last safety net, behind the events and the listing; 6 hours costs a sixth of its polls.
+pub(super) const EVENTS_FULL_SWEEP_INTERVAL: Duration = Duration::from_secs(6 * 60 * 60);
+
+/// The keys of the `events:` section, in documentation order.
+pub(super) const EVENTS_KEYS: &[&str] = &["queues"];
+/// The keys of an `events.queues` entry, in documentation order.
+pub(super) const QUEUE_KEYS: &[&str] = &["url", "role_arn", "external_id"];
+
 /// The keys of the `metrics:` section, in documentation order.
 pub(super) const METRICS_KEYS: &[&str] = &[
     "duration_histogram",
@@ -192,6 +206,7 @@ pub(super) const KEYS: &[&str] = &[
     "removed_association_retention",
     "metrics",
     "target_detail",
+    "events",
 ];
 
 impl Config {
@@ -221,6 +236,7 @@ impl Config {
             full_sweep_interval: FULL_SWEEP_INTERVAL_SETTING.default,
             pending_recheck_max_interval: PENDING_RECHECK_MAX_INTERVAL_SETTING.default,
             full_listing_interval: FULL_LISTING_INTERVAL_SETTING.default,
+            events: None,
             source: source.to_owned(),
         }
     }
@@ -264,7 +280,7 @@ mod tests {
         };
         for key in KEYS
             .iter()
-            .filter(|k| !["metrics", "target_detail"].contains(k))
+            .filter(|k| !["metrics", "target_detail", "events"].contains(k))
         {
             row(key);
         }
@@ -288,6 +304,25 @@ mod tests {
         };
         described("discovery", SELECTOR_KEYS);
         described("accounts", ACCOUNT_KEYS);
+        for key in EVENTS_KEYS {
+            row(&format!("events.{key}"));
+        }
+        described("events.queues", QUEUE_KEYS);
+        // The defaults `events:` changes are in the rows of the keys they change.
+        for (key, value) in [
+            ("poll_interval", EVENTS_POLL_INTERVAL),
+            ("full_sweep_interval", EVENTS_FULL_SWEEP_INTERVAL),
+        ] {
+            let text = super::super::format_duration(value);
+            let line = include_str!("../../README.md")
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{key}` |")))
+                .unwrap_or_default();
+            assert!(
+                line.contains(&format!("`{text}` with `events:`")),
+                "README row {key} lacks its default with events: `{text}` with `events:`"
+            );
+        }
 
         let c = parse("associations: []\ndiscovery: [{}]\n", "defaults.yaml").unwrap();
         let value = |key: &str| row(key).trim_matches('`').to_string();

@@ -79,6 +79,9 @@ pub struct Config {
     /// How often every association is listed; in between, a listing asks only for those whose
     /// `LastExecutionDate` moved (`LastExecutedAfter`). Zero: every listing is full.
     pub full_listing_interval: Duration,
+    /// The `events:` section: SQS queues of State Manager events that trigger polls; `None`:
+    /// polling alone.
+    pub events: Option<EventsConfig>,
     /// The config file name as given, for messages and the landing page.
     pub source: String,
 }
@@ -384,6 +387,29 @@ pub trait Word: Copy + PartialEq + 'static {
             .find(|(_, value)| *value == self)
             .map_or("", |(word, _)| word)
     }
+}
+
+/// The `events:` section: where State Manager events (EventBridge rules targeting SQS) are read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// One reader per queue, in file order, no repeats.
+    pub queues: Vec<QueueConfig>,
+}
+
+/// One `events.queues` entry: an SQS queue and the credentials to read it with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// `https://sqs.<region>.amazonaws.com/<account>/<name>`, as written.
+    pub url: String,
+    /// The queue's region and account, from the URL.
+    pub region: String,
+    pub account_id: String,
+    /// The queue's name, from the URL.
+    pub name: String,
+    /// The role to assume to read it; `None`: the exporter's own credentials.
+    pub role_arn: Option<RoleArn>,
+    /// `ExternalId` sent with `AssumeRole`.
+    pub external_id: Option<String>,
 }
 
 /// One watched State Manager association.

@@ -117,6 +117,24 @@ impl Config {
             detail.failing_targets_gauge,
             detail.max_failing_targets
         ));
+        lines.push(match &self.events {
+            None => "events: off (polling only)".to_owned(),
+            Some(events) => format!(
+                "events: {} SQS queue{} (polls on State Manager events; listing and sweep as above)",
+                events.queues.len(),
+                if events.queues.len() == 1 { "" } else { "s" }
+            ),
+        });
+        for queue in self.events.iter().flat_map(|e| &e.queues) {
+            let who = queue
+                .role_arn
+                .as_ref()
+                .map_or("own credentials", |role| role.arn.as_str());
+            lines.push(format!(
+                "  - {} (account {}, {}) read with {who}",
+                queue.url, queue.account_id, queue.region
+            ));
+        }
         lines.join("\n")
     }
 }

@@ -6,8 +6,9 @@
 //! `mapping_list`, an empty value or one of the wrong kind by `wrong_kind` (`missing`,
 //! `unexpected`). This file holds them, the top level, the `metrics:` and `target_detail:`
 //! sections and the scalar values; `watch.rs` what to watch (`associations`, `discovery`),
-//! `scopes.rs` where (`region`, `regions`, `accounts`).
+//! `scopes.rs` where (`region`, `regions`, `accounts`), `events.rs` the `events:` queues.
 
+mod events;
 mod scopes;
 mod watch;
 
@@ -18,9 +19,10 @@ use std::time::Duration;
 
 use super::defaults::{
     DurationSetting, IntSetting, RateSetting, ACCOUNT_KEYS, API_MAX_ATTEMPTS_SETTING,
-    API_REQUESTS_PER_SECOND_SETTING, DISCOVERY_INTERVAL_SETTING, FULL_LISTING_INTERVAL_SETTING,
-    FULL_SWEEP_INTERVAL_SETTING, INITIAL_LOOKBACK_SETTING, KEYS, LATE_VISIBILITY_WINDOW_SETTING,
-    MAX_BACKFILL_SETTING, MAX_CONCURRENT_REQUESTS_SETTING, MAX_FAILING_TARGETS_SETTING,
+    API_REQUESTS_PER_SECOND_SETTING, DISCOVERY_INTERVAL_SETTING, EVENTS_FULL_SWEEP_INTERVAL,
+    EVENTS_POLL_INTERVAL, FULL_LISTING_INTERVAL_SETTING, FULL_SWEEP_INTERVAL_SETTING,
+    INITIAL_LOOKBACK_SETTING, KEYS, LATE_VISIBILITY_WINDOW_SETTING, MAX_BACKFILL_SETTING,
+    MAX_CONCURRENT_REQUESTS_SETTING, MAX_FAILING_TARGETS_SETTING,
     MAX_TARGETS_PER_EXECUTION_SETTING, METRICS_KEYS, PENDING_RECHECK_MAX_INTERVAL_SETTING,
     POLL_INTERVAL_SETTING, REMOVED_ASSOCIATION_RETENTION_SETTING, REQUEST_TIMEOUT_SETTING,
     SELECTOR_KEYS, STATE_SAVE_INTERVAL_SETTING, TARGET_DETAIL_KEYS,
@@ -144,6 +146,8 @@ impl Validator<'_> {
         let has = |wanted: &str| entries.iter().any(|entry| entry.name == wanted);
         let (has_associations, has_discovery, has_region) =
             (has("associations"), has("discovery"), has("region"));
+        let (has_poll_interval, has_full_sweep_interval) =
+            (has("poll_interval"), has("full_sweep_interval"));
         for Entry {
             name, key, value, ..
         } in entries
@@ -211,6 +215,7 @@ impl Validator<'_> {
                 }
                 "metrics" => config.metrics = self.metrics(name, value)?,
                 "target_detail" => config.target_detail = self.target_detail(name, value)?,
+                "events" => config.events = Some(self.events(name, value)?),
                 // `entries` only yields names listed in KEYS.
                 _ => return Err(self.unknown_key(key, name, "", KEYS)),
             }
@@ -222,6 +227,15 @@ impl Validator<'_> {
                 "associations",
                 "required key is missing: set associations (association IDs), discovery (selectors), or both",
             ));
+        }
+        // With events, the listing and the sweep are safety nets: their defaults are longer.
+        if config.events.is_some() {
+            if !has_poll_interval {
+                config.poll_interval = EVENTS_POLL_INTERVAL;
+            }
+            if !has_full_sweep_interval {
+                config.full_sweep_interval = EVENTS_FULL_SWEEP_INTERVAL;
+            }
         }
         Ok(config)
     }

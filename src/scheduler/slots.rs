@@ -1,9 +1,16 @@
-//! The poll slots of one account and region: how many polls run at once, and a waiting
-//! poll that holds only what makes its future.
+//! The poll slots of one account and region: how many polls run at once, a waiting poll that
+//! holds only what makes its future, and the task one poll runs as.
 
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::details::DetailQueue;
+use super::Shared;
+use crate::poller::Poller;
+use crate::ssm::{ApiError, Ssm};
+use crate::store::Entry;
 
 /// How many polls of one scope may run at once: two per concurrent request of its budget (a
 /// poll makes one request at a time, and spends the rest of its time waiting for the budget or
@@ -27,6 +34,45 @@ pub(super) async fn with_slot<F: std::future::Future>(
         .await
         .expect("the poll slots are never closed");
     Box::pin(make()).await
+}
+
+/// One poll of one association, then its first-poll readiness; the targets it left to read go
+/// to the scope's reader (the poll slot is free as soon as the counts are done).
+pub(super) async fn poll_task(
+    entry: Arc<Entry>,
+    ssm: Ssm,
+    shared: Arc<Shared>,
+    due: Instant,
+    signature: String,
+    details: Arc<DetailQueue>,
+) -> (String, Result<(), ApiError>) {
+    let mut poller = Poller::new(entry.clone(), shared.target_detail, shared.started_ms);
+    let result = poller
+        .poll(
+            &ssm,
+            &shared.store,
+            &shared.metrics,
+            due,
+            Some(signature),
+            shared.publish_each_poll,
+        )
+        .await;
+    if !entry.polled() {
+        entry.mark_polled();
+        shared.readiness.first_poll_done(&entry.id);
+        shared
+            .metrics
+            .associations_awaiting_first_poll
+            .set(shared.readiness.awaiting_first_poll() as i64);
+    }
+    if let Some(reads) = poller.target_reads() {
+        let dropped = details.push(reads);
+        shared
+            .metrics
+            .target_detail_executions_skipped_total
+            .inc_by(dropped as u64);
+    }
+    (entry.id.clone(), result)
 }
 
 #[cfg(test)]

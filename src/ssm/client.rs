@@ -16,7 +16,7 @@ use rand::Rng;
 
 use super::error::{map_error, ApiError, ErrorKind};
 use crate::clock::{now_ms, AwsClock};
-use crate::config::{Config, ScopeConfig};
+use crate::config::{Config, RoleArn, ScopeConfig};
 use crate::limit::{Budget, Priority};
 
 /// Where the client gets its endpoint and credentials from, beyond the standard AWS chain.
@@ -117,6 +117,27 @@ pub async fn load_base(config: &Config, settings: &ClientSettings) -> aws_config
     loader.load().await
 }
 
+/// The credentials of `role`, assumed with `base`'s (aws-config's STS provider, refreshed before
+/// they expire), with `external_id` if set: what every client reading on behalf of a role uses
+/// (a scope's SSM client, an `events:` queue's SQS client).
+pub async fn assume_role(
+    base: &aws_config::SdkConfig,
+    role: &RoleArn,
+    external_id: Option<&str>,
+    region: Option<Region>,
+) -> aws_config::sts::AssumeRoleProvider {
+    let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
+        .session_name("ssm-association-exporter")
+        .configure(base);
+    if let Some(region) = region {
+        provider = provider.region(region);
+    }
+    if let Some(external_id) = external_id {
+        provider = provider.external_id(external_id.to_owned());
+    }
+    provider.build().await
+}
+
 impl Ssm {
     /// The client of one scope: `base` in `scope`'s region, with the credentials of the role
     /// it names (aws-config's STS provider, refreshed before they expire) or the base ones.
@@ -141,16 +162,9 @@ impl Ssm {
         let mut sts_config = aws_sdk_sts::config::Builder::from(base);
         sts_config.set_region(region.clone());
         if let Some(role) = &scope.role_arn {
-            let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
-                .session_name("ssm-association-exporter")
-                .configure(base);
-            if let Some(region) = region.clone() {
-                provider = provider.region(region);
-            }
-            if let Some(external_id) = &scope.external_id {
-                provider = provider.external_id(external_id.clone());
-            }
-            ssm_config = ssm_config.credentials_provider(provider.build().await);
+            let provider =
+                assume_role(base, role, scope.external_id.as_deref(), region.clone()).await;
+            ssm_config = ssm_config.credentials_provider(provider);
         }
         Ssm {
             client: aws_sdk_ssm::Client::from_conf(ssm_config.build()),

@@ -117,7 +117,7 @@ fn kind_of(code: &str, message: &str, status: u16) -> ErrorKind {
 }
 
 /// Reduces an SDK error to a stable code (a metric label) and a kind.
-pub(super) fn map_error<E>(error: &SdkError<E, aws_sdk_ssm::config::http::HttpResponse>) -> ApiError
+pub fn map_error<E>(error: &SdkError<E, aws_sdk_ssm::config::http::HttpResponse>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

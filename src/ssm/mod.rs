@@ -1,4 +1,5 @@
-//! The bottom layer: the only module that touches `aws_sdk_ssm` or knows AWS error codes.
+//! The bottom layer: the only module that touches `aws_sdk_ssm` or knows AWS error codes
+//! (`events::sqs` maps its SQS errors with [`map_error`] and reads with [`assume_role`]).
 //!
 //! It builds the client, reads one page of executions and one association description, retries,
 //! and maps every SDK type to the project's own ([`crate::model`]) and every failure to an
@@ -14,8 +15,8 @@ mod client;
 mod error;
 mod operations;
 
-pub use client::{load_base, Attempt, CallObserver, ClientSettings, Ssm};
-pub use error::{ApiError, ErrorKind};
+pub use client::{assume_role, load_base, Attempt, CallObserver, ClientSettings, Ssm};
+pub use error::{map_error, ApiError, ErrorKind};
 pub use operations::{
     format_filter_time, round_to_millis, AssociationPage, ExecutionPage, TargetPage, MAX_RESULTS,
     SSM_OPERATIONS,

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::urls::{percent_encode, target_output_url};
-use super::{Query, Row, Selection, Snapshot};
+use super::{EventsView, LastEvent, Query, Row, Selection, Snapshot};
 
 /// Escapes `& < > " '` for HTML text and attribute values.
 pub fn escape(text: &str) -> String {
@@ -105,6 +105,7 @@ pub fn render_html(snapshot: &Snapshot, query: &Query, footer: &str) -> String {
         );
     }
     out.push_str("</div>\n");
+    events_html(&mut out, &snapshot.events, snapshot.now_ms);
     let _ = write!(
         out,
         "<form id=\"filter\" method=\"get\" action=\"/\"><input type=\"search\" name=\"q\" value=\"{}\" \
@@ -125,7 +126,12 @@ pub fn render_html(snapshot: &Snapshot, query: &Query, footer: &str) -> String {
          <th>In progress</th><th>Polling</th></tr></thead>\n<tbody>\n",
     );
     for row in &selection.rows {
-        row_html(&mut out, row, snapshot.now_ms);
+        row_html(
+            &mut out,
+            row,
+            snapshot.now_ms,
+            snapshot.events.last.get(&row.id),
+        );
     }
     if selection.rows.is_empty() {
         out.push_str("<tr><td colspan=\"9\">No association matches.</td></tr>\n");
@@ -171,7 +177,39 @@ fn pager(out: &mut String, query: &Query, selection: &Selection<'_>, total: usiz
     out.push_str("</p>\n");
 }
 
-fn row_html(out: &mut String, row: &Row, now_ms: i64) {
+/// Whether events are on, and each queue's state.
+fn events_html(out: &mut String, events: &EventsView, now_ms: i64) {
+    if !events.enabled {
+        out.push_str("<p id=\"events\" class=\"id\">Events: off (polling only).</p>\n");
+        return;
+    }
+    out.push_str("<div class=\"summary\" id=\"events\">");
+    for q in &events.queues {
+        let class = match q.state {
+            "receiving" => "ok",
+            "failing" => "bad",
+            _ => "warn",
+        };
+        let _ = write!(
+            out,
+            "<div class=\"card {class} queue\"><b>{}</b>events queue ",
+            q.state
+        );
+        escape_into(out, &q.url);
+        if let Some(ms) = q.last_receive_ms {
+            let _ = write!(out, "<br>last receive {}", ago(now_ms, ms));
+        }
+        if let Some(error) = &q.last_error {
+            out.push_str("<br><span class=\"err\">");
+            escape_into(out, error);
+            out.push_str("</span>");
+        }
+        out.push_str("</div>");
+    }
+    out.push_str("</div>\n");
+}
+
+fn row_html(out: &mut String, row: &Row, now_ms: i64, last_event: Option<&LastEvent>) {
     let e = &row.exposed;
     let _ = write!(
         out,
@@ -250,6 +288,16 @@ fn row_html(out: &mut String, row: &Row, now_ms: i64) {
             out.push_str("</b>: ");
             escape_into(out, message);
         }
+    }
+    if let Some(event) = last_event {
+        let _ = write!(
+            out,
+            "<br><span class=\"event\" title=\"{}\">event {} ({}): {}</span>",
+            format_time(event.time_ms),
+            ago(now_ms, event.received_ms),
+            event.detail_type,
+            event.outcome
+        );
     }
     out.push_str("</td></tr>\n");
     if let Some(execution) = row.failing_targets() {

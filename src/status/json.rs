@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::urls::target_output_url;
-use super::{Query, Row, Snapshot, PAGE_SIZE};
+use super::{EventsView, LastEvent, Query, Row, Snapshot, PAGE_SIZE};
 use crate::store::TargetDetail;
 
 /// Epoch milliseconds as RFC 3339 (JSON).
@@ -30,7 +30,34 @@ fn target_json(region: &str, t: &TargetDetail) -> Value {
     })
 }
 
-fn row_json(row: &Row) -> Map<String, Value> {
+/// The last State Manager event of an association, or null.
+fn last_event_json(last: Option<&LastEvent>) -> Value {
+    last.map_or(Value::Null, |e| {
+        json!({
+            "detail_type": e.detail_type,
+            "time_ms": e.time_ms,
+            "time": rfc3339(e.time_ms),
+            "received_ms": e.received_ms,
+            "outcome": e.outcome,
+            "queue": e.queue,
+        })
+    })
+}
+
+/// Whether events are on, and each queue's state.
+fn events_json(events: &EventsView) -> Value {
+    json!({
+        "enabled": events.enabled,
+        "queues": events.queues.iter().map(|q| json!({
+            "url": q.url,
+            "state": q.state,
+            "last_receive_ms": q.last_receive_ms,
+            "last_error": q.last_error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn row_json(row: &Row, events: &EventsView) -> Map<String, Value> {
     let e = &row.exposed;
     let info = e.info.as_ref();
     let newest = e.newest.as_ref().map_or(Value::Null, |n| {
@@ -72,6 +99,7 @@ fn row_json(row: &Row) -> Map<String, Value> {
         "last_poll_success_ms": e.last_poll_success_ms,
         "last_error": e.last_error.as_ref().map(|(code, message)| json!({"code": code, "message": message})),
         "failing_targets": failing_targets,
+        "last_event": last_event_json(events.last.get(&row.id)),
     });
     match value {
         Value::Object(map) => map,
@@ -95,7 +123,7 @@ pub fn render_json(snapshot: &Snapshot, query: &Query) -> String {
     let rows: Vec<Value> = selection
         .rows
         .iter()
-        .map(|r| Value::Object(row_json(r)))
+        .map(|r| Value::Object(row_json(r, &snapshot.events)))
         .collect();
     json!({
         "summary": {
@@ -107,6 +135,7 @@ pub fn render_json(snapshot: &Snapshot, query: &Query) -> String {
         "credentials": snapshot.credentials.iter().map(|c| json!({
             "account_id": c.account_id, "region": c.region, "valid": c.valid,
         })).collect::<Vec<_>>(),
+        "events": events_json(&snapshot.events),
         "query": query.q,
         "matching": selection.matching,
         "page": selection.page,
@@ -122,7 +151,7 @@ pub fn render_json(snapshot: &Snapshot, query: &Query) -> String {
 /// targets; `None` for an unknown ID.
 pub fn render_one_json(snapshot: &Snapshot, id: &str) -> Option<String> {
     let row = snapshot.row(id)?;
-    let mut map = row_json(row);
+    let mut map = row_json(row, &snapshot.events);
     let recent: Vec<Value> = row
         .exposed
         .recent

@@ -181,11 +181,48 @@ pub struct Summary {
     pub polling_errors: usize,
 }
 
+/// The `events:` input as the page shows it (filled in by `events`, which sits above).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventsView {
+    /// Whether the configuration has an `events:` section.
+    pub enabled: bool,
+    pub queues: Vec<QueueView>,
+    /// Association ID -> the last State Manager event of it (watched associations only).
+    pub last: std::collections::HashMap<String, LastEvent>,
+}
+
+/// One `events:` queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueView {
+    pub url: String,
+    /// `starting`, `receiving` or `failing`.
+    pub state: &'static str,
+    pub last_receive_ms: Option<i64>,
+    /// The last failure (code: message), until a receive succeeds.
+    pub last_error: Option<String>,
+}
+
+/// The last State Manager event of one association.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastEvent {
+    /// The `detail_type` label: `association` or `instance_association`.
+    pub detail_type: &'static str,
+    /// The event's `time`, epoch milliseconds.
+    pub time_ms: i64,
+    /// When it was handled, epoch milliseconds.
+    pub received_ms: i64,
+    /// The `outcome` label: `polled` or `poll_failed`.
+    pub outcome: &'static str,
+    pub queue: String,
+}
+
 /// A copy of the published numbers of every association, sorted failing first, then by name.
 pub struct Snapshot {
     pub now_ms: i64,
     pub rows: Vec<Row>,
     pub credentials: Vec<Credentials>,
+    /// The events input (off unless set after [`Snapshot::take`]).
+    pub events: EventsView,
 }
 
 impl Snapshot {
@@ -217,6 +254,7 @@ impl Snapshot {
             now_ms,
             rows,
             credentials,
+            events: EventsView::default(),
         }
     }
 

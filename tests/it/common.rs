@@ -57,6 +57,7 @@ pub fn test_config(ids: &[String]) -> Config {
         // test that needs an edit, an addition or a removal without a run to be seen sets a
         // short one itself and says so.
         full_listing_interval: Duration::from_secs(600),
+        events: None,
         source: "test".to_string(),
     }
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use ssm_association_exporter::config::{
     format_duration, load, parse, parse_duration, AccountConfig, AssociationConfig, Config,
-    ConfigError, DurationHistogram, LastExecutionStatus, MetricsConfig, Pattern, RoleArn, Selector,
-    TargetDetailConfig, DEFAULT_CONFIG_FILE,
+    ConfigError, DurationHistogram, EventsConfig, LastExecutionStatus, MetricsConfig, Pattern,
+    QueueConfig, RoleArn, Selector, TargetDetailConfig, DEFAULT_CONFIG_FILE,
 };
 
 const ID_A: &str = "8dfe3659-4309-493a-8755-0123456789ab";
@@ -19,7 +19,7 @@ const KEY_LIST: &str = "associations, discovery, discovery_interval, poll_interv
                         api_requests_per_second, max_concurrent_requests, request_timeout, \
                         api_max_attempts, region, regions, accounts, state_file, \
                         state_save_interval, removed_association_retention, metrics, \
-                        target_detail";
+                        target_detail, events";
 const REGION_HINT: &str =
     "(expected <area>-<direction>-<number>, e.g. us-east-1, eu-central-2 or us-gov-west-1)";
 const ROLE: &str = "arn:aws:iam::111111111111:role/ssm-association-exporter";
@@ -96,6 +96,7 @@ fn minimal_config_gets_defaults() {
             full_sweep_interval: secs(3600),
             pending_recheck_max_interval: secs(3600),
             full_listing_interval: secs(600),
+            events: None,
             source: fixture("valid_minimal.yaml"),
         }
     );
@@ -159,6 +160,30 @@ fn full_config_sets_every_key() {
             full_sweep_interval: secs(1800),
             pending_recheck_max_interval: secs(1200),
             full_listing_interval: secs(0),
+            events: Some(EventsConfig {
+                queues: vec![
+                    QueueConfig {
+                        url: "https://sqs.eu-central-2.amazonaws.com/111111111111/ssm-events"
+                            .into(),
+                        region: "eu-central-2".into(),
+                        account_id: "111111111111".into(),
+                        name: "ssm-events".into(),
+                        role_arn: None,
+                        external_id: None,
+                    },
+                    QueueConfig {
+                        url: "https://sqs.eu-west-1.amazonaws.com/222222222222/ssm-events".into(),
+                        region: "eu-west-1".into(),
+                        account_id: "222222222222".into(),
+                        name: "ssm-events".into(),
+                        role_arn: Some(RoleArn {
+                            arn: "arn:aws:iam::222222222222:role/ops/ssm-events-reader".into(),
+                            account_id: "222222222222".into(),
+                        }),
+                        external_id: Some("ext-id-2".into()),
+                    },
+                ],
+            }),
             source: fixture("valid_full.yaml"),
         }
     );
@@ -336,7 +361,8 @@ fn summary_lists_effective_values() {
              metrics: duration_histogram per_association, last_execution_status current, \
              per_association_internals false\n\
              target_detail: enabled true, max_targets_per_execution 50, \
-             failing_targets_gauge false, max_failing_targets 20"
+             failing_targets_gauge false, max_failing_targets 20\n\
+             events: off (polling only)"
         )
     );
     let full = load_fixture("valid_full.yaml").unwrap().summary();
@@ -370,7 +396,10 @@ fn summary_lists_effective_values() {
              metrics: duration_histogram per_status, last_execution_status per_status, \
              per_association_internals true\n\
              target_detail: enabled true, max_targets_per_execution 200, \
-             failing_targets_gauge true, max_failing_targets 5"
+             failing_targets_gauge true, max_failing_targets 5\n\
+             events: 2 SQS queues (polls on State Manager events; listing and sweep as above)\n\
+             \x20 - https://sqs.eu-central-2.amazonaws.com/111111111111/ssm-events (account 111111111111, eu-central-2) read with own credentials\n\
+             \x20 - https://sqs.eu-west-1.amazonaws.com/222222222222/ssm-events (account 222222222222, eu-west-1) read with arn:aws:iam::222222222222:role/ops/ssm-events-reader"
         ),
         "{full}"
     );
@@ -391,7 +420,7 @@ const BAD_DIR: &str = "tests/fixtures/config/bad";
 const BAD_CONFIGS: &[(&str, &str)] = &[
     (
         "unknown_key.yaml",
-        "tests/fixtures/config/bad/unknown_key.yaml:3:1: pol_interval: unknown key; expected one of associations, discovery, discovery_interval, poll_interval, full_listing_interval, full_sweep_interval, pending_recheck_max_interval, initial_lookback, max_backfill, late_visibility_window, api_requests_per_second, max_concurrent_requests, request_timeout, api_max_attempts, region, regions, accounts, state_file, state_save_interval, removed_association_retention, metrics, target_detail (did you mean poll_interval?)",
+        "tests/fixtures/config/bad/unknown_key.yaml:3:1: pol_interval: unknown key; expected one of associations, discovery, discovery_interval, poll_interval, full_listing_interval, full_sweep_interval, pending_recheck_max_interval, initial_lookback, max_backfill, late_visibility_window, api_requests_per_second, max_concurrent_requests, request_timeout, api_max_attempts, region, regions, accounts, state_file, state_save_interval, removed_association_retention, metrics, target_detail, events (did you mean poll_interval?)",
     ),
     (
         "unknown_entry_key.yaml",
@@ -636,6 +665,38 @@ const BAD_CONFIGS: &[(&str, &str)] = &[
     (
         "target_detail_gauge_not_bool.yaml",
         "tests/fixtures/config/bad/target_detail_gauge_not_bool.yaml:4:26: target_detail.failing_targets_gauge: expected true or false, got 1",
+    ),
+    (
+        "events_external_id_without_role.yaml",
+        "tests/fixtures/config/bad/events_external_id_without_role.yaml:5:7: events.queues[0].external_id: external_id needs role_arn (it is sent with AssumeRole)",
+    ),
+    (
+        "events_queue_duplicate.yaml",
+        "tests/fixtures/config/bad/events_queue_duplicate.yaml:5:7: events.queues[1]: duplicate queue (same as events.queues[0])",
+    ),
+    (
+        "events_queue_url_missing.yaml",
+        "tests/fixtures/config/bad/events_queue_url_missing.yaml:4:7: events.queues[0]: required key url is missing; expected the queue's URL (https://sqs.<region>.amazonaws.com/<12-digit account ID>/<queue name>)",
+    ),
+    (
+        "events_queue_url_not_sqs.yaml",
+        "tests/fixtures/config/bad/events_queue_url_not_sqs.yaml:4:12: events.queues[0].url: \"https://sqs.eu-west-1.example.com/111111111111/ssm-events\" is not an SQS queue URL (expected https://sqs.<region>.amazonaws.com/<12-digit account ID>/<queue name>)",
+    ),
+    (
+        "events_queue_url_short_account.yaml",
+        "tests/fixtures/config/bad/events_queue_url_short_account.yaml:4:12: events.queues[0].url: the account ID in the queue URL must be 12 digits, got \"11111111111\"",
+    ),
+    (
+        "events_queues_empty.yaml",
+        "tests/fixtures/config/bad/events_queues_empty.yaml:3:11: events.queues: the list is empty; add a queue (url is required) or remove the key",
+    ),
+    (
+        "events_queues_missing.yaml",
+        "tests/fixtures/config/bad/events_queues_missing.yaml:2:9: events: required key is missing: set queues (the SQS queues EventBridge sends State Manager events to), or remove events to poll only",
+    ),
+    (
+        "events_unknown_key.yaml",
+        "tests/fixtures/config/bad/events_unknown_key.yaml:3:3: events.queue: unknown key; expected queues (did you mean queues?)",
     ),
 ];
 

@@ -766,8 +766,43 @@ async fn a_real_scrape_passes_promtool_check_metrics() {
     config.discovery = vec![ssm_association_exporter::config::Selector::default()];
     // Every documented metric: the optional per-target gauge too.
     config.target_detail.failing_targets_gauge = true;
+    // And the events' metrics: a queue with a message (a receive that returns at once) and
+    // one that does not exist (its errors).
+    let (account, region) = (
+        ssm_simulator::DEFAULT_ACCOUNT,
+        ssm_simulator::DEFAULT_REGION,
+    );
+    let queue = sim.add_queue(account, region, "ssm-events");
+    sim.inject_message(&queue, "not an event");
+    let missing = ssm_simulator::queue_url(account, region, "no-such-queue");
+    let queue_config = |url: &str| ssm_association_exporter::config::QueueConfig {
+        url: url.to_string(),
+        region: region.to_string(),
+        account_id: account.to_string(),
+        name: url.rsplit('/').next().unwrap().to_string(),
+        role_arn: None,
+        external_id: None,
+    };
+    config.events = Some(ssm_association_exporter::config::EventsConfig {
+        queues: vec![queue_config(&queue), queue_config(&missing)],
+    });
     let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;
+    exporter
+        .wait_for("both queues tried", |m| {
+            let received = m.value(
+                names::EVENT_QUEUE_LAST_RECEIVE_TIMESTAMP_SECONDS,
+                &[("queue", &queue)],
+            );
+            let errors = m.series(names::EVENT_QUEUE_ERRORS_TOTAL, &[("queue", &missing)]);
+            (received != Reading::Missing && !errors.is_empty())
+                .then_some(())
+                .ok_or(format!(
+                    "received {received}, {} error series",
+                    errors.len()
+                ))
+        })
+        .await;
     let body = exporter.get("/metrics").await.body;
     // The README's metric table and a real scrape name the same metrics.
     let mut documented = documented_metrics();

@@ -10,6 +10,7 @@ mod config;
 mod deploy;
 mod e2e_prometheus;
 mod estate;
+mod events;
 mod exactness;
 mod exporter;
 mod golden;

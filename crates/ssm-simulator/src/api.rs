@@ -1,5 +1,5 @@
-//! What the wire and the operation handlers share: the SSM operation names, the AWS error
-//! answer ([`ApiError`]) and request validation common to several operations.
+//! What the wire and the operation handlers share: the SSM and SQS operation names, the AWS
+//! error answer ([`ApiError`]) and request validation common to several operations.
 
 use hyper::StatusCode;
 
@@ -20,6 +20,19 @@ pub(crate) const SSM_OPERATIONS: &[&str] = &[
     OP_LIST_TAGS,
 ];
 
+// SQS operation names, as in `X-Amz-Target: AmazonSQS.<Operation>`.
+pub(crate) const OP_RECEIVE_MESSAGE: &str = "ReceiveMessage";
+pub(crate) const OP_DELETE_MESSAGE: &str = "DeleteMessage";
+pub(crate) const OP_DELETE_MESSAGE_BATCH: &str = "DeleteMessageBatch";
+pub(crate) const OP_GET_QUEUE_ATTRIBUTES: &str = "GetQueueAttributes";
+/// The SQS operations the simulator answers.
+pub(crate) const SQS_OPERATIONS: &[&str] = &[
+    OP_RECEIVE_MESSAGE,
+    OP_DELETE_MESSAGE,
+    OP_DELETE_MESSAGE_BATCH,
+    OP_GET_QUEUE_ATTRIBUTES,
+];
+
 /// An AWS error answer.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -29,6 +42,9 @@ pub(crate) struct ApiError {
     pub(crate) code: &'static str,
     /// `message` (SSM) or `Message` (STS).
     pub(crate) message: String,
+    /// SQS only: the query-protocol code sent in the `x-amzn-query-error` header
+    /// (`AWS.SimpleQueueService.NonExistentQueue`), which the SDK matches on when present.
+    pub(crate) query_code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -37,6 +53,21 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            query_code: None,
+        }
+    }
+
+    /// An SQS error: `__type` `code`, `x-amzn-query-error: <query_code>;Sender` (`;Receiver`
+    /// for 5xx).
+    pub(crate) fn sqs(
+        status: StatusCode,
+        code: &'static str,
+        query_code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            query_code: Some(query_code),
+            ..ApiError::new(status, code, message)
         }
     }
 

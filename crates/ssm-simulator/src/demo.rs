@@ -107,8 +107,15 @@ impl Simulator {
                     (4, 2) => Some("Failed"),
                     _ => None,
                 };
+                // The past: inserted without events, which only the live activity sends.
                 let execution = demo_finished(&mut rng, demo, created, forced);
-                self.add_execution(demo.id, execution);
+                if let Some(association) = self
+                    .shared()
+                    .lock()
+                    .association_mut(&Scope::default(), demo.id)
+                {
+                    association.insert(execution);
+                }
                 created += rng.random_range(90_000..240_000);
                 run += 1;
             }
@@ -249,11 +256,12 @@ async fn demo_loop(shared: Arc<Shared>, mut rng: StdRng, speedup: u32) {
 
 /// Inserts an execution unless its association was removed meanwhile.
 fn insert_if_present(shared: &Shared, association_id: &str, execution: SimExecution) {
-    if let Some(association) = shared
-        .lock()
-        .association_mut(&Scope::default(), association_id)
-    {
+    let now_ms = shared.clock.now_ms();
+    let mut state = shared.lock();
+    if let Some(association) = state.association_mut(&Scope::default(), association_id) {
+        let id = execution.execution_id.clone();
         association.insert(execution);
+        state.execution_changed(&Scope::default(), association_id, &id, None, now_ms);
     }
 }
 
@@ -271,11 +279,21 @@ fn spawn_later(
             () = shared.shutdown.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
         }
+        let now_ms = shared.clock.now_ms();
         let mut state = shared.lock();
         if let Some(association) = state.association_mut(&Scope::default(), association_id) {
             if let Some(mut execution) = association.take(&execution_id) {
+                let before = execution.clone();
                 f(&mut execution);
                 association.insert(execution);
+                let scope = Scope::default();
+                state.execution_changed(
+                    &scope,
+                    association_id,
+                    &execution_id,
+                    Some(&before),
+                    now_ms,
+                );
             }
         }
     });

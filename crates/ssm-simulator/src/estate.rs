@@ -288,7 +288,8 @@ impl Simulator {
     }
 
     /// Adds an execution (replacing one with the same id) to an association of `account` in
-    /// `region`; it carries the association's current version. Panics if the association is
+    /// `region`; it carries the association's current version. Sends the State Manager events
+    /// of the change to the queues routed from the scope. Panics if the association is
     /// unknown or the execution breaks the service model's alarm limits.
     pub fn add_execution_in(
         &self,
@@ -301,14 +302,25 @@ impl Simulator {
             panic!("{violation}");
         }
         let scope = Scope::new(account, region);
+        let now_ms = self.now_ms();
         let mut state = self.shared().lock();
-        state
+        let association = state
             .association_mut(&scope, association_id)
-            .unwrap_or_else(|| panic!("add_execution: unknown association {association_id}"))
-            .insert(execution);
+            .unwrap_or_else(|| panic!("add_execution: unknown association {association_id}"));
+        let execution_id = execution.execution_id.clone();
+        let before = association.take(&execution_id);
+        association.insert(execution);
+        state.execution_changed(
+            &scope,
+            association_id,
+            &execution_id,
+            before.as_ref(),
+            now_ms,
+        );
     }
 
-    /// Changes an execution of an association of `account` in `region` in place. Panics if
+    /// Changes an execution of an association of `account` in `region` in place, sending the
+    /// State Manager events of the change (if its status or a target's changed). Panics if
     /// the association or execution is unknown or the result breaks the service model's
     /// alarm limits (then nothing changes).
     pub fn update_execution_in(
@@ -330,7 +342,17 @@ impl Simulator {
         let original = execution.clone();
         f(&mut execution);
         match execution.model_violation() {
-            None => association.insert(execution),
+            None => {
+                association.insert(execution);
+                let now_ms = self.now_ms();
+                state.execution_changed(
+                    &scope,
+                    association_id,
+                    execution_id,
+                    Some(&original),
+                    now_ms,
+                );
+            }
             Some(violation) => {
                 association.insert(original);
                 drop(state);

@@ -124,17 +124,25 @@
 //! - `lib.rs`: these docs and the public API's re-exports.
 //! - `demo.rs`: the demo scenario.
 //! - `estate.rs`: the per-scope API: lifecycle, tags, roles, ground truth per scope.
+//! - `queue_api.rs`: the SQS API: queues, event routes, queue faults and outages, queue state,
+//!   injected messages.
 //! - `simulator.rs`: [`Simulator`]: start, shutdown, settings, the request record and ground
 //!   truth of the default scope.
 //! - `wire.rs`: the HTTP server, both protocols' parsing and dispatch, the caller's scope,
 //!   recording requests, error bodies.
+//! - `sqs.rs`: SQS `ReceiveMessage` (long polling), `DeleteMessage`, `DeleteMessageBatch`,
+//!   `GetQueueAttributes`, SQS errors and queue outages.
 //! - `sts.rs`: STS `AssumeRole` and `GetCallerIdentity` (form parsing, XML answers and errors).
 //! - `listing.rs`: `ListAssociations` (filters, tokens, paging) and `ListTagsForResource`.
 //! - `targets.rs`: `DescribeAssociationExecutionTargets`: filters, page tokens, paging.
 //! - `paging.rs`: `DescribeAssociationExecutions`: filters, page tokens, paging.
 //! - `responses.rs`: execution items, `DescribeAssociation`'s description, overview and targets.
+//! - `events.rs`: the EventBridge-shaped State Manager events of an execution's change, sent
+//!   to the routed queues.
 //! - `state.rs`: the shared state behind one lock: associations per scope, identities, faults,
-//!   the rate limit, [`RecordedRequest`]s.
+//!   the rate limit, [`RecordedRequest`]s, queues.
+//! - `queues.rs`: queues' messages, visibility timeouts, receipt handles, event routes
+//!   ([`EventRoute`]) and per-queue faults ([`QueueFaults`], [`QueueOutage`]).
 //! - `faults.rs`: [`Fault`], [`FaultRule`], the rate limit.
 //! - `api.rs`: what the wire and the handlers share: operation names, the AWS error answer,
 //!   association id validation.
@@ -152,26 +160,35 @@ mod api;
 mod clock;
 mod demo;
 mod estate;
+mod events;
 mod exporter_config;
 mod faults;
 mod identity;
 mod listing;
 mod model;
 mod paging;
+mod queue_api;
+mod queues;
 mod responses;
 mod simulator;
+mod sqs;
 mod state;
 mod sts;
 mod targets;
 mod wire;
 
 pub use demo::{DemoAssociation, DEMO_ASSOCIATIONS};
+pub use events::{ASSOCIATION_STATE_CHANGE, INSTANCE_ASSOCIATION_STATE_CHANGE};
 pub use exporter_config::{EstateAccount, ExporterConfig};
 pub use faults::{Fault, FaultRule};
 pub use identity::{Scope, DEFAULT_ACCOUNT, DEFAULT_REGION};
 pub use model::{
     format_filter_time, is_final_status, uuid_like, AssociationDetails, GroundTruth,
     LastExecutedFilter, LastExecutionDateMode, SimAssociation, SimExecution, SimTarget,
+};
+pub use queue_api::DEMO_QUEUE_NAME;
+pub use queues::{
+    queue_url, EventRoute, QueueFaults, QueueOutage, QueueStats, DEFAULT_VISIBILITY_TIMEOUT,
 };
 pub use simulator::Simulator;
 pub use state::RecordedRequest;

@@ -1,5 +1,5 @@
 //! The simulator's shared state: associations by account and region, identities, faults,
-//! the rate limit, the request record, behind one lock.
+//! the rate limit, the request record, SQS queues, behind one lock.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::faults::{ActiveRule, TokenBucket};
 use crate::identity::{Identity, Scope};
 use crate::model::{AssociationState, LastExecutedFilter, LastExecutionDateMode};
+use crate::queues::Queues;
 
 /// What the `Simulator` clones and the server tasks share.
 pub(crate) struct Shared {
@@ -52,6 +53,8 @@ pub(crate) struct State {
     pub(crate) issued_tokens: HashMap<String, Option<String>>,
     /// Leave out the `Date` header ([`Simulator::set_date_header`](crate::Simulator::set_date_header)).
     pub(crate) no_date_header: bool,
+    /// SQS queues and the routes of State Manager events to them.
+    pub(crate) queues: Queues,
 }
 
 impl State {
@@ -71,10 +74,10 @@ impl State {
 /// One request as received, with the answer given.
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
-    /// Operation from `X-Amz-Target` without the `AmazonSSM.` prefix (empty if absent), or the
+    /// Operation from `X-Amz-Target` without the `AmazonSSM.` or `AmazonSQS.` prefix (empty if absent), or the
     /// STS `Action` (`AssumeRole`, `GetCallerIdentity`).
     pub operation: String,
-    /// `ssm` (AWS JSON 1.1) or `sts` (query protocol).
+    /// `ssm` (AWS JSON 1.1), `sqs` (AWS JSON 1.0) or `sts` (query protocol).
     pub service: String,
     /// Caller's account: the account of the access key ([`DEFAULT_ACCOUNT`](crate::DEFAULT_ACCOUNT)
     /// for unknown static keys and for refused credentials).

@@ -1,5 +1,5 @@
-//! The wire protocols: an HTTP server on 127.0.0.1 speaking AWS JSON 1.1 (SSM) and the query
-//! protocol (STS): request parsing and dispatch, SigV4 header checks, the caller's account and
+//! The wire protocols: an HTTP server on 127.0.0.1 speaking AWS JSON 1.1 (SSM), AWS JSON 1.0
+//! (SQS) and the query protocol (STS): request parsing and dispatch, SigV4 header checks, the caller's account and
 //! region, recording each request and its answer, error bodies, `Date` and `x-amzn-RequestId`
 //! headers.
 
@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{
     ApiError, OP_DESCRIBE_EXECUTIONS, OP_DESCRIBE_TARGETS, OP_LIST_ASSOCIATIONS, OP_LIST_TAGS,
-    SSM_OPERATIONS,
+    SQS_OPERATIONS, SSM_OPERATIONS,
 };
 use crate::clock::{http_date, parse_amz_date, skew_error};
 use crate::faults::{pick_fault_in, Fault};
@@ -30,14 +30,21 @@ use crate::listing::{list_associations, list_tags};
 use crate::model::uuid_like;
 use crate::paging::describe_executions;
 use crate::responses::describe_association;
+use crate::sqs::{serve_sqs, SqsOutcome};
 use crate::state::{RecordedRequest, Shared};
 use crate::sts::{error_xml, parse_form, serve_query};
 use crate::targets::describe_targets;
 
 /// `X-Amz-Target` prefix of every SSM operation.
 const TARGET_PREFIX: &str = "AmazonSSM.";
+/// `X-Amz-Target` prefix of every SQS operation.
+const SQS_TARGET_PREFIX: &str = "AmazonSQS.";
 /// Content type of AWS JSON 1.1 requests and responses.
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
+/// Content type of AWS JSON 1.0 (SQS) requests and responses.
+const AMZ_JSON_1_0: &str = "application/x-amz-json-1.0";
+/// SQS's error `__type` namespace.
+const SQS_ERROR_NAMESPACE: &str = "com.amazonaws.sqs#";
 /// Content type of query-protocol (STS) responses.
 const XML: &str = "text/xml";
 /// Largest request body accepted (SSM requests are tiny).
@@ -56,11 +63,13 @@ enum Payload {
     Xml(String),
 }
 
-/// The two AWS protocols the simulator speaks.
+/// The AWS protocols the simulator speaks.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Protocol {
-    /// SSM: AWS JSON 1.1 (`X-Amz-Target`).
+    /// SSM: AWS JSON 1.1 (`X-Amz-Target: AmazonSSM.*`).
     Json,
+    /// SQS: AWS JSON 1.0 (`X-Amz-Target: AmazonSQS.*`), errors with `x-amzn-query-error`.
+    Sqs,
     /// STS: the query protocol (form-encoded `Action=...`, XML answers).
     Query,
 }
@@ -133,6 +142,11 @@ async fn handle(
     let protocol = if target.is_none() && (credential.service.as_deref() == Some("sts") || is_form)
     {
         Protocol::Query
+    } else if target
+        .as_deref()
+        .is_some_and(|t| t.starts_with(SQS_TARGET_PREFIX))
+    {
+        Protocol::Sqs
     } else {
         Protocol::Json
     };
@@ -170,7 +184,7 @@ async fn handle(
 
     let outcome = if !authorized {
         Outcome::Reply(Err(match protocol {
-            Protocol::Json => ApiError::new(
+            Protocol::Json | Protocol::Sqs => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "UnrecognizedClientException",
                 "The security token included in the request is invalid.",
@@ -184,7 +198,7 @@ async fn handle(
     } else if let Some(message) = signed_at.and_then(|at| skew_error(at, now_ms)) {
         Outcome::Reply(Err(ApiError::client(
             match protocol {
-                Protocol::Json => "InvalidSignatureException",
+                Protocol::Json | Protocol::Sqs => "InvalidSignatureException",
                 Protocol::Query => "SignatureDoesNotMatch",
             },
             message,
@@ -204,6 +218,28 @@ async fn handle(
                 )
                 .map(Payload::Xml),
             ),
+        }
+    } else if protocol == Protocol::Sqs {
+        if !method_ok || !SQS_OPERATIONS.contains(&operation.as_str()) {
+            Outcome::Reply(Err(ApiError::sqs(
+                StatusCode::BAD_REQUEST,
+                "UnsupportedOperation",
+                "AWS.SimpleQueueService.UnsupportedOperation",
+                format!("Unknown operation {operation:?}"),
+            )))
+        } else {
+            match parsed.body {
+                Err(error) => Outcome::Reply(Err(ApiError::sqs(
+                    StatusCode::BAD_REQUEST,
+                    "SerializationException",
+                    "SerializationException",
+                    format!("Malformed request body: {error}"),
+                ))),
+                Ok(body) => match serve_sqs(&shared, &scope, &operation, body).await {
+                    SqsOutcome::Reply(reply) => Outcome::Reply(reply.map(Payload::Json)),
+                    SqsOutcome::Reset => Outcome::Drop("ResetConnection"),
+                },
+            }
         }
     } else if !method_ok || !SSM_OPERATIONS.contains(&operation.as_str()) {
         Outcome::Reply(Err(ApiError::client(
@@ -229,6 +265,7 @@ async fn handle(
         }
     };
 
+    let mut query_error = None;
     let (status, code, reply, content_type) = match outcome {
         Outcome::Drop(reason) => {
             finish(&shared, index, 0, Some(reason));
@@ -242,7 +279,12 @@ async fn handle(
             return Err(std::io::Error::other(reason));
         }
         Outcome::Reply(Ok(Payload::Json(body))) => {
-            (StatusCode::OK, None, body.to_string(), AMZ_JSON)
+            let content_type = if protocol == Protocol::Sqs {
+                AMZ_JSON_1_0
+            } else {
+                AMZ_JSON
+            };
+            (StatusCode::OK, None, body.to_string(), content_type)
         }
         Outcome::Reply(Ok(Payload::Xml(body))) => (StatusCode::OK, None, body, XML),
         Outcome::Reply(Err(e)) => match protocol {
@@ -252,6 +294,21 @@ async fn handle(
                 json!({"__type": e.code, "message": e.message}).to_string(),
                 AMZ_JSON,
             ),
+            Protocol::Sqs => {
+                let fault = if e.status.is_server_error() {
+                    "Receiver"
+                } else {
+                    "Sender"
+                };
+                query_error = e.query_code.map(|q| format!("{q};{fault}"));
+                (
+                    e.status,
+                    Some(e.code),
+                    json!({"__type": format!("{SQS_ERROR_NAMESPACE}{}", e.code), "message": e.message})
+                        .to_string(),
+                    AMZ_JSON_1_0,
+                )
+            }
             Protocol::Query => (
                 e.status,
                 Some(e.code),
@@ -282,6 +339,9 @@ async fn handle(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert("x-amzn-requestid", value);
     }
+    if let Some(value) = query_error.and_then(|q| HeaderValue::from_str(&q).ok()) {
+        headers.insert("x-amzn-query-error", value);
+    }
     Ok(response)
 }
 
@@ -298,9 +358,14 @@ fn parse(protocol: Protocol, target: Option<&str>, body: &[u8]) -> Parsed {
                 has_token: false,
             }
         }
-        Protocol::Json => {
+        Protocol::Json | Protocol::Sqs => {
             let operation = target
-                .map(|t| t.strip_prefix(TARGET_PREFIX).unwrap_or(t).to_owned())
+                .map(|t| {
+                    t.strip_prefix(TARGET_PREFIX)
+                        .or_else(|| t.strip_prefix(SQS_TARGET_PREFIX))
+                        .unwrap_or(t)
+                        .to_owned()
+                })
                 .unwrap_or_default();
             let body: Result<Value, String> = if body.iter().all(u8::is_ascii_whitespace) {
                 Ok(Value::Object(Map::new()))
@@ -334,7 +399,7 @@ fn parse(protocol: Protocol, target: Option<&str>, body: &[u8]) -> Parsed {
 /// The error for refused credentials.
 fn credential_error(protocol: Protocol, problem: CredentialProblem) -> ApiError {
     match (protocol, problem) {
-        (Protocol::Json, CredentialProblem::Expired) => ApiError::client(
+        (Protocol::Json | Protocol::Sqs, CredentialProblem::Expired) => ApiError::client(
             "ExpiredTokenException",
             "The security token included in the request is expired",
         ),
@@ -342,7 +407,7 @@ fn credential_error(protocol: Protocol, problem: CredentialProblem) -> ApiError 
             "ExpiredToken",
             "The security token included in the request is expired",
         ),
-        (Protocol::Json, CredentialProblem::BadSessionToken) => ApiError::new(
+        (Protocol::Json | Protocol::Sqs, CredentialProblem::BadSessionToken) => ApiError::new(
             StatusCode::FORBIDDEN,
             "UnrecognizedClientException",
             "The security token included in the request is invalid.",
@@ -393,6 +458,7 @@ fn record(
         operation: parsed.operation.clone(),
         service: match protocol {
             Protocol::Json => "ssm",
+            Protocol::Sqs => "sqs",
             Protocol::Query => "sts",
         }
         .to_owned(),

@@ -183,7 +183,7 @@ impl Validator<'_> {
         })
     }
 
-    fn role_arn(&self, key: &str, node: &Node) -> Result<RoleArn, ConfigError> {
+    pub(super) fn role_arn(&self, key: &str, node: &Node) -> Result<RoleArn, ConfigError> {
         const EXPECTED: &str =
             "a role ARN such as arn:aws:iam::111111111111:role/ssm-association-exporter";
         match &node.value {
@@ -196,7 +196,7 @@ impl Validator<'_> {
         }
     }
 
-    fn external_id(&self, key: &str, node: &Node) -> Result<String, ConfigError> {
+    pub(super) fn external_id(&self, key: &str, node: &Node) -> Result<String, ConfigError> {
         const EXPECTED: &str = "2 to 1224 letters, digits and _+=,.@:/-";
         match &node.value {
             Raw::Str(s) if is_external_id(s) => Ok(s.clone()),
@@ -219,7 +219,7 @@ impl Validator<'_> {
 /// Whether `s` is a well-formed AWS region name: `<area>-<direction>-<number>` with an area
 /// of [`REGION_AREAS`] (`us`, `us-gov`, ...), a direction of [`REGION_DIRECTIONS`] and a
 /// number from 1 to 99 (`us-east-1`, `us-gov-west-1`, `ap-southeast-7`).
-fn is_region(s: &str) -> bool {
+pub(super) fn is_region(s: &str) -> bool {
     let mut parts = s.rsplitn(3, '-');
     let (Some(number), Some(direction), Some(area)) = (parts.next(), parts.next(), parts.next())
     else {

@@ -1,0 +1,464 @@
+//! State Manager events through SQS (issue 22): the real `run()` reads the simulator's queue
+//! with `aws-sdk-sqs` (endpoint override, AWS-shaped queue URLs) and polls what events name.
+//! Events change *when* an association is polled, never *what* is counted: every test checks
+//! the counts against the simulator's ground truth.
+//!
+//! The tests that prove an event triggers a poll set `poll_interval` to 30 days: after the
+//! first listing the next one comes at a random phase of the interval, so in a test of seconds
+//! only an event can explain a poll (the `ListAssociations` count is checked as well).
+
+use std::time::Duration;
+
+use ssm_association_exporter::config::{Config, EventsConfig, QueueConfig};
+use ssm_association_exporter::names;
+use ssm_simulator::{
+    EventRoute, Fault, FaultRule, QueueFaults, QueueOutage, SimExecution, Simulator,
+    DEFAULT_ACCOUNT, DEFAULT_REGION,
+};
+
+use crate::common::*;
+
+/// Longer than any test: only the first listing happens.
+const NO_LISTING: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A queue in the default account and region receiving the default scope's events.
+fn add_queue(sim: &Simulator, name: &str) -> String {
+    let url = sim.add_queue(DEFAULT_ACCOUNT, DEFAULT_REGION, name);
+    sim.route_events(
+        EventRoute::to(url.clone())
+            .account(DEFAULT_ACCOUNT)
+            .region(DEFAULT_REGION),
+    );
+    url
+}
+
+/// `test_config` reading `url`, with `poll_interval` as given.
+fn events_config(ids: &[String], url: &str, poll_interval: Duration) -> Config {
+    let mut config = test_config(ids);
+    config.poll_interval = poll_interval;
+    let name = url.rsplit('/').next().unwrap().to_string();
+    config.events = Some(EventsConfig {
+        queues: vec![QueueConfig {
+            url: url.to_string(),
+            region: DEFAULT_REGION.to_string(),
+            account_id: DEFAULT_ACCOUNT.to_string(),
+            name,
+            role_arn: None,
+            external_id: None,
+        }],
+    });
+    config
+}
+
+fn received(metrics: &Metrics, detail_type: &str, outcome: &str) -> Reading {
+    metrics.value(
+        names::EVENTS_RECEIVED_TOTAL,
+        &[("detail_type", detail_type), ("outcome", outcome)],
+    )
+}
+
+/// Exact against the ground truth; an over-count at any scrape fails at once (a count is
+/// never taken back, so one scrape above the truth is already wrong).
+fn exact_never_over(metrics: &Metrics, sim: &Simulator, ids: &[String]) -> Result<(), String> {
+    let truth = sim.ground_truth();
+    for id in ids {
+        for (status, n) in truth.executions.get(id).cloned().unwrap_or_default() {
+            let got = metrics.value(
+                names::EXECUTIONS_TOTAL,
+                &[("association_id", id), ("status", &status)],
+            );
+            assert!(
+                !(got > n as f64),
+                "{id} {status}: exported {got}, more than the truth {n}"
+            );
+        }
+    }
+    matches_ground_truth(metrics, &truth, ids)
+}
+
+async fn wait_until(what: &str, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A run that starts and ends after the first listing is counted by the polls its events
+/// trigger: no listing happens (30-day interval), every poll after the first is `event`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_counts_an_execution_end_without_waiting_for_a_listing() {
+    let (sim, ids) = simulator_with(2).await;
+    let url = add_queue(&sim, "ssm-events");
+    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
+    exporter.wait_ready().await;
+    let listings = sim.request_count("ListAssociations");
+    let before = exporter.metrics().await;
+    let event_polls = before
+        .value(names::POLLS_TOTAL, &[("reason", "event")])
+        .number();
+    assert_eq!(event_polls, 0.0, "no event yet");
+
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("run-1", "InProgress", now_ms() - 1_000),
+    );
+    exporter
+        .wait_for("the run in progress", |m| {
+            match m.value(
+                names::EXECUTIONS_IN_PROGRESS,
+                &[("association_id", &ids[0])],
+            ) {
+                v if v == 1.0 => Ok(()),
+                v => Err(format!("in progress {v}")),
+            }
+        })
+        .await;
+    sim.update_execution(&ids[0], "run-1", |e| {
+        e.status = "Success".to_string();
+        e.last_execution_ms = Some(now_ms());
+    });
+    let metrics = exporter
+        .wait_for("the end counted", |m| exact_never_over(m, &sim, &ids))
+        .await;
+    assert_eq!(
+        metrics.value(
+            names::EXECUTIONS_TOTAL,
+            &[("association_id", &ids[0]), ("status", "Success")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sim.request_count("ListAssociations"),
+        listings,
+        "no listing: the events alone explain the polls"
+    );
+    assert!(metrics.value(names::POLLS_TOTAL, &[("reason", "event")]) >= 2.0);
+    assert!(received(&metrics, "association", "polled") >= 2.0);
+    assert!(
+        metrics.value(&format!("{}_count", names::EVENT_TO_COUNT_SECONDS), &[]) >= 2.0,
+        "event-to-count latency observed"
+    );
+    assert!(
+        metrics.value(
+            names::EVENT_QUEUE_LAST_RECEIVE_TIMESTAMP_SECONDS,
+            &[("queue", &url)]
+        ) > 0.0
+    );
+    // Handled messages are deleted.
+    wait_until("the queue emptied", || sim.queue_messages(&url).is_empty()).await;
+    // The status page shows the queue and the association's last event.
+    let page: serde_json::Value =
+        serde_json::from_str(&exporter.get("/api/v1/associations").await.body).unwrap();
+    assert_eq!(page["events"]["enabled"], true);
+    assert_eq!(page["events"]["queues"][0]["url"], url.as_str());
+    let row = page["associations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == ids[0].as_str())
+        .unwrap();
+    assert_eq!(row["last_event"]["outcome"], "polled");
+    assert_eq!(row["last_event"]["detail_type"], "association");
+    let html = exporter.get("/").await.body;
+    assert!(html.contains("id=\"events\""), "{html}");
+    exporter.stop().await;
+}
+
+/// Duplicated, delayed, out-of-order and forged events change only when associations are
+/// polled: the counts stay exact at every scrape. A lost event is made up by the next poll of
+/// its association (here the next event's): nothing is counted from an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_delayed_reordered_forged_and_lost_events_leave_counts_exact() {
+    let (sim, ids) = simulator_with(3).await;
+    let url = add_queue(&sim, "ssm-events");
+    sim.set_queue_faults(
+        &url,
+        QueueFaults::default()
+            .duplicate(0.7)
+            .delay(Duration::from_millis(300))
+            .reorder()
+            .seed(22),
+    );
+    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
+    exporter.wait_ready().await;
+    let listings = sim.request_count("ListAssociations");
+    let statuses = ["Success", "Failed", "TimedOut"];
+    for round in 0..3 {
+        for (i, id) in ids.iter().enumerate() {
+            let run = format!("run-{round}-{i}");
+            sim.add_execution(id, SimExecution::new(&run, "InProgress", now_ms() - 500));
+            sim.update_execution(id, &run, |e| {
+                e.status = statuses[(round + i) % 3].to_string();
+                e.last_execution_ms = Some(now_ms());
+            });
+        }
+        exporter
+            .wait_for("the round counted", |m| exact_never_over(m, &sim, &ids))
+            .await;
+    }
+    let stats = sim.queue_stats(&url);
+    assert!(stats.duplicated > 0, "duplicates were sent: {stats:?}");
+
+    // Forged: an event of the third association for a run that never happened.
+    let polled = received(&exporter.metrics().await, "association", "polled").number();
+    sim.inject_message(&url, forged_event(&ids[2]));
+    let metrics = exporter
+        .wait_for("the forged event handled", |m| {
+            let now = received(m, "association", "polled").number();
+            (now > polled).then_some(()).ok_or(format!("polled {now}"))
+        })
+        .await;
+    exact_never_over(&metrics, &sim, &ids).expect("a forged event counts nothing");
+
+    // Lost: the event of a run never comes; nothing counts it until the next poll of that
+    // association, whose own event then counts both.
+    sim.set_queue_faults(&url, QueueFaults::default().lose(1.0).seed(1));
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("lost", "Success", now_ms() - 500).with_last_execution_ms(now_ms()),
+    );
+    wait_until("the lost event's fate", || sim.queue_stats(&url).lost > 0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let metrics = exporter.metrics().await;
+    let truth = sim.ground_truth();
+    assert!(
+        matches_ground_truth(&metrics, &truth, &ids).is_err(),
+        "nothing but a poll counts the lost run, and none came"
+    );
+    sim.set_queue_faults(&url, QueueFaults::default());
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("after", "Success", now_ms() - 500).with_last_execution_ms(now_ms()),
+    );
+    exporter
+        .wait_for("both runs counted", |m| exact_never_over(m, &sim, &ids))
+        .await;
+    assert_eq!(
+        sim.request_count("ListAssociations"),
+        listings,
+        "no listing: events alone"
+    );
+    exporter.stop().await;
+}
+
+/// An EventBridge-shaped State Manager event of `id` in the default scope, now.
+fn forged_event(id: &str) -> String {
+    let time = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    serde_json::json!({
+        "version": "0",
+        "id": "00000000-0000-0000-0000-000000000000",
+        "detail-type": "EC2 State Manager Association State Change",
+        "source": "aws.ssm",
+        "account": DEFAULT_ACCOUNT,
+        "time": time,
+        "region": DEFAULT_REGION,
+        "resources": [],
+        "detail": {"association-id": id, "status": "Failed"}
+    })
+    .to_string()
+}
+
+/// Malformed and foreign messages are deleted, logged and counted; the events beside them
+/// still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_foreign_messages_are_deleted_and_counted() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
+    exporter.wait_ready().await;
+    sim.inject_message(&url, "{not json");
+    sim.inject_message(
+        &url,
+        r#"{"source":"aws.ec2","detail-type":"EC2 Instance State-change Notification","account":"123456789012","region":"us-east-1","time":"2026-12-03T10:00:00Z","detail":{}}"#,
+    );
+    let mut missing_id: serde_json::Value = serde_json::from_str(&forged_event(&ids[0])).unwrap();
+    missing_id["detail"] = serde_json::json!({"status": "Success"});
+    sim.inject_message(&url, missing_id.to_string());
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("run", "Failed", now_ms() - 500).with_last_execution_ms(now_ms()),
+    );
+    let metrics = exporter
+        .wait_for("every message handled", |m| {
+            let got = (
+                received(m, "other", "malformed"),
+                received(m, "other", "foreign"),
+                received(m, "association", "malformed"),
+            );
+            (got.0 == 1.0 && got.1 == 1.0 && got.2 == 1.0)
+                .then_some(())
+                .ok_or(format!("{got:?}"))
+        })
+        .await;
+    assert_eq!(received(&metrics, "association", "unwatched"), 0.0);
+    exporter
+        .wait_for("the event beside them counted", |m| {
+            exact_never_over(m, &sim, &ids)
+        })
+        .await;
+    wait_until("every message deleted", || {
+        sim.queue_messages(&url).is_empty()
+    })
+    .await;
+    exporter.stop().await;
+}
+
+/// A queue that fails is retried with backoff and reported (metric, status page) while the
+/// listing goes on counting; once it works again its events are handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_queue_is_retried_and_reported_while_polling_goes_on() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    sim.set_queue_outage(
+        &url,
+        Some((QueueOutage::ServerError, Duration::from_secs(5))),
+    );
+    // Polling must go on without the queue: a short interval, the listing counts.
+    let exporter =
+        Exporter::start(events_config(&ids, &url, Duration::from_millis(300)), &sim).await;
+    exporter.wait_ready().await;
+    let errors = |m: &Metrics| -> f64 {
+        m.series(names::EVENT_QUEUE_ERRORS_TOTAL, &[("queue", &url)])
+            .iter()
+            .map(|(_, v)| v)
+            .sum()
+    };
+    exporter
+        .wait_for("the failures retried and counted", |m| {
+            (errors(m) >= 2.0)
+                .then_some(())
+                .ok_or(format!("{} errors", errors(m)))
+        })
+        .await;
+    let page: serde_json::Value =
+        serde_json::from_str(&exporter.get("/api/v1/associations").await.body).unwrap();
+    assert_eq!(page["events"]["queues"][0]["state"], "failing", "{page}");
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("during", "Success", now_ms() - 500).with_last_execution_ms(now_ms()),
+    );
+    exporter
+        .wait_for("polling goes on", |m| exact_never_over(m, &sim, &ids))
+        .await;
+    assert_eq!(sim.queue_stats(&url).deleted, 0, "the queue is still down");
+    // Back: the queue works again, its messages are handled and deleted.
+    exporter
+        .wait_for("the queue back", |m| {
+            match m.value(
+                names::EVENT_QUEUE_LAST_RECEIVE_TIMESTAMP_SECONDS,
+                &[("queue", &url)],
+            ) {
+                Reading::Value(_) => Ok(()),
+                Reading::Missing => Err("no receive yet".into()),
+            }
+        })
+        .await;
+    wait_until("the queue emptied", || sim.queue_messages(&url).is_empty()).await;
+    let page: serde_json::Value =
+        serde_json::from_str(&exporter.get("/api/v1/associations").await.body).unwrap();
+    assert_eq!(page["events"]["queues"][0]["state"], "receiving", "{page}");
+    exporter.stop().await;
+}
+
+/// A stop between an event's receive and the end of the poll it triggered (a slow
+/// `DescribeAssociationExecutions`) leaves the message in the queue: the next exporter gets it
+/// again after the visibility timeout, and the count is exact, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_between_receive_and_delete_redelivers_the_event() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    sim.set_queue_visibility_timeout(&url, Duration::from_secs(3));
+    let mut config = events_config(&ids, &url, NO_LISTING);
+    // The hung poll must still be running when the exporter stops.
+    config.request_timeout = Duration::from_secs(60);
+    let first = Exporter::start(config.clone(), &sim).await;
+    first.wait_ready().await;
+    let polls = sim.request_count("DescribeAssociationExecutions");
+    sim.push_fault(
+        FaultRule::new(Fault::Hang)
+            .operation("DescribeAssociationExecutions")
+            .association(ids[0].clone())
+            .times(1),
+    );
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("run", "Success", now_ms() - 500).with_last_execution_ms(now_ms()),
+    );
+    // Only the event can start a poll (no listing): it was received.
+    wait_until("the event's poll started", || {
+        sim.request_count("DescribeAssociationExecutions") > polls
+    })
+    .await;
+    first.stop().await;
+    assert_eq!(
+        sim.queue_messages(&url).len(),
+        1,
+        "the message outlives the exporter that received it"
+    );
+    let second = Exporter::start(config, &sim).await;
+    second.wait_ready().await;
+    let metrics = second
+        .wait_for("the event delivered again and handled", |m| {
+            let handled: f64 = ["polled", "poll_failed", "unwatched"]
+                .iter()
+                .map(|o| received(m, "association", o).number())
+                .sum();
+            (handled >= 1.0)
+                .then_some(())
+                .ok_or(format!("{handled} handled"))
+        })
+        .await;
+    assert!(sim.queue_stats(&url).received >= 2, "received twice");
+    wait_until("the message deleted", || {
+        sim.queue_messages(&url).is_empty()
+    })
+    .await;
+    exact_never_over(&metrics, &sim, &ids).expect("counted once");
+    second
+        .wait_for("exact", |m| exact_never_over(m, &sim, &ids))
+        .await;
+    second.stop().await;
+}
+
+/// Events of one association that come together make one poll: five that arrive while its
+/// poll runs (slowed down) are answered by a single poll after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_that_arrive_together_make_one_poll() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
+    exporter.wait_ready().await;
+    let polls = sim.request_count("DescribeAssociationExecutions");
+    sim.push_fault(
+        FaultRule::new(Fault::Delay(Duration::from_secs(2)))
+            .operation("DescribeAssociationExecutions")
+            .association(ids[0].clone())
+            .times(1),
+    );
+    sim.inject_message(&url, forged_event(&ids[0]));
+    wait_until("the first poll started", || {
+        sim.request_count("DescribeAssociationExecutions") > polls
+    })
+    .await;
+    for _ in 0..5 {
+        sim.inject_message(&url, forged_event(&ids[0]));
+    }
+    let metrics = exporter
+        .wait_for("six events handled", |m| {
+            let n = received(m, "association", "polled").number();
+            (n == 6.0).then_some(()).ok_or(format!("{n} handled"))
+        })
+        .await;
+    assert_eq!(
+        metrics.value(names::POLLS_TOTAL, &[("reason", "event")]),
+        2.0,
+        "one poll for the first event, one for the five that came during it"
+    );
+    exporter.stop().await;
+}
