@@ -4,8 +4,10 @@
 //! [`Simulator`] is a real HTTP/1.1 server (hyper, bound to `127.0.0.1`) that answers
 //! `DescribeAssociationExecutions`, `DescribeAssociationExecutionTargets`,
 //! `DescribeAssociation`, `ListAssociations` and `ListTagsForResource` the way SSM does, and STS `AssumeRole` and `GetCallerIdentity` the way
-//! STS does, so the real `aws-sdk-ssm` and `aws-sdk-sts` clients and aws-config's
-//! `AssumeRoleProvider` work against it unchanged when pointed at [`Simulator::endpoint_url`].
+//! STS does, and SQS `ReceiveMessage`, `DeleteMessage`, `DeleteMessageBatch` and
+//! `GetQueueAttributes` on queues fed with State Manager events, so the real `aws-sdk-ssm`,
+//! `aws-sdk-sts` and `aws-sdk-sqs` clients and aws-config's `AssumeRoleProvider` work against
+//! it unchanged when pointed at [`Simulator::endpoint_url`].
 //! It is used by integration tests, benchmarks (the `ssm-simulator` binary) and the exporter's
 //! `--demo` mode.
 //!
@@ -114,6 +116,51 @@
 //!   STS's codes: `Throttling`, `AccessDenied` 403, `ExpiredToken`, `InternalFailure` 500). A region's endpoint
 //!   "unreachable": `FaultRule::new(Fault::ResetConnection).region("eu-west-1").forever()`.
 //!
+//! # SQS and State Manager events
+//! - Queues: [`Simulator::add_queue`] creates one at `https://sqs.<region>.amazonaws.com/
+//!   <account>/<name>` ([`queue_url`]); the `aws-sdk-sqs` client sends that `QueueUrl` in the
+//!   body while its endpoint points at [`Simulator::endpoint_url`] (a URL on another host is in
+//!   the caller's signing region). AWS JSON 1.0 (`X-Amz-Target: AmazonSQS.<Operation>`,
+//!   `application/x-amz-json-1.0`): `ReceiveMessage` (`MaxNumberOfMessages` 1-10,
+//!   `WaitTimeSeconds` 0-20: a long poll answers as soon as a message becomes receivable,
+//!   else after the wait; `VisibilityTimeout` per request or the queue's, 30 s by default:
+//!   [`Simulator::set_queue_visibility_timeout`]; a new `ReceiptHandle` per receive;
+//!   `ApproximateReceiveCount`, `SentTimestamp`, `ApproximateFirstReceiveTimestamp` when asked;
+//!   a message not deleted comes back when its visibility timeout ends), `DeleteMessage` (the
+//!   latest handle deletes; an outdated one, or one of a deleted message, succeeds without
+//!   deleting; anything else is `ReceiptHandleIsInvalid`), `DeleteMessageBatch` (at most 10
+//!   entries with distinct, well-formed `Id`s, else the whole call fails; bad handles are
+//!   listed in `Failed[]` with HTTP 200) and `GetQueueAttributes`. Errors are
+//!   `{"__type": "com.amazonaws.sqs#<Code>", "message": ...}` with the
+//!   `x-amzn-query-error: <QueryCode>;Sender` header the SDK matches on (an unknown queue is
+//!   `AWS.SimpleQueueService.NonExistentQueue`, the SDK's `QueueDoesNotExist`). Queue calls
+//!   are recorded ([`RecordedRequest::service`] `sqs`) but neither rate-limited nor subject
+//!   to [`FaultRule`]s: queues have their own faults.
+//! - Events: every execution added or changed ([`Simulator::add_execution_in`],
+//!   [`Simulator::update_execution_in`], the demo's and the binary's activity) sends, to the
+//!   queues that [`EventRoute`]s ([`Simulator::route_events`]) name for its account and region,
+//!   the EventBridge event as a rule without input transformer sends it (the whole event JSON
+//!   as the body): [`ASSOCIATION_STATE_CHANGE`] when the execution is new or its status
+//!   changed (`detail.status` `Pending`, `Success` or `Failed` from the execution's status,
+//!   `association-status-aggregated-count` from its `ResourceCountByStatus`), and
+//!   [`INSTANCE_ASSOCIATION_STATE_CHANGE`] for each target that is new or changed status. The
+//!   keys are those of the user guide's examples, `targets` and the aggregated count as
+//!   JSON-encoded strings; no execution id, no association name. Events are derived from the
+//!   model and never feed it: counts stay in the SSM APIs, whatever happens to the events.
+//!   An execution that is not visible yet sends its events all the same (AWS announces a run
+//!   when it changes, not when `DescribeAssociationExecutions` shows it), so an event can
+//!   come before the execution it announces can be read; a change of visibility alone sends
+//!   none.
+//!   An event goes once to each queue whatever the number of routes that match it.
+//! - Faults per queue ([`Simulator::set_queue_faults`], [`QueueFaults`], seeded): lost,
+//!   duplicated (same event id), delayed, reordered (newest first) and malformed events (a
+//!   non-JSON body, a foreign source, a missing `association-id`, following the event); and
+//!   [`Simulator::set_queue_outage`] ([`QueueOutage`]): HTTP 500, a closed connection, or
+//!   `RequestThrottled` (a throttling error to the SDK) for a while. For tests:
+//!   [`Simulator::queue_stats`] ([`QueueStats`]), [`Simulator::inject_message`] (raw bodies,
+//!   untouched by faults), [`Simulator::queue_messages`]. The demo's queue:
+//!   [`Simulator::add_demo_queue`].
+//!
 //! Shapes follow the service model: `AlarmConfiguration.Alarms` and `TriggeredAlarms` hold at
 //! most one entry and alarm states are `ALARM` or `UNKNOWN`, so the test helpers that add data
 //! panic on anything else.
@@ -123,6 +170,8 @@
 //! - `main.rs`: the `ssm-simulator` binary (uses only the public API).
 //! - `lib.rs`: these docs and the public API's re-exports.
 //! - `demo.rs`: the demo scenario.
+//! - `specs.rs`: the text forms of settings for the binary: durations, queue faults and
+//!   outages, event routes, queue URLs.
 //! - `estate.rs`: the per-scope API: lifecycle, tags, roles, ground truth per scope.
 //! - `queue_api.rs`: the SQS API: queues, event routes, queue faults and outages, queue state,
 //!   injected messages.
@@ -171,6 +220,7 @@ mod queue_api;
 mod queues;
 mod responses;
 mod simulator;
+mod specs;
 mod sqs;
 mod state;
 mod sts;
@@ -191,4 +241,8 @@ pub use queues::{
     queue_url, EventRoute, QueueFaults, QueueOutage, QueueStats, DEFAULT_VISIBILITY_TIMEOUT,
 };
 pub use simulator::Simulator;
+pub use specs::{
+    parse_duration, parse_event_route, parse_queue_faults, parse_queue_outage, split_queue_url,
+    split_target, ScheduledOutage,
+};
 pub use state::RecordedRequest;

@@ -20,11 +20,25 @@
 //! `--activity-interval` (first after `--activity-delay`); each is InProgress for a few
 //! seconds and then ends (mostly Success).
 //!
+//! Events (`--event-queue URL`, repeatable): SQS queues at AWS-shaped URLs
+//! (`https://sqs.<region>.amazonaws.com/<account>/<name>`) served on the same endpoint, fed with
+//! the State Manager events of every execution the activity starts and ends (not of the
+//! history). Each queue receives every account's and region's events (a central bus) unless
+//! `--event-route ACCOUNT/REGION=URL` routes are given (`*` for any account or region).
+//! `--event-faults [URL=]SPEC` sets a queue's faults (every queue's without `URL=`), SPEC being
+//! comma-separated `lose=F`, `duplicate=F`, `malformed=F`, `delay=DURATION`, `reorder`,
+//! `seed=N`; `--queue-outage [URL=]KIND,after=DURATION,for=DURATION` makes a queue fail
+//! (`KIND` `error`: HTTP 500, `reset`: connection closed, `throttled`: `RequestThrottled`) for
+//! a window; `--queue-visibility-timeout` sets the queues' default visibility timeout.
+//!
 //! `--requests-address ADDR` serves `GET /_sim/requests` there: the requests received since
 //! start, counted by (account, region, operation), as JSON
 //! `{"requests": [{"account": "...", "region": "...", "operation": "...", "count": N}, ...]}`.
 //! Benchmarks diff two answers to get the calls of a window. The individual request records
-//! are dropped every second then, so memory stays flat however long it runs.
+//! are dropped every second then, so memory stays flat however long it runs. `GET
+//! /_sim/queues` there answers each queue's state:
+//! `{"queues": [{"url": "...", "visible": N, "in_flight": N, "delayed": N, "deleted": N,
+//! "sent": N, "events": N, "lost": N, "duplicated": N, "malformed": N, "received": N}, ...]}`.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -40,8 +54,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ssm_simulator::{
-    EstateAccount, ExporterConfig, SimAssociation, SimExecution, Simulator, DEFAULT_ACCOUNT,
-    DEFAULT_REGION,
+    parse_duration, parse_event_route, parse_queue_faults, parse_queue_outage, split_queue_url,
+    split_target, EstateAccount, EventRoute, ExporterConfig, SimAssociation, SimExecution,
+    Simulator, DEFAULT_ACCOUNT, DEFAULT_REGION,
 };
 use tokio::net::TcpListener;
 
@@ -119,6 +134,77 @@ struct Flags {
     /// this address.
     #[arg(long, value_name = "ADDR")]
     requests_address: Option<String>,
+    /// Serve this SQS queue (https://sqs.<region>.amazonaws.com/<account>/<name>) and send it
+    /// State Manager events (repeatable).
+    #[arg(long, value_name = "URL")]
+    event_queue: Vec<String>,
+    /// Route one scope's events to a queue: ACCOUNT/REGION=URL, `*` for any (repeatable;
+    /// default: every scope to every --event-queue).
+    #[arg(long, value_name = "SCOPE=URL")]
+    event_route: Vec<String>,
+    /// A queue's event faults: [URL=]lose=F,duplicate=F,malformed=F,delay=D,reorder,seed=N
+    /// (every queue without URL=; repeatable).
+    #[arg(long, value_name = "[URL=]SPEC")]
+    event_faults: Vec<String>,
+    /// A queue outage: [URL=]error|reset|throttled,after=D,for=D (every queue without URL=;
+    /// repeatable).
+    #[arg(long, value_name = "[URL=]SPEC")]
+    queue_outage: Vec<String>,
+    /// The queues' default visibility timeout (Prometheus duration syntax).
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = parse_duration)]
+    queue_visibility_timeout: Duration,
+}
+
+/// Creates the queues, routes, faults and outages of the command line (after the history, so
+/// only the activity sends events).
+fn set_up_queues(sim: &Simulator, flags: &Flags) -> Result<(), String> {
+    let mut urls = Vec::new();
+    for url in &flags.event_queue {
+        let (account, region, name) = split_queue_url(url)
+            .ok_or_else(|| format!("--event-queue {url:?}: expected https://sqs.<region>.amazonaws.com/<account>/<name>"))?;
+        urls.push(sim.add_queue(&account, &region, &name));
+        sim.set_queue_visibility_timeout(
+            urls.last().expect("just pushed"),
+            flags.queue_visibility_timeout,
+        );
+    }
+    let known = |url: Option<&str>, flag: &str| -> Result<Vec<String>, String> {
+        match url {
+            None => Ok(urls.clone()),
+            Some(url) if urls.iter().any(|u| u == url) => Ok(vec![url.to_owned()]),
+            Some(url) => Err(format!("{flag}: {url} is not an --event-queue")),
+        }
+    };
+    if flags.event_route.is_empty() {
+        for url in &urls {
+            sim.route_events(EventRoute::to(url.clone()));
+        }
+    }
+    for text in &flags.event_route {
+        let route = parse_event_route(text).map_err(|e| format!("--event-route {e}"))?;
+        known(Some(&route.queue_url), "--event-route")?;
+        sim.route_events(route);
+    }
+    for text in &flags.event_faults {
+        let (url, spec) = split_target(text);
+        let faults = parse_queue_faults(spec).map_err(|e| format!("--event-faults: {e}"))?;
+        for url in known(url, "--event-faults")? {
+            sim.set_queue_faults(&url, faults.clone());
+        }
+    }
+    for text in &flags.queue_outage {
+        let (url, spec) = split_target(text);
+        let outage = parse_queue_outage(spec).map_err(|e| format!("--queue-outage: {e}"))?;
+        for url in known(url, "--queue-outage")? {
+            let sim = sim.clone();
+            let outage = outage.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(outage.after).await;
+                sim.set_queue_outage(&url, Some((outage.kind, outage.length)));
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Flags {
@@ -256,45 +342,6 @@ fn write_config(flags: &Flags, path: &Path, ids: &[String]) -> Result<(), String
     std::fs::write(path, yaml).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Parses a Prometheus-style duration such as `50m` or `1h30m` (units `ms`, `s`, `m`, `h`,
-/// `d`, `w`, `y`; a year is 365 days).
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    const UNITS: &[(&str, u64)] = &[
-        ("ms", 1),
-        ("s", 1_000),
-        ("m", 60_000),
-        ("h", 3_600_000),
-        ("d", 86_400_000),
-        ("w", 604_800_000),
-        ("y", 31_536_000_000),
-    ];
-    let invalid = || format!("invalid duration {text:?}; expected e.g. 50m or 1h30m");
-    let mut rest = text;
-    let mut total: u64 = 0;
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(invalid)?;
-        let letters = rest[digits..]
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .map_or(rest.len(), |n| digits + n);
-        let count: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        let unit = UNITS
-            .iter()
-            .find(|(name, _)| *name == &rest[digits..letters])
-            .ok_or_else(invalid)?;
-        total = count
-            .checked_mul(unit.1)
-            .and_then(|ms| total.checked_add(ms))
-            .ok_or_else(invalid)?;
-        rest = &rest[letters..];
-    }
-    Ok(Duration::from_millis(total))
-}
-
 /// Starts a run of `target` now: an InProgress execution that ends `delay` later with a
 /// random final status.
 fn start_run(sim: &Simulator, rng: &mut StdRng, target: &Target, delay: Duration) {
@@ -422,10 +469,29 @@ fn requests_answer(
         );
         response
     };
+    if req.method() == Method::GET && req.uri().path() == "/_sim/queues" {
+        let queues: Vec<serde_json::Value> = sim
+            .queue_urls()
+            .into_iter()
+            .map(|url| {
+                let s = sim.queue_stats(&url);
+                serde_json::json!({
+                    "url": url, "visible": s.visible, "in_flight": s.in_flight,
+                    "delayed": s.delayed, "deleted": s.deleted, "sent": s.sent,
+                    "events": s.events, "lost": s.lost, "duplicated": s.duplicated,
+                    "malformed": s.malformed, "received": s.received,
+                })
+            })
+            .collect();
+        return reply(
+            StatusCode::OK,
+            serde_json::json!({ "queues": queues }).to_string(),
+        );
+    }
     if req.method() != Method::GET || req.uri().path() != "/_sim/requests" {
         return reply(
             StatusCode::NOT_FOUND,
-            r#"{"error": "only GET /_sim/requests"}"#.into(),
+            r#"{"error": "only GET /_sim/requests and /_sim/queues"}"#.into(),
         );
     }
     drain(sim, totals);
@@ -557,6 +623,10 @@ async fn main() -> ExitCode {
     }
 
     let targets = Arc::new(populate(&sim, &flags));
+    if let Err(error) = set_up_queues(&sim, &flags) {
+        eprintln!("{error}");
+        return ExitCode::from(2);
+    }
     if let Some(path) = &flags.config_out {
         let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
         if let Err(error) = write_config(&flags, path, &ids) {
@@ -616,21 +686,6 @@ async fn shutdown_signal() {
         }
         _ => {
             let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("50m"), Ok(Duration::from_secs(3000)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        for bad in ["", "5", "m", "5x", "1.5h", "-1m"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }
 }

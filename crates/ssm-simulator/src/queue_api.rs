@@ -45,6 +45,16 @@ impl Simulator {
         state.queues.add_route(route, id);
     }
 
+    /// Every queue's URL, in (region, account, name) order.
+    pub fn queue_urls(&self) -> Vec<String> {
+        self.shared()
+            .lock()
+            .queues
+            .ids()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     /// Removes every route: no more events go to any queue.
     pub fn clear_event_routes(&self) {
         self.shared().lock().queues.clear_routes();

@@ -497,6 +497,10 @@ impl Queues {
         self.queues.entry(id).or_insert(queue);
     }
 
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &QueueId> {
+        self.queues.keys()
+    }
+
     pub(crate) fn get(&self, id: &QueueId) -> Option<&Queue> {
         self.queues.get(id)
     }

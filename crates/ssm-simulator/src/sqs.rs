@@ -127,8 +127,10 @@ pub(crate) async fn serve_sqs(
                 .map_err(|e| serialization(&e))
                 .and_then(|request| queue_attributes(shared, &id, request)),
         ),
-        _ => reply(Err(ApiError::client(
+        _ => reply(Err(ApiError::sqs(
+            StatusCode::BAD_REQUEST,
             "UnsupportedOperation",
+            "AWS.SimpleQueueService.UnsupportedOperation",
             format!("{operation} is not simulated"),
         ))),
     }

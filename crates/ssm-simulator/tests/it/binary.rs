@@ -302,3 +302,122 @@ async fn estate_mode_spreads_accounts_regions_and_activity() {
         .success());
     assert!(sim.0.wait().unwrap().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_queues_get_the_activitys_events_by_route_with_faults_and_outages() {
+    const CENTRAL: &str = "https://sqs.us-east-1.amazonaws.com/999999999999/central";
+    const WEST: &str = "https://sqs.eu-west-1.amazonaws.com/999999999999/west";
+    let requests_address = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let west_route = format!("*/eu-west-1={WEST}");
+    let central_route = format!("*/*={CENTRAL}");
+    let west_faults = format!("{WEST}=duplicate=1");
+    let west_outage = format!("{WEST}=throttled,for=1h");
+    let (_sim, endpoint) = start(&[
+        "--associations",
+        "4",
+        "--executions",
+        "2",
+        "--accounts",
+        "2",
+        "--regions",
+        "us-east-1,eu-west-1",
+        "--active-fraction",
+        "1",
+        "--activity-interval",
+        "1s",
+        "--requests-address",
+        &requests_address,
+        "--event-queue",
+        CENTRAL,
+        "--event-queue",
+        WEST,
+        "--event-route",
+        &west_route,
+        "--event-route",
+        &central_route,
+        "--event-faults",
+        &west_faults,
+        "--queue-outage",
+        &west_outage,
+    ]);
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&endpoint)
+        .test_credentials()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+
+    // The central queue gets every scope's events; the history sent none, so each
+    // association's first event is its first live run starting.
+    let mut first_status = std::collections::BTreeMap::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while first_status.len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "{first_status:?}");
+        let got = sqs
+            .receive_message()
+            .queue_url(CENTRAL)
+            .max_number_of_messages(10)
+            .wait_time_seconds(20)
+            .send()
+            .await
+            .expect("receive");
+        for m in got.messages() {
+            let event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            assert_eq!(event["source"], "aws.ssm");
+            let key = (
+                event["account"].as_str().unwrap().to_owned(),
+                event["region"].as_str().unwrap().to_owned(),
+                event["detail"]["association-id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+            let status = event["detail"]["status"].as_str().unwrap().to_owned();
+            first_status.entry(key).or_insert(status);
+        }
+    }
+    assert!(
+        first_status.values().all(|s| s == "Pending"),
+        "{first_status:?}"
+    );
+    let scopes: std::collections::BTreeSet<(String, String)> = first_status
+        .keys()
+        .map(|(a, r, _)| (a.clone(), r.clone()))
+        .collect();
+    assert_eq!(scopes.len(), 4, "{scopes:?}");
+
+    // The west queue is throttled, yet its events (eu-west-1 only, each twice) keep coming.
+    let error = sqs
+        .receive_message()
+        .queue_url(WEST)
+        .send()
+        .await
+        .expect_err("throttled");
+    assert!(error.into_service_error().is_request_throttled());
+    let (status, body) = http_get(&requests_address, "/_sim/queues").await;
+    assert_eq!(status, 200, "{body}");
+    let queues: Value = serde_json::from_str(&body).unwrap();
+    let west = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["url"] == WEST)
+        .expect("the west queue is listed");
+    let central = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["url"] == CENTRAL)
+        .unwrap();
+    assert!(west["events"].as_u64().unwrap() > 0, "{west}");
+    assert_eq!(west["duplicated"], west["events"], "{west}");
+    assert!(
+        west["events"].as_u64().unwrap() < central["events"].as_u64().unwrap(),
+        "{queues}"
+    );
+}

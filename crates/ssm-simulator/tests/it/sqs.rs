@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::error::ProvideErrorMetadata;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
 use serde_json::Value;
 use ssm_simulator::{
-    AssociationDetails, EventRoute, SimAssociation, SimExecution, SimTarget, Simulator,
-    ASSOCIATION_STATE_CHANGE, DEFAULT_REGION, INSTANCE_ASSOCIATION_STATE_CHANGE,
+    AssociationDetails, EventRoute, QueueFaults, QueueOutage, SimAssociation, SimExecution,
+    SimTarget, Simulator, ASSOCIATION_STATE_CHANGE, DEFAULT_ACCOUNT, DEFAULT_REGION,
+    DEMO_ASSOCIATIONS, DEMO_QUEUE_NAME, INSTANCE_ASSOCIATION_STATE_CHANGE,
 };
 use tokio::time::Instant;
 
@@ -448,4 +449,319 @@ async fn receive_rejects_out_of_range_parameters() {
             .expect_err("out of range");
         assert_eq!(error.code(), Some("InvalidParameterValue"), "{max} {wait}");
     }
+}
+
+/// Starts and ends run `i` of `A`: 2 events.
+fn run_once(sim: &Simulator, i: usize) {
+    start_run(sim, i);
+    sim.update_execution(A, &exec_id(i), |e| e.status = "Success".into());
+}
+
+/// Starts and ends `n` runs of `A`: 2 events each.
+fn run_many(sim: &Simulator, n: usize) {
+    for i in 0..n {
+        run_once(sim, i);
+    }
+}
+
+/// Receives and deletes everything receivable now; returns the bodies in the order received.
+async fn drain(client: &Client, url: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    loop {
+        let got = receive_now(client, url).await;
+        if got.is_empty() {
+            return bodies;
+        }
+        for m in got {
+            bodies.push(m.body().unwrap().to_owned());
+            client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .expect("deleted");
+        }
+    }
+}
+
+/// Which of 100 runs (200 events) lose an event under `seed`.
+async fn lost_positions(seed: u64) -> Vec<usize> {
+    let (sim, client, url) = setup().await;
+    sim.set_queue_faults(&url, QueueFaults::default().lose(0.3).seed(seed));
+    let mut lost = Vec::new();
+    for i in 0..100 {
+        let before = sim.queue_stats(&url).lost;
+        run_once(&sim, i);
+        let after = sim.queue_stats(&url).lost;
+        if after > before {
+            lost.push(i);
+        }
+    }
+    let stats = sim.queue_stats(&url);
+    assert_eq!(stats.events, 200);
+    let delivered = drain(&client, &url).await.len() as u64;
+    assert_eq!(
+        delivered + stats.lost,
+        200,
+        "every event is delivered or lost"
+    );
+    assert!(
+        (30..=90).contains(&stats.lost),
+        "lost {} of 200",
+        stats.lost
+    );
+    // Lost events never touch the model.
+    assert_eq!(sim.ground_truth().executions[A]["Success"], 100);
+    lost
+}
+
+#[tokio::test]
+async fn lost_events_are_a_seeded_fraction() {
+    let first = lost_positions(7).await;
+    assert_eq!(
+        first,
+        lost_positions(7).await,
+        "the same seed loses the same events"
+    );
+    assert_ne!(first, lost_positions(8).await);
+}
+
+#[tokio::test]
+async fn duplicated_events_arrive_twice_with_one_event_id() {
+    let (sim, client, url) = setup().await;
+    sim.set_queue_faults(&url, QueueFaults::default().duplicate(1.0));
+    run_many(&sim, 2);
+    let bodies = drain(&client, &url).await;
+    assert_eq!(bodies.len(), 8);
+    let mut ids: Vec<String> = bodies
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<Value>(b).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "two messages per event");
+    assert_eq!(sim.queue_stats(&url).duplicated, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn delayed_events_become_receivable_after_the_delay() {
+    let (sim, client, url) = setup().await;
+    sim.set_queue_faults(&url, QueueFaults::default().delay(Duration::from_secs(10)));
+    start_run(&sim, 1);
+    assert!(receive_now(&client, &url).await.is_empty());
+    assert_eq!(sim.queue_stats(&url).delayed, 1);
+    // A long poll answers when the delay ends, not before.
+    let started = Instant::now();
+    let got = client
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(20)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.messages().len(), 1);
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_secs(10)..Duration::from_secs(11)).contains(&waited),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn reordered_queues_hand_out_the_newest_events_first() {
+    let (sim, client, url) = setup().await;
+    sim.set_queue_faults(&url, QueueFaults::default().reorder());
+    run_many(&sim, 1);
+    let statuses: Vec<String> = receive_now(&client, &url)
+        .await
+        .iter()
+        .map(|m| {
+            body_json(m)["detail"]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(statuses, ["Success", "Pending"], "the end before the start");
+}
+
+#[tokio::test]
+async fn malformed_messages_follow_events() {
+    let (sim, client, url) = setup().await;
+    sim.set_queue_faults(&url, QueueFaults::default().malformed(1.0));
+    start_run(&sim, 1);
+    sim.update_execution(A, &exec_id(1), |e| e.status = "Success".into());
+    start_run(&sim, 2);
+    let bodies = drain(&client, &url).await;
+    assert_eq!(bodies.len(), 6);
+    let parsed: Vec<Option<Value>> = bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).ok())
+        .collect();
+    // Each event, then its malformed follower: not JSON, a foreign source, no association-id.
+    assert_eq!(parsed[0].as_ref().unwrap()["source"], "aws.ssm");
+    assert!(parsed[1].is_none(), "{}", bodies[1]);
+    assert_eq!(parsed[3].as_ref().unwrap()["source"], "aws.ec2");
+    let missing = parsed[5].as_ref().unwrap();
+    assert_eq!(missing["source"], "aws.ssm");
+    assert!(missing["detail"].get("association-id").is_none());
+    assert!(missing["detail"].get("status").is_some());
+    assert_eq!(sim.queue_stats(&url).malformed, 3);
+}
+
+#[tokio::test]
+async fn injected_messages_are_received_as_they_are() {
+    let (sim, client, url) = setup().await;
+    sim.set_queue_faults(&url, QueueFaults::default().lose(1.0));
+    let id = sim.inject_message(&url, "{\"source\":\"forged\"}");
+    let got = receive_now(&client, &url).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message_id(), Some(id.as_str()));
+    assert_eq!(got[0].body(), Some("{\"source\":\"forged\"}"));
+    assert_eq!(sim.queue_messages(&url).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_queue_fails_for_its_window_then_recovers() {
+    let (sim, client, url) = setup().await;
+    start_run(&sim, 1);
+    sim.set_queue_outage(
+        &url,
+        Some((QueueOutage::ServerError, Duration::from_secs(60))),
+    );
+    let error = client
+        .receive_message()
+        .queue_url(&url)
+        .send()
+        .await
+        .expect_err("down");
+    assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(500));
+    assert_eq!(error.code(), Some("InternalFailure"));
+    sim.set_queue_outage(
+        &url,
+        Some((QueueOutage::ResetConnection, Duration::from_secs(60))),
+    );
+    let error = client
+        .receive_message()
+        .queue_url(&url)
+        .send()
+        .await
+        .expect_err("down");
+    assert!(matches!(error, SdkError::DispatchFailure(_)), "{error:?}");
+    // Events keep arriving meanwhile; after the window the queue answers again.
+    start_run(&sim, 2);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(receive_now(&client, &url).await.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_queue_answers_the_sdks_throttling_error() {
+    let (sim, client, url) = setup().await;
+    sim.set_queue_outage(&url, Some((QueueOutage::Throttled, Duration::from_secs(5))));
+    let error = client
+        .receive_message()
+        .queue_url(&url)
+        .send()
+        .await
+        .expect_err("throttled");
+    assert_eq!(error.code(), Some("RequestThrottled"));
+    assert!(error.into_service_error().is_request_throttled());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    client
+        .receive_message()
+        .queue_url(&url)
+        .send()
+        .await
+        .expect("answers again");
+}
+
+#[tokio::test]
+async fn the_sdks_standard_retries_treat_a_throttled_queue_as_throttling() {
+    let (sim, _client, url) = setup().await;
+    sim.set_queue_outage(
+        &url,
+        Some((QueueOutage::Throttled, Duration::from_secs(3600))),
+    );
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(DEFAULT_REGION))
+        .endpoint_url(sim.endpoint_url())
+        .test_credentials()
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(1)),
+        )
+        .load()
+        .await;
+    sim.clear_requests();
+    let error = Client::new(&cfg)
+        .receive_message()
+        .queue_url(&url)
+        .send()
+        .await
+        .expect_err("throttled");
+    assert_eq!(error.code(), Some("RequestThrottled"));
+    assert_eq!(
+        sim.request_count("ReceiveMessage"),
+        2,
+        "retried as throttling"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_queue_gets_the_live_activitys_events_not_the_historys() {
+    let sim = Simulator::start().await.expect("simulator starts");
+    let url = sim.add_demo_queue();
+    assert_eq!(
+        url,
+        format!("https://sqs.us-east-1.amazonaws.com/{DEFAULT_ACCOUNT}/{DEMO_QUEUE_NAME}")
+    );
+    sim.start_demo_activity_with_speedup(50);
+    assert_eq!(
+        sim.queue_stats(&url).events,
+        0,
+        "the history sends no events"
+    );
+    let client = sqs_client(&sim, DEFAULT_REGION).await;
+    let got = client
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(20)
+        .send()
+        .await
+        .expect("receive");
+    let event = body_json(&got.messages()[0]);
+    assert_eq!(event["account"], DEFAULT_ACCOUNT);
+    let id = event["detail"]["association-id"].as_str().unwrap();
+    assert!(DEMO_ASSOCIATIONS.iter().any(|d| d.id == id), "{id}");
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn an_event_can_announce_an_execution_not_visible_yet() {
+    let (sim, client, url) = setup().await;
+    sim.add_execution(A, SimExecution::new(exec_id(1), "Success", T0).invisible());
+    let got = receive_now(&client, &url).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(body_json(&got[0])["detail"]["status"], "Success");
+    let ssm = crate::api::client_for(&sim.endpoint_url()).await;
+    let listed = ssm
+        .describe_association_executions()
+        .association_id(A)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed.association_executions().is_empty(),
+        "not visible yet"
+    );
+    // Becoming visible is no change of state: no second event.
+    sim.update_execution(A, &exec_id(1), |e| e.visible = true);
+    assert_eq!(sim.queue_stats(&url).events, 1);
 }
