@@ -73,7 +73,11 @@ pub fn assert_sqs_grants(what: &str, policy: &Value) {
     );
     let queue = json!(policy_queue_arn(policy));
     for action in SQS_ACTIONS {
-        assert_eq!(grants[action], [queue.clone()], "{what}: {action}");
+        assert_eq!(
+            grants[action],
+            std::slice::from_ref(&queue),
+            "{what}: {action}"
+        );
     }
     assert!(is_queue_arn(&queue), "{what}: {queue} is not one queue");
 }
@@ -125,9 +129,12 @@ fn get_att(resource: &str, attribute: &str) -> Value {
     json!({ "Fn::GetAtt": [resource, attribute] })
 }
 
+/// A shape of a template: its name, the parameters and the resolved resources.
+type Shape = (String, Vec<(&'static str, &'static str)>, Value);
+
 /// Resolved resources of the queue template for each of its two shapes: one account (no
 /// OrganizationId), and an organization with its central bus; each with SSE-SQS or KMS.
-fn queue_template_shapes() -> Vec<(String, Vec<(&'static str, &'static str)>, Value)> {
+fn queue_template_shapes() -> Vec<Shape> {
     let template = yaml(QUEUE_TEMPLATE);
     let mut shapes = Vec::new();
     for organization in ["", ORGANIZATION] {
