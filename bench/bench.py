@@ -13,7 +13,10 @@ series counts), BENCH_ONLY=estate (only the estate scenario) or BENCH_ONLY=calls
 request cost at the default budget, bench/calls.py), BENCH_SERIES_SETTINGS
 (comma-separated settings of the series counts, default "default,richest"; "default" alone for
 a build without the `metrics:` section), BENCH_ESTATE_INTERVALS (poll intervals per estate
-window, default 5, 3 quick; at least 3).
+window, default 5, 3 quick; at least 3). BENCH_ONLY=events runs only the State Manager events
+scenario (issue 22; not part of the default run): BENCH_EVENTS_SECONDS (window, default 420,
+120 quick), BENCH_EVENTS_RATE (runs ending per second, default 0.5), BENCH_EVENTS_MODES
+(default "off,on"), BENCH_EVENTS_ASSOCIATIONS (default 1000).
 """
 
 import argparse
@@ -701,6 +704,195 @@ def estate(bins, associations, accounts, regions, scrape_figures):
     return result
 
 
+# --------------------------------------------------------------------------- events (issue 22)
+
+EVENTS_ASSOCIATIONS = int(os.environ.get("BENCH_EVENTS_ASSOCIATIONS", "1000"))
+EVENTS_SECONDS = float(os.environ.get("BENCH_EVENTS_SECONDS", "120" if QUICK else "420"))
+EVENTS_RATE = float(os.environ.get("BENCH_EVENTS_RATE", "0.5"))
+EVENTS_DELAY = "1s"  # the simulator's events become receivable 1 s after the change
+EVENTS_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/ssm-association-events"
+EVENTS_SCRAPE_PERIOD = 0.25
+EVENTS_INTERVAL = 60  # calls are reported per 60 s
+EXECUTIONS_TOTAL = "ssm_association_executions_total"
+SQS_OPERATIONS = ("ReceiveMessage", "DeleteMessageBatch", "DeleteMessage", "GetQueueAttributes")
+
+
+def executions_by_association(text):
+    counts = {}
+    for labels, v in metric_series(text, EXECUTIONS_TOTAL):
+        counts[labels["association_id"]] = counts.get(labels["association_id"], 0) + v
+    return counts
+
+
+def percentile(values, q):
+    """Nearest-rank percentile of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def events_run(bins, with_events):
+    """EVENTS_ASSOCIATIONS associations, the default request budget (5/s) and intervals, runs
+    ending at EVENTS_RATE per second on random associations; with events the simulator puts
+    each change's events on its SQS queue, receivable 1 s later, and the config reads it.
+    After the first round and 30 s, for EVENTS_SECONDS: /metrics (gzip) every 0.25 s; each rise
+    of an association's `executions_total` is matched to the earliest uncounted run end of
+    that association (the simulator's /_sim/ends), so latency = when the scrape that showed it
+    returned − when the run reached its final state. Calls: the simulator's request counts
+    over the window."""
+    mode = "on" if with_events else "off"
+    exporter_bin, simulator_bin = bins
+    log(f"events {mode}: {EVENTS_ASSOCIATIONS:,} associations, {EVENTS_RATE}/s runs, "
+        f"window {EVENTS_SECONDS:.0f} s")
+    tmp = tempfile.mkdtemp(prefix="ssm-bench-events-")
+    config_path = os.path.join(tmp, "config.yaml")
+    sim_args = ["--associations", EVENTS_ASSOCIATIONS, "--executions", 20, "--history", "50m",
+                "--new-executions-per-second", EVENTS_RATE]
+    if with_events:
+        sim_args += ["--event-queue", EVENTS_QUEUE, "--event-faults", f"delay={EVENTS_DELAY}"]
+    sim = Simulator(simulator_bin, sim_args, config_out=config_path, requests=True)
+    # The exporter's own defaults for the intervals (60s; 5m with events), not the written one.
+    with open(config_path) as f:
+        lines = [line for line in f if not line.startswith("poll_interval:")]
+    if with_events:
+        lines.append(f"events:\n  queues:\n    - url: {EVENTS_QUEUE}\n")
+    with open(config_path, "w") as f:
+        f.writelines(lines)
+    checked = subprocess.run([exporter_bin, "--config.check", f"--config.file={config_path}"],
+                             capture_output=True, text=True, timeout=30)
+    if checked.returncode != 0:
+        sim.stop()
+        raise RuntimeError(f"--config.check failed: {checked.stderr or checked.stdout}")
+    summary = dict(line.split(": ", 1) for line in checked.stdout.splitlines()
+                   if ": " in line and not line.startswith(" "))
+    exporter = Exporter(exporter_bin, config_path, sim.url)
+    load_start = loadavg()
+    try:
+        exporter.wait_ready()
+        deadline = time.monotonic() + READY_TIMEOUT + EVENTS_ASSOCIATIONS / 5 * 2
+        while not first_round(exporter.metrics(gzip_ok=True), 1, EVENTS_ASSOCIATIONS)[0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("events: first round not done in time")
+            time.sleep(1.0)
+        log(f"  first round done after {time.monotonic() - exporter.t0:.0f} s; warm-up 30 s")
+        time.sleep(30)
+        text_start = exporter.metrics(gzip_ok=True)
+        counts_start = sim.request_counts()
+        cpu_start = cpu_seconds(exporter.pid)
+        w0 = time.time()
+        w1 = w0 + EVENTS_SECONDS
+        # Time to count the window's last runs: a listing interval and a poll budget's worth
+        # without events, a few seconds with them.
+        grace = 30 if with_events else 150
+        seen = executions_by_association(text_start)
+        rises = []  # (association, count, time seen)
+        counts_end = text_end = cpu_end = None
+        scrapes = 0
+        while time.time() < w1 + grace:
+            t_next = time.monotonic() + EVENTS_SCRAPE_PERIOD
+            text = exporter.metrics(gzip_ok=True)
+            t_seen = time.time()
+            scrapes += 1
+            for association, n in executions_by_association(text).items():
+                if n > seen.get(association, 0):
+                    rises.append((association, n - seen.get(association, 0), t_seen))
+                    seen[association] = n
+            if counts_end is None and t_seen >= w1:
+                counts_end, text_end = sim.request_counts(), text
+                cpu_end = cpu_seconds(exporter.pid)
+            time.sleep(max(0.0, t_next - time.monotonic()))
+        ends_status, _, body = http_get(sim.requests_port, "/_sim/ends")
+        if ends_status != 200:
+            raise RuntimeError(f"/_sim/ends answered {ends_status}")
+        ends = json.loads(body)["ends"]
+    finally:
+        exporter.stop()
+        sim.stop()
+    load_end = loadavg()
+
+    # Match each rise to the earliest uncounted ends of its association (before it was seen).
+    pending = {}
+    for e in sorted(ends, key=lambda e: e["ended_ms"]):
+        pending.setdefault(e["association_id"], []).append(e["ended_ms"] / 1000)
+    latencies = []
+    for association, n, t_seen in rises:
+        queue = pending.get(association, [])
+        for _ in range(int(n)):
+            if not queue or queue[0] > t_seen:
+                break  # a count without a run of ours before it (history, or already matched)
+            ended = queue.pop(0)
+            if w0 <= ended <= w1:
+                latencies.append(t_seen - ended)
+    in_window = sum(1 for e in ends if w0 <= e["ended_ms"] / 1000 <= w1)
+    window = EVENTS_SECONDS
+    intervals = window / EVENTS_INTERVAL
+    ops = by_operation(counts_start, counts_end)
+    ssm = {op: n for op, n in ops.items() if op in SSM_OPERATIONS and n}
+    sqs = {op: n for op, n in ops.items() if op in SQS_OPERATIONS and n}
+    p0, p1 = polls_by_reason(text_start), polls_by_reason(text_end)
+    reasons = {r: p1[r] - p0.get(r, 0) for r in p1 if p1[r] - p0.get(r, 0)}
+    nan = float("nan")
+    result = {
+        "mode": mode, "poll_interval": summary.get("poll_interval", "?"),
+        "full_sweep_interval": summary.get("full_sweep_interval", "?"),
+        "window": window, "runs": in_window, "measured": len(latencies),
+        "missed": in_window - len(latencies), "grace": grace,
+        "p50": percentile(latencies, 50) if latencies else nan,
+        "p99": percentile(latencies, 99) if latencies else nan,
+        "max": max(latencies) if latencies else nan,
+        "ssm_per_interval": sum(ssm.values()) / intervals,
+        "ssm_per_run": sum(ssm.values()) / max(1, in_window),
+        "ssm": {op: n / intervals for op, n in ssm.items()},
+        "sqs_per_interval": sum(sqs.values()) / intervals,
+        "sqs": {op: n / intervals for op, n in sqs.items()},
+        "reasons": {r: n / intervals for r, n in reasons.items()},
+        "cpu_pct": 100 * (cpu_end - cpu_start) / window, "scrapes": scrapes,
+        "load": f"{load_start} → {load_end}",
+    }
+    log(f"  {in_window} runs ended in the window, {len(latencies)} counted within {grace} s "
+        f"after it; latency p50 {result['p50']:.2f} s, p99 {result['p99']:.2f} s, max "
+        f"{result['max']:.2f} s; SSM calls/interval {result['ssm_per_interval']:.1f} ("
+        + ", ".join(f"{op} {n:.1f}" for op, n in sorted(result["ssm"].items()))
+        + f"; {result['ssm_per_run']:.2f}/run), SQS calls/interval "
+        f"{result['sqs_per_interval']:.1f}; polls/interval by reason "
+        + ", ".join(f"{r} {n:.1f}" for r, n in sorted(result["reasons"].items())))
+    return result
+
+
+def events_report(args, runs, elapsed):
+    knobs = [f"{k}={os.environ[k]}" for k in ("BENCH_EVENTS_SECONDS", "BENCH_EVENTS_RATE",
+                                               "BENCH_EVENTS_ASSOCIATIONS", "BENCH_QUICK")
+             if k in os.environ]
+    out = [f"# Events benchmark (issue 22), {time.strftime('%Y-%m-%d')}", "",
+           f"- Machine: {machine()}",
+           "- Command: `" + " ".join(knobs + ["BENCH_ONLY=events", "bench/run"]) + "`",
+           f"- Binaries: `{args.exporter}`, `{args.simulator}`; elapsed {elapsed / 60:.1f} min",
+           f"- {EVENTS_ASSOCIATIONS:,} associations, one account and region, default request "
+           f"budget (5/s, 4 concurrent) and intervals, runs ending at {EVENTS_RATE}/s on random "
+           f"associations, simulator events receivable {EVENTS_DELAY} after the change; "
+           f"/metrics read every {EVENTS_SCRAPE_PERIOD} s", "",
+           "| events | poll_interval | runs counted / ended | final → counter p50 | p99 | max "
+           "| SSM calls / 60 s | SSM calls / run | SQS calls / 60 s | polls / 60 s by reason "
+           "| exporter CPU | load |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        reasons = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["reasons"].items()))
+        out.append(
+            f"| {r['mode']} | {r['poll_interval']} | {r['measured']}/{r['runs']} "
+            f"| {r['p50']:.2f} s | {r['p99']:.2f} s | {r['max']:.2f} s "
+            f"| {r['ssm_per_interval']:.1f} | {r['ssm_per_run']:.2f} | {r['sqs_per_interval']:.1f} "
+            f"| {reasons} | {r['cpu_pct']:.1f}% | {r['load']} |")
+    on = [r for r in runs if r["mode"] == "on"]
+    if on:
+        met = all(r["p99"] <= 5 and r["missed"] == 0 for r in on)
+        out += ["", f"Target p99 ≤ 5 s with events (every run counted): {verdict(met)}."]
+    return "\n".join(out)
+
+
+def events_runs(bins):
+    modes = os.environ.get("BENCH_EVENTS_MODES", "off,on").split(",")
+    return [events_run(bins, mode == "on") for mode in modes]
+
+
 # --------------------------------------------------------------------------- report
 
 def machine():
@@ -901,8 +1093,12 @@ def main():
         repeats = 1 if QUICK else 3
         log(f"load average {loadavg()}; quick={QUICK}, steady window {STEADY_SECONDS:.0f} s")
         only = os.environ.get("BENCH_ONLY", "")
-        if only not in ("", "series", "estate", "calls"):
-            sys.exit(f"bench.py: BENCH_ONLY={only!r}: expected series, estate or calls")
+        if only not in ("", "series", "estate", "calls", "events"):
+            sys.exit(f"bench.py: BENCH_ONLY={only!r}: expected series, estate, calls or events")
+        if only == "events":
+            runs = events_runs(bins)
+            print(events_report(args, runs, time.monotonic() - T_START), flush=True)
+            return
         if only in ("", "series"):
             settings = os.environ.get("BENCH_SERIES_SETTINGS", "default,richest").split(",")
             r["series"] = [series(bins, n, setting) for setting in settings for n in (1000, 10000)]

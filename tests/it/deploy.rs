@@ -22,6 +22,7 @@
 mod alerting;
 mod chart;
 mod ecs;
+mod events;
 mod iam;
 mod image;
 mod kubernetes;

@@ -39,8 +39,11 @@
 //! /_sim/queues` there answers each queue's state:
 //! `{"queues": [{"url": "...", "visible": N, "in_flight": N, "delayed": N, "deleted": N,
 //! "sent": N, "events": N, "lost": N, "duplicated": N, "malformed": N, "received": N}, ...]}`.
+//! `GET /_sim/ends` there lists when the runs of `--new-executions-per-second` and
+//! `--active-fraction` reached their final state (the newest 100,000), for latency benchmarks:
+//! `{"ends": [{"association_id": "...", "status": "...", "ended_ms": N}, ...]}`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -347,18 +350,25 @@ fn write_config(flags: &Flags, path: &Path, ids: &[String]) -> Result<(), String
     std::fs::write(path, yaml).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The newest run ends: (association ID, final status, simulator time in ms).
+type Ends = Arc<Mutex<VecDeque<(String, String, i64)>>>;
+/// How many run ends [`Ends`] keeps.
+const ENDS_KEPT: usize = 100_000;
+
 /// Starts a run of `target` now: an InProgress execution that ends `delay` later with a
-/// random final status.
-fn start_run(sim: &Simulator, rng: &mut StdRng, target: &Target, delay: Duration) {
+/// random final status, recorded in `ends`.
+fn start_run(sim: &Simulator, rng: &mut StdRng, target: &Target, delay: Duration, ends: &Ends) {
     let now = sim.now_ms();
     let running =
         SimExecution::new(execution_id(rng), "InProgress", now).with_detailed_status("InProgress");
     let execution_id = running.execution_id.clone();
     sim.add_execution_in(&target.account, &target.region, &target.id, running);
     let outcome = finished(rng, now, i64::MAX);
-    let (sim, target) = (sim.clone(), target.clone());
+    let (sim, target, ends) = (sim.clone(), target.clone(), ends.clone());
+    let status = outcome.status.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
+        let ended_ms = sim.now_ms();
         sim.update_execution_in(
             &target.account,
             &target.region,
@@ -368,15 +378,20 @@ fn start_run(sim: &Simulator, rng: &mut StdRng, target: &Target, delay: Duration
                 e.status = outcome.status;
                 e.detailed_status = outcome.detailed_status;
                 e.resource_count_by_status = outcome.resource_count_by_status;
-                e.last_execution_ms = outcome.last_execution_ms.map(|_| sim.now_ms());
+                e.last_execution_ms = outcome.last_execution_ms.map(|_| ended_ms);
             },
         );
+        let mut ends = ends.lock().unwrap_or_else(|e| e.into_inner());
+        if ends.len() == ENDS_KEPT {
+            ends.pop_front();
+        }
+        ends.push_back((target.id, status, ended_ms));
     });
 }
 
 /// Adds a new InProgress execution to a random association every `1/rate` seconds and
 /// finishes it 2-8 seconds later.
-async fn trickle(sim: Simulator, targets: Arc<Vec<Target>>, rate: f64) {
+async fn trickle(sim: Simulator, targets: Arc<Vec<Target>>, rate: f64, ends: Ends) {
     let mut rng = StdRng::seed_from_u64(SEED ^ 1);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -384,7 +399,7 @@ async fn trickle(sim: Simulator, targets: Arc<Vec<Target>>, rate: f64) {
         tick.tick().await;
         let target = &targets[rng.random_range(0..targets.len())];
         let delay = Duration::from_millis(rng.random_range(2_000..8_000));
-        start_run(&sim, &mut rng, target, delay);
+        start_run(&sim, &mut rng, target, delay, &ends);
     }
 }
 
@@ -398,6 +413,7 @@ async fn activity(
     every: Duration,
     delay: Duration,
     length: Option<Duration>,
+    ends: Ends,
 ) {
     let mut rng = StdRng::seed_from_u64(SEED ^ 2);
     let count = ((targets.len() as f64 * fraction).round() as usize).min(targets.len());
@@ -412,7 +428,7 @@ async fn activity(
         for i in rand::seq::index::sample(&mut rng, targets.len(), count) {
             let delay = length
                 .unwrap_or_else(|| Duration::from_millis(rng.random_range(shortest..=longest)));
-            start_run(&sim, &mut rng, &targets[i], delay);
+            start_run(&sim, &mut rng, &targets[i], delay, &ends);
         }
     }
 }
@@ -431,8 +447,9 @@ fn drain(sim: &Simulator, totals: &Totals) {
     }
 }
 
-/// Serves `GET /_sim/requests` on `listener`, and drains the records every second.
-async fn serve_requests(listener: TcpListener, sim: Simulator, totals: Totals) {
+/// Serves `GET /_sim/requests`, `/_sim/queues` and `/_sim/ends` on `listener`, and drains the
+/// records every second.
+async fn serve_requests(listener: TcpListener, sim: Simulator, totals: Totals, ends: Ends) {
     {
         let (sim, totals) = (sim.clone(), totals.clone());
         tokio::spawn(async move {
@@ -448,10 +465,10 @@ async fn serve_requests(listener: TcpListener, sim: Simulator, totals: Totals) {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let (sim, totals) = (sim.clone(), totals.clone());
+        let (sim, totals, ends) = (sim.clone(), totals.clone(), ends.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let answer = requests_answer(&req, &sim, &totals);
+                let answer = requests_answer(&req, &sim, &totals, &ends);
                 async move { Ok::<_, std::convert::Infallible>(answer) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -466,6 +483,7 @@ fn requests_answer(
     req: &Request<Incoming>,
     sim: &Simulator,
     totals: &Totals,
+    ends: &Ends,
 ) -> Response<Full<Bytes>> {
     let reply = |status, body: String| {
         let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -495,10 +513,23 @@ fn requests_answer(
             serde_json::json!({ "queues": queues }).to_string(),
         );
     }
+    if req.method() == Method::GET && req.uri().path() == "/_sim/ends" {
+        let ends = ends.lock().unwrap_or_else(|e| e.into_inner());
+        let ends: Vec<serde_json::Value> = ends
+            .iter()
+            .map(|(id, status, ms)| {
+                serde_json::json!({ "association_id": id, "status": status, "ended_ms": ms })
+            })
+            .collect();
+        return reply(
+            StatusCode::OK,
+            serde_json::json!({ "ends": ends }).to_string(),
+        );
+    }
     if req.method() != Method::GET || req.uri().path() != "/_sim/requests" {
         return reply(
             StatusCode::NOT_FOUND,
-            r#"{"error": "only GET /_sim/requests and /_sim/queues"}"#.into(),
+            r#"{"error": "only GET /_sim/requests, /_sim/queues and /_sim/ends"}"#.into(),
         );
     }
     drain(sim, totals);
@@ -634,6 +665,7 @@ async fn main() -> ExitCode {
         eprintln!("{error}");
         return ExitCode::from(2);
     }
+    let ends = Ends::default();
     if let Some(path) = &flags.config_out {
         let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
         if let Err(error) = write_config(&flags, path, &ids) {
@@ -646,6 +678,7 @@ async fn main() -> ExitCode {
             sim.clone(),
             targets.clone(),
             flags.new_executions_per_second,
+            ends.clone(),
         ));
     }
     if flags.active_fraction > 0.0 {
@@ -656,10 +689,16 @@ async fn main() -> ExitCode {
             flags.activity_interval,
             flags.activity_delay.unwrap_or(flags.activity_interval),
             flags.run_length,
+            ends.clone(),
         ));
     }
     if let Some(listener) = requests_listener {
-        tokio::spawn(serve_requests(listener, sim.clone(), Totals::default()));
+        tokio::spawn(serve_requests(
+            listener,
+            sim.clone(),
+            Totals::default(),
+            ends.clone(),
+        ));
     }
 
     let mut stdout = std::io::stdout();

@@ -88,6 +88,12 @@ fn the_values_schema_refuses_unknown_keys_and_bad_values_in_lint_and_template() 
             "duration_histogram",
         ),
         ("state.enabeld=false", "enabeld"),
+        ("events.queues[0].url=http://sqs.example/q", "url"),
+        (
+            "events.queues[0].url=https://sqs.us-east-1.amazonaws.com/1/q",
+            "url",
+        ),
+        ("events.queues[0].visibility=30", "visibility"),
     ] {
         let Some(out) = render(&["--set", set]) else {
             return;
@@ -187,6 +193,10 @@ fn the_schema_types_every_key_of_values_yaml_and_the_config_keys_the_exporter_kn
     // config's keys are the exporter's: ask the binary which keys it knows.
     let known = |section: Option<&str>| -> BTreeSet<String> {
         let text = match section {
+            Some("events.queues") => {
+                "associations: [8dfe3659-4309-493a-8755-0123456789ab]\nevents: {queues: [{not_a_key: 1}]}\n"
+                    .to_string()
+            }
             None => {
                 "associations: [8dfe3659-4309-493a-8755-0123456789ab]\nnot_a_key: 1\n".to_string()
             }
@@ -198,9 +208,11 @@ fn the_schema_types_every_key_of_values_yaml_and_the_config_keys_the_exporter_kn
         };
         let (ok, out) = config_check(&text);
         assert!(!ok, "{out}");
+        // "expected one of a, b, c", or "expected a" for a section of one key.
         let list = out
             .split("expected one of ")
             .nth(1)
+            .or_else(|| out.split("; expected ").nth(1))
             .unwrap_or_else(|| panic!("no key list in {out}"));
         list.lines()
             .next()
@@ -221,13 +233,94 @@ fn the_schema_types_every_key_of_values_yaml_and_the_config_keys_the_exporter_kn
             .collect()
     };
     assert_eq!(schema_keys(&["config"]), known(None), "config keys");
-    for section in ["metrics", "target_detail"] {
+    for section in ["metrics", "target_detail", "events"] {
         assert_eq!(
             schema_keys(&["config", section]),
             known(Some(section)),
             "config.{section} keys"
         );
     }
+    let queue_keys: BTreeSet<String> = schema_node(&schema, &["config", "events", "queues"])
+        .unwrap()["items"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        queue_keys,
+        known(Some("events.queues")),
+        "events.queues keys"
+    );
+    // The chart's own events.queues takes the same items.
+    assert_eq!(
+        schema_node(&schema, &["events", "queues"]).unwrap()["items"],
+        schema_node(&schema, &["config", "events", "queues"]).unwrap()["items"]
+    );
+}
+
+/// `events.queues` (issue 22) lands in the config as the exporter's `events.queues`, which the
+/// real binary accepts, with the longer polling defaults of events (the chart sets no
+/// `poll_interval` of its own); `config.events` works the same, and both at once are refused.
+#[test]
+fn events_queues_render_into_the_config_the_exporter_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = serde_json::json!([
+        { "url": "https://sqs.us-east-1.amazonaws.com/123456789012/ssm-association-events" },
+        { "url": "https://sqs.eu-west-1.amazonaws.com/111122223333/ssm-association-events",
+          "role_arn": "arn:aws:iam::111122223333:role/ssm-association-exporter-events",
+          "external_id": "an-external-id" },
+    ]);
+    let file = values_file(
+        &dir,
+        "events",
+        &serde_json::json!({ "events": { "queues": queues } }),
+    );
+    let Some(docs) = render_ok(&["-f", &file]) else {
+        return;
+    };
+    let (text, config) = rendered_config(&docs);
+    assert_eq!(
+        config["events"],
+        serde_json::json!({ "queues": queues }),
+        "{text}"
+    );
+    let (ok, out) = config_check(&text);
+    assert!(ok, "--config.check: {out}");
+    assert!(out.contains("\nevents: 2 SQS queues"), "{out}");
+    assert!(
+        out.contains("\npoll_interval: 5m\n"),
+        "the events default: {out}"
+    );
+
+    // Without queues: no events key, the usual polling.
+    let (text, config) = rendered_config(&render_ok(&[]).unwrap());
+    assert!(config.get("events").is_none(), "{text}");
+    let (ok, out) = config_check(&text);
+    assert!(ok && out.contains("\nevents: off"), "{out}");
+    assert!(out.contains("\npoll_interval: 1m\n"), "{out}");
+
+    // config.events, the exporter's own key, is typed too.
+    let file = values_file(
+        &dir,
+        "config-events",
+        &serde_json::json!({ "config": { "events": { "queues": queues } } }),
+    );
+    let (text, config) = rendered_config(&render_ok(&["-f", &file]).unwrap());
+    assert_eq!(config["events"]["queues"], queues);
+    assert!(config_check(&text).0);
+    let file = values_file(
+        &dir,
+        "both",
+        &serde_json::json!({ "events": { "queues": queues },
+                             "config": { "events": { "queues": queues } } }),
+    );
+    let out = render(&["-f", &file]).unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("set one of them"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -17,11 +17,11 @@ use ssm_association_exporter::ssm::SSM_OPERATIONS;
 use super::{read, tools_dir, yaml};
 
 const TEMPLATE: &str = "deploy/cloudformation/member-role-stackset.yaml";
-const EXPORTER_POLICY: &str = "deploy/iam/exporter-policy.json";
+pub(super) const EXPORTER_POLICY: &str = "deploy/iam/exporter-policy.json";
 const MEMBER_POLICY: &str = "deploy/iam/member-role-policy.json";
 const TRUST_POLICY: &str = "deploy/iam/member-role-trust-policy.json";
 const EXPORTER_ROLE: &str = "deploy/cloudformation/exporter-role.yaml";
-const ORGANIZATION_POLICY: &str = "deploy/iam/exporter-policy-organization.json";
+pub(super) const ORGANIZATION_POLICY: &str = "deploy/iam/exporter-policy-organization.json";
 /// The partitions besides `aws` that `scripts/gen-iam-partitions` writes documents for.
 const PARTITIONS: [&str; 2] = ["aws-us-gov", "aws-cn"];
 /// The SSM operation called only for `discovery:` selectors with tags (`UseTagDiscovery`).
@@ -42,7 +42,7 @@ fn cfn_lint() -> Command {
 }
 
 /// Runs cfn-lint with every rule, informational ones included; panics unless it reports nothing.
-fn lint_clean(template: &Path) {
+pub(super) fn lint_clean(template: &Path) {
     let out = cfn_lint()
         .args(["--include-checks", "I", "--template"])
         .arg(template)
@@ -71,7 +71,7 @@ fn called_actions() -> BTreeSet<String> {
 
 /// A JSON policy document of `deploy/iam`: it parses, has the current policy language version
 /// and only `Allow` statements.
-fn json_policy(path: &str) -> Value {
+pub(super) fn json_policy(path: &str) -> Value {
     let policy: Value = serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     assert_eq!(policy["Version"], "2012-10-17", "{path}");
     let statements = policy["Statement"].as_array().expect("Statement list");
@@ -83,7 +83,7 @@ fn json_policy(path: &str) -> Value {
 }
 
 /// A policy element that is one value or a list of them.
-fn one_or_many(value: &Value) -> Vec<Value> {
+pub(super) fn one_or_many(value: &Value) -> Vec<Value> {
     match value {
         Value::Array(items) => items.clone(),
         Value::Null => Vec::new(),
@@ -93,7 +93,7 @@ fn one_or_many(value: &Value) -> Vec<Value> {
 
 /// Action -> the resources it is granted on, over every statement of a policy. Panics on the
 /// constructs that would grant more than the listed actions and resources.
-fn grants(policy: &Value) -> BTreeMap<String, Vec<Value>> {
+pub(super) fn grants(policy: &Value) -> BTreeMap<String, Vec<Value>> {
     let mut grants: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for s in policy["Statement"].as_array().expect("Statement list") {
         assert_eq!(s["Effect"], "Allow", "{s}");
@@ -208,9 +208,10 @@ fn condition(template: &Value, expr: &Value, params: &BTreeMap<&str, &str>) -> b
     }
 }
 
-/// The template's `Resources` with `Fn::If` decided and `Ref: AWS::NoValue` dropped, as
-/// CloudFormation would for the given parameters; other intrinsics stay as written.
-fn resolved_resources(template: &Value, params: &[(&str, &str)]) -> Value {
+/// The template's `Resources` with `Fn::If` decided, `Ref: AWS::NoValue` and the resources of
+/// false conditions dropped, as CloudFormation would for the given parameters; other
+/// intrinsics stay as written.
+pub(super) fn resolved_resources(template: &Value, params: &[(&str, &str)]) -> Value {
     let params: BTreeMap<&str, &str> = params.iter().copied().collect();
     let conditions: BTreeMap<String, bool> = template["Conditions"]
         .as_object()
@@ -245,7 +246,13 @@ fn resolved_resources(template: &Value, params: &[(&str, &str)]) -> Value {
             other => Some(other.clone()),
         }
     }
-    resolve(&template["Resources"], &conditions).unwrap()
+    // Resources whose `Condition` is false are not created.
+    let mut resources = resolve(&template["Resources"], &conditions).unwrap();
+    resources
+        .as_object_mut()
+        .unwrap()
+        .retain(|_, r| r["Condition"].as_str().is_none_or(|name| conditions[name]));
+    resources
 }
 
 /// The template's one role, resolved for the parameters.
@@ -291,7 +298,7 @@ fn cfn_lint_finds_nothing_in_the_member_role_template() {
 }
 
 /// The JSON documents of `deploy/iam` (the `aws` partition) and of each generated partition.
-fn policy_dirs() -> Vec<(&'static str, String)> {
+pub(super) fn policy_dirs() -> Vec<(&'static str, String)> {
     let mut dirs = vec![("aws", "deploy/iam".to_string())];
     for partition in PARTITIONS {
         dirs.push((partition, format!("deploy/iam/partitions/{partition}")));
@@ -300,7 +307,7 @@ fn policy_dirs() -> Vec<(&'static str, String)> {
 }
 
 /// The `.json` files of a directory, sorted.
-fn json_files(dir: &str) -> Vec<String> {
+pub(super) fn json_files(dir: &str) -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(super::repo(dir))
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -349,11 +356,12 @@ fn every_policy_grants_exactly_the_ssm_calls_the_exporter_makes() {
     let all = called_actions();
     let exporter = json_policy(EXPORTER_POLICY);
     assert_ssm_grants(EXPORTER_POLICY, &exporter, &all);
-    let non_ssm: Vec<String> = grants(&exporter)
+    super::events::assert_sqs_grants(EXPORTER_POLICY, &exporter);
+    let others: Vec<String> = grants(&exporter)
         .into_keys()
-        .filter(|a| !all.contains(a))
+        .filter(|a| !all.contains(a) && !a.starts_with("sqs:"))
         .collect();
-    assert_eq!(non_ssm, ["sts:AssumeRole"], "{EXPORTER_POLICY}");
+    assert_eq!(others, ["sts:AssumeRole"], "{EXPORTER_POLICY}");
 
     let member = json_policy(MEMBER_POLICY);
     assert_ssm_grants(MEMBER_POLICY, &member, &all);
@@ -611,13 +619,16 @@ fn every_partition_has_its_own_policies_naming_only_its_arns() {
             if !path.contains("trust") {
                 assert_ssm_grants(&path, &document, &all);
             }
+            if path.contains("exporter-policy") {
+                super::events::assert_sqs_grants(&path, &document);
+            }
         }
     }
 }
 
 /// A resolved template value with `Ref` and `Fn::Sub` filled in from `values` (pseudo
 /// parameters included); JSON text from `Fn::Sub` is parsed.
-fn substitute(value: &Value, values: &BTreeMap<&str, &str>) -> Value {
+pub(super) fn substitute(value: &Value, values: &BTreeMap<&str, &str>) -> Value {
     let sub = |text: &str| -> String {
         let mut out = text.to_string();
         for (k, v) in values {
@@ -651,7 +662,7 @@ fn substitute(value: &Value, values: &BTreeMap<&str, &str>) -> Value {
 
 /// The exporter-role template's role for `params`, every intrinsic filled in as
 /// CloudFormation would in account 123456789012, region us-east-1, partition `aws`.
-fn exporter_role(params: &[(&str, &str)]) -> Value {
+pub(super) fn exporter_role(params: &[(&str, &str)]) -> Value {
     let template = yaml(EXPORTER_ROLE);
     let mut values: BTreeMap<&str, &str> = BTreeMap::from([
         ("AWS::Partition", "aws"),
@@ -695,7 +706,9 @@ fn the_exporter_role_template_trusts_the_runtime_it_is_for_as_the_json_examples_
         ),
         ("ecs-task", "deploy/iam/exporter-trust-ecs-task.json", None),
     ] {
-        let mut params = vec![("Runtime", runtime)];
+        // With events: the queue of exporter-policy.json.
+        let queue = super::events::policy_queue_arn(&json_policy(EXPORTER_POLICY));
+        let mut params = vec![("Runtime", runtime), ("EventsQueueArn", queue.as_str())];
         params.extend(extra);
         let role = exporter_role(&params);
         assert_eq!(

@@ -87,6 +87,13 @@ placeholder IDs of values.yaml: they are dropped when discovery is set. */}}
 {{- if hasKey $config "state_file" }}
 {{- fail "config.state_file is set by the chart: use state.enabled / persistence.enabled" }}
 {{- end }}
+{{- $queues := (default dict .Values.events).queues }}
+{{- if $queues }}
+{{- if hasKey $config "events" }}
+{{- fail "events.queues and config.events both name queues: set one of them" }}
+{{- end }}
+{{- $_ := set $config "events" (dict "queues" $queues) }}
+{{- end }}
 {{- if or .Values.state.enabled .Values.persistence.enabled }}
 {{- $_ := set $config "state_file" "/var/lib/ssm-association-exporter/state.json" }}
 {{- end }}
