@@ -270,12 +270,12 @@ mod tests {
     use super::super::{parse, parse_duration};
     use super::*;
 
-    /// Every key the parser accepts has a row in the README's configuration table (the keys of
+    /// Every key the parser accepts has a row in docs/configuration.md's configuration table (the keys of
     /// selectors and accounts in their list's row), and each row's default is the one the
     /// parser applies.
     #[test]
     fn the_readme_documents_every_key_with_its_default() {
-        let rows: HashMap<&str, &str> = include_str!("../../README.md")
+        let rows: HashMap<&str, &str> = include_str!("../../docs/configuration.md")
             .lines()
             .filter_map(|line| {
                 let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -284,9 +284,9 @@ mod tests {
             })
             .collect();
         let row = |key: &str| -> &str {
-            rows.get(key)
-                .copied()
-                .unwrap_or_else(|| panic!("{key} has no row in the README's configuration table"))
+            rows.get(key).copied().unwrap_or_else(|| {
+                panic!("{key} has no row in docs/configuration.md's configuration table")
+            })
         };
         for key in KEYS
             .iter()
@@ -301,10 +301,10 @@ mod tests {
             row(&format!("target_detail.{key}"));
         }
         let described = |list: &str, keys: &[&str]| {
-            let text = include_str!("../../README.md")
+            let text = include_str!("../../docs/configuration.md")
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{list}` |")))
-                .unwrap_or_else(|| panic!("{list} has no row in the README"));
+                .unwrap_or_else(|| panic!("{list} has no row in docs/configuration.md"));
             for key in keys {
                 assert!(
                     text.contains(&format!("`{key}`")),
@@ -324,7 +324,7 @@ mod tests {
             ("full_sweep_interval", EVENTS_FULL_SWEEP_INTERVAL),
         ] {
             let text = super::super::format_duration(value);
-            let line = include_str!("../../README.md")
+            let line = include_str!("../../docs/configuration.md")
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{key}` |")))
                 .unwrap_or_default();

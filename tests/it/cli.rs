@@ -354,13 +354,14 @@ async fn try_get(address: &str, path: &str) -> Option<String> {
     (response.status == 200).then_some(response.body)
 }
 
-/// The README's "Flags" table: (flag, default column) of each `| \`--flag...\`` row.
+/// The "Flags" table of docs/configuration.md: (flag, default column) of each
+/// `| \`--flag...\`` row.
 fn readme_flags() -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo_path("docs/configuration.md")).unwrap();
     let table = readme
         .split("### Flags")
         .nth(1)
-        .expect("README has a Flags section");
+        .expect("docs/configuration.md has a Flags section");
     let mut flags = Vec::new();
     for line in table.lines().skip_while(|l| !l.starts_with('|')) {
         if !line.starts_with('|') {

@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod config;
 mod deploy;
+mod docs;
 mod e2e_prometheus;
 mod estate;
 mod events;

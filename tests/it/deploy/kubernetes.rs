@@ -666,7 +666,7 @@ async fn the_kustomize_pod_starts_and_passes_its_probes() {
 #[test]
 fn every_chart_value_is_documented_in_the_readme() {
     let values = yaml(&format!("{CHART}/values.yaml"));
-    let readme = read("README.md");
+    let readme = read("docs/deploying.md");
     fn walk(prefix: &str, node: &Value, readme: &str, missing: &mut Vec<String>) {
         for (key, value) in node.as_object().unwrap() {
             let path = format!("{prefix}{key}");
