@@ -3,6 +3,11 @@
 //! started, and each trigger is answered when that poll has ended. Events only move a poll
 //! earlier: the poll counts what `DescribeAssociationExecutions` shows, whatever the event said.
 //!
+//! A trigger a poll already answers makes none: one whose event is dated (to the second) no
+//! later than the start of a poll of its association that ended well, or of the running one, is
+//! answered by it; one that comes during a poll, dated after its start, is answered by that
+//! poll if it reads something new, else waits for a poll of its own.
+//!
 //! An event's poll that reads nothing new, the event being dated more than [`EVENT_SLACK_MS`]
 //! after every execution time read (the run it announces is not visible yet), is followed up:
 //! the association is polled again (reason `follow_up`, a count) 2, 4, 8 and 16 s after each
