@@ -82,6 +82,7 @@ impl Events {
                 routes: routes.clone(),
                 metrics: metrics.clone(),
                 board: board.clone(),
+                last_error: std::sync::Mutex::new(None),
             };
             let stop = CancellationToken::new();
             tasks.push((stop.clone(), tokio::spawn(reader.run(stop))));

@@ -1,20 +1,24 @@
 //! One `events:` queue's task: long-poll, read each message, ask the scope loops for polls,
-//! wait for them, then delete what was handled; a failing queue is retried with backoff.
+//! delete each message once its own poll has ended (receiving goes on meanwhile); a failing
+//! queue is retried with backoff.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::board::Board;
-use super::parse::{self, DetailType, Message};
+use super::parse::{self, DetailType, Event, Message};
 use super::routes::{combine, Answer, Routes};
-use super::sqs::{Queue, Received};
+use super::sqs::{Queue, Received, BATCH};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::model::ScopeKey;
 use crate::ssm::ApiError;
+use crate::sync::lock;
 
 /// The outcomes of a message, the `outcome` label.
 pub const OUTCOMES: [&str; 5] = ["polled", "poll_failed", "unwatched", "malformed", "foreign"];
@@ -26,6 +30,8 @@ pub struct Reader {
     pub routes: Arc<Routes>,
     pub metrics: Arc<Metrics>,
     pub board: Arc<Board>,
+    /// The code of the last failure logged (each code is logged once in a row).
+    pub last_error: Mutex<Option<String>>,
 }
 
 /// How long a failing queue waits before its `failures`-th retry: 1 s doubling to 1 min, with
@@ -44,139 +50,163 @@ struct Handled {
     outcome: &'static str,
 }
 
+/// A message read: handled at once, or an event whose polls' answers are to come.
+enum Read {
+    Handled(Handled),
+    Asked(Received, Event, Vec<oneshot::Receiver<Answer>>),
+}
+
+/// Messages whose polls may run at once, per queue: four receives' worth. A receive waits
+/// while this many wait for their polls, so a slow poll holds up no other event until then.
+pub const IN_FLIGHT: usize = 4 * BATCH as usize;
+
 impl Reader {
-    /// Reads the queue until `stop`: every message is deleted once handled (its poll ended, or
-    /// it is malformed, foreign or unwatched); a stop while polls run leaves their messages in
-    /// the queue, to come back after its visibility timeout.
+    /// Reads the queue until `stop`: receives go on while earlier messages wait for their
+    /// polls (at most [`IN_FLIGHT`]), and every message is deleted once handled (its own poll
+    /// ended, or it is malformed, foreign or unwatched); a stop while polls run leaves their
+    /// messages in the queue, to come back after their visibility timeout.
     pub async fn run(self, stop: CancellationToken) {
+        let reader = Arc::new(self);
+        let (done, handled) = mpsc::unbounded_channel();
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            () = reader.clone().receive(done) => {}
+            () = reader.delete(handled) => {}
+        }
+    }
+
+    /// The receiving half: long polls, each message's poll asked for at once, its answer
+    /// awaited in a task of its own that passes it to `done`.
+    async fn receive(self: Arc<Self>, done: mpsc::UnboundedSender<Handled>) {
         let mut failures = 0u32;
-        let mut last_error: Option<String> = None;
+        let mut waiting = JoinSet::new();
         loop {
-            let received = tokio::select! {
-                _ = stop.cancelled() => return,
-                received = self.queue.receive() => received,
-            };
-            let messages = match received {
+            while waiting.try_join_next().is_some() {}
+            while waiting.len() + BATCH as usize > IN_FLIGHT {
+                waiting.join_next().await;
+            }
+            let messages = match self.queue.receive().await {
                 Ok(messages) => {
                     if failures > 0 {
                         tracing::info!(queue = %self.url, "the events queue works again");
                     }
                     failures = 0;
-                    last_error = None;
+                    *lock(&self.last_error) = None;
                     self.received_ok();
                     messages
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    self.failed(&error, &mut last_error, "ReceiveMessage");
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        () = tokio::time::sleep(retry_wait(failures)) => {}
-                    }
+                    self.failed(&error, "ReceiveMessage");
+                    tokio::time::sleep(retry_wait(failures)).await;
                     continue;
                 }
             };
-            if messages.is_empty() {
-                continue;
+            for message in messages {
+                match self.read(message) {
+                    Read::Handled(handled) => {
+                        let _ = done.send(handled);
+                    }
+                    Read::Asked(message, event, answers) => {
+                        let (reader, done) = (self.clone(), done.clone());
+                        waiting.spawn(async move {
+                            let answer = combine(answers).await;
+                            if let Some(handled) = reader.answered(message, &event, answer) {
+                                let _ = done.send(handled);
+                            }
+                        });
+                    }
+                }
             }
-            let Some(handled) = self.handle(messages, &stop).await else {
-                return;
-            };
-            for h in &handled {
+        }
+    }
+
+    /// The deleting half: what is handled goes in `DeleteMessageBatch`es of what has come.
+    async fn delete(&self, mut handled: mpsc::UnboundedReceiver<Handled>) {
+        let mut batch = Vec::with_capacity(BATCH as usize);
+        while handled.recv_many(&mut batch, BATCH as usize).await > 0 {
+            for h in &batch {
                 self.metrics
                     .events_received_total
                     .with_label_values(&[h.detail_type, h.outcome])
                     .inc();
             }
-            let handles: Vec<String> = handled.into_iter().map(|h| h.receipt_handle).collect();
+            let handles: Vec<String> = batch.drain(..).map(|h| h.receipt_handle).collect();
             match self.queue.delete(&handles).await {
                 Ok(failed) => {
                     for error in failed {
-                        self.failed(&error, &mut last_error, "DeleteMessageBatch");
+                        self.failed(&error, "DeleteMessageBatch");
                     }
                 }
-                Err(error) => self.failed(&error, &mut last_error, "DeleteMessageBatch"),
+                Err(error) => self.failed(&error, "DeleteMessageBatch"),
             }
         }
     }
 
-    /// Reads a batch, triggers the polls its events ask for (all at once, so that the scope
-    /// loops coalesce those of one association) and waits for them; `None` when `stop` fired
-    /// first. Messages whose scope loop stopped before answering are not returned (not
-    /// deleted).
-    async fn handle(
+    /// Reads one message: handled at once (malformed, foreign), or an event whose polls were
+    /// asked for, with their answers to come.
+    fn read(&self, message: Received) -> Read {
+        match parse::parse(&message.body) {
+            Message::Malformed(detail_type, reason) => {
+                tracing::warn!(queue = %self.url, message_id = %message.message_id, %reason, "malformed message in the events queue; deleted");
+                Read::Handled(Handled {
+                    receipt_handle: message.receipt_handle,
+                    detail_type: detail_type.map_or(parse::OTHER, DetailType::name),
+                    outcome: "malformed",
+                })
+            }
+            Message::Foreign(what) => {
+                tracing::info!(queue = %self.url, message_id = %message.message_id, event = %what, "not a State Manager event; deleted");
+                Read::Handled(Handled {
+                    receipt_handle: message.receipt_handle,
+                    detail_type: parse::OTHER,
+                    outcome: "foreign",
+                })
+            }
+            Message::Event(event) => {
+                let key = ScopeKey {
+                    account_id: event.account_id.clone(),
+                    region: event.region.clone(),
+                };
+                let answers = self
+                    .routes
+                    .trigger(&key, &event.association_id, event.time_ms);
+                Read::Asked(message, event, answers)
+            }
+        }
+    }
+
+    /// What became of an event, from its answer; `None` when its scope loop stopped before
+    /// the poll ended (the message stays in the queue).
+    fn answered(
         &self,
-        messages: Vec<Received>,
-        stop: &CancellationToken,
-    ) -> Option<Vec<Handled>> {
-        let mut handled = Vec::with_capacity(messages.len());
-        let mut waiting = Vec::new();
-        for message in messages {
-            match parse::parse(&message.body) {
-                Message::Malformed(detail_type, reason) => {
-                    tracing::warn!(queue = %self.url, message_id = %message.message_id, %reason, "malformed message in the events queue; deleted");
-                    handled.push(Handled {
-                        receipt_handle: message.receipt_handle,
-                        detail_type: detail_type.map_or(parse::OTHER, DetailType::name),
-                        outcome: "malformed",
-                    });
-                }
-                Message::Foreign(what) => {
-                    tracing::info!(queue = %self.url, message_id = %message.message_id, event = %what, "not a State Manager event; deleted");
-                    handled.push(Handled {
-                        receipt_handle: message.receipt_handle,
-                        detail_type: parse::OTHER,
-                        outcome: "foreign",
-                    });
-                }
-                Message::Event(event) => {
-                    let key = ScopeKey {
-                        account_id: event.account_id.clone(),
-                        region: event.region.clone(),
-                    };
-                    let answers = self
-                        .routes
-                        .trigger(&key, &event.association_id, event.time_ms);
-                    waiting.push((message, event, answers));
-                }
-            }
-        }
-        let mut answered = Vec::with_capacity(waiting.len());
-        let wait = async {
-            for (message, event, answers) in waiting {
-                answered.push((message, event, combine(answers).await));
-            }
+        message: Received,
+        event: &Event,
+        answer: Option<Answer>,
+    ) -> Option<Handled> {
+        let Some(answer) = answer else {
+            tracing::debug!(queue = %self.url, association_id = %event.association_id, "the scope loop stopped before the poll ended; the message stays in the queue");
+            return None;
         };
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            () = wait => {}
-        }
-        for (message, event, answer) in answered {
-            let Some(answer) = answer else {
-                tracing::debug!(queue = %self.url, association_id = %event.association_id, "the scope loop stopped before the poll ended; the message stays in the queue");
-                continue;
-            };
-            let outcome = match answer {
-                Answer::Polled { published_ms } => {
-                    let seconds = (published_ms - event.time_ms).max(0) as f64 / 1000.0;
-                    self.metrics.event_to_count_seconds.observe(seconds);
-                    "polled"
-                }
-                Answer::PollFailed => "poll_failed",
-                Answer::Unwatched => "unwatched",
-            };
-            tracing::debug!(queue = %self.url, association_id = %event.association_id, detail_type = event.detail_type.name(), outcome, "State Manager event");
-            if answer != Answer::Unwatched {
-                // Only watched associations: forged IDs cannot grow the board.
-                self.board.event(&self.url, &event, outcome, now_ms());
+        let outcome = match answer {
+            Answer::Polled { published_ms } => {
+                let seconds = (published_ms - event.time_ms).max(0) as f64 / 1000.0;
+                self.metrics.event_to_count_seconds.observe(seconds);
+                "polled"
             }
-            handled.push(Handled {
-                receipt_handle: message.receipt_handle,
-                detail_type: event.detail_type.name(),
-                outcome,
-            });
+            Answer::PollFailed => "poll_failed",
+            Answer::Unwatched => "unwatched",
+        };
+        tracing::debug!(queue = %self.url, association_id = %event.association_id, detail_type = event.detail_type.name(), outcome, "State Manager event");
+        if answer != Answer::Unwatched {
+            // Only watched associations: forged IDs cannot grow the board.
+            self.board.event(&self.url, event, outcome, now_ms());
         }
-        Some(handled)
+        Some(Handled {
+            receipt_handle: message.receipt_handle,
+            detail_type: event.detail_type.name(),
+            outcome,
+        })
     }
 
     fn received_ok(&self) {
@@ -189,12 +219,13 @@ impl Reader {
     }
 
     /// A failed call (or an undeleted message): counted, shown, logged once per error code.
-    fn failed(&self, error: &ApiError, last: &mut Option<String>, operation: &str) {
+    fn failed(&self, error: &ApiError, operation: &str) {
         self.metrics
             .event_queue_errors_total
             .with_label_values(&[&self.url, &error.code])
             .inc();
         self.board.failed(&self.url, error);
+        let mut last = lock(&self.last_error);
         if last.as_deref() != Some(error.code.as_str()) {
             tracing::warn!(queue = %self.url, operation, code = %error.code, %error, "events queue failing; retrying with backoff, polling goes on");
         }

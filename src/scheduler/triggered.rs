@@ -3,6 +3,11 @@
 //! started, and each trigger is answered when that poll has ended. Events only move a poll
 //! earlier: the poll counts what `DescribeAssociationExecutions` shows, whatever the event said.
 //!
+//! A trigger a poll already answers makes none: one whose event is dated (to the second) no
+//! later than the start of a poll of its association that ended well, or of the running one, is
+//! answered by it; one that comes during a poll, dated after its start, is answered by that
+//! poll if it reads something new, else waits for a poll of its own.
+//!
 //! An event's poll that reads nothing new, the event being dated more than [`EVENT_SLACK_MS`]
 //! after every execution time read (the run it announces is not visible yet), is followed up:
 //! the association is polled again (reason `follow_up`, a count) 2, 4, 8 and 16 s after each
@@ -85,7 +90,18 @@ pub(super) struct EventPolls {
     asked: HashMap<String, Asked>,
     /// The follow-ups to start, by association: when, and what they follow.
     follow_ups: HashMap<String, (Instant, Asked)>,
+    /// When the running poll started (epoch ms, this machine's clock), by association.
+    started_ms: HashMap<String, i64>,
+    /// When the last poll that ended well started and ended (epoch ms), by association.
+    last_ok: HashMap<String, (i64, i64)>,
+    /// Triggers that came during a poll, dated after its start: answered by it if it reads
+    /// something new, else they wait for a poll of their own. What had been read when they
+    /// came, and the newest event time, by association.
+    late: HashMap<String, (Progress, i64, Vec<oneshot::Sender<Answer>>)>,
 }
+
+/// An event's `time` has whole seconds: one dated `t` happened before `t` + this.
+pub const EVENT_TIME_RESOLUTION_MS: i64 = 1_000;
 
 impl EventPolls {
     pub(super) fn new(registration: Registration) -> EventPolls {
@@ -126,6 +142,7 @@ impl EventPolls {
 
     /// A poll of `id` starts now: the triggers waiting for one are answered when it ends.
     pub(super) fn poll_started(&mut self, id: &str) {
+        self.started_ms.insert(id.to_string(), now_ms());
         self.waiting_ms.remove(id);
         if let Some(replies) = self.waiting.remove(id) {
             self.running
@@ -137,10 +154,16 @@ impl EventPolls {
 
     /// The poll of `id` ended: its triggers get their answer.
     pub(super) fn poll_ended(&mut self, id: &str, ok: bool) {
-        let answer = if ok {
-            Answer::Polled {
-                published_ms: now_ms(),
+        let started = self.started_ms.remove(id);
+        let now = now_ms();
+        match started {
+            Some(started) if ok => {
+                self.last_ok.insert(id.to_string(), (started, now));
             }
+            _ => {}
+        }
+        let answer = if ok {
+            Answer::Polled { published_ms: now }
         } else {
             Answer::PollFailed
         };
@@ -159,11 +182,44 @@ impl ScopeState {
         }
     }
 
-    /// Triggers came: those of associations this scope watches wait for a poll, which starts
-    /// now unless one is running (then when it ends); the others are answered at once.
+    /// Triggers came: those of associations this scope watches are answered by a poll that
+    /// started after their event (the last one that ended, or the running one), or by the
+    /// running poll if it reads something new; the others wait for a poll, which starts now
+    /// unless one is running (then when it ends). Unwatched ones are answered at once.
     fn triggered(&mut self, first: Trigger, scope: &Scope, shared: &Arc<Shared>) {
         for trigger in self.events.drain(first) {
-            if self.known.contains_key(&trigger.association_id) {
+            let id = &trigger.association_id;
+            // The newest moment the event may stand for.
+            let happened_by = trigger.time_ms.saturating_add(EVENT_TIME_RESOLUTION_MS);
+            let known = self.known.contains_key(id);
+            if let Some(&(_, ended)) = (self.events.last_ok.get(id))
+                .filter(|(started, _)| known && happened_by <= *started)
+            {
+                let _ = trigger.reply.send(Answer::Polled {
+                    published_ms: ended,
+                });
+                continue;
+            }
+            if known && self.in_flight.contains(id) {
+                let started = self.events.started_ms.get(id).copied();
+                if started.is_some_and(|started| happened_by <= started) {
+                    self.events
+                        .running
+                        .entry(trigger.association_id)
+                        .or_default()
+                        .push(trigger.reply);
+                    continue;
+                }
+                if let Some(entry) = shared.store.get(id) {
+                    let (_, newest, replies) = (self.events.late)
+                        .entry(trigger.association_id)
+                        .or_insert_with(|| (progress(&entry), i64::MIN, Vec::new()));
+                    *newest = (*newest).max(trigger.time_ms);
+                    replies.push(trigger.reply);
+                    continue;
+                }
+            }
+            if known {
                 let newest = self
                     .events
                     .waiting_ms
@@ -295,6 +351,7 @@ impl ScopeState {
     /// new; a poll asked for by events that read nothing new, the events being dated after
     /// everything read, is followed up, within the bounds of [`FOLLOW_UPS`] and the window.
     pub(super) fn follow_up(&mut self, id: &str, ok: bool, shared: &Shared) {
+        self.answer_late(id, ok, shared);
         let asked = self.events.asked.remove(id);
         let Some(entry) = shared.store.get(id) else {
             self.events.follow_ups.remove(id);
@@ -320,6 +377,37 @@ impl ScopeState {
                 ..asked
             };
             self.events.follow_ups.insert(id.to_string(), (at, next));
+        }
+    }
+}
+
+impl ScopeState {
+    /// The poll of `id` ended (`ok`): the triggers that came during it, dated after its start,
+    /// are answered by it if it read something new since they came; else they wait for a poll
+    /// of their own (started by `start_event_polls`).
+    fn answer_late(&mut self, id: &str, ok: bool, shared: &Shared) {
+        let Some((before, newest, replies)) = self.events.late.remove(id) else {
+            return;
+        };
+        let read = shared.store.get(id).map(|entry| progress(&entry));
+        let answer = match read {
+            _ if !ok => Answer::PollFailed,
+            Some(read) if read != before => Answer::Polled {
+                published_ms: now_ms(),
+            },
+            _ => {
+                let waiting_ms = self
+                    .events
+                    .waiting_ms
+                    .entry(id.to_string())
+                    .or_insert(newest);
+                *waiting_ms = (*waiting_ms).max(newest);
+                (self.events.waiting.entry(id.to_string()).or_default()).extend(replies);
+                return;
+            }
+        };
+        for reply in replies {
+            let _ = reply.send(answer);
         }
     }
 }

@@ -250,7 +250,12 @@ async fn duplicated_delayed_reordered_forged_and_lost_events_leave_counts_exact(
 
 /// An EventBridge-shaped State Manager event of `id` in the default scope, now.
 fn forged_event(id: &str) -> String {
-    let time = time::OffsetDateTime::now_utc()
+    forged_event_at(id, time::OffsetDateTime::now_utc())
+}
+
+/// An EventBridge-shaped State Manager event of `id` in the default scope, dated `at`.
+fn forged_event_at(id: &str, at: time::OffsetDateTime) -> String {
+    let time = at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     serde_json::json!({
@@ -623,5 +628,118 @@ async fn follow_ups_stop_at_their_bound_and_an_explained_event_has_none() {
     let metrics = exporter.metrics().await;
     assert_eq!(follow_ups(&metrics), 1.0, "the duplicate is explained");
     exact_never_over(&metrics, &sim, &ids).expect("exact");
+    exporter.stop().await;
+}
+
+/// #22: an event that comes while its association is being polled, dated after that poll
+/// started, is answered by it when it reads something new: no poll of its own. And an event
+/// dated (to the second) before the start of a poll of its association that ended is answered
+/// by that poll: a late duplicate costs no poll either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_a_poll_already_answers_costs_no_poll_of_its_own() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
+    exporter.wait_ready().await;
+    let polls = sim.request_count("DescribeAssociationExecutions");
+    // The event's poll takes 3 s: long enough for another event to come while it runs.
+    sim.push_fault(
+        FaultRule::new(Fault::Delay(Duration::from_secs(3)))
+            .operation("DescribeAssociationExecutions")
+            .association(ids[0].clone())
+            .times(1),
+    );
+    let run_end = time::OffsetDateTime::now_utc();
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("run", "Success", now_ms() - 500).with_last_execution_ms(now_ms()),
+    );
+    wait_until("the event's poll started", || {
+        sim.request_count("DescribeAssociationExecutions") > polls
+    })
+    .await;
+    sim.inject_message(&url, forged_event(&ids[0]));
+    wait_until("every event handled", || {
+        sim.queue_messages(&url).is_empty()
+    })
+    .await;
+    let metrics = exporter
+        .wait_for("exact", |m| exact_never_over(m, &sim, &ids))
+        .await;
+    assert_eq!(
+        metrics.value(names::POLLS_TOTAL, &[("reason", "event")]),
+        1.0,
+        "the event that came during the poll is answered by it"
+    );
+    let handled = received(&metrics, "association", "polled").number();
+    assert!(handled >= 2.0, "{handled} association events polled");
+    // A late duplicate, dated before the poll started.
+    sim.inject_message(
+        &url,
+        forged_event_at(&ids[0], run_end - time::Duration::seconds(2)),
+    );
+    let metrics = exporter
+        .wait_for("the duplicate handled", |m| {
+            let n = received(m, "association", "polled").number();
+            (n > handled).then_some(()).ok_or(format!("{n} handled"))
+        })
+        .await;
+    assert_eq!(
+        metrics.value(names::POLLS_TOTAL, &[("reason", "event")]),
+        1.0,
+        "an event dated before an ended poll's start is answered by that poll"
+    );
+    exact_never_over(&metrics, &sim, &ids).expect("exact");
+    exporter.stop().await;
+}
+
+/// #22: a slow poll holds up no other event: while one association's poll hangs, the queue
+/// goes on receiving, and another association's event is polled, counted and deleted (the
+/// hung one's message stays until its own poll ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_poll_holds_up_no_other_event() {
+    let (sim, ids) = simulator_with(2).await;
+    let url = add_queue(&sim, "ssm-events");
+    let mut config = events_config(&ids, &url, NO_LISTING);
+    // The hung poll runs for the whole test.
+    config.request_timeout = Duration::from_secs(60);
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let polls = sim.request_count("DescribeAssociationExecutions");
+    sim.push_fault(
+        FaultRule::new(Fault::Hang)
+            .operation("DescribeAssociationExecutions")
+            .association(ids[0].clone())
+            .times(1),
+    );
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("slow", "Success", now_ms() - 500).with_last_execution_ms(now_ms()),
+    );
+    wait_until("the hung poll started", || {
+        sim.request_count("DescribeAssociationExecutions") > polls
+    })
+    .await;
+    let hung = sim.queue_messages(&url).len();
+    assert!(hung >= 1, "the hung poll's messages are not deleted");
+    sim.add_execution(
+        &ids[1],
+        SimExecution::new("quick", "Success", now_ms() - 500).with_last_execution_ms(now_ms()),
+    );
+    exporter
+        .wait_for("the other association's run counted", |m| {
+            match m.value(
+                names::EXECUTIONS_TOTAL,
+                &[("association_id", &ids[1]), ("status", "Success")],
+            ) {
+                v if v == 1.0 => Ok(()),
+                v => Err(format!("{v}")),
+            }
+        })
+        .await;
+    wait_until("the other association's messages deleted", || {
+        sim.queue_messages(&url).len() == hung
+    })
+    .await;
     exporter.stop().await;
 }
