@@ -376,6 +376,8 @@ impl Daemon {
             target_detail: self.config.target_detail,
             started_ms: self.started_ms,
             routes: self.routes.clone(),
+            progress_poll_delay: (self.config.events.as_ref())
+                .map_or(std::time::Duration::ZERO, |e| e.progress_poll_delay),
         });
         for (scope, name) in scopes.into_iter().zip(self.scope_names.clone()) {
             let region = scope.region.clone().unwrap_or(default_region.clone());

@@ -17,7 +17,12 @@
 //! - the late-visibility window after its `LastExecutionDate` has passed and no poll has
 //!   succeeded since (`late`): an older run that becomes visible after a newer one changes
 //!   nothing in the listing, so one poll at the window's end finds every run that became
-//!   visible within it (one extra poll per listed run, never a sweep's wait);
+//!   visible within it (one extra poll per listed run, never a sweep's wait). Not when State
+//!   Manager events announced the runs up to that date and polls read every run an event
+//!   announced (`events_read_through`): then there is no announced run left to find, and a
+//!   run whose event was lost and which became visible late is found by the next poll of the
+//!   association (the next run's, or the sweep's), which reads as far back as the late poll
+//!   would have (the watermark has not moved since);
 //! - it has executions not final yet and a re-poll is due (`pending`): a run's end usually
 //!   moves the listing (the `Overview` follows the newest run in both `LastExecutionDate` modes,
 //!   the date too when it is set at the end), and then `changed` polls at once; the re-polls are
@@ -117,6 +122,9 @@ pub struct Known<'a> {
     pub sweep_slot_ms: Option<i64>,
     /// What polls have read of its newest executions.
     pub view: PollView,
+    /// State Manager events announced its runs up to its `LastExecutionDate`, and polls read
+    /// every run they announced (`crate::scheduler`'s events): no `late` poll.
+    pub events_read_through: bool,
 }
 
 /// The settings the rules use, milliseconds.
@@ -201,6 +209,7 @@ pub fn decide(
         let window_end = last.saturating_add(rules.late_window_ms);
         let aws_offset_ms = aws_now_ms.saturating_sub(now_ms);
         if window_end <= aws_now_ms
+            && !known.events_read_through
             && known
                 .last_poll_success_ms
                 .is_some_and(|polled| polled.saturating_add(aws_offset_ms) < window_end)
@@ -294,6 +303,7 @@ mod tests {
             last_poll_success_ms: Some(NOW - MINUTE),
             sweep_slot_ms: None,
             view: PollView::default(),
+            events_read_through: false,
         }
     }
 
@@ -453,6 +463,20 @@ mod tests {
             decide(&l, &sig, &known, &RULES, NOW, host_now),
             Decision::Poll(Reason::Late)
         );
+    }
+
+    /// With events that announced the runs up to `LastExecutionDate`, every announced run
+    /// read, the window's end costs no `late` poll; without that evidence it does.
+    #[test]
+    fn runs_events_announced_and_polls_read_need_no_late_poll() {
+        let l = listed(Some(NOW - 10 * MINUTE - 1));
+        let sig = l.signature();
+        let mut known = polled(&sig, Some(NOW - 10 * MINUTE - 1));
+        known.last_poll_success_ms = Some(NOW - 10 * MINUTE);
+        known.events_read_through = true;
+        assert_eq!(decide_now(&l, &known), Decision::Skip);
+        known.events_read_through = false;
+        assert_eq!(decide_now(&l, &known), Decision::Poll(Reason::Late));
     }
 
     #[test]

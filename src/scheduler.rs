@@ -87,6 +87,8 @@ pub struct Shared {
     pub started_ms: i64,
     /// Where State Manager events find this configuration's scope loops ([`triggered`]).
     pub routes: Arc<Routes>,
+    /// `events.progress_poll_delay`: how long a progress event's poll waits ([`triggered`]).
+    pub progress_poll_delay: Duration,
 }
 
 /// Per scope: the static IDs it lists and how many associations each selector matched.
@@ -661,6 +663,7 @@ impl ScopeState {
                 last_poll_success_ms: live.exposed.last_poll_success_ms,
                 sweep_slot_ms: self.sweep.slot(&l.id, pass.now),
                 view: live.exposed.view,
+                events_read_through: self.events.read_through(&l.id, l.last_execution_ms),
             };
             feed::decide(l, &signature, &known, &shared.rules, pass.aws_now, pass.now)
         };
@@ -748,6 +751,8 @@ impl ScopeState {
             }
             drop(claims);
             shared.store.retire(&gone, now);
+            // Their events' triggers are answered as unwatched; nothing is kept of them.
+            self.events.forget(&gone);
             // Their polls' denials go with their series (a tag denial stays while listed).
             shared
                 .metrics

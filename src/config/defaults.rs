@@ -146,8 +146,18 @@ pub(super) const EVENTS_POLL_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// the last safety net, behind the events and the listing; 6 hours costs a sixth of its polls.
 pub(super) const EVENTS_FULL_SWEEP_INTERVAL: Duration = Duration::from_secs(6 * 60 * 60);
 
+/// `events.progress_poll_delay`: a run that ends within a minute of its start costs one poll
+/// (its end's), and one that runs longer shows in progress within a minute, as with the
+/// polling interval without events. `0s` polls at once for every event.
+pub(super) const PROGRESS_POLL_DELAY_SETTING: DurationSetting = DurationSetting {
+    default: Duration::from_secs(60),
+    min: Duration::ZERO,
+    min_text: "0s",
+    max: Some((HOUR, "1h")),
+};
+
 /// The keys of the `events:` section, in documentation order.
-pub(super) const EVENTS_KEYS: &[&str] = &["queues"];
+pub(super) const EVENTS_KEYS: &[&str] = &["queues", "progress_poll_delay"];
 /// The keys of an `events.queues` entry, in documentation order.
 pub(super) const QUEUE_KEYS: &[&str] = &["url", "role_arn", "external_id"];
 

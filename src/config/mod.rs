@@ -397,6 +397,20 @@ pub trait Word: Copy + PartialEq + 'static {
 pub struct EventsConfig {
     /// One reader per queue, in file order, no repeats.
     pub queues: Vec<QueueConfig>,
+    /// How long the poll a progress event asks for (a run starting, one instance's change)
+    /// waits; a poll of the association that starts meanwhile answers it. An end's poll is
+    /// due at once.
+    pub progress_poll_delay: Duration,
+}
+
+impl EventsConfig {
+    /// `queues` with every other key at its default.
+    pub fn with_queues(queues: Vec<QueueConfig>) -> EventsConfig {
+        EventsConfig {
+            queues,
+            progress_poll_delay: defaults::PROGRESS_POLL_DELAY_SETTING.default,
+        }
+    }
 }
 
 /// One `events.queues` entry: an SQS queue and the credentials to read it with.

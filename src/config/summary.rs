@@ -124,9 +124,10 @@ impl Config {
         lines.push(match &self.events {
             None => "events: off (polling only)".to_owned(),
             Some(events) => format!(
-                "events: {} SQS queue{} (polls on State Manager events; listing and sweep as above)",
+                "events: {} SQS queue{} (polls on State Manager events: an end's at once, progress within {}; listing and sweep as above)",
                 events.queues.len(),
-                if events.queues.len() == 1 { "" } else { "s" }
+                if events.queues.len() == 1 { "" } else { "s" },
+                format_duration(events.progress_poll_delay)
             ),
         });
         for queue in self.events.iter().flat_map(|e| &e.queues) {

@@ -58,6 +58,10 @@ pub struct Event {
     pub association_id: String,
     /// The event's `time`, epoch milliseconds.
     pub time_ms: i64,
+    /// An association event whose `status` is not `Pending` or `InProgress`: a run of the
+    /// association may have ended (its poll is due now). Every other event is progress: a run
+    /// starting, or one instance's change, whose poll may wait (`events.progress_poll_delay`).
+    pub announces_end: bool,
 }
 
 /// What one message is.
@@ -122,13 +126,26 @@ pub fn parse(body: &str) -> Message {
             ))
         }
     };
+    let status = event
+        .get("detail")
+        .and_then(|d| d.get("status"))
+        .and_then(Value::as_str);
     Message::Event(Event {
         detail_type: kind,
         account_id,
         region,
         association_id,
         time_ms,
+        announces_end: kind == DetailType::Association && status.is_none_or(|s| !in_progress(s)),
     })
+}
+
+/// An association status that says a run is going on, not that one ended. An unknown or
+/// missing status counts as an end: when in doubt, the poll is not put off.
+fn in_progress(status: &str) -> bool {
+    ["Pending", "InProgress"]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(status))
 }
 
 /// `2026-12-03T15:49:09Z` to epoch milliseconds.
@@ -177,18 +194,19 @@ mod tests {
 
     #[test]
     fn both_state_manager_events_name_their_association() {
-        let expected = |detail_type| {
+        let expected = |detail_type, announces_end| {
             Message::Event(Event {
                 detail_type,
                 account_id: "123456789012".into(),
                 region: "us-east-2".into(),
                 association_id: ID.to_ascii_lowercase(),
                 time_ms: 1_796_312_949_000,
+                announces_end,
             })
         };
         assert_eq!(
             parse(&association_event().to_string()),
-            expected(DetailType::Association)
+            expected(DetailType::Association, true)
         );
         let mut instance = association_event();
         instance["detail-type"] = json!("EC2 State Manager Instance Association State Change");
@@ -196,8 +214,40 @@ mod tests {
             json!({"association-id": ID, "instance-id": "i-0123", "status": "Failed"});
         assert_eq!(
             parse(&instance.to_string()),
-            expected(DetailType::InstanceAssociation)
+            expected(DetailType::InstanceAssociation, false)
         );
+    }
+
+    /// Only an association event can announce an end, and only when its status is not one of
+    /// a run going on; an instance event is progress whatever its status (one instance's end
+    /// is not the run's).
+    #[test]
+    fn an_association_s_end_is_told_from_progress() {
+        let ends = |detail_type: &str, status: Option<&str>| {
+            let mut event = association_event();
+            event["detail-type"] = json!(detail_type);
+            match status {
+                Some(status) => event["detail"]["status"] = json!(status),
+                None => {
+                    event["detail"].as_object_mut().unwrap().remove("status");
+                }
+            }
+            match parse(&event.to_string()) {
+                Message::Event(e) => e.announces_end,
+                other => panic!("{other:?}"),
+            }
+        };
+        let association = DetailType::Association.aws_name();
+        let instance = DetailType::InstanceAssociation.aws_name();
+        for status in ["Success", "Failed", "TimedOut", "Cancelled", "Skipped"] {
+            assert!(ends(association, Some(status)), "{status}");
+            assert!(!ends(instance, Some(status)), "instance {status}");
+        }
+        for status in ["Pending", "InProgress", "inprogress"] {
+            assert!(!ends(association, Some(status)), "{status}");
+        }
+        assert!(ends(association, None), "no status: not put off");
+        assert!(!ends(instance, None));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! One `events:` queue's task: long-poll, read each message, ask the scope loops for polls,
-//! delete each message once its own poll has ended (receiving goes on meanwhile); a failing
-//! queue is retried with backoff.
+//! delete each end's message once its own poll has ended and a progress event's at once
+//! (receiving goes on meanwhile); a failing queue is retried with backoff.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,11 +43,11 @@ pub fn retry_wait(failures: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(ceiling_ms / 2..=ceiling_ms))
 }
 
-/// A message and what became of it.
+/// A message to delete, what became of an event, or both.
 struct Handled {
-    receipt_handle: String,
-    detail_type: &'static str,
-    outcome: &'static str,
+    receipt_handle: Option<String>,
+    /// `detail_type` and `outcome` labels.
+    outcome: Option<(&'static str, &'static str)>,
 }
 
 /// A message read: handled at once, or an event whose polls' answers are to come.
@@ -56,15 +56,17 @@ enum Read {
     Asked(Received, Event, Vec<oneshot::Receiver<Answer>>),
 }
 
-/// Messages whose polls may run at once, per queue: four receives' worth. A receive waits
+/// End messages whose polls may run at once, per queue: four receives' worth. A receive waits
 /// while this many wait for their polls, so a slow poll holds up no other event until then.
+/// Progress events do not count: their messages are deleted at once.
 pub const IN_FLIGHT: usize = 4 * BATCH as usize;
 
 impl Reader {
-    /// Reads the queue until `stop`: receives go on while earlier messages wait for their
-    /// polls (at most [`IN_FLIGHT`]), and every message is deleted once handled (its own poll
-    /// ended, or it is malformed, foreign or unwatched); a stop while polls run leaves their
-    /// messages in the queue, to come back after their visibility timeout.
+    /// Reads the queue until `stop`: receives go on while earlier end messages wait for their
+    /// polls (at most [`IN_FLIGHT`]), and every end's message is deleted once handled (its own
+    /// poll ended, or it is unwatched), a progress event's, a malformed or a foreign one at
+    /// once; a stop while polls run leaves the ends' messages in the queue, to come back after
+    /// their visibility timeout.
     pub async fn run(self, stop: CancellationToken) {
         let reader = Arc::new(self);
         let (done, handled) = mpsc::unbounded_channel();
@@ -80,8 +82,11 @@ impl Reader {
     async fn receive(self: Arc<Self>, done: mpsc::UnboundedSender<Handled>) {
         let mut failures = 0u32;
         let mut waiting = JoinSet::new();
+        // The outcomes of progress events still to come (their messages are deleted).
+        let mut progress = JoinSet::new();
         loop {
             while waiting.try_join_next().is_some() {}
+            while progress.try_join_next().is_some() {}
             while waiting.len() + BATCH as usize > IN_FLIGHT {
                 waiting.join_next().await;
             }
@@ -107,12 +112,33 @@ impl Reader {
                     Read::Handled(handled) => {
                         let _ = done.send(handled);
                     }
-                    Read::Asked(message, event, answers) => {
+                    Read::Asked(message, event, answers) if event.announces_end => {
                         let (reader, done) = (self.clone(), done.clone());
                         waiting.spawn(async move {
                             let answer = combine(answers).await;
-                            if let Some(handled) = reader.answered(message, &event, answer) {
-                                let _ = done.send(handled);
+                            if let Some(outcome) = reader.answered(&event, answer) {
+                                let _ = done.send(Handled {
+                                    receipt_handle: Some(message.receipt_handle),
+                                    outcome: Some(outcome),
+                                });
+                            }
+                        });
+                    }
+                    Read::Asked(message, event, answers) => {
+                        // Progress: its poll may wait, the message does not (the first
+                        // listing after a restart polls what a lost one would have asked for).
+                        let _ = done.send(Handled {
+                            receipt_handle: Some(message.receipt_handle),
+                            outcome: None,
+                        });
+                        let (reader, done) = (self.clone(), done.clone());
+                        progress.spawn(async move {
+                            let answer = combine(answers).await;
+                            if let Some(outcome) = reader.answered(&event, answer) {
+                                let _ = done.send(Handled {
+                                    receipt_handle: None,
+                                    outcome: Some(outcome),
+                                });
                             }
                         });
                     }
@@ -125,13 +151,13 @@ impl Reader {
     async fn delete(&self, mut handled: mpsc::UnboundedReceiver<Handled>) {
         let mut batch = Vec::with_capacity(BATCH as usize);
         while handled.recv_many(&mut batch, BATCH as usize).await > 0 {
-            for h in &batch {
+            for (detail_type, outcome) in batch.iter().filter_map(|h| h.outcome) {
                 self.metrics
                     .events_received_total
-                    .with_label_values(&[h.detail_type, h.outcome])
+                    .with_label_values(&[detail_type, outcome])
                     .inc();
             }
-            let handles: Vec<String> = batch.drain(..).map(|h| h.receipt_handle).collect();
+            let handles: Vec<String> = batch.drain(..).filter_map(|h| h.receipt_handle).collect();
             match self.queue.delete(&handles).await {
                 Ok(failed) => {
                     for error in failed {
@@ -150,17 +176,18 @@ impl Reader {
             Message::Malformed(detail_type, reason) => {
                 tracing::warn!(queue = %self.url, message_id = %message.message_id, %reason, "malformed message in the events queue; deleted");
                 Read::Handled(Handled {
-                    receipt_handle: message.receipt_handle,
-                    detail_type: detail_type.map_or(parse::OTHER, DetailType::name),
-                    outcome: "malformed",
+                    receipt_handle: Some(message.receipt_handle),
+                    outcome: Some((
+                        detail_type.map_or(parse::OTHER, DetailType::name),
+                        "malformed",
+                    )),
                 })
             }
             Message::Foreign(what) => {
                 tracing::info!(queue = %self.url, message_id = %message.message_id, event = %what, "not a State Manager event; deleted");
                 Read::Handled(Handled {
-                    receipt_handle: message.receipt_handle,
-                    detail_type: parse::OTHER,
-                    outcome: "foreign",
+                    receipt_handle: Some(message.receipt_handle),
+                    outcome: Some((parse::OTHER, "foreign")),
                 })
             }
             Message::Event(event) => {
@@ -168,22 +195,25 @@ impl Reader {
                     account_id: event.account_id.clone(),
                     region: event.region.clone(),
                 };
-                let answers = self
-                    .routes
-                    .trigger(&key, &event.association_id, event.time_ms);
+                let answers = self.routes.trigger(
+                    &key,
+                    &event.association_id,
+                    event.time_ms,
+                    event.announces_end,
+                );
                 Read::Asked(message, event, answers)
             }
         }
     }
 
-    /// What became of an event, from its answer; `None` when its scope loop stopped before
-    /// the poll ended (the message stays in the queue).
+    /// What became of an event (its `detail_type` and `outcome` labels), from its answer;
+    /// `None` when its scope loop stopped before the poll ended (an end's message stays in the
+    /// queue).
     fn answered(
         &self,
-        message: Received,
         event: &Event,
         answer: Option<Answer>,
-    ) -> Option<Handled> {
+    ) -> Option<(&'static str, &'static str)> {
         let Some(answer) = answer else {
             tracing::debug!(queue = %self.url, association_id = %event.association_id, "the scope loop stopped before the poll ended; the message stays in the queue");
             return None;
@@ -202,11 +232,7 @@ impl Reader {
             // Only watched associations: forged IDs cannot grow the board.
             self.board.event(&self.url, event, outcome, now_ms());
         }
-        Some(Handled {
-            receipt_handle: message.receipt_handle,
-            detail_type: event.detail_type.name(),
-            outcome,
-        })
+        Some((event.detail_type.name(), outcome))
     }
 
     fn received_ok(&self) {

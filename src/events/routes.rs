@@ -11,13 +11,16 @@ use tokio::sync::{mpsc, oneshot};
 use crate::model::ScopeKey;
 use crate::sync::lock;
 
-/// A request for a poll of one association now.
+/// A request for a poll of one association: now for an event that announces an end, within
+/// `events.progress_poll_delay` for progress.
 #[derive(Debug)]
 pub struct Trigger {
     /// Lower case.
     pub association_id: String,
     /// The event's `time` (AWS's clock), epoch milliseconds.
     pub time_ms: i64,
+    /// The event may announce a run's end ([`crate::events::parse::Event::announces_end`]).
+    pub announces_end: bool,
     pub reply: oneshot::Sender<Answer>,
 }
 
@@ -84,12 +87,14 @@ impl Routes {
     }
 
     /// Asks every scope loop of `key` for a poll of `association_id` (for an event dated
-    /// `time_ms`); their answers to come. Empty when no loop watches that account and region.
+    /// `time_ms`, announcing an end or not); their answers to come. Empty when no loop watches
+    /// that account and region.
     pub fn trigger(
         &self,
         key: &ScopeKey,
         association_id: &str,
         time_ms: i64,
+        announces_end: bool,
     ) -> Vec<oneshot::Receiver<Answer>> {
         let scopes = lock(&self.scopes);
         let Some(senders) = scopes.get(key) else {
@@ -102,6 +107,7 @@ impl Routes {
                 let trigger = Trigger {
                     association_id: association_id.to_string(),
                     time_ms,
+                    announces_end,
                     reply,
                 };
                 tx.send(trigger).ok().map(|()| answer)
@@ -144,9 +150,9 @@ mod tests {
         let mut eu = routes.register(key("111111111111", "eu-west-1"));
         let mut us = routes.register(key("111111111111", "us-east-1"));
         assert!(routes
-            .trigger(&key("222222222222", "eu-west-1"), "a", 0)
+            .trigger(&key("222222222222", "eu-west-1"), "a", 0, true)
             .is_empty());
-        let answers = routes.trigger(&key("111111111111", "eu-west-1"), "a", 0);
+        let answers = routes.trigger(&key("111111111111", "eu-west-1"), "a", 0, true);
         assert_eq!(answers.len(), 1);
         let trigger = eu.triggers.try_recv().unwrap();
         assert_eq!(trigger.association_id, "a");
@@ -161,7 +167,7 @@ mod tests {
         );
         drop(eu);
         assert!(routes
-            .trigger(&key("111111111111", "eu-west-1"), "a", 0)
+            .trigger(&key("111111111111", "eu-west-1"), "a", 0, true)
             .is_empty());
     }
 
@@ -173,7 +179,7 @@ mod tests {
         let k = key("111111111111", "eu-west-1");
         let mut a = routes.register(k.clone());
         let mut b = routes.register(k.clone());
-        let answers = routes.trigger(&k, "x", 0);
+        let answers = routes.trigger(&k, "x", 0, true);
         a.triggers
             .try_recv()
             .unwrap()
@@ -187,7 +193,7 @@ mod tests {
             .send(Answer::PollFailed)
             .unwrap();
         assert_eq!(combine(answers).await, Some(Answer::PollFailed));
-        let answers = routes.trigger(&k, "x", 0);
+        let answers = routes.trigger(&k, "x", 0, true);
         a.triggers
             .try_recv()
             .unwrap()

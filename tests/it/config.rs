@@ -186,6 +186,7 @@ fn full_config_sets_every_key() {
                         external_id: Some("ext-id-2".into()),
                     },
                 ],
+                progress_poll_delay: secs(45),
             }),
             source: fixture("valid_full.yaml"),
         }
@@ -400,7 +401,7 @@ fn summary_lists_effective_values() {
              per_association_internals true\n\
              target_detail: enabled true, max_targets_per_execution 200, \
              failing_targets_gauge true, max_failing_targets 5\n\
-             events: 2 SQS queues (polls on State Manager events; listing and sweep as above)\n\
+             events: 2 SQS queues (polls on State Manager events: an end's at once, progress within 45s; listing and sweep as above)\n\
              \x20 - https://sqs.eu-central-2.amazonaws.com/111111111111/ssm-events (account 111111111111, eu-central-2) read with own credentials\n\
              \x20 - https://sqs.eu-west-1.amazonaws.com/222222222222/ssm-events (account 222222222222, eu-west-1) read with arn:aws:iam::222222222222:role/ops/ssm-events-reader"
         ),
@@ -699,7 +700,11 @@ const BAD_CONFIGS: &[(&str, &str)] = &[
     ),
     (
         "events_unknown_key.yaml",
-        "tests/fixtures/config/bad/events_unknown_key.yaml:3:3: events.queue: unknown key; expected queues (did you mean queues?)",
+        "tests/fixtures/config/bad/events_unknown_key.yaml:3:3: events.queue: unknown key; expected one of queues, progress_poll_delay (did you mean queues?)",
+    ),
+    (
+        "events_progress_poll_delay_too_long.yaml",
+        "tests/fixtures/config/bad/events_progress_poll_delay_too_long.yaml:5:24: events.progress_poll_delay: must be at most 1h, got 2h",
     ),
 ];
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ssm_association_exporter::config::{Config, EventsConfig, QueueConfig};
 use ssm_association_exporter::names;
 use ssm_simulator::{
-    EventRoute, Fault, FaultRule, QueueFaults, QueueOutage, SimExecution, Simulator,
+    EventRoute, Fault, FaultRule, QueueFaults, QueueOutage, SimExecution, SimTarget, Simulator,
     DEFAULT_ACCOUNT, DEFAULT_REGION,
 };
 
@@ -46,6 +46,7 @@ fn events_config(ids: &[String], url: &str, poll_interval: Duration) -> Config {
             role_arn: None,
             external_id: None,
         }],
+        ..EventsConfig::with_queues(Vec::new())
     });
     config
 }
@@ -88,23 +89,39 @@ async fn wait_until(what: &str, check: impl Fn() -> bool) {
 }
 
 /// A run that starts and ends after the first listing is counted by the polls its events
-/// trigger: no listing happens (30-day interval), every poll after the first is `event`.
+/// trigger: no listing happens (30-day interval), every poll after the first is `event`. Its
+/// start (progress) is polled once `events.progress_poll_delay` (2 s here) has passed, not
+/// before; its end at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_counts_an_execution_end_without_waiting_for_a_listing() {
     let (sim, ids) = simulator_with(2).await;
     let url = add_queue(&sim, "ssm-events");
-    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
+    let mut config = events_config(&ids, &url, NO_LISTING);
+    let delay = Duration::from_secs(2);
+    config.events.as_mut().unwrap().progress_poll_delay = delay;
+    let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;
     let listings = sim.request_count("ListAssociations");
+    let polls = sim.request_count("DescribeAssociationExecutions");
     let before = exporter.metrics().await;
     let event_polls = before
         .value(names::POLLS_TOTAL, &[("reason", "event")])
         .number();
     assert_eq!(event_polls, 0.0, "no event yet");
 
+    let started = tokio::time::Instant::now();
     sim.add_execution(
         &ids[0],
         SimExecution::new("run-1", "InProgress", now_ms() - 1_000),
+    );
+    wait_until("the start's poll", || {
+        sim.request_count("DescribeAssociationExecutions") > polls
+    })
+    .await;
+    assert!(
+        started.elapsed() >= delay,
+        "the start's poll waited for the progress delay: {:?}",
+        started.elapsed()
     );
     exporter
         .wait_for("the run in progress", |m| {
@@ -658,7 +675,8 @@ async fn an_event_a_poll_already_answers_costs_no_poll_of_its_own() {
         sim.request_count("DescribeAssociationExecutions") > polls
     })
     .await;
-    sim.inject_message(&url, forged_event(&ids[0]));
+    // The run's end event again, dated (to the second) when the run ended: that poll read it.
+    sim.inject_message(&url, forged_event_at(&ids[0], run_end));
     wait_until("every event handled", || {
         sim.queue_messages(&url).is_empty()
     })
@@ -690,6 +708,188 @@ async fn an_event_a_poll_already_answers_costs_no_poll_of_its_own() {
         "an event dated before an ended poll's start is answered by that poll"
     );
     exact_never_over(&metrics, &sim, &ids).expect("exact");
+    exporter.stop().await;
+}
+
+/// #22: an end that comes while a poll runs is not answered by it when that poll read
+/// something new but not the end: here the poll of run A's end reads run B in progress on its
+/// first page and A's end on its second (3 s late); B ends in between, its end event coming
+/// during the poll, dated a second after anything it read. B's end gets a poll of its own and
+/// is counted within seconds, with no listing (30-day interval).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_that_read_a_run_s_start_does_not_answer_its_end() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
+    exporter.wait_ready().await;
+    let listings = sim.request_count("ListAssociations");
+    let polls = sim.request_count("DescribeAssociationExecutions");
+    sim.set_page_size(Some(1));
+    sim.push_fault(
+        FaultRule::new(Fault::Delay(Duration::from_secs(3)))
+            .operation("DescribeAssociationExecutions")
+            .association(ids[0].clone())
+            .only_with_next_token()
+            .times(1),
+    );
+    // B, newest, on the first page (its start is progress: no poll of its own yet).
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("b", "InProgress", now_ms() - 1_000),
+    );
+    let a_end = now_ms();
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("a", "Success", a_end - 3_000).with_last_execution_ms(a_end),
+    );
+    wait_until("the poll of A's end at its second page", || {
+        sim.request_count("DescribeAssociationExecutions") >= polls + 2
+    })
+    .await;
+    // B ends a second after anything that poll has read.
+    let next_second = (a_end / 1000 + 1) * 1000;
+    tokio::time::sleep(Duration::from_millis(
+        (next_second - now_ms()).max(0) as u64 + 50,
+    ))
+    .await;
+    sim.update_execution(&ids[0], "b", |e| {
+        e.status = "Failed".to_string();
+        e.last_execution_ms = Some(now_ms());
+    });
+    let metrics = exporter
+        .wait_for("B's end counted", |m| {
+            exact_never_over(m, &sim, &ids)?;
+            match m.value(
+                names::EXECUTIONS_TOTAL,
+                &[("association_id", &ids[0]), ("status", "Failed")],
+            ) {
+                v if v == 1.0 => Ok(()),
+                v => Err(format!("Failed {v}")),
+            }
+        })
+        .await;
+    assert_eq!(
+        sim.request_count("ListAssociations"),
+        listings,
+        "no listing: B's own event poll counted it"
+    );
+    assert!(metrics.value(names::POLLS_TOTAL, &[("reason", "event")]) >= 2.0);
+    exporter.stop().await;
+}
+
+/// #22, one poll per run: at the default `events.progress_poll_delay` (1 minute), a run that
+/// starts and ends within it costs one `DescribeAssociationExecutions`, its end's. Its start's
+/// events (the association's `Pending`, the instance's `InProgress`) are deleted from the
+/// queue at once, ask for no poll of their own, and are answered by the end's poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_ends_within_the_progress_delay_costs_one_poll() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
+    exporter.wait_ready().await;
+    let polls = sim.request_count("DescribeAssociationExecutions");
+    let received_start = sim.queue_stats(&url).received;
+    sim.add_execution(
+        &ids[0],
+        SimExecution::new("run", "InProgress", now_ms() - 500)
+            .with_target(SimTarget::new("i-0123456789abcdef0", "InProgress")),
+    );
+    wait_until("the start's events received and deleted", || {
+        let stats = sim.queue_stats(&url);
+        stats.received >= received_start + 2 && sim.queue_messages(&url).is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        sim.request_count("DescribeAssociationExecutions"),
+        polls,
+        "a run's start asks for no poll now"
+    );
+    sim.update_execution(&ids[0], "run", |e| {
+        e.status = "Success".to_string();
+        e.last_execution_ms = Some(now_ms());
+        for target in &mut e.targets {
+            target.status = "Success".to_string();
+            target.detailed_status = Some("Success".to_string());
+        }
+    });
+    let metrics = exporter
+        .wait_for("the run counted and its four events answered", |m| {
+            exact_never_over(m, &sim, &ids)?;
+            let answered = received(m, "association", "polled").number()
+                + received(m, "instance_association", "polled").number();
+            (answered == 4.0)
+                .then_some(())
+                .ok_or(format!("{answered} answered"))
+        })
+        .await;
+    assert_eq!(
+        sim.request_count("DescribeAssociationExecutions"),
+        polls + 1,
+        "one poll for the run"
+    );
+    assert_eq!(
+        metrics.value(names::POLLS_TOTAL, &[("reason", "event")]),
+        1.0
+    );
+    wait_until("the queue emptied", || sim.queue_messages(&url).is_empty()).await;
+    exporter.stop().await;
+}
+
+/// #22: with events, a run whose end event came and whose run its poll read costs no `late`
+/// poll when its late-visibility window ends (2 s here, listings every 300 ms); a run whose
+/// event was lost (the queue loses every event) does, as without events; and once events come
+/// again, the next run costs none again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_run_its_poll_read_costs_no_late_poll_a_lost_one_does() {
+    let (sim, ids) = simulator_with(1).await;
+    let url = add_queue(&sim, "ssm-events");
+    let mut config = events_config(&ids, &url, Duration::from_millis(300));
+    config.late_visibility_window = Duration::from_secs(2);
+    let exporter = Exporter::start(config, &sim).await;
+    exporter.wait_ready().await;
+    let late = |m: &Metrics| m.value(names::POLLS_TOTAL, &[("reason", "late")]).number();
+    // A run, then ten listings after its window's end; `late` polls over that time.
+    let run = |name: &'static str| {
+        let (sim, ids, exporter) = (&sim, &ids, &exporter);
+        async move {
+            let before = late(&exporter.metrics().await);
+            let end = now_ms();
+            sim.add_execution(
+                &ids[0],
+                SimExecution::new(name, "Failed", end - 500).with_last_execution_ms(end),
+            );
+            exporter
+                .wait_for("the run counted", |m| exact_never_over(m, sim, ids))
+                .await;
+            tokio::time::sleep(Duration::from_millis((end + 2_500 - now_ms()).max(0) as u64)).await;
+            let listings = sim.request_count("ListAssociations");
+            wait_until("ten listings past the window", || {
+                sim.request_count("ListAssociations") >= listings + 10
+            })
+            .await;
+            let metrics = exporter.metrics().await;
+            exact_never_over(&metrics, sim, ids).expect("exact");
+            late(&metrics) - before
+        }
+    };
+    assert_eq!(
+        run("announced").await,
+        0.0,
+        "announced and read: no late poll"
+    );
+    sim.set_queue_faults(&url, QueueFaults::default().lose(1.0).seed(1));
+    assert_eq!(
+        run("lost").await,
+        1.0,
+        "its event lost: the late poll, once"
+    );
+    sim.set_queue_faults(&url, QueueFaults::default());
+    assert_eq!(
+        run("announced again").await,
+        0.0,
+        "events again: no late poll"
+    );
     exporter.stop().await;
 }
 

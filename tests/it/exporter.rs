@@ -783,9 +783,9 @@ async fn a_real_scrape_passes_promtool_check_metrics() {
         role_arn: None,
         external_id: None,
     };
-    config.events = Some(ssm_association_exporter::config::EventsConfig {
-        queues: vec![queue_config(&queue), queue_config(&missing)],
-    });
+    config.events = Some(ssm_association_exporter::config::EventsConfig::with_queues(
+        vec![queue_config(&queue), queue_config(&missing)],
+    ));
     let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;
     // Targets are read after the counts, off the polls' path: readiness does not wait for

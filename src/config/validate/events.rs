@@ -1,7 +1,7 @@
 //! The `events:` section: the SQS queues State Manager events are read from (queue URLs, the
 //! role to read each with).
 
-use super::super::defaults::{EVENTS_KEYS, QUEUE_KEYS};
+use super::super::defaults::{EVENTS_KEYS, PROGRESS_POLL_DELAY_SETTING, QUEUE_KEYS};
 use super::super::{ConfigError, EventsConfig, QueueConfig};
 use super::scopes::is_region;
 use super::{Entry, MappingList, Validator};
@@ -21,18 +21,26 @@ impl Validator<'_> {
     /// The `events:` section: a mapping with the required key `queues`.
     pub(super) fn events(&self, key: &str, node: &Node) -> Result<EventsConfig, ConfigError> {
         let mut queues = None;
+        let mut progress_poll_delay = PROGRESS_POLL_DELAY_SETTING.default;
         for Entry {
             name, path, value, ..
         } in self.section(key, node, EVENTS_KEYS)?
         {
             match name.as_str() {
                 "queues" => queues = Some(self.queues(&path, value)?),
+                "progress_poll_delay" => {
+                    progress_poll_delay =
+                        self.duration(&path, value, &PROGRESS_POLL_DELAY_SETTING)?;
+                }
                 // `section` only yields names listed in EVENTS_KEYS.
                 _ => unreachable!("{name} is not in EVENTS_KEYS"),
             }
         }
         match queues {
-            Some(queues) => Ok(EventsConfig { queues }),
+            Some(queues) => Ok(EventsConfig {
+                queues,
+                progress_poll_delay,
+            }),
             None => Err(self.error(
                 node,
                 key,

@@ -293,6 +293,17 @@ fn events_queues_render_into_the_config_the_exporter_checks() {
         "the events default: {out}"
     );
 
+    // events.progress_poll_delay rides along with the queues, and the binary takes it.
+    let file = values_file(
+        &dir,
+        "events-delay",
+        &serde_json::json!({ "events": { "queues": queues, "progress_poll_delay": "30s" } }),
+    );
+    let (text, config) = rendered_config(&render_ok(&["-f", &file]).unwrap());
+    assert_eq!(config["events"]["progress_poll_delay"], "30s", "{text}");
+    let (ok, out) = config_check(&text);
+    assert!(ok && out.contains("progress within 30s"), "{out}");
+
     // Without queues: no events key, the usual polling.
     let (text, config) = rendered_config(&render_ok(&[]).unwrap());
     assert!(config.get("events").is_none(), "{text}");

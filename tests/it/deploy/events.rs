@@ -515,6 +515,7 @@ async fn the_exporter_calls_no_sqs_action_the_policies_do_not_grant() {
             role_arn: None,
             external_id: None,
         }],
+        ..EventsConfig::with_queues(Vec::new())
     });
     let exporter = Exporter::start(config, &sim).await;
     exporter.wait_ready().await;

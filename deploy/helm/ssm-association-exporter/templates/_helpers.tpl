@@ -92,7 +92,11 @@ placeholder IDs of values.yaml: they are dropped when discovery is set. */}}
 {{- if hasKey $config "events" }}
 {{- fail "events.queues and config.events both name queues: set one of them" }}
 {{- end }}
-{{- $_ := set $config "events" (dict "queues" $queues) }}
+{{- $events := dict "queues" $queues }}
+{{- with .Values.events.progress_poll_delay }}
+{{- $_ := set $events "progress_poll_delay" . }}
+{{- end }}
+{{- $_ := set $config "events" $events }}
 {{- end }}
 {{- if or .Values.state.enabled .Values.persistence.enabled }}
 {{- $_ := set $config "state_file" "/var/lib/ssm-association-exporter/state.json" }}
