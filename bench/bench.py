@@ -16,7 +16,9 @@ a build without the `metrics:` section), BENCH_ESTATE_INTERVALS (poll intervals 
 window, default 5, 3 quick; at least 3). BENCH_ONLY=events runs only the State Manager events
 scenario (issue 22; not part of the default run): BENCH_EVENTS_SECONDS (window, default 420,
 120 quick), BENCH_EVENTS_RATE (runs ending per second, default 0.5), BENCH_EVENTS_MODES
-(default "off,on"), BENCH_EVENTS_ASSOCIATIONS (default 1000).
+(default "off,on"), BENCH_EVENTS_ASSOCIATIONS (default 1000), BENCH_EVENTS_WARMUP (seconds after
+the first round before the window, default 630, 30 quick: past the 10-minute late-visibility
+window, so that the window holds the `late` polls of earlier runs).
 """
 
 import argparse
@@ -709,6 +711,9 @@ def estate(bins, associations, accounts, regions, scrape_figures):
 EVENTS_ASSOCIATIONS = int(os.environ.get("BENCH_EVENTS_ASSOCIATIONS", "1000"))
 EVENTS_SECONDS = float(os.environ.get("BENCH_EVENTS_SECONDS", "120" if QUICK else "420"))
 EVENTS_RATE = float(os.environ.get("BENCH_EVENTS_RATE", "0.5"))
+# After the first round, before the window: at least the late-visibility window (10 min at the
+# defaults) so that the `late` polls of earlier runs fall in the window as in steady state.
+EVENTS_WARMUP = float(os.environ.get("BENCH_EVENTS_WARMUP", "30" if QUICK else "630"))
 EVENTS_DELAY = "1s"  # the simulator's events become receivable 1 s after the change
 EVENTS_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/ssm-association-events"
 EVENTS_SCRAPE_PERIOD = 0.25
@@ -734,7 +739,8 @@ def events_run(bins, with_events):
     """EVENTS_ASSOCIATIONS associations, the default request budget (5/s) and intervals, runs
     ending at EVENTS_RATE per second on random associations; with events the simulator puts
     each change's events on its SQS queue, receivable 1 s later, and the config reads it.
-    After the first round and 30 s, for EVENTS_SECONDS: /metrics (gzip) every 0.25 s; each rise
+    After the first round and EVENTS_WARMUP (630 s: past the late-visibility window, so the
+    window holds the `late` polls of earlier runs as in steady state), for EVENTS_SECONDS: /metrics (gzip) every 0.25 s; each rise
     of an association's `executions_total` is matched to the earliest uncounted run end of
     that association (the simulator's /_sim/ends), so latency = when the scrape that showed it
     returned − when the run reached its final state. Calls: the simulator's request counts
@@ -773,8 +779,9 @@ def events_run(bins, with_events):
             if time.monotonic() > deadline:
                 raise RuntimeError("events: first round not done in time")
             time.sleep(1.0)
-        log(f"  first round done after {time.monotonic() - exporter.t0:.0f} s; warm-up 30 s")
-        time.sleep(30)
+        log(f"  first round done after {time.monotonic() - exporter.t0:.0f} s; "
+            f"warm-up {EVENTS_WARMUP:.0f} s")
+        time.sleep(EVENTS_WARMUP)
         text_start = exporter.metrics(gzip_ok=True)
         counts_start = sim.request_counts()
         cpu_start = cpu_seconds(exporter.pid)
@@ -860,7 +867,8 @@ def events_run(bins, with_events):
 
 def events_report(args, runs, elapsed):
     knobs = [f"{k}={os.environ[k]}" for k in ("BENCH_EVENTS_SECONDS", "BENCH_EVENTS_RATE",
-                                               "BENCH_EVENTS_ASSOCIATIONS", "BENCH_QUICK")
+                                               "BENCH_EVENTS_ASSOCIATIONS", "BENCH_EVENTS_WARMUP",
+                                               "BENCH_EVENTS_MODES", "BENCH_QUICK")
              if k in os.environ]
     out = [f"# Events benchmark (issue 22), {time.strftime('%Y-%m-%d')}", "",
            f"- Machine: {machine()}",
@@ -869,6 +877,7 @@ def events_report(args, runs, elapsed):
            f"- {EVENTS_ASSOCIATIONS:,} associations, one account and region, default request "
            f"budget (5/s, 4 concurrent) and intervals, runs ending at {EVENTS_RATE}/s on random "
            f"associations, simulator events receivable {EVENTS_DELAY} after the change; "
+           f"window after the first round and {EVENTS_WARMUP:.0f} s; "
            f"/metrics read every {EVENTS_SCRAPE_PERIOD} s", "",
            "| events | poll_interval | runs counted / ended | final → counter p50 | p99 | max "
            "| SSM calls / 60 s | SSM calls / run | SQS calls / 60 s | polls / 60 s by reason "
