@@ -361,6 +361,7 @@ mod tests {
         known.view = PollView {
             newest: Some((NOW - 2 * MINUTE, Some(FinalStatus::Success))),
             newest_end_ms: Some(NOW - MINUTE),
+            ..PollView::default()
         };
         let shows = |last: i64, overview: &str| {
             let mut l = listed(Some(last));
@@ -393,6 +394,7 @@ mod tests {
         known.view = PollView {
             newest: Some((NOW - 2 * MINUTE, None)),
             newest_end_ms: Some(NOW - 30 * MINUTE),
+            ..PollView::default()
         };
         known.in_progress = 1;
         known.newest_in_progress_ms = Some(NOW - 2 * MINUTE);

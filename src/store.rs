@@ -95,7 +95,13 @@ pub struct PollView {
     pub newest: Option<(i64, Option<FinalStatus>)>,
     /// The newest end (`LastExecutionDate`, else `CreatedTime`) of a final execution read.
     pub newest_end_ms: Option<i64>,
+    /// The [`RECENT_ENDS`] newest distinct ends of final executions read, newest first (0:
+    /// none): what State Manager end events are matched against (`crate::scheduler`'s events).
+    pub recent_ends: [i64; RECENT_ENDS],
 }
+
+/// Ends of final executions [`PollView`] keeps per association.
+pub const RECENT_ENDS: usize = 4;
 
 impl PollView {
     /// A poll read `execution` (not dated in the future).
@@ -110,6 +116,15 @@ impl PollView {
         if status.is_some() {
             let end = execution.ended_ms.unwrap_or(execution.created_ms);
             self.newest_end_ms = self.newest_end_ms.max(Some(end));
+            let ends = &mut self.recent_ends;
+            if !ends.contains(&end) && end > ends[RECENT_ENDS - 1] {
+                let at = ends
+                    .iter()
+                    .position(|&e| e < end)
+                    .unwrap_or(RECENT_ENDS - 1);
+                ends.copy_within(at..RECENT_ENDS - 1, at + 1);
+                ends[at] = end;
+            }
         }
     }
 }
@@ -593,6 +608,34 @@ mod tests {
             targets: Vec::new(),
             targets_left_out: 0,
         }
+    }
+
+    /// The newest ends of final executions read, whatever their status, newest first, no
+    /// repeats; runs in progress leave them alone.
+    #[test]
+    fn a_poll_view_keeps_the_newest_ends_read() {
+        let mut view = PollView::default();
+        for (created_ms, status, ended_ms) in [
+            (10, "Success", Some(15)),
+            (20, "Failed", None),
+            (30, "InProgress", None),
+            (5, "Success", Some(8)),
+            (40, "Success", Some(45)),
+            (40, "Success", Some(45)),
+            (50, "Cancelled", Some(52)),
+            (1, "Success", Some(2)),
+        ] {
+            view.read(&crate::model::Execution {
+                id: format!("e-{created_ms}"),
+                status: crate::model::Status::parse(status),
+                created_ms,
+                ended_ms,
+                resources: Vec::new(),
+                triggered_alarms: Vec::new(),
+            });
+        }
+        assert_eq!(view.recent_ends, [52, 45, 20, 15]);
+        assert_eq!(view.newest_end_ms, Some(52));
     }
 
     #[test]

@@ -136,15 +136,15 @@ const UNMATCHED_KEPT: usize = 16;
 
 /// Whether `entry`'s polls have read a final execution that ended (or, without an end time,
 /// was created) when an end event dated `time_ms` says: from [`EVENT_SLACK_MS`] before its
-/// second to the second's end. Among the newest [`crate::store::RECENT_EXECUTIONS`].
+/// second to the second's end. Among the [`crate::store::RECENT_ENDS`] newest ends read, and
+/// the [`crate::store::RECENT_EXECUTIONS`] newest runs that did not succeed.
 fn read_end(entry: &Entry, time_ms: i64) -> bool {
     let live = lock(&entry.live);
     let from = time_ms.saturating_sub(EVENT_SLACK_MS);
     let until = happened_by(time_ms);
-    live.exposed.recent.iter().any(|r| {
-        let end = r.ended_ms.unwrap_or(r.created_ms);
-        from <= end && end < until
-    })
+    let ends = (live.exposed.view.recent_ends.iter().copied())
+        .chain((live.exposed.recent.iter()).map(|r| r.ended_ms.unwrap_or(r.created_ms)));
+    ends.into_iter().any(|end| from <= end && end < until)
 }
 
 /// An event's `time` has whole seconds: one dated `t` happened before `t` + this.

@@ -850,14 +850,14 @@ async fn an_announced_run_its_poll_read_costs_no_late_poll_a_lost_one_does() {
     exporter.wait_ready().await;
     let late = |m: &Metrics| m.value(names::POLLS_TOTAL, &[("reason", "late")]).number();
     // A run, then ten listings after its window's end; `late` polls over that time.
-    let run = |name: &'static str| {
+    let run = |name: &'static str, status: &'static str| {
         let (sim, ids, exporter) = (&sim, &ids, &exporter);
         async move {
             let before = late(&exporter.metrics().await);
             let end = now_ms();
             sim.add_execution(
                 &ids[0],
-                SimExecution::new(name, "Failed", end - 500).with_last_execution_ms(end),
+                SimExecution::new(name, status, end - 500).with_last_execution_ms(end),
             );
             exporter
                 .wait_for("the run counted", |m| exact_never_over(m, sim, ids))
@@ -874,19 +874,24 @@ async fn an_announced_run_its_poll_read_costs_no_late_poll_a_lost_one_does() {
         }
     };
     assert_eq!(
-        run("announced").await,
+        run("announced", "Success").await,
         0.0,
         "announced and read: no late poll"
     );
     sim.set_queue_faults(&url, QueueFaults::default().lose(1.0).seed(1));
     assert_eq!(
-        run("lost").await,
+        run("lost", "Failed").await,
         1.0,
         "its event lost: the late poll, once"
     );
     sim.set_queue_faults(&url, QueueFaults::default());
     assert_eq!(
-        run("announced again").await,
+        run("announced again", "Failed").await,
+        0.0,
+        "events again: no late poll"
+    );
+    assert_eq!(
+        run("and again", "Success").await,
         0.0,
         "events again: no late poll"
     );
