@@ -220,8 +220,11 @@ impl Reader {
         };
         let outcome = match answer {
             Answer::Polled { published_ms } => {
-                let seconds = (published_ms - event.time_ms).max(0) as f64 / 1000.0;
-                self.metrics.event_to_count_seconds.observe(seconds);
+                // Ends only: a progress event's poll waits on purpose.
+                if event.announces_end {
+                    let seconds = (published_ms - event.time_ms).max(0) as f64 / 1000.0;
+                    self.metrics.event_to_count_seconds.observe(seconds);
+                }
                 "polled"
             }
             Answer::PollFailed => "poll_failed",
