@@ -51,6 +51,16 @@ fn events_config(ids: &[String], url: &str, poll_interval: Duration) -> Config {
     config
 }
 
+/// `n` associations and the default scope's queue `ssm-events`, read by a started and ready
+/// exporter with `poll_interval` as given.
+async fn started(n: u32, poll_interval: Duration) -> (Simulator, Vec<String>, String, Exporter) {
+    let (sim, ids) = simulator_with(n).await;
+    let url = add_queue(&sim, "ssm-events");
+    let exporter = Exporter::start(events_config(&ids, &url, poll_interval), &sim).await;
+    exporter.wait_ready().await;
+    (sim, ids, url, exporter)
+}
+
 fn received(metrics: &Metrics, detail_type: &str, outcome: &str) -> Reading {
     metrics.value(
         names::EVENTS_RECEIVED_TOTAL,
@@ -294,10 +304,7 @@ fn forged_event_at(id: &str, at: time::OffsetDateTime) -> String {
 /// still work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_foreign_messages_are_deleted_and_counted() {
-    let (sim, ids) = simulator_with(1).await;
-    let url = add_queue(&sim, "ssm-events");
-    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
-    exporter.wait_ready().await;
+    let (sim, ids, url, exporter) = started(1, NO_LISTING).await;
     sim.inject_message(&url, "{not json");
     sim.inject_message(
         &url,
@@ -493,11 +500,7 @@ async fn events_that_arrive_together_make_one_poll() {
 /// is not a measure, and another run is tried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_events_a_run_s_end_costs_one_poll_whatever_the_listings_show() {
-    let (sim, ids) = simulator_with(1).await;
-    let url = add_queue(&sim, "ssm-events");
-    let exporter =
-        Exporter::start(events_config(&ids, &url, Duration::from_millis(300)), &sim).await;
-    exporter.wait_ready().await;
+    let (sim, ids, _url, exporter) = started(1, Duration::from_millis(300)).await;
     let changed = |m: &Metrics| {
         m.value(names::POLLS_TOTAL, &[("reason", "changed")])
             .number()
@@ -557,10 +560,7 @@ async fn with_events_a_run_s_end_costs_one_poll_whatever_the_listings_show() {
 /// everything read, so the association is polled again 2, 4, 8, 16 s later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_visible_after_its_event_s_poll_is_counted_by_a_follow_up() {
-    let (sim, ids) = simulator_with(1).await;
-    let url = add_queue(&sim, "ssm-events");
-    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
-    exporter.wait_ready().await;
+    let (sim, ids, _url, exporter) = started(1, NO_LISTING).await;
     let listings = sim.request_count("ListAssociations");
     sim.add_execution(
         &ids[0],
@@ -655,10 +655,7 @@ async fn follow_ups_stop_at_their_bound_and_an_explained_event_has_none() {
 /// by that poll: a late duplicate costs no poll either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_a_poll_already_answers_costs_no_poll_of_its_own() {
-    let (sim, ids) = simulator_with(1).await;
-    let url = add_queue(&sim, "ssm-events");
-    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
-    exporter.wait_ready().await;
+    let (sim, ids, url, exporter) = started(1, NO_LISTING).await;
     let polls = sim.request_count("DescribeAssociationExecutions");
     // The event's poll takes 3 s: long enough for another event to come while it runs.
     sim.push_fault(
@@ -719,10 +716,7 @@ async fn an_event_a_poll_already_answers_costs_no_poll_of_its_own() {
 /// is counted within seconds, with no listing (30-day interval).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_that_read_a_run_s_start_does_not_answer_its_end() {
-    let (sim, ids) = simulator_with(1).await;
-    let url = add_queue(&sim, "ssm-events");
-    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
-    exporter.wait_ready().await;
+    let (sim, ids, _url, exporter) = started(1, NO_LISTING).await;
     let listings = sim.request_count("ListAssociations");
     let polls = sim.request_count("DescribeAssociationExecutions");
     sim.set_page_size(Some(1));
@@ -784,10 +778,7 @@ async fn a_poll_that_read_a_run_s_start_does_not_answer_its_end() {
 /// queue at once, ask for no poll of their own, and are answered by the end's poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_ends_within_the_progress_delay_costs_one_poll() {
-    let (sim, ids) = simulator_with(1).await;
-    let url = add_queue(&sim, "ssm-events");
-    let exporter = Exporter::start(events_config(&ids, &url, NO_LISTING), &sim).await;
-    exporter.wait_ready().await;
+    let (sim, ids, url, exporter) = started(1, NO_LISTING).await;
     let polls = sim.request_count("DescribeAssociationExecutions");
     let received_start = sim.queue_stats(&url).received;
     sim.add_execution(
