@@ -816,17 +816,24 @@ def events_run(bins, with_events):
         sim.stop()
     load_end = loadavg()
 
-    # Match each rise to the earliest uncounted ends of its association (before it was seen).
-    pending = {}
-    for e in sorted(ends, key=lambda e: e["ended_ms"]):
-        pending.setdefault(e["association_id"], []).append(e["ended_ms"] / 1000)
+    # Match the rises of each association to its run ends from the latest back: each unit of
+    # a rise takes the latest end before it that no later rise took. Ends from before the
+    # window that were counted before it (their rises not seen) are then left over, never
+    # taken by a rise in the window in place of the run it counted.
+    by_association = {}
+    for e in ends:
+        by_association.setdefault(e["association_id"], []).append(e["ended_ms"] / 1000)
     latencies = []
-    for association, n, t_seen in rises:
-        queue = pending.get(association, [])
-        for _ in range(int(n)):
-            if not queue or queue[0] > t_seen:
-                break  # a count without a run of ours before it (history, or already matched)
-            ended = queue.pop(0)
+    for association, ended_list in by_association.items():
+        ended_list.sort()
+        units = sorted((t_seen for a, n, t_seen in rises if a == association
+                        for _ in range(int(n))), reverse=True)
+        for t_seen in units:
+            while ended_list and ended_list[-1] > t_seen:
+                ended_list.pop()  # ended after this count: a later rise's, or none yet
+            if not ended_list:
+                break  # a count without a run of ours before it (history)
+            ended = ended_list.pop()
             if w0 <= ended <= w1:
                 latencies.append(t_seen - ended)
     in_window = sum(1 for e in ends if w0 <= e["ended_ms"] / 1000 <= w1)
