@@ -17,8 +17,9 @@ window, default 5, 3 quick; at least 3). BENCH_ONLY=events runs only the State M
 scenario (issue 22; not part of the default run): BENCH_EVENTS_SECONDS (window, default 420,
 120 quick), BENCH_EVENTS_RATE (runs ending per second, default 0.5), BENCH_EVENTS_MODES
 (default "off,on"), BENCH_EVENTS_ASSOCIATIONS (default 1000), BENCH_EVENTS_WARMUP (seconds after
-the first round before the window, default 630, 30 quick: past the 10-minute late-visibility
-window, so that the window holds the `late` polls of earlier runs).
+the first round before the window, default 960, 30 quick: past the 10-minute late-visibility
+window and a 5-minute listing interval, so that the history's `late` polls are done and the
+window holds those of earlier runs).
 """
 
 import argparse
@@ -711,9 +712,11 @@ def estate(bins, associations, accounts, regions, scrape_figures):
 EVENTS_ASSOCIATIONS = int(os.environ.get("BENCH_EVENTS_ASSOCIATIONS", "1000"))
 EVENTS_SECONDS = float(os.environ.get("BENCH_EVENTS_SECONDS", "120" if QUICK else "420"))
 EVENTS_RATE = float(os.environ.get("BENCH_EVENTS_RATE", "0.5"))
-# After the first round, before the window: at least the late-visibility window (10 min at the
-# defaults) so that the `late` polls of earlier runs fall in the window as in steady state.
-EVENTS_WARMUP = float(os.environ.get("BENCH_EVENTS_WARMUP", "30" if QUICK else "630"))
+# After the first round, before the window: past the late-visibility window (10 min) and one
+# listing interval (5 min with events) after the start, so that the `late` polls of the
+# simulator's history (its last runs end just before the start, and have no events) are done,
+# and those of runs since fall in the window as in steady state.
+EVENTS_WARMUP = float(os.environ.get("BENCH_EVENTS_WARMUP", "30" if QUICK else "960"))
 EVENTS_DELAY = "1s"  # the simulator's events become receivable 1 s after the change
 EVENTS_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/ssm-association-events"
 EVENTS_SCRAPE_PERIOD = 0.25
@@ -739,8 +742,9 @@ def events_run(bins, with_events):
     """EVENTS_ASSOCIATIONS associations, the default request budget (5/s) and intervals, runs
     ending at EVENTS_RATE per second on random associations; with events the simulator puts
     each change's events on its SQS queue, receivable 1 s later, and the config reads it.
-    After the first round and EVENTS_WARMUP (630 s: past the late-visibility window, so the
-    window holds the `late` polls of earlier runs as in steady state), for EVENTS_SECONDS: /metrics (gzip) every 0.25 s; each rise
+    After the first round and EVENTS_WARMUP (960 s: past the late-visibility window and a
+    listing interval, so the history's `late` polls are done and the window holds those of
+    earlier runs as in steady state), for EVENTS_SECONDS: /metrics (gzip) every 0.25 s; each rise
     of an association's `executions_total` is matched to the earliest uncounted run end of
     that association (the simulator's /_sim/ends), so latency = when the scrape that showed it
     returned − when the run reached its final state. Calls: the simulator's request counts
