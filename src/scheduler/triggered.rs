@@ -200,15 +200,18 @@ impl EventPolls {
         let now = now_ms();
         self.started_ms.insert(id.to_string(), now);
         self.waiting_ms.remove(id);
-        let running = self.running.entry(id.to_string()).or_default();
+        // Most polls have no trigger to answer: nothing is kept for them.
         if let Some(replies) = self.waiting.remove(id) {
-            running.extend(replies);
+            (self.running.entry(id.to_string()).or_default()).extend(replies);
         }
         if let Some(deferred) = self.deferred.get_mut(id) {
             let (before, after): (Vec<_>, Vec<_>) = std::mem::take(&mut deferred.replies)
                 .into_iter()
                 .partition(|(time_ms, _)| happened_by(*time_ms) <= now);
-            running.extend(before.into_iter().map(|(_, reply)| reply));
+            if !before.is_empty() {
+                (self.running.entry(id.to_string()).or_default())
+                    .extend(before.into_iter().map(|(_, reply)| reply));
+            }
             deferred.replies = after;
             if deferred.replies.is_empty() {
                 self.deferred.remove(id);
